@@ -1,0 +1,70 @@
+"""The plug-in contract every adapter implements: sniff, parse into source records, map to FHIR."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class RecordError:
+    """One precise problem: where it is (table/row/field or segment/field) and why it is wrong."""
+
+    location: str
+    reason: str
+    record_key: str | None = None
+    severity: str = "error"  # error | warning
+
+    def as_dict(self) -> dict:
+        """Plain-dict form for JSON responses and dead-letter rows."""
+        return {"location": self.location, "reason": self.reason, "record_key": self.record_key,
+                "severity": self.severity}
+
+
+@dataclass
+class SourceRecord:
+    """One unit of source data that maps to one FHIR transaction (a QĐ130 HOSO, an HL7 message)."""
+
+    key: str  # MA_LK, MSH-10, ...: names the record in errors and dead letters
+    payload: bytes  # the record's own raw bytes, enough to replay it alone
+    data: Any  # the adapter's parsed form
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class ParseResult:
+    """Records that parsed, and errors for what did not (file-level or per record)."""
+
+    records: list[SourceRecord] = field(default_factory=list)
+    errors: list[RecordError] = field(default_factory=list)
+
+
+@dataclass
+class MappedRecord:
+    """A source record mapped to one FHIR transaction Bundle, or the errors that prevented it."""
+
+    key: str
+    bundle: dict | None
+    errors: list[RecordError] = field(default_factory=list)
+    warnings: list[RecordError] = field(default_factory=list)
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """An input format plug-in, registered under the `lienthong.adapters` entry-point group."""
+
+    name: str  # entry-point name, e.g. "qd130"
+    channel: str  # archive channel, e.g. "qd130", "hl7v2"
+    description: str
+
+    def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
+        """Say whether this payload is in this adapter's format (cheap: look at the first bytes)."""
+        ...
+
+    def parse(self, payload: bytes, options: dict | None = None) -> ParseResult:
+        """Split the payload into source records; never raise on bad input, report RecordErrors."""
+        ...
+
+    def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
+        """Map one source record to one FHIR R4 transaction Bundle with deterministic ids."""
+        ...

@@ -1,0 +1,105 @@
+"""The ASGI application: FHIR REST API, operations, ingest endpoints and the clinician view."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fhir_server.api import history, rest, system
+from fhir_server.api.responses import error_response, fhir_json
+from fhir_server.config import Settings
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.storage.store import Store, open_store
+
+log = logging.getLogger("lienthong.api")
+
+# Routers owned by optional components, mounted when present: (module, prefix-relative-to-base?).
+# Order matters: operation and search routes must win over the generic /{type}/{id} routes.
+_FHIR_ROUTERS = ("fhir_server.identity.api", "fhir_server.operations.everything", "fhir_server.operations.export",
+                 "fhir_server.operations.reports", "fhir_server.api.search")
+_OTHER_ROUTERS = ("fhir_server.api.ingest", "fhir_server.ui.routes")
+
+
+def _optional_router(module: str):
+    try:
+        return importlib.import_module(module).router
+    except ModuleNotFoundError as exc:
+        # Only a missing component is optional; a broken import inside one must fail loudly.
+        if exc.name and module.startswith(exc.name):
+            return None
+        raise
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """Build the app over a store (opened from settings.database_url unless given)."""
+    settings = settings or Settings.from_env()
+    store = store or open_store(settings.database_url, pool_size=settings.pool_size)
+    app = FastAPI(title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.store = store
+    app.state.search = store.search
+    app.state.indexer = store.indexer
+    app.state.operations = []
+    app.state.capability_bytes = None
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    requests_total = Counter("lienthong_http_requests_total", "HTTP requests", ["method", "status"],
+                             registry=registry)
+    latency = Histogram("lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry)
+
+    @app.middleware("http")
+    async def _metrics(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        # Labels carry method and status only: paths contain resource ids, which are patient data.
+        requests_total.labels(request.method, str(response.status_code)).inc()
+        latency.labels(request.method).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, exc: FhirError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return fhir_json(operation_outcome("error", "invalid", f"Invalid request: {exc.errors()[:3]}"), 400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+        return fhir_json(operation_outcome("error", code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
+        # Log the type and traceback, never the request body (patient data).
+        log.exception("unhandled %s", type(exc).__name__)
+        return fhir_json(operation_outcome("fatal", "exception", f"Internal error ({type(exc).__name__})"), 500)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def _metrics_endpoint() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def _health() -> dict:
+        return {"status": "ok"}
+
+    base = settings.base_path
+    app.include_router(system.router, prefix=base)
+    app.include_router(history.router, prefix=base)
+    for module in _FHIR_ROUTERS:
+        router = _optional_router(module)
+        if router is not None:
+            app.include_router(router, prefix=base)
+    app.include_router(rest.router, prefix=base)
+    for module in _OTHER_ROUTERS:
+        router = _optional_router(module)
+        if router is not None:
+            app.include_router(router)
+    return app

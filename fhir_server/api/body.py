@@ -1,0 +1,49 @@
+"""Reading request bodies: bounded size, checked media type, JSON parsed with orjson."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import Request
+
+from fhir_server.errors import FhirError
+
+JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
+PATCH_MEDIA = ("application/json-patch+json",)
+
+
+async def read_bounded(request: Request) -> bytes:
+    """Read the body, refusing (413) anything over the configured limit without buffering it all."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise FhirError.make(413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FhirError.make(413, "too-costly", f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_media_type(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> None:
+    """415 unless Content-Type is one of the allowed JSON media types."""
+    ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if ctype not in allowed:
+        if ctype in ("application/fhir+xml", "application/xml", "text/xml"):
+            raise FhirError.make(415, "not-supported", "XML resources are not supported; send application/fhir+json")
+        raise FhirError.make(415, "not-supported",
+                             f"Unsupported Content-Type {ctype or '(none)'!r}; expected one of {', '.join(allowed)}")
+
+
+async def json_body(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> object:
+    """Media type check, size bound and JSON parse of a request body (400 on malformed JSON)."""
+    check_media_type(request, allowed)
+    raw = await read_bounded(request)
+    if not raw.strip():
+        raise FhirError.bad_request("Request body is empty", code="required")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FhirError.bad_request(f"Malformed JSON: {exc}", code="structure")

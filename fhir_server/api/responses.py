@@ -1,0 +1,80 @@
+"""Building FHIR HTTP responses: stored JSON bytes out as-is, headers from the stored version."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.storage.store import StoredResource
+from fhir_server.timeutil import http_date
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "json", "*/*",
+               "application/*", "text/json")
+_XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml", "application/xml+fhir")
+
+
+def fhir_json(payload: dict | bytes, status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON response with the FHIR media type (dicts are serialized with orjson)."""
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def error_response(exc: FhirError) -> Response:
+    """The OperationOutcome of an error with its status code."""
+    return fhir_json(exc.outcome, exc.status, exc.headers)
+
+
+def base_url(request: Request) -> str:
+    """The FHIR base URL as clients see it (LIENTHONG_PUBLIC_BASE_URL wins behind proxies)."""
+    settings = request.app.state.settings
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    return str(request.base_url).rstrip("/") + settings.base_path
+
+
+def version_headers(stored: StoredResource, base: str | None = None, location: bool = False) -> dict:
+    """ETag, Last-Modified and (for writes) Location headers of one stored version."""
+    headers = {"ETag": stored.etag, "Last-Modified": http_date(stored.last_updated)}
+    if location:
+        prefix = f"{base}/" if base else ""
+        headers["Location"] = f"{prefix}{stored.res_type}/{stored.res_id}/_history/{stored.version}"
+    return headers
+
+
+def check_accept(request: Request) -> None:
+    """Only JSON is served: `_format`/Accept asking for XML (or anything else) gets 406."""
+    fmt = request.query_params.get("_format")
+    if fmt:
+        wanted = fmt.lower()
+        if any(wanted.startswith(x) for x in _XML_TYPES):
+            raise FhirError.make(406, "not-supported", "Only JSON is supported (_format=json)")
+        if not any(wanted.startswith(x) for x in _JSON_TYPES):
+            raise FhirError.make(406, "not-supported", f"Unsupported _format {fmt!r}; use json")
+        return
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    if any(t.startswith(x) for t in types for x in _JSON_TYPES) or "" in types:
+        return
+    raise FhirError.make(406, "not-supported", f"Cannot produce {accept!r}; this server speaks application/fhir+json")
+
+
+def write_response(request: Request, stored: StoredResource | None, status: int,
+                   outcome: dict | None = None) -> Response:
+    """Answer a write honouring `Prefer: return=minimal|representation|OperationOutcome`."""
+    prefer = request.headers.get("prefer", "")
+    headers = version_headers(stored, base_url(request), location=status == 201) if stored else {}
+    if "return=minimal" in prefer:
+        return Response(status_code=status, headers=headers)
+    if "return=OperationOutcome" in prefer:
+        msg = outcome or operation_outcome("information", "informational",
+                                           f"{stored.res_type}/{stored.res_id} version {stored.version}"
+                                           if stored else "ok")
+        return fhir_json(msg, status, headers)
+    if stored is not None and stored.content is not None:
+        return fhir_json(stored.content, status, headers)
+    return fhir_json(outcome or operation_outcome("information", "informational", "ok"), status, headers)

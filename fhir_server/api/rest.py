@@ -1,0 +1,114 @@
+"""Instance- and type-level RESTful interactions: read, vread, create, update, patch, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from fhir_server import interactions as ix
+from fhir_server.api.body import JSON_MEDIA, PATCH_MEDIA, json_body
+from fhir_server.api.responses import check_accept, fhir_json, version_headers, write_response
+from fhir_server.errors import FhirError
+from fhir_server.validation import check_type, validate
+
+router = APIRouter()
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+def _criteria(request: Request) -> str:
+    """The search criteria of a conditional interaction (query string minus _format)."""
+    return "&".join(p for p in request.url.query.split("&") if p and not p.startswith("_format="))
+
+
+@router.get("/{res_type}/{res_id}")
+async def read(request: Request, res_type: str, res_id: str) -> Response:
+    """read: current version with ETag/Last-Modified; 304 when If-None-Match still matches."""
+    check_accept(request)
+    stored = await run_in_threadpool(ix.read, _store(request), res_type, res_id)
+    headers = version_headers(stored)
+    if request.headers.get("if-none-match") == stored.etag:
+        return Response(status_code=304, headers=headers)
+    return fhir_json(stored.content, 200, headers)
+
+
+@router.get("/{res_type}/{res_id}/_history/{version}")
+async def vread(request: Request, res_type: str, res_id: str, version: str) -> Response:
+    """vread: one version."""
+    check_accept(request)
+    stored = await run_in_threadpool(ix.vread, _store(request), res_type, res_id, version)
+    return fhir_json(stored.content, 200, version_headers(stored))
+
+
+@router.post("/{res_type}")
+async def create(request: Request, res_type: str) -> Response:
+    """create, or conditional create with If-None-Exist."""
+    check_accept(request)
+    check_type(res_type)
+    body = validate(await json_body(request), res_type)
+    if_none_exist = request.headers.get("if-none-exist")
+    store = _store(request)
+    result = await run_in_threadpool(store.run, lambda tx: ix.create(tx, body, if_none_exist))
+    return write_response(request, result.stored, result.status)
+
+
+@router.put("/{res_type}/{res_id}")
+async def update(request: Request, res_type: str, res_id: str) -> Response:
+    """update (or update-as-create with the client's id), honouring If-Match."""
+    check_accept(request)
+    check_type(res_type)
+    body = validate(await json_body(request), res_type)
+    if_match = ix.parse_version(request.headers.get("if-match"))
+    result = await run_in_threadpool(_store(request).run,
+                                     lambda tx: ix.update(tx, res_type, res_id, body, if_match))
+    return write_response(request, result.stored, result.status)
+
+
+@router.put("/{res_type}")
+async def conditional_update(request: Request, res_type: str) -> Response:
+    """conditional update: PUT Type?criteria."""
+    check_accept(request)
+    check_type(res_type)
+    query = _criteria(request)
+    if not query:
+        raise FhirError.bad_request("PUT on a type needs search criteria (conditional update) or use Type/id")
+    body = validate(await json_body(request), res_type)
+    if_match = ix.parse_version(request.headers.get("if-match"))
+    result = await run_in_threadpool(_store(request).run,
+                                     lambda tx: ix.conditional_update(tx, res_type, query, body, if_match))
+    return write_response(request, result.stored, result.status)
+
+
+@router.patch("/{res_type}/{res_id}")
+async def patch(request: Request, res_type: str, res_id: str) -> Response:
+    """patch with JSON Patch (application/json-patch+json)."""
+    check_accept(request)
+    check_type(res_type)
+    ops = await json_body(request, PATCH_MEDIA + JSON_MEDIA)
+    if_match = ix.parse_version(request.headers.get("if-match"))
+    result = await run_in_threadpool(_store(request).run,
+                                     lambda tx: ix.patch(tx, res_type, res_id, ops, if_match))
+    return write_response(request, result.stored, result.status)
+
+
+@router.delete("/{res_type}/{res_id}")
+async def delete(request: Request, res_type: str, res_id: str) -> Response:
+    """delete (soft); idempotent."""
+    check_type(res_type)
+    if_match = ix.parse_version(request.headers.get("if-match"))
+    result = await run_in_threadpool(_store(request).run, lambda tx: ix.delete(tx, res_type, res_id, if_match))
+    return fhir_json(result.outcome, 200)
+
+
+@router.delete("/{res_type}")
+async def conditional_delete(request: Request, res_type: str) -> Response:
+    """conditional delete: DELETE Type?criteria (single match)."""
+    check_type(res_type)
+    query = _criteria(request)
+    if not query:
+        raise FhirError.bad_request("DELETE on a type needs search criteria")
+    result = await run_in_threadpool(_store(request).run, lambda tx: ix.conditional_delete(tx, res_type, query))
+    return fhir_json(result.outcome, 200)

@@ -1,0 +1,103 @@
+"""System-level endpoints: transaction/batch at the base, and the CapabilityStatement."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from fhir_server.api.body import json_body
+from fhir_server.api.responses import check_accept, fhir_json
+from fhir_server.bundles import process_bundle
+from fhir_server.validation import r4_resource_types
+
+router = APIRouter()
+
+_TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
+                      "search-type"]
+
+
+@router.post("")
+@router.post("/")
+async def transaction_or_batch(request: Request) -> Response:
+    """Process a transaction or batch Bundle posted to the base."""
+    check_accept(request)
+    bundle = await json_body(request)
+    representation = "return=representation" in request.headers.get("prefer", "")
+    result = await run_in_threadpool(process_bundle, request.app.state.store, bundle, representation)
+    return fhir_json(result)
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> Response:
+    """The CapabilityStatement: exactly what this server implements."""
+    check_accept(request)
+    app = request.app
+    if getattr(app.state, "capability_bytes", None) is None:
+        app.state.capability_bytes = orjson.dumps(capability_statement(app))
+    return fhir_json(app.state.capability_bytes)
+
+
+def capability_statement(app) -> dict:
+    """Build the CapabilityStatement from the live search engine and registered operations."""
+    search = app.state.search
+    operations: list[dict] = getattr(app.state, "operations", [])
+    resources = []
+    for res_type in sorted(r4_resource_types()):
+        entry = {
+            "type": res_type,
+            "interaction": [{"code": c} for c in _TYPE_INTERACTIONS],
+            "versioning": "versioned-update",
+            "readHistory": True,
+            "updateCreate": True,
+            "conditionalCreate": True,
+            "conditionalRead": "not-supported",
+            "conditionalUpdate": True,
+            "conditionalDelete": "single",
+            "searchParam": [{k: v for k, v in p.items() if k in ("name", "definition", "type", "documentation")}
+                            for p in search.capability(res_type)],
+        }
+        ops = [o for o in operations if o.get("type") in (None, res_type) and o.get("level") != "system"]
+        if ops:
+            entry["operation"] = [{"name": o["name"], "definition": o["definition"]} for o in ops]
+        resources.append(entry)
+    rest: dict = {
+        "mode": "server",
+        "resource": resources,
+        "interaction": [{"code": c} for c in ("transaction", "batch", "history-system", "search-system")],
+    }
+    system_ops = [o for o in operations if o.get("level") == "system"]
+    if system_ops:
+        rest["operation"] = [{"name": o["name"], "definition": o["definition"]} for o in system_ops]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": _build_date(),
+        "publisher": "Lienthong",
+        "kind": "instance",
+        "software": {"name": "Lienthong", "version": _version()},
+        "implementation": {"description": "Lienthong FHIR server for Vietnamese hospital interoperability"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }
+
+
+@lru_cache(maxsize=1)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lienthong")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _build_date() -> str:
+    from datetime import date
+
+    return date.today().isoformat()

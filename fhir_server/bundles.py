@@ -1,0 +1,312 @@
+"""transaction and batch Bundle processing (FHIR R4 http.html#transaction).
+
+transaction: all entries in one database transaction, processed in the spec's order (DELETE, POST,
+PUT/PATCH, GET), `urn:uuid:` and other fullUrls resolved to the ids the server assigns, any failure
+rolls the whole Bundle back and names the failing entry. batch: each entry on its own savepoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import orjson
+
+from fhir_server import interactions as ix
+from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.storage.store import Store, StoredResource, Tx
+from fhir_server.timeutil import instant
+from fhir_server.validation import r4_resource_types, validate
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_REASON = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found", 409: "Conflict",
+           410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+
+
+@dataclass
+class Entry:
+    """One Bundle entry's request, parsed."""
+
+    index: int
+    method: str
+    res_type: str
+    res_id: str | None = None
+    query: str | None = None
+    version: str | None = None
+    full_url: str | None = None
+    resource: dict | None = None
+    if_none_exist: str | None = None
+    if_match: int | None = None
+    target: str | None = None  # "Type/id" this entry resolves to (for fullUrl rewriting)
+    skip_write: bool = False  # conditional create that matched an existing resource
+    extra: dict = field(default_factory=dict)
+
+
+def _fail(index: int, exc: FhirError) -> FhirError:
+    for issue in exc.outcome.get("issue", []):
+        issue["diagnostics"] = f"Bundle.entry[{index}]: {issue.get('diagnostics', '')}"
+        issue["expression"] = [f"Bundle.entry[{index}]"] + [
+            f"Bundle.entry[{index}].resource" + e[e.find("."):] if "." in e else e
+            for e in issue.get("expression", [])]
+    return exc
+
+
+def parse_entry(index: int, raw: object) -> Entry:
+    """Parse and check one entry's request (method, url, conditional headers, resource)."""
+    if not isinstance(raw, dict):
+        raise FhirError.bad_request("entry must be an object", code="structure")
+    request = raw.get("request")
+    if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
+        raise FhirError.bad_request("entry.request with method and url is required", code="required")
+    method = str(request["method"]).upper()
+    if method not in _ORDER:
+        raise FhirError.bad_request(f"Unsupported entry.request.method {method!r}", code="not-supported")
+    url = str(request["url"])
+    path, _, query = url.partition("?")
+    parts = [p for p in urlsplit(path).path.split("/") if p]
+    if not parts or parts[0] not in r4_resource_types():
+        raise FhirError.bad_request(f"entry.request.url {url!r} does not name a FHIR R4 resource type",
+                                    code="not-supported")
+    entry = Entry(index, method, parts[0], full_url=raw.get("fullUrl"), resource=raw.get("resource"),
+                  if_none_exist=request.get("ifNoneExist"), if_match=ix.parse_version(request.get("ifMatch")))
+    if len(parts) >= 2:
+        entry.res_id = parts[1]
+    if len(parts) >= 4 and parts[2] == "_history":
+        entry.version = parts[3]
+    entry.query = query or None
+    if method in ("POST", "PUT"):
+        validate(entry.resource, entry.res_type)
+    if method == "PATCH":
+        entry.extra["patch"] = _patch_body(entry.resource)
+    if method in ("PUT", "PATCH", "DELETE") and not entry.res_id and not entry.query:
+        raise FhirError.bad_request(f"{method} needs Type/id or search criteria in entry.request.url")
+    return entry
+
+
+def _patch_body(resource: object) -> object:
+    # In a Bundle, JSON Patch travels as a Binary resource (FHIR R4 http.html#patch).
+    if isinstance(resource, dict) and resource.get("resourceType") == "Binary" and resource.get("data"):
+        import base64
+
+        try:
+            return orjson.loads(base64.b64decode(resource["data"]))
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise FhirError.bad_request(f"PATCH Binary does not hold a JSON Patch document: {exc}")
+    if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
+        raise FhirError.make(400, "not-supported", "FHIRPath Patch (Parameters) is not supported; use JSON Patch")
+    raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
+
+
+def _rewrite_refs(node: object, mapping: dict[str, str]) -> object:
+    """Replace references to fullUrls with the server ids they resolved to (in place)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and value in mapping:
+                node[key] = mapping[value]
+            elif isinstance(value, (dict, list)):
+                _rewrite_refs(value, mapping)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, (dict, list)):
+                _rewrite_refs(item, mapping)
+    return node
+
+
+def _conditional_refs(tx: Tx, node: object, cache: dict[str, str]) -> None:
+    """Resolve conditional references ("Patient?identifier=...") to the single matching resource."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and "?" in value and not value.startswith("#"):
+                if value not in cache:
+                    res_type, _, query = value.partition("?")
+                    matches = tx.store.search.find(tx.conn, res_type, ix.parse_query(query))
+                    if len(matches) != 1:
+                        raise FhirError.precondition_failed(
+                            f"Conditional reference {value!r} matched {len(matches)} resources; expected one")
+                    cache[value] = f"{res_type}/{matches[0][1]}"
+                node[key] = cache[value]
+            elif isinstance(value, (dict, list)):
+                _conditional_refs(tx, value, cache)
+    elif isinstance(node, list):
+        for item in node:
+            _conditional_refs(tx, item, cache)
+
+
+def _response(result: ix.Result | None, representation: bool) -> dict:
+    status = result.status if result else 200
+    out: dict = {"response": {"status": f"{status} {_REASON.get(status, '')}".strip()}}
+    stored = result.stored if result else None
+    if stored is not None and not stored.deleted:
+        out["response"].update({
+            "location": f"{stored.res_type}/{stored.res_id}/_history/{stored.version}",
+            "etag": stored.etag, "lastModified": instant(stored.last_updated)})
+        if representation and stored.content:
+            out["resource"] = orjson.Fragment(stored.content)
+    if result is not None and result.outcome is not None:
+        out["response"]["outcome"] = result.outcome
+    return out
+
+
+def _execute(tx: Tx, e: Entry) -> ix.Result:
+    if e.method == "POST":
+        if e.skip_write:
+            return ix.Result(200, tx.current(*e.target.split("/", 1)))
+        return ix.create(tx, e.resource, res_id=e.target.split("/", 1)[1] if e.target else None)
+    if e.method == "PUT":
+        if e.res_id:
+            return ix.update(tx, e.res_type, e.res_id, e.resource, e.if_match)
+        return ix.conditional_update(tx, e.res_type, e.query, e.resource, e.if_match)
+    if e.method == "PATCH":
+        res_id = e.res_id or _single(tx, e)
+        return ix.patch(tx, e.res_type, res_id, e.extra["patch"], e.if_match)
+    if e.method == "DELETE":
+        if e.res_id:
+            return ix.delete(tx, e.res_type, e.res_id, e.if_match)
+        return ix.conditional_delete(tx, e.res_type, e.query)
+    return _get(tx, e)
+
+
+def _single(tx: Tx, e: Entry) -> str:
+    matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.query or ""))
+    if len(matches) != 1:
+        raise FhirError.precondition_failed(f"Conditional {e.method} matched {len(matches)} resources")
+    return matches[0][1]
+
+
+def _get(tx: Tx, e: Entry) -> ix.Result:
+    if e.res_id is None:
+        raise FhirError.make(400, "not-supported", "search inside a Bundle entry is not supported; use GET /Type?")
+    current = tx.current(e.res_type, e.res_id)
+    if e.version is not None:
+        stored = tx.store.vread(e.res_type, e.res_id, int(e.version)) if e.version.isdigit() else None
+        if stored is None or stored.deleted:
+            raise FhirError.not_found(f"{e.res_type}/{e.res_id}/_history/{e.version} not found")
+        return ix.Result(200, stored)
+    if current is None:
+        raise FhirError.not_found(f"{e.res_type}/{e.res_id} not found")
+    if current.deleted:
+        raise FhirError.gone(f"{e.res_type}/{e.res_id} was deleted")
+    return ix.Result(200, current)
+
+
+def _resolve_targets(tx: Tx, entries: list[Entry]) -> dict[str, str]:
+    """Decide every entry's target id before any write, so references can be rewritten."""
+    mapping: dict[str, str] = {}
+    for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+        if e.method == "POST":
+            if e.if_none_exist:
+                matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.if_none_exist.lstrip("?")))
+                if len(matches) > 1:
+                    raise _fail(e.index, FhirError.precondition_failed(
+                        f"ifNoneExist matched {len(matches)} {e.res_type} resources"))
+                if matches:
+                    e.skip_write = True
+                    e.target = f"{e.res_type}/{matches[0][1]}"
+            if e.target is None:
+                e.target = f"{e.res_type}/{ix.new_id()}"
+        elif e.method == "PUT" and e.res_id:
+            e.target = f"{e.res_type}/{e.res_id}"
+        elif e.method == "PUT" and e.query:
+            matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.query))
+            if len(matches) > 1:
+                raise _fail(e.index, FhirError.precondition_failed(
+                    f"Conditional update matched {len(matches)} {e.res_type} resources"))
+            res_id = matches[0][1] if matches else (e.resource or {}).get("id") or ix.new_id()
+            e.target, e.res_id, e.query = f"{e.res_type}/{res_id}", res_id, None
+            e.resource = {**e.resource, "id": res_id}
+        if e.full_url and e.target:
+            mapping[e.full_url] = e.target
+    return mapping
+
+
+def _check_overlaps(entries: list[Entry]) -> None:
+    seen: dict[str, int] = {}
+    for e in entries:
+        if e.method in ("PUT", "PATCH", "DELETE") and e.res_id:
+            key = f"{e.res_type}/{e.res_id}"
+            if key in seen:
+                raise FhirError.bad_request(
+                    f"Bundle.entry[{e.index}] and Bundle.entry[{seen[key]}] both modify {key}", code="invalid")
+            seen[key] = e.index
+
+
+def process_bundle(store: Store, bundle: object, representation: bool = False) -> dict:
+    """Process a transaction or batch Bundle; returns the response Bundle (dict)."""
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError.bad_request("Expected a Bundle resource", code="structure", expression="Bundle")
+    kind = bundle.get("type")
+    raw_entries = bundle.get("entry") or []
+    if not isinstance(raw_entries, list):
+        raise FhirError.bad_request("Bundle.entry must be an array", code="structure", expression="Bundle.entry")
+    if kind == "transaction":
+        return _transaction(store, raw_entries, representation)
+    if kind == "batch":
+        return _batch(store, raw_entries, representation)
+    raise FhirError.bad_request(f"Bundle.type must be transaction or batch, not {kind!r}", code="value",
+                                expression="Bundle.type")
+
+
+def _transaction(store: Store, raw_entries: list, representation: bool) -> dict:
+    entries = []
+    for i, raw in enumerate(raw_entries):
+        try:
+            entries.append(parse_entry(i, raw))
+        except FhirError as exc:
+            raise _fail(i, exc)
+    _check_overlaps(entries)
+
+    def work(tx: Tx) -> list[dict]:
+        tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
+        mapping = _resolve_targets(tx, entries)
+        cond_cache: dict[str, str] = {}
+        for e in entries:
+            if e.resource is not None and e.method in ("POST", "PUT"):
+                e.resource = _rewrite_refs(e.resource, mapping)
+                try:
+                    _conditional_refs(tx, e.resource, cond_cache)
+                except FhirError as exc:
+                    raise _fail(e.index, exc)
+        results: dict[int, ix.Result] = {}
+        flushed = False
+        for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+            if e.method in ("GET", "HEAD") and not flushed:
+                tx.flush()
+                flushed = True
+            try:
+                results[e.index] = _execute(tx, e)
+            except FhirError as exc:
+                raise _fail(e.index, exc)
+        return [_response(results[e.index], representation) for e in entries]
+
+    out = store.run(work)
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
+
+
+def _batch(store: Store, raw_entries: list, representation: bool) -> dict:
+    out: list[dict] = []
+    with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+        for i, raw in enumerate(raw_entries):
+            savepoint = conn.begin_nested()
+            try:
+                e = parse_entry(i, raw)
+                tx = Tx(store, conn)
+                if e.method == "POST" and e.if_none_exist:
+                    _resolve_targets(tx, [e])
+                result = _execute(tx, e)
+                tx.flush()
+                savepoint.commit()
+                out.append(_response(result, representation))
+            except FhirError as exc:
+                savepoint.rollback()
+                out.append({"response": {"status": f"{exc.status} {_REASON.get(exc.status, '')}".strip(),
+                                         "outcome": _fail(i, exc).outcome}})
+            except Exception as exc:  # an entry must never take the rest of the batch down
+                savepoint.rollback()
+                out.append({"response": {"status": "500 Internal Server Error", "outcome": operation_outcome(
+                    "error", "exception", f"Bundle.entry[{i}]: {type(exc).__name__}")}})
+    return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
+
+
+def stored_entry(stored: StoredResource, base: str) -> dict:
+    """A Bundle entry embedding stored JSON bytes without re-parsing them."""
+    return {"fullUrl": f"{base}/{stored.res_type}/{stored.res_id}", "resource": orjson.Fragment(stored.content)}

@@ -1,0 +1,52 @@
+"""Runtime configuration from environment variables (LIENTHONG_*), overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All knobs of one Lienthong process; see the README's configuration table."""
+
+    database_url: str = "sqlite:///./lienthong.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_path: str = "/fhir"
+    public_base_url: str | None = None
+    max_body_bytes: int = 20 * 1024 * 1024
+    default_count: int = 50
+    max_count: int = 1000
+    profile_set: str = "hl7vn"
+    pool_size: int = 4
+    auth_mode: str = "off"
+    jwt_secret: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Read settings from LIENTHONG_* environment variables."""
+        return cls(
+            database_url=os.environ.get("LIENTHONG_DATABASE_URL", cls.database_url),
+            host=os.environ.get("LIENTHONG_HOST", cls.host),
+            port=_env_int("LIENTHONG_PORT", cls.port),
+            base_path=os.environ.get("LIENTHONG_BASE_PATH", cls.base_path),
+            public_base_url=os.environ.get("LIENTHONG_PUBLIC_BASE_URL") or None,
+            max_body_bytes=_env_int("LIENTHONG_MAX_BODY_BYTES", cls.max_body_bytes),
+            default_count=_env_int("LIENTHONG_DEFAULT_COUNT", cls.default_count),
+            max_count=_env_int("LIENTHONG_MAX_COUNT", cls.max_count),
+            profile_set=os.environ.get("LIENTHONG_PROFILE_SET", cls.profile_set),
+            pool_size=_env_int("LIENTHONG_POOL_SIZE", cls.pool_size),
+            auth_mode=os.environ.get("LIENTHONG_AUTH", cls.auth_mode),
+            jwt_secret=os.environ.get("LIENTHONG_JWT_SECRET") or None,
+        )
+
+    def with_(self, **changes) -> "Settings":
+        """Return a copy with some fields replaced (CLI flags win over the environment)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,71 @@
+"""FHIR errors: every failure leaves the server as an OperationOutcome with the right HTTP status."""
+
+from __future__ import annotations
+
+
+def operation_outcome(severity: str, code: str, diagnostics: str, expression: list[str] | str | None = None,
+                      ) -> dict:
+    """Build an OperationOutcome with one issue."""
+    issue: dict = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    if expression:
+        issue["expression"] = [expression] if isinstance(expression, str) else list(expression)
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class FhirError(Exception):
+    """An error with an HTTP status and the OperationOutcome that explains it."""
+
+    def __init__(self, status: int, outcome: dict, headers: dict | None = None):
+        self.status = status
+        self.outcome = outcome
+        self.headers = headers or {}
+        super().__init__(self.diagnostics)
+
+    @property
+    def diagnostics(self) -> str:
+        """The first issue's diagnostics text."""
+        issues = self.outcome.get("issue") or [{}]
+        return str(issues[0].get("diagnostics", ""))
+
+    @classmethod
+    def make(cls, status: int, code: str, msg: str, expression: list[str] | str | None = None,
+             severity: str = "error") -> "FhirError":
+        """Build an error with a single-issue OperationOutcome."""
+        return cls(status, operation_outcome(severity, code, msg, expression))
+
+    @classmethod
+    def bad_request(cls, msg: str, code: str = "invalid", expression: list[str] | str | None = None,
+                    ) -> "FhirError":
+        """400: the request itself is wrong."""
+        return cls.make(400, code, msg, expression)
+
+    @classmethod
+    def not_found(cls, msg: str) -> "FhirError":
+        """404: no such resource or endpoint."""
+        return cls.make(404, "not-found", msg)
+
+    @classmethod
+    def gone(cls, msg: str) -> "FhirError":
+        """410: the resource was deleted."""
+        return cls.make(410, "deleted", msg)
+
+    @classmethod
+    def conflict(cls, msg: str) -> "FhirError":
+        """409: version conflict or concurrent modification."""
+        return cls.make(409, "conflict", msg)
+
+    @classmethod
+    def precondition_failed(cls, msg: str) -> "FhirError":
+        """412: If-Match or a conditional interaction's criteria did not hold."""
+        return cls.make(412, "conflict", msg)
+
+    @classmethod
+    def unprocessable(cls, msg: str, expression: list[str] | str | None = None) -> "FhirError":
+        """422: well-formed but violates a business rule or profile."""
+        return cls.make(422, "processing", msg, expression)
+
+    def with_location(self, prefix: str) -> "FhirError":
+        """Prefix every issue's diagnostics (e.g. with the failing Bundle entry)."""
+        for issue in self.outcome.get("issue", []):
+            issue["diagnostics"] = f"{prefix}: {issue.get('diagnostics', '')}"
+        return self

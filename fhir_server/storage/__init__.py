@@ -1,0 +1,1 @@
+"""Versioned resource storage on SQLite (embedded) and PostgreSQL (production)."""

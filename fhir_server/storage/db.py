@@ -1,0 +1,74 @@
+"""Engine creation for SQLite (file, WAL) and PostgreSQL (psycopg 3), and schema creation."""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import Engine, create_engine, event, insert, select
+
+from fhir_server.storage.schema import metadata, schema_version
+
+SCHEMA_VERSION = 1
+
+# Modules that add tables to the shared metadata; imported before create_all so every table exists.
+TABLE_MODULES = ("fhir_server.search.indexer", "fhir_server.identity.schema")
+
+
+def normalize_url(url: str) -> str:
+    """Pick the psycopg 3 driver for plain postgresql:// URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    """True when the engine talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, pool_size: int = 4) -> Engine:
+    """Create an engine tuned for this project's access pattern."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers; explicit BEGIN IMMEDIATE for writers so updates serialize."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:
+        # pysqlite's implicit transactions hide BEGIN from us; take control of it.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and record the schema version (idempotent)."""
+    for module in TABLE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # Optional components (not yet installed) are skipped; a broken import inside one is not.
+            if not exc.name or not module.startswith(exc.name):
+                raise
+    metadata.create_all(engine)
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        have = conn.execute(select(schema_version.c.version).where(schema_version.c.component == "core")).scalar()
+        if have is None:
+            conn.execute(insert(schema_version).values(component="core", version=SCHEMA_VERSION))
+        elif have > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})")

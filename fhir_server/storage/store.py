@@ -1,0 +1,335 @@
+"""Versioned resource storage: every version kept, current row + search index rows written in bulk.
+
+Writes go through a `Tx` (one database transaction). A Tx buffers the versions it writes and flushes
+them with one executemany per table at commit, so a 100-entry bundle costs a handful of round trips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from fhir_server.errors import FhirError
+from fhir_server.search.engine import SearchEngine
+from fhir_server.search.indexer import Indexer
+from fhir_server.storage.db import create_schema, is_sqlite, make_engine
+from fhir_server.storage.schema import resource, resource_history
+from fhir_server.timeutil import instant, now_us
+
+
+@dataclass(slots=True)
+class StoredResource:
+    """One version of a resource as stored: JSON bytes with id and meta already set."""
+
+    rid: int | None
+    res_type: str
+    res_id: str
+    version: int
+    last_updated: int
+    deleted: bool
+    content: bytes | None
+    content_hash: str = ""
+
+    @property
+    def etag(self) -> str:
+        """Weak ETag carrying the version id."""
+        return f'W/"{self.version}"'
+
+    @property
+    def ref(self) -> str:
+        """Relative reference "Type/id"."""
+        return f"{self.res_type}/{self.res_id}"
+
+    def as_dict(self) -> dict:
+        """Parse the stored JSON (only where a caller really needs the structure)."""
+        return orjson.loads(self.content) if self.content else {}
+
+
+def content_hash(body: dict) -> str:
+    """Hash of the resource ignoring server-managed meta, to detect no-op updates."""
+    meta = body.get("meta")
+    if meta and ("versionId" in meta or "lastUpdated" in meta):
+        body = dict(body)
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if rest:
+            body["meta"] = rest
+        else:
+            body.pop("meta")
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def render(body: dict, res_id: str, version: int, last_updated: int) -> bytes:
+    """Serialize the resource with server-managed id/meta, keeping the client's element order."""
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant(last_updated)
+    out = {"resourceType": body["resourceType"], "id": res_id, "meta": meta}
+    for key, value in body.items():
+        if key not in out:
+            out[key] = value
+    return orjson.dumps(out)
+
+
+@dataclass
+class _Pending:
+    """The state a Tx will leave one resource in, plus the history rows leading there."""
+
+    base: StoredResource | None  # what the database had when the Tx first touched it
+    final: StoredResource
+    body: dict | None
+    history: list[tuple[StoredResource, str]] = field(default_factory=list)
+
+
+class Tx:
+    """One database transaction of resource writes; use `Store.begin()`."""
+
+    def __init__(self, store: "Store", conn: Connection):
+        self.store = store
+        self.conn = conn
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._seen: dict[tuple[str, str], StoredResource | None] = {}
+
+    # -- reads (see this Tx's own writes) -------------------------------------------------------
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Load current rows for many (type, id) keys in one query, locking them on PostgreSQL."""
+        wanted = [k for k in set(keys) if k not in self._seen and k not in self._pending]
+        for chunk in _chunks(wanted, 500):
+            stmt = select(*_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(chunk))
+            if not is_sqlite(self.store.engine):
+                stmt = stmt.with_for_update()
+            found = {(r.res_type, r.res_id): _row(r) for r in self.conn.execute(stmt)}
+            for key in chunk:
+                self._seen[key] = found.get(key)
+
+    def current(self, res_type: str, res_id: str) -> StoredResource | None:
+        """The latest version (possibly a delete marker) as seen inside this transaction."""
+        key = (res_type, res_id)
+        if key in self._pending:
+            return self._pending[key].final
+        if key not in self._seen:
+            self.prefetch([key])
+        return self._seen[key]
+
+    # -- writes ---------------------------------------------------------------------------------
+    def put(self, body: dict, res_id: str, method: str, if_match: int | None = None,
+            ) -> tuple[StoredResource, bool, bool]:
+        """Write a new version of a resource; returns (stored, created, changed)."""
+        res_type = body["resourceType"]
+        current = self.current(res_type, res_id)
+        if if_match is not None:
+            have = current.version if current and not current.deleted else None
+            if have != if_match:
+                raise FhirError.precondition_failed(
+                    f"If-Match version {if_match} does not match current version {have} of {res_type}/{res_id}")
+        digest = content_hash(body)
+        if current is not None and not current.deleted and current.content_hash == digest:
+            return current, False, False
+        version = current.version + 1 if current else 1
+        ts = now_us()
+        stored = StoredResource(current.rid if current else None, res_type, res_id, version, ts, False,
+                                render(body, res_id, version, ts), digest)
+        self._record(stored, body, method)
+        return stored, current is None or current.deleted, True
+
+    def delete(self, res_type: str, res_id: str) -> StoredResource | None:
+        """Mark a resource deleted (a new version); returns the delete marker or None if nothing to do."""
+        current = self.current(res_type, res_id)
+        if current is None or current.deleted:
+            return None
+        ts = now_us()
+        marker = StoredResource(current.rid, res_type, res_id, current.version + 1, ts, True, None, "")
+        self._record(marker, None, "DELETE")
+        return marker
+
+    def _record(self, stored: StoredResource, body: dict | None, method: str) -> None:
+        key = (stored.res_type, stored.res_id)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending(self._seen.get(key), stored, body)
+        pending.final, pending.body = stored, body
+        pending.history.append((stored, method))
+
+    # -- flush ----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write all buffered versions: current rows, history rows, index rows."""
+        if not self._pending:
+            return
+        pendings = list(self._pending.values())
+        self._pending = {}
+        conn = self.conn
+        new = [p for p in pendings if p.final.rid is None]
+        if new:
+            rows = [_resource_row(p.final) for p in new]
+            result = conn.execute(insert(resource).returning(resource.c.rid, sort_by_parameter_order=True), rows)
+            for p, rid in zip(new, result.scalars().all(), strict=True):
+                p.final.rid = rid
+                for stored, _ in p.history:
+                    stored.rid = rid
+        new_ids = {id(p) for p in new}
+        old = [p for p in pendings if id(p) not in new_ids]
+        if old:
+            conn.execute(
+                update(resource).where(resource.c.rid == bindparam("b_rid")).values(
+                    version=bindparam("b_version"), last_updated=bindparam("b_last_updated"),
+                    deleted=bindparam("b_deleted"), content_hash=bindparam("b_hash"),
+                    content=bindparam("b_content")),
+                [{"b_rid": p.final.rid, "b_version": p.final.version, "b_last_updated": p.final.last_updated,
+                  "b_deleted": p.final.deleted, "b_hash": p.final.content_hash, "b_content": p.final.content}
+                 for p in old])
+        conn.execute(insert(resource_history), [
+            {"rid": p.final.rid, "res_type": s.res_type, "res_id": s.res_id, "version": s.version,
+             "last_updated": s.last_updated, "deleted": s.deleted, "method": method, "content": s.content}
+            for p in pendings for s, method in p.history])
+        self._write_index(pendings, [p.final.rid for p in old])
+        for p in pendings:
+            self._seen[(p.final.res_type, p.final.res_id)] = p.final
+
+    def _write_index(self, pendings: list[_Pending], replaced_rids: list[int]) -> None:
+        indexer = self.store.indexer
+        if replaced_rids:
+            for table in indexer.tables:
+                for chunk in _chunks(replaced_rids, 500):
+                    self.conn.execute(delete(table).where(table.c.rid.in_(chunk)))
+        batches: dict = {}
+        for p in pendings:
+            if p.final.deleted or p.body is None:
+                continue
+            for table, rows in indexer.rows(p.final.res_type, p.body).items():
+                rid = p.final.rid
+                batch = batches.setdefault(table, [])
+                for row in rows:
+                    row["rid"] = rid
+                    batch.append(row)
+        for table, rows in batches.items():
+            if rows:
+                self.conn.execute(insert(table), rows)
+
+
+_COLS = (resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.version, resource.c.last_updated,
+         resource.c.deleted, resource.c.content, resource.c.content_hash)
+
+
+def _row(r) -> StoredResource:
+    return StoredResource(r.rid, r.res_type, r.res_id, r.version, r.last_updated, bool(r.deleted),
+                          r.content, r.content_hash)
+
+
+def _resource_row(s: StoredResource) -> dict:
+    return {"res_type": s.res_type, "res_id": s.res_id, "version": s.version, "last_updated": s.last_updated,
+            "deleted": s.deleted, "content_hash": s.content_hash, "content": s.content}
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class Store:
+    """Resource storage over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, indexer: Indexer | None = None, search: SearchEngine | None = None):
+        self.engine = engine
+        self.indexer = indexer or Indexer()
+        self.search = search or SearchEngine()
+
+    @contextmanager
+    def begin(self) -> Iterator[Tx]:
+        """Open a write transaction; commit on success, roll back on any exception."""
+        with self.engine.connect().execution_options(write=True) as conn:
+            with conn.begin():
+                tx = Tx(self, conn)
+                yield tx
+                tx.flush()
+
+    def run(self, work, retries: int = 3):
+        """Run `work(tx)` in a write transaction, retrying when a concurrent insert raced ours."""
+        for attempt in range(retries):
+            try:
+                with self.begin() as tx:
+                    return work(tx)
+            except IntegrityError as exc:
+                if attempt == retries - 1:
+                    raise FhirError.conflict(f"concurrent write conflict, retry the request ({exc.orig})")
+        raise AssertionError("unreachable")
+
+    # -- reads ------------------------------------------------------------------------------------
+    def read(self, res_type: str, res_id: str) -> StoredResource | None:
+        """Current version (or delete marker) of one resource."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*_COLS).where(
+                and_(resource.c.res_type == res_type, resource.c.res_id == res_id))).first()
+        return _row(row) if row else None
+
+    def vread(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
+        """One specific version."""
+        h = resource_history.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(h.rid, h.res_type, h.res_id, h.version, h.last_updated, h.deleted,
+                                      h.content).where(
+                and_(h.res_type == res_type, h.res_id == res_id, h.version == version))).first()
+        if not row:
+            return None
+        return StoredResource(row.rid, row.res_type, row.res_id, row.version, row.last_updated,
+                              bool(row.deleted), row.content)
+
+    def history(self, res_type: str | None = None, res_id: str | None = None, since: int | None = None,
+                before: int | None = None, count: int = 50, after: tuple[int, int] | None = None,
+                ) -> list[tuple[StoredResource, str, int]]:
+        """Versions newest first as (version, method, history-row id); `after` continues a page."""
+        h = resource_history.c
+        cond = []
+        if res_type:
+            cond.append(h.res_type == res_type)
+        if res_id:
+            cond.append(h.res_id == res_id)
+        if since is not None:
+            cond.append(h.last_updated >= since)
+        if before is not None:
+            cond.append(h.last_updated < before)
+        if after is not None:
+            ts, hid = after
+            cond.append(or_(h.last_updated < ts, and_(h.last_updated == ts, h.hid < hid)))
+        stmt = (select(h.hid, h.rid, h.res_type, h.res_id, h.version, h.last_updated, h.deleted, h.method,
+                       h.content).where(and_(*cond)).order_by(h.last_updated.desc(), h.hid.desc()).limit(count))
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [(StoredResource(r.rid, r.res_type, r.res_id, r.version, r.last_updated, bool(r.deleted),
+                                r.content), r.method, r.hid) for r in rows]
+
+    def history_count(self, res_type: str | None = None, res_id: str | None = None,
+                      since: int | None = None) -> int:
+        """Number of versions matching a history query (for Bundle.total)."""
+        h = resource_history.c
+        cond = [c for c in (h.res_type == res_type if res_type else None,
+                            h.res_id == res_id if res_id else None,
+                            h.last_updated >= since if since is not None else None) if c is not None]
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(resource_history).where(and_(*cond))).scalar_one()
+
+    # -- bundles (adapters write whole transactions in one call) ------------------------------------
+    def transaction(self, bundle: dict) -> dict:
+        """Process a FHIR transaction Bundle atomically; returns the transaction-response Bundle."""
+        from fhir_server.bundles import process_bundle
+
+        return process_bundle(self, bundle)
+
+    def batch(self, bundle: dict) -> dict:
+        """Process a FHIR batch Bundle, each entry independently."""
+        from fhir_server.bundles import process_bundle
+
+        return process_bundle(self, bundle)
+
+
+def open_store(url: str, pool_size: int = 4, create: bool = True) -> Store:
+    """Open (and by default create/migrate) the store at a database URL."""
+    engine = make_engine(url, pool_size=pool_size)
+    if create:
+        create_schema(engine)
+    return Store(engine, Indexer(), SearchEngine())

@@ -1,0 +1,100 @@
+"""Structural validation of incoming resources with the fhir.resources R4B models, R4 rules winning.
+
+fhir.resources ships no R4 models; R4B is wire-compatible for nearly all R4 resources. The known
+differences are data in `data/r4-validation.yaml` (types R4B removed or rewrote, error paths to ignore).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from fhir_server.errors import FhirError, operation_outcome
+
+_DATA = Path(__file__).parent / "data"
+_ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+
+
+@lru_cache(maxsize=1)
+def r4_resource_types() -> frozenset[str]:
+    """All FHIR R4 resource type names."""
+    lines = (_DATA / "r4-resource-types.txt").read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@lru_cache(maxsize=1)
+def _r4_rules() -> dict:
+    with open(_DATA / "r4-validation.yaml", encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    return {"unvalidated": frozenset(data.get("unvalidated_types") or ()),
+            "ignore": frozenset(data.get("ignore_errors") or ())}
+
+
+@lru_cache(maxsize=None)
+def _model(res_type: str):
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(res_type)
+
+
+def valid_id(value: str) -> bool:
+    """FHIR id syntax: 1-64 of [A-Za-z0-9-.]."""
+    return bool(_ID_RE.match(value))
+
+
+def check_type(res_type: str) -> None:
+    """Raise 404 for a resource type R4 does not define."""
+    if res_type not in r4_resource_types():
+        raise FhirError.make(404, "not-supported", f"Unknown resource type {res_type!r} (FHIR R4)")
+
+
+def _expression(res_type: str, loc: tuple) -> str:
+    path = res_type
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part not in ("__root__",):
+            path += f".{part}"
+    return path
+
+
+def validate(body: object, expected_type: str | None = None) -> dict:
+    """Check a parsed JSON body is a structurally valid R4 resource; raise 400 with expressions if not."""
+    if not isinstance(body, dict):
+        raise FhirError.bad_request("Resource must be a JSON object", code="structure")
+    res_type = body.get("resourceType")
+    if not isinstance(res_type, str):
+        raise FhirError.bad_request("Missing resourceType", code="required", expression="resourceType")
+    if expected_type is not None and res_type != expected_type:
+        raise FhirError.bad_request(
+            f"Resource type {res_type!r} in the body does not match {expected_type!r} in the URL",
+            code="invalid", expression="resourceType")
+    if res_type not in r4_resource_types():
+        raise FhirError.bad_request(f"Unknown resource type {res_type!r} (FHIR R4)", code="not-supported",
+                                    expression="resourceType")
+    rid = body.get("id")
+    if rid is not None and (not isinstance(rid, str) or not valid_id(rid)):
+        raise FhirError.bad_request(f"Invalid resource id {rid!r}", code="value", expression=f"{res_type}.id")
+    rules = _r4_rules()
+    if res_type in rules["unvalidated"]:
+        return body
+    try:
+        _model(res_type).model_validate(body)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            key = ".".join([res_type] + [str(p) for p in loc if not isinstance(p, int)])
+            if key in rules["ignore"]:
+                continue
+            expr = _expression(res_type, loc)
+            issues.append(operation_outcome("error", "structure", f"{expr}: {err.get('msg')}", expr)["issue"][0])
+        if issues:
+            raise FhirError(400, {"resourceType": "OperationOutcome", "issue": issues})
+    except (ValueError, TypeError) as exc:  # fhir.resources raises these for some malformed primitives
+        raise FhirError.bad_request(f"Invalid {res_type}: {exc}", code="structure")
+    return body
