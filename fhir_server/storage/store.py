@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, true, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -55,13 +55,14 @@ class StoredResource:
 def content_hash(body: dict) -> str:
     """Hash of the resource ignoring server-managed meta, to detect no-op updates."""
     meta = body.get("meta")
-    if meta and ("versionId" in meta or "lastUpdated" in meta):
-        body = dict(body)
-        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
-        if rest:
-            body["meta"] = rest
-        else:
-            body.pop("meta")
+    if "id" in body or (meta and ("versionId" in meta or "lastUpdated" in meta)):
+        body = {k: v for k, v in body.items() if k != "id"}
+        if meta is not None:
+            rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+            if rest:
+                body["meta"] = rest
+            else:
+                body.pop("meta")
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -297,7 +298,7 @@ class Store:
             ts, hid = after
             cond.append(or_(h.last_updated < ts, and_(h.last_updated == ts, h.hid < hid)))
         stmt = (select(h.hid, h.rid, h.res_type, h.res_id, h.version, h.last_updated, h.deleted, h.method,
-                       h.content).where(and_(*cond)).order_by(h.last_updated.desc(), h.hid.desc()).limit(count))
+                       h.content).where(and_(true(), *cond)).order_by(h.last_updated.desc(), h.hid.desc()).limit(count))
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
         return [(StoredResource(r.rid, r.res_type, r.res_id, r.version, r.last_updated, bool(r.deleted),
@@ -311,7 +312,7 @@ class Store:
                             h.res_id == res_id if res_id else None,
                             h.last_updated >= since if since is not None else None) if c is not None]
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(resource_history).where(and_(*cond))).scalar_one()
+            return conn.execute(select(func.count()).select_from(resource_history).where(and_(true(), *cond))).scalar_one()
 
     # -- bundles (adapters write whole transactions in one call) ------------------------------------
     def transaction(self, bundle: dict) -> dict:
