@@ -67,7 +67,7 @@ def create(tx: Tx, body: dict, if_none_exist: str | None = None, res_id: str | N
         if len(matches) > 1:
             raise FhirError.precondition_failed(
                 f"If-None-Exist criteria matched {len(matches)} {res_type} resources; expected at most one")
-    stored, _, _ = tx.put(body, res_id or new_id(), "POST")
+    stored, _, _ = tx.put(body, res_id or new_id(), "POST", fresh_id=True)
     return Result(201, stored)
 
 

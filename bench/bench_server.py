@@ -1,0 +1,227 @@
+"""FHIR server benchmark: transaction ingest throughput, read/vread/history latency, concurrent reads.
+
+Points at any FHIR R4 base URL (--base) so the same run can compare Lienthong with another server,
+or starts Lienthong itself (`lienthong serve`) on a loopback port over --db.
+
+    python bench/bench_server.py --db postgresql://postgres@127.0.0.1:5432/bench --patients 5000
+    python bench/bench_server.py --base http://127.0.0.1:8081/fhir      # another server
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.vn_people import VietnamesePeople  # noqa: E402
+
+HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+ICD10 = [("I10", "Tăng huyết áp vô căn"), ("E11.9", "Đái tháo đường type 2"), ("J06.9", "Nhiễm trùng hô hấp trên cấp"),
+         ("K29.7", "Viêm dạ dày"), ("J18.9", "Viêm phổi"), ("N39.0", "Nhiễm khuẩn tiết niệu")]
+LABS = [("2345-7", "Glucose", "mmol/L", 3.9, 11.0), ("2160-0", "Creatinine", "umol/L", 50, 140),
+        ("718-7", "Hemoglobin", "g/L", 100, 170), ("2093-3", "Cholesterol", "mmol/L", 3.0, 7.5),
+        ("6690-2", "Leukocytes", "10*9/L", 3.5, 14.0)]
+
+
+def patient_bundle_entries(rng: random.Random, people: VietnamesePeople, hospital: str) -> list[dict]:
+    """One patient with 2 encounters, 2 conditions and 5 lab observations (10 resources)."""
+    person = people.person(rng)
+    purl = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128))}"
+    entries = [{"fullUrl": purl, "resource": person, "request": {"method": "POST", "url": "Patient"}}]
+    for _ in range(2):
+        eurl = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128))}"
+        day = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        code, display = rng.choice(ICD10)
+        entries.append({"fullUrl": eurl, "request": {"method": "POST", "url": "Encounter"}, "resource": {
+            "resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": purl}, "period": {"start": f"{day}T08:00:00+07:00", "end": f"{day}T10:00:00+07:00"},
+            "serviceProvider": {"identifier": {"system": "http://fhir.hl7.org.vn/core/sid/ma-cskcb", "value": hospital}}}})
+        entries.append({"request": {"method": "POST", "url": "Condition"}, "resource": {
+            "resourceType": "Condition", "subject": {"reference": purl}, "encounter": {"reference": eurl},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": code, "display": display}]},
+            "recordedDate": day}})
+    for code, display, unit, lo, hi in rng.sample(LABS, 5):
+        entries.append({"request": {"method": "POST", "url": "Observation"}, "resource": {
+            "resourceType": "Observation", "status": "final", "subject": {"reference": purl},
+            "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+            "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T07:30:00+07:00",
+            "valueQuantity": {"value": round(rng.uniform(lo, hi), 1), "unit": unit,
+                              "system": "http://unitsofmeasure.org", "code": unit}}})
+    return entries
+
+
+def make_bundles(n_patients: int, seed: int, per_bundle: int = 100) -> list[dict]:
+    """Transaction Bundles of `per_bundle` entries (10 patients' worth each), deterministic by seed."""
+    rng = random.Random(seed)
+    people = VietnamesePeople()
+    hospitals = ["79001", "79002", "01001", "48001", "31001"]
+    entries: list[dict] = []
+    for _ in range(n_patients):
+        entries.extend(patient_bundle_entries(rng, people, rng.choice(hospitals)))
+    return [{"resourceType": "Bundle", "type": "transaction", "entry": entries[i:i + per_bundle]}
+            for i in range(0, len(entries), per_bundle)]
+
+
+def pct(values: list[float], p: float) -> float:
+    """Percentile (nearest rank) in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+def ingest(base: str, bundles: list[dict], clients: int) -> tuple[float, list[str]]:
+    """Post all bundles from `clients` threads; returns (seconds, created locations)."""
+    queue = list(enumerate(bundles))
+    lock = threading.Lock()
+    locations: list[str] = []
+    errors: list[str] = []
+
+    def worker() -> None:
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as c:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    _, bundle = queue.pop()
+                r = c.post("", content=json.dumps(bundle))
+                if r.status_code != 200:
+                    with lock:
+                        errors.append(f"{r.status_code} {r.text[:200]}")
+                    continue
+                locs = [e["response"]["location"] for e in r.json()["entry"]]
+                with lock:
+                    locations.extend(locs)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} bundles failed, first: {errors[0]}")
+    return elapsed, locations
+
+
+def timed_gets(base: str, paths: list[str]) -> list[float]:
+    """Sequential GETs on one keep-alive connection; per-request seconds."""
+    times = []
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as c:
+        for path in paths:
+            t0 = time.perf_counter()
+            r = c.get(path)
+            times.append(time.perf_counter() - t0)
+            if r.status_code != 200:
+                raise SystemExit(f"GET {path} -> {r.status_code}")
+    return times
+
+
+def concurrent_reads(base: str, paths: list[str], clients: int, seconds: float) -> float:
+    """Reads per second with `clients` threads hammering for `seconds` (bounded)."""
+    stop = time.perf_counter() + seconds
+    counts = [0] * clients
+
+    def worker(i: int) -> None:
+        rng = random.Random(i)
+        with httpx.Client(base_url=base, headers=HEADERS, timeout=30) as c:
+            while time.perf_counter() < stop:
+                c.get(rng.choice(paths))
+                counts[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def start_lienthong(db: str, workers: int) -> tuple[subprocess.Popen, str]:
+    """Start `lienthong serve` on a free loopback port; returns (process, base URL)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("lienthong")
+    proc = subprocess.Popen([str(exe), "serve", "--db", db, "--port", str(port), "--workers", str(workers)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/fhir"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("lienthong serve did not start: " + proc.stderr.read().decode()[-2000:])
+
+
+def main() -> None:
+    """Run the benchmark and print a summary (also written as JSON under bench/results/)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", help="FHIR base URL of a running server (skips starting Lienthong)")
+    ap.add_argument("--db", help="database URL for the Lienthong it starts (default: temp SQLite file)")
+    ap.add_argument("--patients", type=int, default=2000, help="patients to generate (10 resources each)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
+    ap.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
+    ap.add_argument("--reads", type=int, default=2000, help="sequential reads for latency percentiles")
+    ap.add_argument("--read-clients", type=int, default=8)
+    ap.add_argument("--read-seconds", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=20261123)
+    args = ap.parse_args()
+
+    proc = None
+    base = args.base
+    db = args.db or f"sqlite:///{tempfile.mkdtemp(prefix='lt-bench-')}/bench.db"
+    if not base:
+        proc, base = start_lienthong(db, args.workers)
+    try:
+        bundles = make_bundles(args.patients, args.seed)
+        n_resources = sum(len(b["entry"]) for b in bundles)
+        secs, locations = ingest(base, bundles, args.clients)
+        rng = random.Random(args.seed)
+        targets = [loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))]
+        timed_gets(base, targets[:200])  # warm-up
+        read = timed_gets(base, targets)
+        vread = timed_gets(base, [f"{t}/_history/1" for t in targets[: args.reads // 2]])
+        history = timed_gets(base, [f"{t}/_history" for t in targets[: args.reads // 4]])
+        rps = concurrent_reads(base, targets, args.read_clients, args.read_seconds)
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=30)
+    result = {
+        "server": base if args.base else f"lienthong ({db.split('@')[-1]}, {args.workers} workers)",
+        "cores": os.cpu_count(), "patients": args.patients, "resources": n_resources, "bundles": len(bundles),
+        "ingest_clients": args.clients, "ingest_seconds": round(secs, 2),
+        "ingest_resources_per_s": round(n_resources / secs),
+        "read_p50_ms": round(pct(read, 50), 2), "read_p99_ms": round(pct(read, 99), 2),
+        "vread_p50_ms": round(pct(vread, 50), 2), "vread_p99_ms": round(pct(vread, 99), 2),
+        "history_p50_ms": round(pct(history, 50), 2), "history_p99_ms": round(pct(history, 99), 2),
+        "concurrent_read_clients": args.read_clients, "concurrent_reads_per_s": round(rps),
+        "median_read_ms": round(statistics.median(read) * 1000, 2),
+    }
+    for key, value in result.items():
+        print(f"{key:26} {value}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"server-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
