@@ -27,6 +27,9 @@ class Settings:
     pool_size: int = 4
     auth_mode: str = "off"
     jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_algorithms: str = "HS256,RS256,ES256"
+    jwt_audience: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -45,6 +48,9 @@ class Settings:
             pool_size=_env_int("LIENTHONG_POOL_SIZE", cls.pool_size),
             auth_mode=os.environ.get("LIENTHONG_AUTH", cls.auth_mode),
             jwt_secret=os.environ.get("LIENTHONG_JWT_SECRET") or None,
+            jwt_public_key=os.environ.get("LIENTHONG_JWT_PUBLIC_KEY") or None,
+            jwt_algorithms=os.environ.get("LIENTHONG_JWT_ALGORITHMS", cls.jwt_algorithms),
+            jwt_audience=os.environ.get("LIENTHONG_JWT_AUDIENCE") or None,
         )
 
     def with_(self, **changes) -> "Settings":

@@ -16,6 +16,7 @@ from fhir_server.api import history, rest, system
 from fhir_server.api.responses import error_response, fhir_json
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.security import AuthConfig, authorize
 from fhir_server.storage.store import Store, open_store
 
 log = logging.getLogger("lienthong.api")
@@ -27,14 +28,30 @@ _FHIR_ROUTERS = ("fhir_server.identity.api", "fhir_server.operations.everything"
 _OTHER_ROUTERS = ("fhir_server.api.ingest", "fhir_server.ui.routes")
 
 
-def _optional_router(module: str):
+def _optional_module(module: str):
     try:
-        return importlib.import_module(module).router
+        return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         # Only a missing component is optional; a broken import inside one must fail loudly.
         if exc.name and module.startswith(exc.name):
             return None
         raise
+
+
+def _auth_config(settings: Settings) -> AuthConfig | None:
+    """Token verification settings, or None when auth is off; refuses to start half-configured."""
+    if settings.auth_mode == "off":
+        return None
+    if settings.auth_mode != "jwt":
+        raise ValueError(f"LIENTHONG_AUTH must be 'off' or 'jwt', not {settings.auth_mode!r}")
+    algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip())
+    if settings.jwt_public_key:
+        return AuthConfig(settings.jwt_public_key, tuple(a for a in algorithms if not a.startswith("HS")),
+                          settings.jwt_audience)
+    if settings.jwt_secret:
+        return AuthConfig(settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")),
+                          settings.jwt_audience)
+    raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -62,6 +79,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         requests_total.labels(request.method, str(response.status_code)).inc()
         latency.labels(request.method).observe(time.perf_counter() - start)
         return response
+
+    auth = _auth_config(settings)
+    if auth is not None:
+        @app.middleware("http")
+        async def _authenticate(request: Request, call_next):
+            try:
+                request.state.principal = authorize(request.headers, request.method, request.url.path,
+                                                    settings.base_path, auth)
+            except FhirError as exc:
+                return error_response(exc)
+            return await call_next(request)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, exc: FhirError) -> Response:
@@ -93,13 +121,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     base = settings.base_path
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
-    for module in _FHIR_ROUTERS:
-        router = _optional_router(module)
-        if router is not None:
-            app.include_router(router, prefix=base)
+    for name in _FHIR_ROUTERS:
+        module = _optional_module(name)
+        if module is not None:
+            app.include_router(module.router, prefix=base)
+            # Operations a component implements are advertised in the CapabilityStatement.
+            app.state.operations.extend(getattr(module, "OPERATIONS", []))
     app.include_router(rest.router, prefix=base)
-    for module in _OTHER_ROUTERS:
-        router = _optional_router(module)
-        if router is not None:
-            app.include_router(router)
+    for name in _OTHER_ROUTERS:
+        module = _optional_module(name)
+        if module is not None:
+            app.include_router(module.router)
     return app
