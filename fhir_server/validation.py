@@ -62,8 +62,8 @@ def _expression(res_type: str, loc: tuple) -> str:
     return path
 
 
-def validate(body: object, expected_type: str | None = None) -> dict:
-    """Check a parsed JSON body is a structurally valid R4 resource; raise 400 with expressions if not."""
+def check_shape(body: object, expected_type: str | None = None) -> dict:
+    """The cheap checks every write gets: a JSON object of a known R4 type, matching the URL, valid id."""
     if not isinstance(body, dict):
         raise FhirError.bad_request("Resource must be a JSON object", code="structure")
     res_type = body.get("resourceType")
@@ -79,6 +79,13 @@ def validate(body: object, expected_type: str | None = None) -> dict:
     rid = body.get("id")
     if rid is not None and (not isinstance(rid, str) or not valid_id(rid)):
         raise FhirError.bad_request(f"Invalid resource id {rid!r}", code="value", expression=f"{res_type}.id")
+    return body
+
+
+def validate(body: object, expected_type: str | None = None) -> dict:
+    """Check a parsed JSON body is a structurally valid R4 resource; raise 400 with expressions if not."""
+    check_shape(body, expected_type)
+    res_type = body["resourceType"]
     rules = _r4_rules()
     if res_type in rules["unvalidated"]:
         return body

@@ -333,17 +333,21 @@ class Store:
             return conn.execute(select(func.count()).select_from(resource_history).where(and_(true(), *cond))).scalar_one()
 
     # -- bundles (adapters write whole transactions in one call) ------------------------------------
-    def transaction(self, bundle: dict) -> dict:
-        """Process a FHIR transaction Bundle atomically; returns the transaction-response Bundle."""
+    def transaction(self, bundle: dict, validate: bool = True) -> dict:
+        """Process a FHIR transaction Bundle atomically; returns the transaction-response Bundle.
+
+        `validate=False` skips the R4B structural validation for trusted producers (adapter output
+        whose mappings are validated by their tests); shape, ids and references are still checked.
+        """
         from fhir_server.bundles import process_bundle
 
-        return process_bundle(self, bundle)
+        return process_bundle(self, bundle, structural=validate)
 
-    def batch(self, bundle: dict) -> dict:
+    def batch(self, bundle: dict, validate: bool = True) -> dict:
         """Process a FHIR batch Bundle, each entry independently."""
         from fhir_server.bundles import process_bundle
 
-        return process_bundle(self, bundle)
+        return process_bundle(self, bundle, structural=validate)
 
 
 def open_store(url: str, pool_size: int = 4, create: bool = True) -> Store:
