@@ -253,7 +253,7 @@ def process_bundle(store: Store, bundle: object, representation: bool = False, s
                                 expression="Bundle.type")
 
 
-def _transaction(store: Store, raw_entries: list, representation: bool, structural: bool) -> dict:
+def _parse_transaction(raw_entries: list, structural: bool) -> list[Entry]:
     entries = []
     for i, raw in enumerate(raw_entries):
         try:
@@ -261,32 +261,53 @@ def _transaction(store: Store, raw_entries: list, representation: bool, structur
         except FhirError as exc:
             raise _fail(i, exc)
     _check_overlaps(entries)
+    return entries
 
-    def work(tx: Tx) -> list[dict]:
-        tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
-        mapping = _resolve_targets(tx, entries)
-        cond_cache: dict[str, str] = {}
-        for e in entries:
-            if e.resource is not None and e.method in ("POST", "PUT"):
-                e.resource = _rewrite_refs(e.resource, mapping)
-                try:
-                    _conditional_refs(tx, e.resource, cond_cache)
-                except FhirError as exc:
-                    raise _fail(e.index, exc)
-        results: dict[int, ix.Result] = {}
-        flushed = False
-        for e in sorted(entries, key=lambda x: _ORDER[x.method]):
-            if e.method in ("GET", "HEAD") and not flushed:
-                tx.flush()
-                flushed = True
+
+def _apply(tx: Tx, entries: list[Entry], representation: bool) -> list[dict]:
+    """Run parsed transaction entries inside `tx`: resolve targets, rewrite references, execute."""
+    tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
+    mapping = _resolve_targets(tx, entries)
+    cond_cache: dict[str, str] = {}
+    for e in entries:
+        if e.resource is not None and e.method in ("POST", "PUT"):
+            e.resource = _rewrite_refs(e.resource, mapping)
             try:
-                results[e.index] = _execute(tx, e)
+                _conditional_refs(tx, e.resource, cond_cache)
             except FhirError as exc:
                 raise _fail(e.index, exc)
-        return [_response(results[e.index], representation) for e in entries]
+    results: dict[int, ix.Result] = {}
+    flushed = False
+    for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+        if e.method in ("GET", "HEAD") and not flushed:
+            tx.flush()
+            flushed = True
+        try:
+            results[e.index] = _execute(tx, e)
+        except FhirError as exc:
+            raise _fail(e.index, exc)
+    return [_response(results[e.index], representation) for e in entries]
 
-    out = store.run(work)
-    return {"resourceType": "Bundle", "type": "transaction-response", "entry": out}
+
+def _response_bundle(entries: list[dict]) -> dict:
+    return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+
+
+def _transaction(store: Store, raw_entries: list, representation: bool, structural: bool) -> dict:
+    entries = _parse_transaction(raw_entries, structural)
+    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation)))
+
+
+def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
+    """Apply a transaction Bundle inside an open `Tx` (the caller owns commit/savepoints).
+
+    Lets a caller commit several source messages in one database transaction (group commit)."""
+    if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
+        raise FhirError.bad_request("Expected a transaction Bundle", code="structure", expression="Bundle.type")
+    entries = _parse_transaction(bundle.get("entry") or [], structural)
+    out = _apply(tx, entries, False)
+    tx.flush()
+    return _response_bundle(out)
 
 
 def _batch(store: Store, raw_entries: list, representation: bool, structural: bool) -> dict:

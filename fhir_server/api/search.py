@@ -1,0 +1,86 @@
+"""FHIR search over HTTP: GET [base]/Type, POST [base]/Type/_search, GET [base]?_type=... (system search)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
+
+from fhir_server.api.responses import base_url, check_accept, fhir_json
+from fhir_server.errors import FhirError
+from fhir_server.search.engine import SearchEngine
+
+
+class _ResourceTypeConvertor(Convertor):
+    """Matches only resource-type-shaped segments, so /metadata, /_history, /$op stay with other routers."""
+
+    regex = "[A-Z][A-Za-z]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("restype", _ResourceTypeConvertor())
+router = APIRouter()
+
+
+def _strict(request: Request) -> bool:
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    return "handling=strict" in prefer
+
+
+def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) -> bytes:
+    app_state = request.app.state
+    engine: SearchEngine = getattr(app_state, "search", None) or app_state.store.search
+    settings = app_state.settings
+    if res_type is not None and res_type not in engine.registry.resource_types:
+        raise FhirError.not_found(f"unknown resource type {res_type!r}")
+    with app_state.store.engine.connect() as conn:
+        return engine.search(conn, res_type, params, base_url(request), strict=_strict(request),
+                             default_count=settings.default_count, max_count=settings.max_count)
+
+
+def _query(request: Request) -> list[tuple[str, str]]:
+    return parse_qsl(request.url.query, keep_blank_values=True)
+
+
+@router.get("/{res_type:restype}")
+async def search_type(request: Request, res_type: str) -> Response:
+    """Type-level search."""
+    check_accept(request)
+    return fhir_json(await run_in_threadpool(_run, request, res_type, _query(request)))
+
+
+@router.post("/{res_type:restype}/_search")
+async def search_type_post(request: Request, res_type: str) -> Response:
+    """Type-level search with form-encoded parameters (plus any in the query string)."""
+    check_accept(request)
+    body = (await request.body()).decode("utf-8")
+    ctype = request.headers.get("content-type", "")
+    if body and "application/x-www-form-urlencoded" not in ctype:
+        raise FhirError.make(415, "not-supported", "POST _search needs application/x-www-form-urlencoded")
+    params = _query(request) + parse_qsl(body, keep_blank_values=True)
+    return fhir_json(await run_in_threadpool(_run, request, res_type, params))
+
+
+@router.get("/")
+@router.get("")
+async def search_system(request: Request) -> Response:
+    """System-level search (use _type to restrict resource types)."""
+    check_accept(request)
+    return fhir_json(await run_in_threadpool(_run, request, None, _query(request)))
+
+
+@router.post("/_search")
+async def search_system_post(request: Request) -> Response:
+    """System-level search with form-encoded parameters."""
+    check_accept(request)
+    body = (await request.body()).decode("utf-8")
+    params = _query(request) + parse_qsl(body, keep_blank_values=True)
+    return fhir_json(await run_in_threadpool(_run, request, None, params))

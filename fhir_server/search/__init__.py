@@ -1,0 +1,1 @@
+"""FHIR search: index extraction at write time and query execution over the index tables."""

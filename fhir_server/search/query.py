@@ -1,0 +1,171 @@
+"""Parse FHIR search request parameters into filters and result controls (no SQL here)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+
+import orjson
+
+from fhir_server.errors import FhirError
+
+PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+RESULT_PARAMS = {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format",
+                 "_pretty", "_page_token", "_type", "_contained", "_containedType", "_offset"}
+SUMMARY_MODES = {"true", "false", "text", "data", "count"}
+TOTAL_MODES = {"none", "estimate", "accurate"}
+
+
+@dataclass
+class Filter:
+    """One search criterion: `name[:modifier][.chain]=v1,v2` (values are OR-ed)."""
+
+    name: str
+    code: str
+    modifier: str | None
+    chain: str | None
+    values: list[str]
+
+
+@dataclass
+class Include:
+    """An _include or _revinclude: source type, reference param (or "*"), optional target type."""
+
+    source: str
+    param: str
+    target: str | None
+    iterate: bool
+    reverse: bool
+
+
+@dataclass
+class SearchRequest:
+    """A parsed search: filters (AND-ed) plus result controls."""
+
+    filters: list[Filter] = field(default_factory=list)
+    count: int | None = None
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (code, descending)
+    includes: list[Include] = field(default_factory=list)
+    summary: str | None = None
+    elements: list[str] | None = None
+    total: str | None = None
+    page_token: str | None = None
+    types: list[str] | None = None
+    issues: list[str] = field(default_factory=list)
+
+
+def split_values(raw: str) -> list[str]:
+    """Split a parameter value on commas that are not escaped with a backslash."""
+    parts, buf, i = [], [], 0
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\" and i + 1 < len(raw) and raw[i + 1] in ",$|\\":
+            buf.append(raw[i + 1])
+            i += 2
+            continue
+        if ch == ",":
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    parts.append("".join(buf))
+    return [p for p in parts if p != ""]
+
+
+def parse_filter(name: str, value: str) -> Filter:
+    """Split `code:modifier.chain` (or a `_has:...` name) into a Filter."""
+    if name.startswith("_has:"):
+        return Filter(name, "_has", None, name[5:], [value])
+    head, _, chain = name.partition(".")
+    code, _, modifier = head.partition(":")
+    return Filter(name, code, modifier or None, chain or None, split_values(value))
+
+
+def _parse_include(value: str, reverse: bool, iterate: bool) -> Include:
+    parts = value.split(":")
+    if value == "*":
+        return Include("*", "*", None, iterate, reverse)
+    if len(parts) < 2:
+        raise FhirError.bad_request(f"invalid {'_revinclude' if reverse else '_include'} value {value!r}",
+                                    expression="_revinclude" if reverse else "_include")
+    return Include(parts[0], parts[1], parts[2] if len(parts) > 2 else None, iterate, reverse)
+
+
+def parse_request(params: list[tuple[str, str]], max_count: int = 1000) -> SearchRequest:
+    """Group raw (name, value) pairs into a SearchRequest; filter names are validated later."""
+    req = SearchRequest()
+    for name, value in params:
+        base = name.split(":", 1)[0]
+        if base not in RESULT_PARAMS:
+            if value == "" and not name.startswith("_has"):
+                continue
+            req.filters.append(parse_filter(name, value))
+            continue
+        if base == "_count":
+            try:
+                req.count = max(0, min(int(value), max_count))
+            except ValueError:
+                raise FhirError.bad_request(f"_count must be an integer, got {value!r}", expression="_count")
+        elif base == "_sort":
+            for key in split_values(value):
+                req.sort.append((key[1:], True) if key.startswith("-") else (key, False))
+        elif base in ("_include", "_revinclude"):
+            iterate = name.endswith(":iterate") or name.endswith(":recurse")
+            req.includes.append(_parse_include(value, base == "_revinclude", iterate))
+        elif base == "_summary":
+            if value not in SUMMARY_MODES:
+                raise FhirError.bad_request(f"_summary must be one of {sorted(SUMMARY_MODES)}", expression="_summary")
+            req.summary = None if value == "false" else value
+        elif base == "_elements":
+            req.elements = [e.strip() for e in value.split(",") if e.strip()]
+        elif base == "_total":
+            if value not in TOTAL_MODES:
+                raise FhirError.bad_request(f"_total must be one of {sorted(TOTAL_MODES)}", expression="_total")
+            req.total = value
+        elif base == "_page_token":
+            req.page_token = value
+        elif base == "_type":
+            req.types = [t for t in split_values(value)]
+        elif base in ("_contained", "_containedType", "_offset"):
+            req.issues.append(f"parameter {name!r} is not supported and was ignored")
+    return req
+
+
+# -- value parsing -----------------------------------------------------------------------------------
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+def split_prefix(value: str) -> tuple[str, str]:
+    """('ge', '2020') for 'ge2020'; 'eq' when no prefix."""
+    if len(value) > 2 and value[:2] in PREFIXES and (value[2].isdigit() or value[2] in "-+."):
+        return value[:2], value[2:]
+    return "eq", value
+
+
+def number_bounds(text: str) -> tuple[float, float, float]:
+    """(value, low, high) where [low, high) is the implicit precision range of a search number."""
+    if not _NUMBER.match(text):
+        raise FhirError.bad_request(f"invalid number {text!r}")
+    value = float(text)
+    mantissa, _, exp = text.lower().partition("e")
+    decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
+    half = 0.5 * 10 ** (-decimals + (int(exp) if exp else 0))
+    return value, value - half, value + half
+
+
+# -- page tokens -------------------------------------------------------------------------------------
+def encode_token(keys: list, rid: int, direction: str) -> str:
+    """Opaque keyset page token: the sort key values and rid of the boundary row."""
+    raw = orjson.dumps({"k": keys, "r": rid, "d": direction})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[list, int, str]:
+    """Inverse of encode_token; 400 on a tampered or foreign token."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return list(data["k"]), int(data["r"]), str(data["d"])
+    except Exception:
+        raise FhirError.bad_request("invalid _page_token", expression="_page_token")
