@@ -104,39 +104,33 @@ def _patch_body(resource: object) -> object:
     raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
 
 
-def _rewrite_refs(node: object, mapping: dict[str, str]) -> object:
-    """Replace references to fullUrls with the server ids they resolved to (in place)."""
+def _fix_refs(tx: Tx, node: object, mapping: dict[str, str], cache: dict[str, str]) -> None:
+    """In one walk: point fullUrl references at the ids they resolved to, and resolve conditional
+    references ("Patient?identifier=...") to the single matching resource."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and value in mapping:
-                node[key] = mapping[value]
+            if key == "reference" and isinstance(value, str):
+                if value in mapping:
+                    node[key] = mapping[value]
+                elif "?" in value and not value.startswith("#"):
+                    node[key] = _conditional_target(tx, value, cache)
             elif isinstance(value, (dict, list)):
-                _rewrite_refs(value, mapping)
+                _fix_refs(tx, value, mapping, cache)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, (dict, list)):
-                _rewrite_refs(item, mapping)
-    return node
+                _fix_refs(tx, item, mapping, cache)
 
 
-def _conditional_refs(tx: Tx, node: object, cache: dict[str, str]) -> None:
-    """Resolve conditional references ("Patient?identifier=...") to the single matching resource."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and "?" in value and not value.startswith("#"):
-                if value not in cache:
-                    res_type, _, query = value.partition("?")
-                    matches = tx.store.search.find(tx.conn, res_type, ix.parse_query(query))
-                    if len(matches) != 1:
-                        raise FhirError.precondition_failed(
-                            f"Conditional reference {value!r} matched {len(matches)} resources; expected one")
-                    cache[value] = f"{res_type}/{matches[0][1]}"
-                node[key] = cache[value]
-            elif isinstance(value, (dict, list)):
-                _conditional_refs(tx, value, cache)
-    elif isinstance(node, list):
-        for item in node:
-            _conditional_refs(tx, item, cache)
+def _conditional_target(tx: Tx, reference: str, cache: dict[str, str]) -> str:
+    if reference not in cache:
+        res_type, _, query = reference.partition("?")
+        matches = tx.store.search.find(tx.conn, res_type, ix.parse_query(query))
+        if len(matches) != 1:
+            raise FhirError.precondition_failed(
+                f"Conditional reference {reference!r} matched {len(matches)} resources; expected one")
+        cache[reference] = f"{res_type}/{matches[0][1]}"
+    return cache[reference]
 
 
 def _response(result: ix.Result | None, representation: bool) -> dict:
@@ -271,9 +265,8 @@ def _apply(tx: Tx, entries: list[Entry], representation: bool) -> list[dict]:
     cond_cache: dict[str, str] = {}
     for e in entries:
         if e.resource is not None and e.method in ("POST", "PUT"):
-            e.resource = _rewrite_refs(e.resource, mapping)
             try:
-                _conditional_refs(tx, e.resource, cond_cache)
+                _fix_refs(tx, e.resource, mapping, cond_cache)
             except FhirError as exc:
                 raise _fail(e.index, exc)
     results: dict[int, ix.Result] = {}

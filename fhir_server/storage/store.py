@@ -7,14 +7,17 @@ them with one executemany per table at commit, so a 100-entry bundle costs a han
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, true, tuple_, update
+import psycopg
+from sqlalchemy import ARRAY, Engine, String, and_, any_, bindparam, delete, func, insert, or_, select, text, true, tuple_, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fhir_server.errors import FhirError
 from fhir_server.search.engine import SearchEngine
@@ -88,23 +91,46 @@ class _Pending:
     history: list[tuple[StoredResource, str]] = field(default_factory=list)
 
 
-class Tx:
-    """One database transaction of resource writes; use `Store.begin()`."""
+class WriteConflict(FhirError):
+    """Another transaction changed a resource between our read and our write (optimistic locking)."""
 
-    def __init__(self, store: "Store", conn: Connection):
+    def __init__(self, msg: str):
+        super().__init__(409, FhirError.conflict(msg).outcome)
+
+
+class Tx:
+    """One database transaction of resource writes; use `Store.begin()`.
+
+    A child Tx (`parent=`) stages one unit of work (a Bundle) on top of its parent: it reads through
+    the parent's staged writes, and its `flush` merges into the parent instead of writing, so a failed
+    unit is dropped by discarding the child while the parent commits everything else at once.
+    """
+
+    def __init__(self, store: "Store", conn: Connection, parent: "Tx | None" = None):
         self.store = store
         self.conn = conn
+        self.parent = parent
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._seen: dict[tuple[str, str], StoredResource | None] = {}
 
     # -- reads (see this Tx's own writes) -------------------------------------------------------
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Load current rows for many (type, id) keys in one query, locking them on PostgreSQL."""
+        """Load current rows for many (type, id) keys in one query (no locks: see _update_resources)."""
+        if self.parent is not None:
+            self.parent.prefetch(k for k in keys if k not in self._pending)
+            return
         wanted = [k for k in set(keys) if k not in self._seen and k not in self._pending]
-        for chunk in _chunks(wanted, 500):
-            stmt = select(*_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(chunk))
-            if not is_sqlite(self.store.engine):
-                stmt = stmt.with_for_update()
+        sqlite = is_sqlite(self.store.engine)
+        for chunk in _chunks(wanted, 500 if sqlite else 5000):
+            if sqlite:
+                stmt = select(*_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(chunk))
+            else:
+                # Two array parameters keep the SQL text constant (psycopg re-parses every distinct
+                # text; a 500-tuple IN list cost more than the query). Over-matches are dropped below.
+                stmt = select(*_COLS).where(
+                    resource.c.res_type == any_(bindparam("types", sorted({k[0] for k in chunk}),
+                                                          type_=ARRAY(String))),
+                    resource.c.res_id == any_(bindparam("ids", [k[1] for k in chunk], type_=ARRAY(String))))
             found = {(r.res_type, r.res_id): _row(r) for r in self.conn.execute(stmt)}
             for key in chunk:
                 self._seen[key] = found.get(key)
@@ -114,6 +140,8 @@ class Tx:
         key = (res_type, res_id)
         if key in self._pending:
             return self._pending[key].final
+        if self.parent is not None:
+            return self.parent.current(res_type, res_id)
         if key not in self._seen:
             self.prefetch([key])
         return self._seen[key]
@@ -139,7 +167,7 @@ class Tx:
         ts = now_us()
         stored = StoredResource(current.rid if current else None, res_type, res_id, version, ts, False,
                                 render(body, res_id, version, ts), digest)
-        self._record(stored, body, method)
+        self._record(current, stored, body, method)
         return stored, current is None or current.deleted, True
 
     def delete(self, res_type: str, res_id: str) -> StoredResource | None:
@@ -149,20 +177,24 @@ class Tx:
             return None
         ts = now_us()
         marker = StoredResource(current.rid, res_type, res_id, current.version + 1, ts, True, None, "")
-        self._record(marker, None, "DELETE")
+        self._record(current, marker, None, "DELETE")
         return marker
 
-    def _record(self, stored: StoredResource, body: dict | None, method: str) -> None:
+    def _record(self, before: StoredResource | None, stored: StoredResource, body: dict | None,
+                method: str) -> None:
         key = (stored.res_type, stored.res_id)
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._pending[key] = _Pending(self._seen.get(key), stored, body)
+            pending = self._pending[key] = _Pending(before, stored, body)
         pending.final, pending.body = stored, body
         pending.history.append((stored, method))
 
     # -- flush ----------------------------------------------------------------------------------
     def flush(self) -> None:
         """Write all buffered versions: current rows, history rows, index rows."""
+        if self.parent is not None:
+            self._merge_into_parent()
+            return
         if not self._pending:
             return
         pendings = list(self._pending.values())
@@ -170,23 +202,14 @@ class Tx:
         conn = self.conn
         new = [p for p in pendings if p.final.rid is None]
         if new:
-            rows = [_resource_row(p.final) for p in new]
-            result = conn.execute(insert(resource).returning(resource.c.rid, sort_by_parameter_order=True), rows)
-            for p, rid in zip(new, result.scalars().all(), strict=True):
+            for p, rid in zip(new, _insert_resources(conn, [_resource_row(p.final) for p in new]), strict=True):
                 p.final.rid = rid
                 for stored, _ in p.history:
                     stored.rid = rid
         new_ids = {id(p) for p in new}
         old = [p for p in pendings if id(p) not in new_ids]
         if old:
-            conn.execute(
-                update(resource).where(resource.c.rid == bindparam("b_rid")).values(
-                    version=bindparam("b_version"), last_updated=bindparam("b_last_updated"),
-                    deleted=bindparam("b_deleted"), content_hash=bindparam("b_hash"),
-                    content=bindparam("b_content")),
-                [{"b_rid": p.final.rid, "b_version": p.final.version, "b_last_updated": p.final.last_updated,
-                  "b_deleted": p.final.deleted, "b_hash": p.final.content_hash, "b_content": p.final.content}
-                 for p in old])
+            _update_resources(conn, sorted(old, key=lambda p: p.final.rid))
         bulk_insert(conn, resource_history, [
             {"rid": p.final.rid, "res_type": s.res_type, "res_id": s.res_id, "version": s.version,
              "last_updated": s.last_updated, "deleted": s.deleted, "method": method, "content": s.content}
@@ -194,6 +217,16 @@ class Tx:
         self._write_index(pendings, [p.final.rid for p in old])
         for p in pendings:
             self._seen[(p.final.res_type, p.final.res_id)] = p.final
+
+    def _merge_into_parent(self) -> None:
+        staged = self.parent._pending
+        for key, p in self._pending.items():
+            if key in staged:
+                staged[key].final, staged[key].body = p.final, p.body
+                staged[key].history.extend(p.history)
+            else:
+                staged[key] = p
+        self._pending = {}
 
     def _write_index(self, pendings: list[_Pending], replaced_rids: list[int]) -> None:
         indexer = self.store.indexer
@@ -229,6 +262,59 @@ def _resource_row(s: StoredResource) -> dict:
             "deleted": s.deleted, "content_hash": s.content_hash, "content": s.content}
 
 
+def _update_resources(conn: Connection, pendings: list[_Pending]) -> None:
+    """Write new current versions, but only where the row is still at the version we read.
+
+    Reads take no locks (an unchanged re-sent resource never blocks anyone); a concurrent writer
+    that got there first makes the version check fail, and the unit of work is retried."""
+    if conn.dialect.name != "postgresql":
+        # SQLite writers are serialized by BEGIN IMMEDIATE, so what we read is still current.
+        conn.execute(update(resource).where(resource.c.rid == bindparam("b_rid")).values(
+            version=bindparam("b_version"), last_updated=bindparam("b_last_updated"),
+            deleted=bindparam("b_deleted"), content_hash=bindparam("b_hash"), content=bindparam("b_content")),
+            [{"b_rid": p.final.rid, "b_version": p.final.version, "b_last_updated": p.final.last_updated,
+              "b_deleted": p.final.deleted, "b_hash": p.final.content_hash, "b_content": p.final.content}
+             for p in pendings])
+        return
+    params = {"rids": [p.final.rid for p in pendings], "expected": [p.base.version for p in pendings],
+              "versions": [p.final.version for p in pendings], "ts": [p.final.last_updated for p in pendings],
+              "deleted": [p.final.deleted for p in pendings], "hashes": [p.final.content_hash for p in pendings],
+              "contents": [p.final.content for p in pendings]}
+    updated = conn.execute(_UPDATE_CURRENT, params).scalars().all()
+    if len(updated) != len(pendings):
+        raise WriteConflict(f"{len(pendings) - len(updated)} resource(s) were changed by a concurrent writer")
+
+
+# Arrays keep the statement text constant whatever the batch size (psycopg parses each new text).
+_UPDATE_CURRENT = text(
+    "UPDATE resource AS r SET version = v.version, last_updated = v.ts, deleted = v.deleted, "
+    "content_hash = v.hash, content = v.content "
+    "FROM unnest(CAST(:rids AS bigint[]), CAST(:expected AS integer[]), CAST(:versions AS integer[]), "
+    "CAST(:ts AS bigint[]), CAST(:deleted AS boolean[]), CAST(:hashes AS text[]), CAST(:contents AS bytea[])) "
+    "AS v(rid, expected, version, ts, deleted, hash, content) "
+    "WHERE r.rid = v.rid AND r.version = v.expected RETURNING r.rid")
+
+
+def _insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
+    """Insert new current-version rows; returns their rids in order."""
+    if conn.dialect.name != "postgresql":
+        result = conn.execute(insert(resource).returning(resource.c.rid, sort_by_parameter_order=True), rows)
+        return list(result.scalars().all())
+    # Take the keys from the sequence in one round trip, then COPY the rows with them.
+    rids = list(conn.execute(_NEXT_RIDS, {"n": len(rows)}).scalars().all())
+    for row, rid in zip(rows, rids, strict=True):
+        row["rid"] = rid
+    bulk_insert(conn, resource, rows)
+    return rids
+
+
+# COPY runs on the raw psycopg connection, so its errors arrive unwrapped by SQLAlchemy.
+_CONFLICT = (IntegrityError, psycopg.errors.IntegrityError)
+_DB_ERRORS = (DBAPIError, psycopg.Error)
+
+_NEXT_RIDS = text("SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, :n)")
+
+
 def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
     """Insert many rows in one go: COPY on PostgreSQL, executemany on SQLite (in-process, already fast)."""
     if not rows:
@@ -236,7 +322,8 @@ def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows)
         return
-    names = [c.name for c in table.columns if any(c.name in r for r in rows[:50]) or c.name in rows[-1]]
+    present = set().union(*rows)
+    names = [c.name for c in table.columns if c.name in present]
     columns = ", ".join(f'"{n}"' for n in names)
     cursor = conn.connection.driver_connection.cursor()
     # psycopg's executemany sends one statement per row; COPY streams the whole batch at once.
@@ -267,15 +354,17 @@ class Store:
                 yield tx
                 tx.flush()
 
-    def run(self, work, retries: int = 3):
-        """Run `work(tx)` in a write transaction, retrying when a concurrent insert raced ours."""
+    def run(self, work, retries: int = 8):
+        """Run `work(tx)` in a write transaction, retrying (with jittered backoff) when a concurrent
+        writer changed or created the same resource between our read and our write."""
         for attempt in range(retries):
             try:
                 with self.begin() as tx:
                     return work(tx)
-            except IntegrityError as exc:
+            except (*_CONFLICT, WriteConflict) as exc:
                 if attempt == retries - 1:
-                    raise FhirError.conflict(f"concurrent write conflict, retry the request ({exc.orig})")
+                    raise FhirError.conflict(f"concurrent write conflict, retry the request ({type(exc).__name__})")
+                time.sleep(random.uniform(0, 0.002 * 2 ** attempt))
         raise AssertionError("unreachable")
 
     # -- reads ------------------------------------------------------------------------------------
@@ -331,6 +420,33 @@ class Store:
                             h.last_updated >= since if since is not None else None) if c is not None]
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(resource_history).where(and_(true(), *cond))).scalar_one()
+
+    def transactions(self, bundles: list[dict], validate: bool = True) -> list[dict | FhirError]:
+        """Apply several transaction Bundles in ONE database transaction (group commit).
+
+        Each Bundle stays atomic on its own: one that fails is dropped (its FhirError is returned in
+        its place) and the others commit together, with one flush and one commit for all of them. If
+        the database itself refuses the group (e.g. a concurrent insert of the same id), each Bundle
+        is retried in its own transaction."""
+        from fhir_server.bundles import apply_transaction
+
+        results: list[dict | FhirError] = []
+        try:
+            with self.begin() as tx:
+                for bundle in bundles:
+                    try:
+                        results.append(apply_transaction(Tx(self, tx.conn, parent=tx), bundle, validate))
+                    except FhirError as exc:
+                        results.append(exc)
+            return results
+        except (*_DB_ERRORS, WriteConflict):
+            return [self._one(bundle, validate) for bundle in bundles]
+
+    def _one(self, bundle: dict, validate: bool) -> dict | FhirError:
+        try:
+            return self.transaction(bundle, validate)
+        except FhirError as exc:
+            return exc
 
     # -- bundles (adapters write whole transactions in one call) ------------------------------------
     def transaction(self, bundle: dict, validate: bool = True) -> dict:

@@ -145,3 +145,29 @@ async def test_store_transaction_is_the_adapters_one_call_write(store):
     out = store.transaction(tx(put(patient(res_id="adapter-p")), put(observation("Patient/adapter-p", res_id="o"))))
     assert [e["response"]["status"] for e in out["entry"]] == ["201 Created", "201 Created"]
     assert store.read("Observation", "o").as_dict()["subject"]["reference"] == "Patient/adapter-p"
+
+
+def test_group_commit_keeps_each_bundle_atomic(store):
+    bad = observation("Patient/g1", res_id="g-bad")
+    bad["status"] = 7
+    results = store.transactions([
+        tx(put(patient(res_id="g1")), put(observation("Patient/g1", res_id="g-obs"))),
+        tx(put(patient(res_id="g2")), put(bad)),
+        tx(put(patient(res_id="g3"))),
+    ])
+    assert results[0]["type"] == "transaction-response"
+    assert results[1].status == 400 and "Bundle.entry[1]" in results[1].diagnostics
+    assert results[2]["type"] == "transaction-response"
+    assert store.read("Patient", "g2") is None
+    assert {store.read("Patient", i).version for i in ("g1", "g3")} == {1}
+    assert store.read("Observation", "g-obs").as_dict()["subject"]["reference"] == "Patient/g1"
+
+
+def test_group_commit_later_bundle_sees_earlier_bundles_writes(store):
+    first = patient(res_id="seq")
+    second = dict(patient(res_id="seq"), gender="female")
+    store.transactions([tx(put(first)), tx(put(second))])
+    current = store.read("Patient", "seq")
+    assert current.version == 2
+    assert current.as_dict()["gender"] == "female"
+    assert [h[0].version for h in store.history("Patient", "seq")] == [2, 1]
