@@ -1,0 +1,39 @@
+"""`lienthong mllp`: run the HL7 v2 MLLP listener."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `mllp` command to the lienthong CLI."""
+
+    @app.command()
+    def mllp(
+        host: str = typer.Option("127.0.0.1", help="Bind address"),
+        port: int = typer.Option(2575, help="TCP port (2575 is the registered HL7 port)"),
+        db: str = typer.Option(None, "--db", help="Database URL (env LIENTHONG_DATABASE_URL)"),
+        max_bytes: int = typer.Option(1024 * 1024, help="Largest accepted message; bigger ones get AR"),
+        workers: int = typer.Option(8, help="Threads doing database work (match the connection pool)"),
+        tz_offset: str = typer.Option("+07:00", help="Offset for HL7 times sent without one"),
+        hl7apy_validate: bool = typer.Option(False, help="Also run hl7apy's full tolerant parse (slower)"),
+    ) -> None:
+        """Receive HL7 v2 over MLLP; ACK AA only after the data is committed (AE/AR with ERR otherwise)."""
+        from fhir_server.config import Settings
+        from fhir_server.storage.store import open_store
+
+        from adapters.hl7v2.mllp import run_listener
+
+        settings = Settings.from_env().with_(database_url=db)
+        logging.basicConfig(level=logging.INFO)
+        store = open_store(settings.database_url, pool_size=workers)
+        options = {"tz_offset": tz_offset, "profile_set": settings.profile_set,
+                   "hl7apy_validate": hl7apy_validate}
+        typer.echo(f"MLLP listening on {host}:{port} (database: {settings.database_url.split('@')[-1]})")
+        try:
+            asyncio.run(run_listener(store, host, port, max_bytes=max_bytes, workers=workers, options=options))
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,306 @@
+"""Ingestion shared by all adapters: archive raw → parse → map → one DB transaction per record → report.
+
+Order matters: the raw payload is committed to `inbox` before parsing, so nothing received is ever
+lost; each record is written in its own transaction, so one bad record never blocks the others; a
+record that fails anywhere lands in `dead_letter` with its own payload and can be replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+
+from adapters.base import Adapter, RecordError, SourceRecord
+from adapters.registry import detect, get_adapter, adapters as all_adapters
+from fhir_server.storage import inbox as ib
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecordResult:
+    """Outcome of one source record."""
+
+    key: str
+    status: str  # accepted | rejected
+    errors: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+    resources: int = 0
+    created: int = 0
+    existing: int = 0  # PUT on a resource that existed (updated, or kept as-is when unchanged)
+    dead_letter_id: int | None = None
+
+
+@dataclass
+class IngestResult:
+    """Outcome of one payload: per-record results plus file-level errors/warnings."""
+
+    inbox_id: int | None
+    adapter: str | None
+    status: str  # processed | partial | failed
+    records: list[RecordResult] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """Number of records written."""
+        return sum(1 for r in self.records if r.status == "accepted")
+
+    @property
+    def rejected(self) -> int:
+        """Number of records dead-lettered."""
+        return sum(1 for r in self.records if r.status == "rejected")
+
+    def as_dict(self) -> dict:
+        """JSON-ready form for HTTP responses and the inbox summary."""
+        d = asdict(self)
+        d["accepted"] = self.accepted
+        d["rejected"] = self.rejected
+        return d
+
+
+def _resolve(payload: bytes, adapter: str | Adapter | None, content_type: str | None) -> Adapter | None:
+    """Adapter by name/instance, or by sniffing."""
+    if adapter is None:
+        return detect(payload, content_type)
+    if isinstance(adapter, str):
+        return get_adapter(adapter)
+    return adapter
+
+
+def _count(response: dict) -> tuple[int, int]:
+    """(created, existing) from a transaction-response Bundle (the store answers 200 for update and no-op)."""
+    created = existing = 0
+    for e in response.get("entry", []):
+        status = (e.get("response") or {}).get("status", "")
+        if status.startswith("201"):
+            created += 1
+        elif status.startswith("200"):
+            existing += 1
+    return created, existing
+
+
+def _dead(store, ad: Adapter, inbox_id: int | None, key: str | None, errors: list[RecordError],
+          payload: bytes | None, enabled: bool = True) -> int | None:
+    """Dead-letter one record: the first error's location, all reasons joined (None when disabled)."""
+    if not enabled:
+        return None
+    first = errors[0] if errors else RecordError("unknown", "unknown failure")
+    reason = "; ".join(f"{e.location}: {e.reason}" for e in errors) or first.reason
+    return ib.add_dead_letter(store.engine, channel=ad.channel, reason=reason, inbox_id=inbox_id,
+                              record_key=key, location=first.location, payload=payload)
+
+
+@dataclass
+class _Staged:
+    """A mapped record waiting for the group commit."""
+
+    result: RecordResult
+    record: SourceRecord
+    bundle: dict
+    adapter: Adapter
+    inbox_id: int | None
+
+
+def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | None, result: IngestResult,
+           dead_letters: bool = True) -> list[_Staged]:
+    """Parse and map every record of a payload; failures go to `result` (and dead letters) at once."""
+    parsed = ad.parse(payload, options)
+    file_errors = [e for e in parsed.errors if e.severity != "warning"]
+    result.warnings += [e.as_dict() for e in parsed.errors if e.severity == "warning"]
+    if file_errors:
+        # Errors naming a record belong to that record; the rest reject the file as a whole.
+        by_key: dict[str | None, list[RecordError]] = {}
+        for e in file_errors:
+            by_key.setdefault(e.record_key, []).append(e)
+        for key, errs in by_key.items():
+            dl = _dead(store, ad, inbox_id, key, errs, payload, dead_letters)
+            if key is None:
+                result.errors += [e.as_dict() for e in errs]
+            result.records.append(RecordResult(key or "file", "rejected", [e.as_dict() for e in errs],
+                                               dead_letter_id=dl))
+    staged = []
+    for rec in parsed.records:
+        try:
+            mapped = ad.to_fhir(rec, options)
+        except Exception as exc:  # adapters should not raise; if one does, only this record fails
+            mapped = None
+            errs = [RecordError("mapping", f"{type(exc).__name__}: {exc}", rec.key)]
+        if mapped is not None:
+            errs = list(mapped.errors)
+            if mapped.bundle is None and not errs:
+                errs = [RecordError("mapping", "adapter returned no bundle", rec.key)]
+        rr = RecordResult(rec.key, "rejected", warnings=[w.as_dict() for w in (mapped.warnings if mapped else [])])
+        result.records.append(rr)
+        if errs:
+            rr.errors = [e.as_dict() for e in errs]
+            rr.dead_letter_id = _dead(store, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
+        else:
+            staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
+    return staged
+
+
+def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = True) -> None:
+    """Write all staged records in one database transaction, each record still atomic on its own."""
+    if not staged:
+        return
+    outcomes = store.transactions([s.bundle for s in staged], validate=_validate_output(options))
+    for s, outcome in zip(staged, outcomes, strict=True):
+        rr = s.result
+        if isinstance(outcome, dict):
+            rr.status = "accepted"
+            rr.resources = len(s.bundle.get("entry", []))
+            rr.created, rr.existing = _count(outcome)
+            continue
+        detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
+        errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
+        rr.errors = [e.as_dict() for e in errs]
+        rr.dead_letter_id = _dead(store, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload,
+                                  dead_letters)
+    _after_commit(store, [s for s, o in zip(staged, outcomes) if isinstance(o, dict)])
+
+
+def _after_commit(store, committed: list[_Staged]) -> None:
+    """Link newly written Patients across hospitals (identity); never fails the ingest."""
+    patient_ids = {e["resource"]["id"] for s in committed for e in s.bundle.get("entry", [])
+                   if (e.get("resource") or {}).get("resourceType") == "Patient" and e["resource"].get("id")}
+    if not patient_ids:
+        return
+    try:
+        from fhir_server.identity.service import link_patient
+    except ModuleNotFoundError:
+        return
+    for pid in sorted(patient_ids):
+        try:
+            link_patient(store, pid)
+        except Exception:  # linking is best effort here; `lienthong link --all` catches up
+            log.exception("identity linking failed for one patient")
+
+
+def process_records(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | None,
+                    result: IngestResult, dead_letters: bool = True) -> None:
+    """Parse, map and write every record of a payload into `result` (no inbox bookkeeping).
+
+    With dead_letters=False (replays) failures are only reported: the caller updates the existing row."""
+    _commit(store, _stage(store, ad, payload, options, inbox_id, result, dead_letters), options, dead_letters)
+
+
+def _validate_output(options: dict) -> bool:
+    """Whether adapter output gets the full R4B model validation on write.
+
+    Off by default: adapters are trusted producers whose mappings their tests validate resource by
+    resource, and model validation is most of the write cost. Turn it on per call (option
+    `validate`) or for a deployment (LIENTHONG_VALIDATE_INGEST=true) while onboarding a new mapping."""
+    if "validate" in options:
+        return bool(options["validate"])
+    return os.environ.get("LIENTHONG_VALIDATE_INGEST", "").lower() in ("1", "true", "yes")
+
+
+def _status(result: IngestResult) -> str:
+    """processed (all accepted) | partial | failed (nothing accepted)."""
+    if result.accepted and not result.rejected:
+        return "processed"
+    return "partial" if result.accepted else "failed"
+
+
+def ingest(store, payload: bytes, *, source: str, adapter: str | None = None, content_type: str | None = None,
+           options: dict | None = None) -> IngestResult:
+    """Archive, parse, map and store one payload; returns per-record results. Re-sending is idempotent."""
+    return ingest_many(store, [(payload, source)], adapter=adapter, content_type=content_type, options=options)[0]
+
+
+def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = None,
+                content_type: str | None = None, options: dict | None = None) -> list[IngestResult]:
+    """Ingest several payloads ((bytes, source) pairs) with one archive commit and one data commit.
+
+    Every payload is archived before any is parsed; the records of all payloads are then written in
+    one database transaction (each record atomic on its own), so a busy MLLP link or a folder of
+    files pays two commits per batch instead of three per file."""
+    options = dict(options or {})
+    resolved: list[tuple[Adapter | None, str | None]] = []
+    for payload, _source in items:
+        try:
+            resolved.append((_resolve(payload, adapter, content_type), None))
+        except KeyError as exc:
+            resolved.append((None, str(exc.args[0]) if exc.args else str(exc)))
+    inbox_ids = ib.archive_many(store.engine, [
+        {"payload": payload, "source": source, "channel": ad.channel if ad else (adapter or "unknown"),
+         "content_type": content_type, "summary": {"options": options, "adapter": ad.name if ad else adapter}}
+        for (payload, source), (ad, _err) in zip(items, resolved)])
+    results: list[IngestResult] = []
+    staged: list[_Staged] = []
+    for (payload, _source), (ad, err), inbox_id in zip(items, resolved, inbox_ids):
+        result = IngestResult(inbox_id, ad.name if ad else adapter, "failed")
+        results.append(result)
+        if ad is None:
+            reason = err or ("no installed adapter recognises this payload (installed: "
+                             + ", ".join(sorted(all_adapters())) + ")")
+            result.errors.append(RecordError("file", reason).as_dict())
+            continue
+        try:
+            staged += _stage(store, ad, payload, options, inbox_id, result)
+        except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
+            log.exception("parsing inbox %s crashed", inbox_id)
+            result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
+    try:
+        _commit(store, staged, options)
+    except Exception as exc:  # database down: nothing committed; every staged record is reported failed
+        log.exception("group commit of %d records failed", len(staged))
+        for s in staged:
+            s.result.errors.append(RecordError("store", f"{type(exc).__name__}: {exc}", s.record.key).as_dict())
+    marks = []
+    for result in results:
+        result.status = _status(result)
+        marks.append((result.inbox_id, result.status, {
+            "options": options, "adapter": result.adapter, "accepted": result.accepted,
+            "rejected": result.rejected, "errors": result.errors,
+            "records": [{"key": r.key, "status": r.status, "dead_letter_id": r.dead_letter_id}
+                        for r in result.records]}))
+    ib.mark_many(store.engine, marks)
+    return results
+
+
+def _adapter_for_channel(channel: str) -> Adapter:
+    """The adapter whose archive channel (or name) is `channel`."""
+    for ad in all_adapters().values():
+        if ad.channel == channel or ad.name == channel:
+            return ad
+    raise KeyError(f"no installed adapter for channel {channel!r}")
+
+
+def replay(store, dl_id: int | None = None, *, options: dict | None = None) -> list[dict]:
+    """Re-run one dead letter (or all open ones) through its adapter; returns one outcome per dead letter."""
+    ids = [dl_id] if dl_id is not None else [d["dl_id"] for d in ib.list_dead_letters(store.engine, "open", 100000)]
+    outcomes = []
+    for i in ids:
+        dl = ib.get_dead_letter(store.engine, i)
+        if dl is None:
+            outcomes.append({"dead_letter_id": i, "status": "not-found"})
+            continue
+        if not dl.get("payload"):
+            ib.mark_dead_letter(store.engine, i, "failed", "nothing to replay: no payload kept")
+            outcomes.append({"dead_letter_id": i, "status": "failed", "errors": ["no payload"]})
+            continue
+        opts = dict(options or {})
+        if dl.get("inbox_id"):
+            row = ib.get_inbox(store.engine, dl["inbox_id"])
+            for k, v in ((row or {}).get("summary") or {}).get("options", {}).items():
+                opts.setdefault(k, v)
+        try:
+            ad = _adapter_for_channel(dl["channel"])
+        except KeyError as exc:
+            ib.mark_dead_letter(store.engine, i, "open", str(exc))
+            outcomes.append({"dead_letter_id": i, "status": "failed", "errors": [str(exc)]})
+            continue
+        res = IngestResult(dl.get("inbox_id"), ad.name, "failed")
+        process_records(store, ad, dl["payload"], opts, dl.get("inbox_id"), res, dead_letters=False)
+        ok = bool(res.records) and all(r.status == "accepted" for r in res.records)
+        errs = [e for r in res.records for e in r.errors]
+        reason = "; ".join(f"{e['location']}: {e['reason']}" for e in errs) or None
+        ib.mark_dead_letter(store.engine, i, "replayed" if ok else "open", reason)
+        outcomes.append({"dead_letter_id": i, "status": "replayed" if ok else "failed",
+                         "records": [asdict(r) for r in res.records]})
+    return outcomes
+

@@ -1,0 +1,143 @@
+"""The QĐ130 adapter plug-in (entry point `qd130` in group `lienthong.adapters`)."""
+
+from __future__ import annotations
+
+import os
+
+from adapters.base import MappedRecord, ParseResult, RecordError, SourceRecord
+from adapters.ids import deterministic_id
+
+from .context import Ctx
+from .envelope import HosoData, decode_hoso, maybe_unwrap_base64, read_envelope, single_hoso_payload, tables_config
+from .map_docs import map_discharge_paper, map_reexam, map_reexam_dates, map_referral, map_sick_leave, map_summary
+from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
+from .map_orders import map_drugs, map_progress, map_results, map_services
+from .validate import validate
+from .vendors import VendorProfile, detect_vendor, get_vendor
+from .xmlsafe import BadXml, UnsafeXml, strip_bom
+
+_SNIFF_ROOTS = (b"<GIAMDINHHS", b"<HSCHUNGTU", b"<KHAMSUCKHOE", b"<TONG_HOP")
+
+
+class Qd130Adapter:
+    """Vietnamese health-insurance XML (QĐ 130/4750) → one FHIR transaction Bundle per HOSO."""
+
+    name = "qd130"
+    channel = "qd130"
+    description = "QĐ 130/4750 BHYT XML (GIAMDINHHS envelope, XML1–XML15) → FHIR R4"
+
+    def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
+        """True for a GIAMDINHHS-style envelope (also base64 of one, or a bare TONG_HOP)."""
+        head = strip_bom(payload[:2048])
+        if not head.startswith(b"<"):
+            head = strip_bom(maybe_unwrap_base64(payload[:1_000_000])[:2048])
+        return any(r in head for r in _SNIFF_ROOTS)
+
+    def _vendor(self, payload: bytes, options: dict) -> VendorProfile:
+        """Vendor profile from options['vendor'] (name | 'auto' | None) and options['vendor_path']."""
+        extra = options.get("vendor_path")
+        name = options.get("vendor")
+        if name and name != "auto":
+            return get_vendor(name, extra)
+        return detect_vendor(payload, extra)
+
+    def parse(self, payload: bytes, options: dict | None = None) -> ParseResult:
+        """Split the envelope into HOSO records; decode and validate each one independently."""
+        options = options or {}
+        result = ParseResult()
+        payload = maybe_unwrap_base64(payload)
+        try:
+            vendor = self._vendor(payload, options)
+        except ValueError as exc:
+            result.errors.append(RecordError("options/vendor", str(exc)))
+            return result
+        try:
+            env = read_envelope(payload)
+        except UnsafeXml as exc:
+            result.errors.append(RecordError("file", f"refused: {exc}"))
+            return result
+        except (BadXml, ValueError) as exc:
+            result.errors.append(RecordError("file", str(exc)))
+            return result
+        if not env.hosos:
+            result.errors.append(RecordError("DANHSACHHOSO", "no HOSO in the envelope"))
+            return result
+        if env.declared_count is not None and env.declared_count != len(env.hosos):
+            result.errors.append(RecordError("THONGTINHOSO/SOLUONGHOSO", f"declares {env.declared_count} HOSO, "
+                                             f"file holds {len(env.hosos)}", severity="warning"))
+        single = len(env.hosos) == 1
+        for i, hoso in enumerate(env.hosos, start=1):
+            data = decode_hoso(env, i, hoso, vendor)
+            validate(data, vendor)
+            key = data.ma_lk or f"HOSO[{i}]"
+            for e in data.errors + data.warnings:
+                e.record_key = e.record_key or key
+            rec_payload = payload if single else single_hoso_payload(env, hoso)
+            result.records.append(SourceRecord(key=key, payload=rec_payload, data=data,
+                                               meta={"vendor": vendor.name, "index": i}))
+        return result
+
+    def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
+        """Map one decoded HOSO to a transaction Bundle of PUTs with deterministic ids."""
+        options = options or {}
+        data: HosoData = record.data
+        if data.errors:
+            return MappedRecord(record.key, None, list(data.errors), list(data.warnings))
+        warnings = list(data.warnings)
+        row1 = data.tables["XML1"][0]
+        try:
+            vendor = get_vendor(record.meta.get("vendor"), options.get("vendor_path"))
+        except ValueError:
+            vendor = get_vendor(None)
+        facility = row1.get("MA_CSKCB") or data.facility or vendor.facility.get("code")
+        if not facility:
+            return MappedRecord(record.key, None, [RecordError("XML1/TONG_HOP/MA_CSKCB",
+                                "no facility code (MA_CSKCB / MACSKCB)", record.key)], warnings)
+        profile = options.get("profile_set") or os.environ.get("LIENTHONG_PROFILE_SET") or "hl7vn"
+        try:
+            bundle = build_bundle(data, facility, vendor, profile, warnings, record.key)
+        except Exception as exc:  # a mapping bug must reject this record only, never the file
+            return MappedRecord(record.key, None, [RecordError("mapping", f"{type(exc).__name__}: {exc}",
+                                                               record.key)], warnings)
+        return MappedRecord(record.key, bundle, [], warnings)
+
+
+def build_bundle(data: HosoData, facility: str, vendor: VendorProfile, profile: str,
+                 warnings: list[RecordError], key: str) -> dict:
+    """Run the table mappers in dependency order (patient → encounter → conditions → rows → papers)."""
+    row1 = data.tables["XML1"][0]
+    ctx = Ctx(facility, row1["MA_LK"], vendor, profile)
+    ctx.xml1 = row1
+    ctx.encounter_ref = "Encounter/" + deterministic_id("Encounter", facility, row1["MA_LK"])
+    patient = map_patient(ctx, row1)
+    map_coverages(ctx, row1, patient)
+    # Conditions first so the Encounter can list them; the Encounter id is already known.
+    diagnoses = map_conditions(ctx, row1)
+    map_encounter(ctx, row1, diagnoses)
+    map_xml1_observations(ctx, row1)
+    t = data.tables
+    if t.get("XML2"):
+        map_drugs(ctx, t["XML2"])
+    orders = map_services(ctx, t["XML3"]) if t.get("XML3") else {}
+    if t.get("XML4"):
+        map_results(ctx, t["XML4"], orders)
+    if t.get("XML5"):
+        map_progress(ctx, t["XML5"])
+    if t.get("XML7"):
+        map_discharge_paper(ctx, t["XML7"])
+    if t.get("XML8"):
+        map_summary(ctx, t["XML8"])
+    if t.get("XML11"):
+        map_sick_leave(ctx, t["XML11"], data.raw.get("XML11", []))
+    if t.get("XML13"):
+        map_referral(ctx, t["XML13"])
+    if t.get("XML14"):
+        map_reexam(ctx, t["XML14"])
+    elif row1.get("NGAY_TAI_KHAM"):
+        map_reexam_dates(ctx, row1)
+    spec = tables_config()["tables"]
+    for loai, rows in t.items():
+        if not spec[loai]["mapped"]:
+            warnings.append(RecordError(loai, f"{loai} ({len(rows)} record(s)) is not mapped to FHIR; kept in the "
+                                        "archived payload (inbox)", key, "warning"))
+    return ctx.bundle()

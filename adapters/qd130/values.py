@@ -1,0 +1,92 @@
+"""QĐ130 value formats → FHIR primitives (Vietnam local time is UTC+07:00, no DST)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from .vendors import VendorProfile
+
+TZ = "+07:00"
+
+
+def _check(y: int, mo: int, d: int, h: int = 0, mi: int = 0, value: str = "") -> None:
+    """Raise ValueError (naming the value) unless the parts form a real calendar time."""
+    try:
+        datetime(y, mo, d, h, mi)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a real calendar date/time ({exc})") from None
+
+
+def to_datetime(value: str, vendor: VendorProfile | None = None) -> str:
+    """yyyyMMddHHmm → FHIR dateTime with seconds and +07:00; raises ValueError if impossible."""
+    if len(value) == 12 and value.isdigit():
+        _check(int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:12]), value)
+        return f"{value[:4]}-{value[4:6]}-{value[6:8]}T{value[8:10]}:{value[10:12]}:00{TZ}"
+    for fmt in (vendor.datetime_formats if vendor else ()):
+        try:
+            dt = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return dt.strftime("%Y-%m-%dT%H:%M:00") + TZ
+    raise ValueError(f"{value!r} is not a valid date-time (yyyyMMddHHmm)")
+
+
+def to_date(value: str, vendor: VendorProfile | None = None) -> str:
+    """yyyyMMdd → FHIR date; raises ValueError if impossible."""
+    if len(value) == 8 and value.isdigit():
+        _check(int(value[:4]), int(value[4:6]), int(value[6:8]), value=value)
+        return f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+    for fmt in (vendor.date_formats if vendor else ()):
+        try:
+            return datetime.strptime(value, fmt).strftime("%Y-%m-%d")
+        except ValueError:
+            continue
+    raise ValueError(f"{value!r} is not a valid date (yyyyMMdd)")
+
+
+def to_date_or_datetime(value: str, vendor: VendorProfile | None = None) -> str:
+    """8-char date or 12-char date-time (NGAY_MIEN_CCT) → FHIR date/dateTime."""
+    return to_date(value, vendor) if len(value) == 8 else to_datetime(value, vendor)
+
+
+def to_birth(value: str) -> tuple[str, str | None]:
+    """NGAY_SINH (yyyyMMddHHmm, unknown parts 00; also yyyyMMdd / yyyy) → (FHIR date, birth time or None)."""
+    if not value.isdigit() or len(value) not in (4, 8, 12):
+        raise ValueError(f"{value!r} is not a valid birth date (yyyyMMddHHmm)")
+    y, mo, d = int(value[:4]), int(value[4:6] or 0), int(value[6:8] or 0)
+    if y < 1800:
+        raise ValueError(f"{value!r}: impossible birth year")
+    if mo == 0:
+        if d:
+            raise ValueError(f"{value!r}: day given without month")
+        return f"{value[:4]}", None
+    if d == 0:
+        _check(y, mo, 1, value=value)
+        return f"{value[:4]}-{value[4:6]}", None
+    hh, mm = (int(value[8:10]), int(value[10:12])) if len(value) == 12 else (0, 0)
+    _check(y, mo, d, hh, mm, value)
+    date = f"{value[:4]}-{value[4:6]}-{value[6:8]}"
+    if len(value) == 12 and (hh or mm):
+        return date, f"{date}T{value[8:10]}:{value[10:12]}:00{TZ}"
+    return date, None
+
+
+def to_number(value: str, vendor: VendorProfile | None = None) -> int | float:
+    """Decimal text (vendor separator) → int when integral, else float; raises ValueError."""
+    text = value.strip()
+    if vendor is not None and vendor.decimal_separator != ".":
+        text = text.replace(vendor.decimal_separator, ".")
+    num = float(text)
+    if num != num or num in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a number")
+    if num.is_integer() and "e" not in text.lower():
+        return int(num)
+    return num
+
+
+FORMATTERS = {
+    "datetime12": to_datetime,
+    "date8": to_date,
+    "date_or_datetime": to_date_or_datetime,
+    "number": to_number,
+}

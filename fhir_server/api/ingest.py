@@ -1,0 +1,83 @@
+"""HTTP ingest: POST raw QĐ130 / HL7 v2 payloads, list and replay dead letters (mounted beside /fhir).
+
+Status codes: 200 every record accepted; 207 some accepted, some rejected; 422 nothing accepted
+(unrecognised format, bad file, or every record rejected). The JSON body always carries per-record
+results, so clients can act on 207/422 without guessing.
+"""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from adapters import registry
+from adapters.pipeline import ingest as run_ingest
+from adapters.pipeline import replay as run_replay
+from fhir_server.api.body import read_bounded
+from fhir_server.storage import inbox as ib
+
+router = APIRouter(tags=["ingest"])
+
+_OPTION_PARAMS = ("vendor", "profile_set")
+
+
+def _json(data, status: int = 200) -> Response:
+    """orjson response (handles bytes-free dicts quickly)."""
+    return Response(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS), status_code=status, media_type="application/json")
+
+
+def _status(result) -> int:
+    """200 all ok, 207 partial, 422 nothing accepted."""
+    if result.accepted and not result.rejected and not result.errors:
+        return 200
+    return 207 if result.accepted else 422
+
+
+async def _ingest(request: Request, adapter: str | None) -> Response:
+    """Shared body of both POST routes."""
+    if adapter is not None:
+        try:
+            registry.get_adapter(adapter)
+        except KeyError as exc:
+            return _json({"error": str(exc.args[0])}, 404)
+    payload = await read_bounded(request)
+    store = request.app.state.store
+    options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
+    client = request.client.host if request.client else "unknown"
+    source = request.query_params.get("source") or f"http:{client}"
+    result = await run_in_threadpool(run_ingest, store, payload, source=source, adapter=adapter,
+                                     content_type=request.headers.get("content-type"), options=options)
+    return _json(result.as_dict(), _status(result))
+
+
+@router.post("/ingest")
+async def ingest_auto(request: Request) -> Response:
+    """Ingest a raw payload, detecting the adapter by sniffing."""
+    return await _ingest(request, None)
+
+
+@router.get("/ingest/dead-letters")
+async def dead_letters(request: Request, status: str = "open", limit: int = 100, offset: int = 0) -> Response:
+    """List dead letters (without payloads); status=all lists every state."""
+    engine = request.app.state.store.engine
+    st = None if status == "all" else status
+    rows = await run_in_threadpool(ib.list_dead_letters, engine, st, min(limit, 1000), offset)
+    total = await run_in_threadpool(ib.count_dead_letters, engine, st)
+    return _json({"total": total, "items": rows})
+
+
+@router.post("/ingest/dead-letters/{dl_id}/replay")
+async def replay_one(request: Request, dl_id: int) -> Response:
+    """Re-run one dead letter through its adapter (after a mapping fix)."""
+    store = request.app.state.store
+    outcome = (await run_in_threadpool(run_replay, store, dl_id))[0]
+    code = {"replayed": 200, "not-found": 404}.get(outcome["status"], 422)
+    return _json(outcome, code)
+
+
+@router.post("/ingest/{adapter}")
+async def ingest_named(request: Request, adapter: str) -> Response:
+    """Ingest a raw payload with the named adapter (e.g. qd130, hl7v2)."""
+    return await _ingest(request, adapter)

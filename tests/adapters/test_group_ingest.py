@@ -1,0 +1,41 @@
+"""ingest_many: one archive commit and one data commit for many payloads; identity links on ingest."""
+
+from __future__ import annotations
+
+from adapters.ids import deterministic_id
+from adapters.pipeline import ingest_many
+from adapters.synth import generate
+from fhir_server.identity.service import linked_patient_ids
+from fhir_server.storage import inbox as ib
+
+
+def test_batch_of_payloads_archives_all_and_isolates_the_bad_one(store):
+    visits = generate(hospitals=2, visits=4, seed=11).visits
+    items = [(v.xml, f"file:{v.filename}") for v in visits]
+    items.insert(2, (b"<GIAMDINHHS><THONGTINDONVI>", "file:truncated.xml"))
+    results = ingest_many(store, items, adapter="qd130")
+    assert [r.status for r in results] == ["processed", "processed", "failed", "processed", "processed"]
+    assert all(r.inbox_id for r in results)
+    assert ib.get_inbox(store.engine, results[2].inbox_id)["payload"] == b"<GIAMDINHHS><THONGTINDONVI>"
+    assert ib.count_dead_letters(store.engine) == 1
+    for visit in visits:
+        assert store.read("Patient", _patient_id(visit)) is not None
+
+
+def test_same_person_at_two_hospitals_is_linked_on_ingest(store):
+    data = generate(hospitals=3, visits=60, seed=3)
+    by_person: dict[str, set[str]] = {}
+    for v in data.visits:
+        by_person.setdefault(v.person_id, set()).add(v.facility)
+    person = next(p for p, facilities in by_person.items() if len(facilities) >= 2)
+    mine = [v for v in data.visits if v.person_id == person]
+    results = ingest_many(store, [(v.xml, v.filename) for v in mine], adapter="qd130")
+    assert all(r.status == "processed" for r in results)
+    patient_ids = {_patient_id(v) for v in mine}
+    assert len(patient_ids) >= 2
+    first = sorted(patient_ids)[0]
+    assert patient_ids <= set(linked_patient_ids(store, first))
+
+
+def _patient_id(visit) -> str:
+    return deterministic_id("Patient", visit.facility, visit.ma_bn)
