@@ -1,0 +1,174 @@
+"""Patient/$everything benchmark: one person with ~500 resources at two hospitals among background patients.
+
+    .venv/bin/python bench/bench_everything.py --db postgresql://postgres@127.0.0.1:5432/bench_everything
+
+Data is synthetic QĐ130 XML (adapters.synth) ingested through the real pipeline, then linked by the
+identity service: the focus person has --focus-visits visits split over two hospitals (~33 resources a
+visit), the background --background-visits visits of other people over 8 hospitals. Then --calls
+$everything calls are timed: the Python function (SQL + row fetch) and the full HTTP request through the
+ASGI app (Bundle serialisation included). --skip-load reuses an already loaded database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+
+from sqlalchemy import func, select, text
+
+from adapters.pipeline import ingest
+from adapters.synth import generate
+from adapters.synth.envelope import build_envelope, read_files
+from fhir_server.operations.everything import Query, everything, statement_and_params
+from fhir_server.storage.schema import resource
+from fhir_server.storage.store import open_store
+
+FOCUS_MARK = "BNFOCUS"
+
+
+def _focus_payloads(visits: int) -> list[bytes]:
+    """Visits of one person at two hospitals, with identifiers no background person can share."""
+    ds = generate(hospitals=2, visits=visits, seed=7, persons=1, missing_cccd_rate=0.0)
+    p = ds.persons[0]
+    swaps = [(p.cccd.encode(), (p.cccd[:6] + "999999").encode()), (p.bhyt.encode(), (p.bhyt[:7] + "99999999").encode())]
+    swaps += [(mrn.encode(), f"{FOCUS_MARK}{fac}".encode()) for fac, mrn in p.mrn.items()]
+    out = []
+    for v in ds.visits:
+        hosos = read_files(v.xml)
+        for files in hosos:
+            for i, (name, xml) in enumerate(files):
+                for old, new in swaps:
+                    xml = xml.replace(old, new)
+                files[i] = (name, xml)
+        out.append(build_envelope(v.facility, hosos))
+    return out
+
+
+def load(store, focus_visits: int, background_visits: int) -> None:
+    """Ingest background and focus data, then link identities."""
+    from fhir_server.identity.service import link_all
+
+    t0 = time.perf_counter()
+    bg = generate(hospitals=8, visits=background_visits, seed=11, persons=max(1, background_visits // 3))
+    for i, v in enumerate(bg.visits):
+        res = ingest(store, v.xml, source="bench", adapter="qd130")
+        if res.status != "processed":
+            raise SystemExit(f"background visit {i} not ingested: {res.status}")
+    for xml in _focus_payloads(focus_visits):
+        res = ingest(store, xml, source="bench", adapter="qd130")
+        if res.status != "processed":
+            raise SystemExit(f"focus visit not ingested: {res.as_dict()['records'][0]['errors']}")
+    summary = link_all(store)
+    print(f"loaded in {time.perf_counter() - t0:.1f} s; identity: {summary}")
+
+
+def focus_patient(store) -> str:
+    """Id of one of the focus person's Patient records."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT rid, content FROM resource WHERE res_type = 'Patient'")).all()
+    for _, content in rows:
+        if FOCUS_MARK.encode() in content:
+            import orjson
+
+            return orjson.loads(content)["id"]
+    raise SystemExit("focus patient not found; run without --skip-load")
+
+
+def pct(values: list[float], p: float) -> float:
+    """p-th percentile (nearest rank) of a sample, in ms."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+def time_calls(fn, calls: int) -> list[float]:
+    """Wall time of each call after 10 warm-up calls."""
+    for _ in range(10):
+        fn()
+    out = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    """Load (unless --skip-load), then time $everything."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--db", default=os.environ.get("LIENTHONG_BENCH_DB",
+                                                   "postgresql://postgres@127.0.0.1:5432/bench_everything"))
+    ap.add_argument("--focus-visits", type=int, default=15)
+    ap.add_argument("--background-visits", type=int, default=600)
+    ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--explain", action="store_true", help="print the PostgreSQL plan of the main query")
+    args = ap.parse_args()
+    if args.db.startswith("postgresql") and not args.skip_load:
+        import psycopg
+
+        base, _, name = args.db.rpartition("/")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    store = open_store(args.db, pool_size=4)
+    if not args.skip_load:
+        load(store, args.focus_visits, args.background_visits)
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    with store.engine.connect() as conn:
+        n_res = conn.execute(select(func.count()).select_from(resource)).scalar_one()
+        n_pat = conn.execute(select(func.count()).where(resource.c.res_type == "Patient")).scalar_one()
+    pid = focus_patient(store)
+    full = everything(store, pid)
+    print(f"cores={os.cpu_count()} db={store.engine.dialect.name} resources={n_res} patients={n_pat} "
+          f"focus: {len(full.patient_ids)} linked Patient records, $everything returns {full.total} resources")
+
+    if args.explain and store.engine.dialect.name == "postgresql":
+        stmt, params = statement_and_params(full.patient_ids, Query())
+        sql = str(stmt.params(params).compile(store.engine, compile_kwargs={"literal_binds": True}))
+        with store.engine.connect() as conn:
+            for (line,) in conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)):
+                print("  ", line)
+
+    cases = {
+        "function, all": lambda: everything(store, pid),
+        "function, _count=50": lambda: everything(store, pid, Query(count=50)),
+        "function, start/end 90 days": lambda: everything(store, pid, Query(
+            start=1_704_067_200_000_000, end=1_704_067_200_000_000 + 90 * 86_400_000_000)),
+    }
+    for name, fn in cases.items():
+        lat = time_calls(fn, args.calls)
+        print(f"{name:32s} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms  ({args.calls} calls)")
+
+    import httpx
+
+    from fhir_server.api.app import create_app
+    from fhir_server.config import Settings
+
+    app = create_app(Settings(database_url=args.db, max_count=1000), store=store)
+
+    async def http_bench() -> list[float]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench/fhir") as client:
+            url = f"/Patient/{pid}/$everything?_count=1000"
+            for _ in range(10):
+                (await client.get(url)).raise_for_status()
+            out = []
+            for _ in range(args.calls):
+                t = time.perf_counter()
+                r = await client.get(url)
+                out.append(time.perf_counter() - t)
+                r.raise_for_status()
+            return out
+
+    lat = asyncio.run(http_bench())
+    print(f"{'HTTP GET, _count=1000 (one page)':32s} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms  "
+          f"({args.calls} calls, mean {statistics.mean(lat) * 1000:.2f} ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""FHIR operations beyond the REST interactions (Patient/$everything, ...)."""

@@ -1,0 +1,1 @@
+"""Clinician web view: patient search and a cross-hospital timeline, server-rendered (Vietnamese)."""

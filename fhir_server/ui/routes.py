@@ -1,0 +1,62 @@
+"""HTTP routes of the clinician view: /ui (patient search) and /ui/patient/{id} (cross-hospital timeline).
+
+Server-rendered with Jinja2 (autoescaping on: every value from a resource is escaped). Pages hold
+patient data, so they are sent with no-store caching and a strict Content-Security-Policy, and
+nothing about the patient is logged.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from fhir_server.errors import FhirError
+from fhir_server.ui.search import find_patients
+from fhir_server.ui.view import patient_view
+
+router = APIRouter(include_in_schema=False)
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+}
+
+
+@cache
+def templates() -> Environment:
+    """The Jinja2 environment (templates shipped in fhir_server/ui/templates)."""
+    return Environment(loader=PackageLoader("fhir_server.ui", "templates"),
+                       autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+
+
+def render(name: str, status: int = 200, **context) -> HTMLResponse:
+    """Render a template into an HTML response with the privacy headers."""
+    return HTMLResponse(templates().get_template(name).render(**context), status_code=status, headers=_HEADERS)
+
+
+@router.get("/ui")
+async def search_page(request: Request, q: str = "") -> HTMLResponse:
+    """Search form and results."""
+    q = q.strip()[:200]
+    results, more = await run_in_threadpool(find_patients, request.app.state.store, q) if q else ([], False)
+    return render("search.html", query=q, results=results, more=more)
+
+
+@router.get("/ui/patient/{patient_id}")
+async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
+    """One patient's records from every linked hospital on one timeline."""
+    try:
+        view = await run_in_threadpool(patient_view, request.app.state.store, patient_id)
+    except FhirError as exc:
+        if exc.status in (404, 410):
+            return render("error.html", status=exc.status, query="",
+                          message="Không tìm thấy bệnh nhân này (hồ sơ không tồn tại hoặc đã bị xoá).")
+        raise
+    return render("patient.html", query="", v=view)

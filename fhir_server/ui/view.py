@@ -1,0 +1,272 @@
+"""The clinician's patient page as plain data: one timeline across hospitals, built from $everything.
+
+`patient_view(store, patient_id)` calls the $everything function (no HTTP) and returns dicts the
+template renders. Every item carries the label of the hospital it came from (see `Hospitals`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from fhir_server.operations.everything import everything
+from fhir_server.ui import labels as lb
+
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
+BHYT = "http://fhir.hl7.org.vn/core/sid/bhyt"
+REFERRAL_CODES = {"3457005", "306206005", "103696004"}  # SNOMED: patient referral, referral to service, ...
+_ORG_FIELDS = ("serviceProvider", "custodian", "performingOrganization", "managingOrganization", "organization",
+               "provider", "insurer")
+_PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+
+
+def _ref(value: object) -> str | None:
+    """"Type/id" of a Reference (relative or absolute)."""
+    if isinstance(value, dict):
+        ref = value.get("reference")
+        if isinstance(ref, str) and "/" in ref:
+            parts = ref.split("/")
+            return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+class Hospitals:
+    """Decides which hospital a resource came from, robustly, with memoisation.
+
+    Order: an explicit Organization reference of the resource, its Encounter's serviceProvider, a
+    5-digit facility code in an identifier system or meta.source, the reasons it points at (e.g. an
+    Appointment's Condition), and last the hospital of the Patient record it belongs to (each
+    hospital keeps its own Patient record, so that is always known).
+    """
+
+    def __init__(self, by_ref: dict[str, dict]):
+        self.by_ref = by_ref
+        self._memo: dict[str, str] = {}
+        self.by_code: dict[str, str] = {}
+        for key, res in by_ref.items():
+            if key.startswith("Organization/"):
+                label = lb.organization_label(res)
+                for ident in res.get("identifier") or []:
+                    value = ident.get("value") if isinstance(ident, dict) else None
+                    if isinstance(value, str) and value.isdigit() and len(value) == 5 and label:
+                        self.by_code[value] = label
+
+    def org(self, ref: str | None) -> str:
+        """Label of a referenced Organization (empty when not an Organization or not known)."""
+        if ref and ref.startswith("Organization/") and ref in self.by_ref:
+            return lb.organization_label(self.by_ref[ref])
+        return ""
+
+    def of(self, res: dict, depth: int = 0) -> str:
+        """Hospital label of a resource ("" when nothing says)."""
+        key = f"{res.get('resourceType')}/{res.get('id')}"
+        if key in self._memo:
+            return self._memo[key]
+        self._memo[key] = ""  # guards reference cycles
+        label = self._find(res, depth)
+        self._memo[key] = label
+        return label
+
+    def _find(self, res: dict, depth: int) -> str:
+        rt = res.get("resourceType")
+        for f in _ORG_FIELDS:
+            if label := self.org(_ref(res.get(f))):
+                return label
+        if rt == "ServiceRequest":  # performer of a referral is the destination, not the source
+            if label := self.org(_ref(res.get("requester"))):
+                return label
+        else:
+            for p in res.get("performer") or []:
+                if label := self.org(_ref(p.get("actor") if isinstance(p, dict) and "actor" in p else p)):
+                    return label
+        for f in ("encounter", "context"):
+            enc = self.by_ref.get(_ref(res.get(f)) or "")
+            if enc is not None and depth < 3 and (label := self.of(enc, depth + 1)):
+                return label
+        if code := lb.facility_from_identifiers(res):
+            return self.by_code.get(code) or f"CSKCB {code}"
+        for ident in res.get("identifier") or []:
+            if isinstance(ident, dict) and (label := self.org(_ref(ident.get("assigner")))):
+                return label
+        if depth < 3:
+            for reason in res.get("reasonReference") or []:
+                target = self.by_ref.get(_ref(reason) or "")
+                if target is not None and (label := self.of(target, depth + 1)):
+                    return label
+            owners = [res.get(f) for f in _PATIENT_FIELDS] + [p.get("actor") for p in res.get("participant") or []
+                                                              if isinstance(p, dict)]
+            for owner in owners:
+                ref = _ref(owner)
+                if ref and ref.startswith("Patient/") and ref in self.by_ref and ref != f"{rt}/{res.get('id')}":
+                    if label := self.of(self.by_ref[ref], depth + 1):
+                        return label
+        return ""
+
+
+@dataclass
+class Visit:
+    """One encounter on the timeline with everything recorded during it."""
+
+    id: str
+    hospital: str
+    kind: str
+    start: str
+    end: str
+    sort: int
+    reason: str = ""
+    diagnoses: list[dict] = field(default_factory=list)
+    observations: list[dict] = field(default_factory=list)
+    drugs: list[dict] = field(default_factory=list)
+    referrals: list[dict] = field(default_factory=list)
+    appointments: list[dict] = field(default_factory=list)
+
+
+def _encounter_kind(enc: dict) -> str:
+    for t in enc.get("type") or []:
+        if text := lb.concept_text(t):
+            return text
+    code = (enc.get("class") or {}).get("code", "")
+    return lb.vocabulary()["encounter_class"].get(code, code)
+
+
+def _category(obs: dict) -> str:
+    for cat in obs.get("category") or []:
+        for coding in cat.get("coding") or []:
+            if label := lb.vocabulary()["observation_category"].get(coding.get("code", "")):
+                return label
+        if text := lb.concept_text(cat):
+            return text
+    return ""
+
+
+def _is_referral(sr: dict) -> bool:
+    concepts = [sr.get("code") or {}] + list(sr.get("category") or [])
+    return any(c.get("code") in REFERRAL_CODES for cc in concepts for c in (cc.get("coding") or []))
+
+
+def _record(p: dict, hospitals: Hospitals) -> dict:
+    mrn = next((i.get("value") for i in p.get("identifier") or [] if isinstance(i, dict) and (
+        any(c.get("code") == "MR" for c in (i.get("type") or {}).get("coding") or [])
+        or "/mrn/" in str(i.get("system", "")))), "")
+    return {"id": p.get("id"), "hospital": hospitals.of(p) or lb.vocabulary()["unknown_hospital"],
+            "mrn": mrn or "", "name": lb.human_name(p), "birth": lb.fhir_date(p.get("birthDate"), False),
+            "gender": lb.gender(p.get("gender")), "cccd": lb.identifier(p, CCCD) or "",
+            "bhyt": lb.identifier(p, BHYT) or ""}
+
+
+def patient_view(store, patient_id: str) -> dict:
+    """Everything the patient page shows, from $everything over the patient's link set."""
+    result = everything(store, patient_id)
+    resources = [row.as_dict() for row in result.rows]
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
+    hospitals = Hospitals(by_ref)
+    unknown = lb.vocabulary()["unknown_hospital"]
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for r in resources:
+        by_type[r["resourceType"]].append(r)
+
+    records = [_record(p, hospitals) for p in by_type["Patient"] if p["id"] in result.patient_ids]
+    records.sort(key=lambda x: (x["id"] != patient_id, x["hospital"]))
+    visits: dict[str, Visit] = {}
+    for enc in by_type["Encounter"]:
+        period = enc.get("period") or {}
+        reason = "; ".join(t for t in (lb.concept_text(c) for c in enc.get("reasonCode") or []) if t)
+        visits[enc["id"]] = Visit(enc["id"], hospitals.of(enc) or unknown, _encounter_kind(enc),
+                                  lb.fhir_date(period.get("start")), lb.fhir_date(period.get("end")),
+                                  lb.sort_key(period.get("start")), reason)
+    loose = Visit("", "", "Không gắn với lượt khám", "", "", 0)
+
+    def visit_of(res: dict) -> Visit:
+        ref = _ref(res.get("encounter") or res.get("context")) or ""
+        return visits.get(ref.split("/", 1)[-1], loose) if ref.startswith("Encounter/") else loose
+
+    roles = {}
+    for enc in by_type["Encounter"]:
+        for d in enc.get("diagnosis") or []:
+            use = lb.concept_text(d.get("use"))
+            roles[_ref(d.get("condition"))] = {"DD": "Chính", "CM": "Kèm theo", "AD": "Nhập viện"}.get(use, "")
+    diagnoses = []
+    for c in by_type["Condition"]:
+        code = lb.coding_code(c.get("code"), ICD10) or ""
+        when = c.get("recordedDate") or c.get("onsetDateTime") or ""
+        name = lb.concept_text(c.get("code"))
+        item = {"code": code, "name": "" if name == code else name, "date": lb.fhir_date(when, False),
+                "sort": lb.sort_key(when), "hospital": hospitals.of(c) or unknown,
+                "role": roles.get(f"Condition/{c['id']}", "")}
+        diagnoses.append(item)
+        visit_of(c).diagnoses.append(item)
+    for o in by_type["Observation"]:
+        value, unit = lb.observation_value(o)
+        when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start") or o.get("issued")
+        visit_of(o).observations.append({
+            "category": _category(o), "name": lb.concept_text(o.get("code")), "value": value, "unit": unit,
+            "range": lb.reference_range(o), "date": lb.fhir_date(when), "sort": lb.sort_key(when),
+            "flag": ", ".join(lb.concept_text(i) for i in o.get("interpretation") or []),
+            "hospital": hospitals.of(o) or unknown})
+    prescribed = set()
+    for m in by_type["MedicationRequest"]:
+        prescribed.add(f"MedicationRequest/{m['id']}")
+        visit_of(m).drugs.append(_drug(m, m.get("authoredOn"), hospitals, unknown, (m.get("dispenseRequest") or {})
+                                       .get("quantity")))
+    for m in by_type["MedicationDispense"]:
+        if any(_ref(a) in prescribed for a in m.get("authorizingPrescription") or []):
+            continue  # already listed as the prescription it fills
+        visit_of(m).drugs.append(_drug(m, m.get("whenHandedOver"), hospitals, unknown, m.get("quantity")))
+    referrals = []
+    for sr in by_type["ServiceRequest"]:
+        if not _is_referral(sr):
+            continue
+        dest = next((label for p in sr.get("performer") or [] if (label := hospitals.org(_ref(p)))), "")
+        item = {"from": hospitals.of(sr) or unknown, "to": dest or unknown, "date": lb.fhir_date(sr.get("authoredOn")),
+                "sort": lb.sort_key(sr.get("authoredOn")), "reason": "; ".join(
+                    lb.coding_code(rc, ICD10) or lb.concept_text(rc) for rc in sr.get("reasonCode") or []),
+                "number": next((i.get("value") for i in sr.get("identifier") or []), ""),
+                "notes": [n.get("text") for n in sr.get("note") or [] if n.get("text")]}
+        referrals.append(item)
+        visit_of(sr).referrals.append(item)
+    appointments = []
+    for a in by_type["Appointment"]:
+        when = a.get("start") or ((a.get("requestedPeriod") or [{}])[0]).get("start")
+        item = {"date": lb.fhir_date(when), "sort": lb.sort_key(when), "status": a.get("status", ""),
+                "description": a.get("description") or lb.concept_text((a.get("serviceType") or [None])[0]),
+                "hospital": hospitals.of(a) or unknown}
+        appointments.append(item)
+    timeline = sorted(visits.values(), key=lambda v: v.sort, reverse=True)
+    if loose.diagnoses or loose.observations or loose.drugs or loose.referrals:
+        timeline.append(loose)
+    for v in timeline:
+        v.observations.sort(key=lambda x: (x["sort"], x["category"], x["name"]))
+        v.diagnoses.sort(key=lambda x: (x["role"] != "Chính", x["code"]))
+    distinct: dict[str, dict] = {}
+    for d in sorted(diagnoses, key=lambda x: x["sort"], reverse=True):
+        if not d["code"]:
+            continue  # free-text diagnoses stay on their visit card
+        entry = distinct.setdefault(d["code"], {**d, "hospitals": [], "count": 0})
+        entry["name"] = entry["name"] or d["name"]
+        entry["count"] += 1
+        if d["hospital"] not in entry["hospitals"]:
+            entry["hospitals"].append(d["hospital"])
+    hospital_names = sorted({r["hospital"] for r in records}) + sorted(
+        {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records})
+    return {
+        "patient_id": patient_id, "records": records,
+        "cccd": next((r["cccd"] for r in records if r["cccd"]), ""),
+        "bhyt": next((r["bhyt"] for r in records if r["bhyt"]), ""),
+        # A colour per hospital (4 colours cycle) so a glance shows which hospital found what.
+        "hospital_class": {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)}, "main": records[0] if records else None,
+        "hospitals": hospital_names, "timeline": timeline,
+        "diagnoses": list(distinct.values()),
+        "referrals": sorted(referrals, key=lambda x: x["sort"], reverse=True),
+        "appointments": sorted(appointments, key=lambda x: x["sort"], reverse=True),
+        "total": result.total,
+    }
+
+
+def _drug(m: dict, when: str | None, hospitals: Hospitals, unknown: str, qty: dict | None) -> dict:
+    value, unit = lb.quantity(qty)
+    dosage = "; ".join(d.get("text", "") for d in m.get("dosageInstruction") or [] if d.get("text"))
+    name = lb.concept_text(m.get("medicationCodeableConcept"))
+    return {"name": name, "dosage": dosage, "quantity": f"{value} {unit}".strip(), "date": lb.fhir_date(when),
+            "kind": "Kê đơn" if m.get("resourceType") == "MedicationRequest" else "Cấp phát",
+            "hospital": hospitals.of(m) or unknown}
