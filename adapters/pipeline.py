@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from adapters.base import Adapter, RecordError, SourceRecord
@@ -142,11 +143,13 @@ def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | No
     return staged
 
 
-def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = True) -> None:
+def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = True,
+            on_written: Callable[[set[tuple[str, str]]], None] | None = None) -> None:
     """Write all staged records in one database transaction, each record still atomic on its own."""
     if not staged:
         return
-    outcomes = store.transactions([s.bundle for s in staged], validate=_validate_output(options))
+    written: set[tuple[str, str]] = set()
+    outcomes = store.transactions([s.bundle for s in staged], validate=_validate_output(options), written=written)
     for s, outcome in zip(staged, outcomes, strict=True):
         rr = s.result
         if isinstance(outcome, dict):
@@ -159,13 +162,17 @@ def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = Tr
         rr.errors = [e.as_dict() for e in errs]
         rr.dead_letter_id = _dead(store, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload,
                                   dead_letters)
-    _after_commit(store, [s for s, o in zip(staged, outcomes) if isinstance(o, dict)])
+    if on_written is not None:
+        on_written(written)
+    else:
+        link_written(store, written)
 
 
-def _after_commit(store, committed: list[_Staged]) -> None:
-    """Link newly written Patients across hospitals (identity); never fails the ingest."""
-    patient_ids = {e["resource"]["id"] for s in committed for e in s.bundle.get("entry", [])
-                   if (e.get("resource") or {}).get("resourceType") == "Patient" and e["resource"].get("id")}
+def link_written(store, written: set[tuple[str, str]]) -> None:
+    """Link new or changed Patients across hospitals (identity); never fails the ingest.
+
+    Unchanged re-sent Patients (every lab message repeats PID) are not re-linked."""
+    patient_ids = {res_id for res_type, res_id in written if res_type == "Patient"}
     if not patient_ids:
         return
     try:
@@ -212,8 +219,13 @@ def ingest(store, payload: bytes, *, source: str, adapter: str | None = None, co
 
 
 def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = None,
-                content_type: str | None = None, options: dict | None = None) -> list[IngestResult]:
+                content_type: str | None = None, options: dict | None = None,
+                on_written: Callable[[set[tuple[str, str]]], None] | None = None) -> list[IngestResult]:
     """Ingest several payloads ((bytes, source) pairs) with one archive commit and one data commit.
+
+    After the commit, new or changed Patients are linked across hospitals, here and now unless
+    `on_written` takes the written (type, id) keys to do it later (the MLLP listener does, so that
+    ACKs do not wait for record linkage).
 
     Every payload is archived before any is parsed; the records of all payloads are then written in
     one database transaction (each record atomic on its own), so a busy MLLP link or a folder of
@@ -245,7 +257,7 @@ def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = 
             log.exception("parsing inbox %s crashed", inbox_id)
             result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
     try:
-        _commit(store, staged, options)
+        _commit(store, staged, options, on_written=on_written)
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
         log.exception("group commit of %d records failed", len(staged))
         for s in staged:

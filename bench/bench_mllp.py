@@ -13,8 +13,13 @@ import argparse
 import asyncio
 import os
 import random
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -82,14 +87,40 @@ async def _client(port: int, messages: list[bytes], latencies: list[float], code
     await writer.wait_closed()
 
 
-async def run(db: str, count: int, connections: int, workers: int, hl7apy_validate: bool) -> None:
+def _spawn_listener(db: str, workers: int, processes: int) -> tuple[subprocess.Popen, int]:
+    """Start `lienthong mllp --processes N` on a free loopback port (the client then runs alone here)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = Path(sys.executable).with_name("lienthong")
+    proc = subprocess.Popen([str(exe), "mllp", "--db", db, "--port", str(port), "--workers", str(workers),
+                             "--processes", str(processes)], stdout=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(1.0)  # let every process bind (SO_REUSEPORT) before load starts
+            return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("lienthong mllp did not start")
+
+
+async def run(db: str, count: int, connections: int, workers: int, hl7apy_validate: bool,
+              processes: int = 0) -> None:
     """Run one benchmark and print the numbers."""
     store = open_store(db, pool_size=workers)
     _reset(store)
     messages = make_messages(count + 50)
     warm, messages = messages[:50], messages[50:]
-    server = MllpServer(store, port=0, workers=workers, options={"hl7apy_validate": hl7apy_validate})
-    port = await server.start()
+    proc = None
+    if processes:
+        server = None
+        proc, port = _spawn_listener(db, workers, processes)
+    else:
+        server = MllpServer(store, port=0, workers=workers, options={"hl7apy_validate": hl7apy_validate})
+        port = await server.start()
     await _client(port, warm, [], {})
     latencies: list[float] = []
     codes: dict = {}
@@ -97,11 +128,16 @@ async def run(db: str, count: int, connections: int, workers: int, hl7apy_valida
     t0 = time.perf_counter()
     await asyncio.gather(*(_client(port, c, latencies, codes) for c in chunks))
     elapsed = time.perf_counter() - t0
-    await server.close()
+    if server is not None:
+        await server.close()
+    else:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
     print(f"cores={os.cpu_count()} db={db.split('://')[0]} messages={count} (ADT^A01 + ORU^R01 x5 OBX, 50/50) "
-          f"connections={connections} workers={workers} hl7apy_validate={hl7apy_validate}")
+          f"connections={connections} workers={workers} hl7apy_validate={hl7apy_validate} "
+          f"listener={'in-process' if server is not None else f'{processes} process(es)'}")
     print(f"acks={codes} elapsed={elapsed:.2f}s throughput={count / elapsed:.0f} msg/s")
     print(f"latency ms: p50={q[49] * 1000:.1f} p90={q[89] * 1000:.1f} p99={q[98] * 1000:.1f} "
           f"max={latencies[-1] * 1000:.1f}")
@@ -115,12 +151,14 @@ def main() -> None:
                                                    "postgresql://postgres@127.0.0.1:5432/bench_mllp"))
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--connections", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2, help="concurrent group-commit batches")
     ap.add_argument("--hl7apy-validate", action="store_true")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="run `lienthong mllp --processes N` as a separate program (0 = in this process)")
     args = ap.parse_args()
     if args.db.startswith("postgres"):
         _ensure_pg_db(args.db)
-    asyncio.run(run(args.db, args.messages, args.connections, args.workers, args.hl7apy_validate))
+    asyncio.run(run(args.db, args.messages, args.connections, args.workers, args.hl7apy_validate, args.processes))
 
 
 def _ensure_pg_db(url: str) -> None:

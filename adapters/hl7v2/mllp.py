@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from adapters.hl7v2.ack import AckError, Header, build_ack
-from adapters.hl7v2.processor import Outcome, process
+from adapters.hl7v2.processor import Outcome, process_batch
+from adapters.pipeline import link_written
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,8 @@ class MllpServer:
     """An MLLP listener over one Store; start(), then close() waits for in-flight messages."""
 
     def __init__(self, store, host: str = "127.0.0.1", port: int = 2575, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 workers: int = 8, options: dict | None = None, idle_timeout: float = 600.0):
+                 workers: int = 2, options: dict | None = None, idle_timeout: float = 600.0,
+                 max_batch: int = 64, reuse_port: bool = False):
         self.store = store
         self.host = host
         self.port = port
@@ -42,11 +45,24 @@ class MllpServer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task] = set()
         self._closing = False
-        self.stats = {"AA": 0, "AE": 0, "AR": 0, "duplicates": 0, "connections": 0}
+        self.stats = {"AA": 0, "AE": 0, "AR": 0, "duplicates": 0, "connections": 0, "batches": 0}
+        self.max_batch = max_batch
+        self.workers = workers
+        self.reuse_port = reuse_port
+        self._queue: asyncio.Queue | None = None
+        self._batchers: list[asyncio.Task] = []
+        # Patients written by committed batches, linked across hospitals after their ACKs went out.
+        self._to_link: set[tuple[str, str]] = set()
+        self._link_lock = threading.Lock()
+        self._linker: asyncio.Task | None = None
 
     async def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=2 ** 20)
+        self._queue = asyncio.Queue()
+        self._batchers = [asyncio.create_task(self._batcher()) for _ in range(self.workers)]
+        self._linker = asyncio.create_task(self._link_loop())
+        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=2 ** 20,
+                                                  reuse_port=self.reuse_port or None)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -70,18 +86,66 @@ class MllpServer:
             await asyncio.gather(*self._handlers, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        for task in self._batchers:
+            task.cancel()
+        await asyncio.gather(*self._batchers, return_exceptions=True)
+        if self._linker is not None:
+            self._linker.cancel()
+            await asyncio.gather(self._linker, return_exceptions=True)
         self._executor.shutdown(wait=True)
+        self._link_pending()  # whatever the linker had not reached yet
 
     async def _process(self, raw: bytes, peer: str) -> Outcome:
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, lambda: process(self.store, raw, peer=peer,
-                                                                   options=self.options))
+        fut = asyncio.get_running_loop().create_future()
         self._inflight.add(fut)
+        await self._queue.put((raw, peer, fut))
         try:
-            # shield: a dropped connection must not abandon a commit half-way (the thread finishes anyway)
+            # shield: a dropped connection must not abandon a commit half-way (the batch finishes anyway)
             return await asyncio.shield(fut)
         finally:
             self._inflight.discard(fut)
+
+    async def _batcher(self) -> None:
+        """Take every message waiting (up to max_batch) and commit them together (group commit).
+
+        No timer: at low load a batch is one message and goes at once; under load, messages that
+        arrive while a batch is being written form the next one, so commits are shared."""
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            items = [(raw, peer) for raw, peer, _ in batch]
+            try:
+                outcomes = await loop.run_in_executor(self._executor, lambda: process_batch(
+                    self.store, items, options=self.options, on_written=self._defer_link))
+            except Exception as exc:  # process_batch never raises; belt and braces for the futures
+                for _, _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            self.stats["batches"] += 1
+            for (_, _, fut), outcome in zip(batch, outcomes):
+                if not fut.done():
+                    fut.set_result(outcome)
+
+    def _defer_link(self, written: set[tuple[str, str]]) -> None:
+        with self._link_lock:
+            self._to_link |= written
+
+    def _link_pending(self) -> None:
+        with self._link_lock:
+            written, self._to_link = self._to_link, set()
+        if written:
+            link_written(self.store, written)
+
+    async def _link_loop(self, interval: float = 0.2) -> None:
+        """Link Patients of committed messages in the background, coalescing repeats."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            if self._to_link:
+                await loop.run_in_executor(self._executor, self._link_pending)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername")

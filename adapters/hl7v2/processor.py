@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from adapters.hl7v2.ack import AckError, Header, build_ack
 from adapters.hl7v2.er7 import read_message
-from adapters.hl7v2.errors import INTERNAL_ERROR, Hl7Error
-from adapters.pipeline import ingest
+from adapters.hl7v2.errors import INTERNAL_ERROR
+from adapters.pipeline import ingest_many
 from fhir_server.storage import inbox as ib
 from fhir_server.storage.schema import processed_message
 from fhir_server.timeutil import now_us
@@ -42,21 +42,37 @@ def message_key(header: Header) -> str:
     return f"{header.sending_app}|{header.sending_facility}|{header.control_id}"[:255]
 
 
-def _stored_ack(engine, key: str) -> bytes | None:
+def _stored_acks(engine, keys: list[str]) -> dict[str, bytes]:
+    """ACKs already sent for these message keys (re-sends get the same answer)."""
+    if not keys:
+        return {}
     with engine.connect() as conn:
-        return conn.execute(select(processed_message.c.response).where(
-            processed_message.c.channel == CHANNEL, processed_message.c.message_key == key)).scalar()
+        rows = conn.execute(select(processed_message.c.message_key, processed_message.c.response).where(
+            processed_message.c.channel == CHANNEL, processed_message.c.message_key.in_(keys))).all()
+    return {r.message_key: r.response for r in rows}
 
 
-def _remember(engine, key: str, ack: bytes) -> bytes:
-    """Store the ACK for re-sends; if a concurrent re-send won the race, answer with its ACK."""
+def _remember(engine, acks: dict[str, bytes]) -> dict[str, bytes]:
+    """Store ACKs for re-sends; where a concurrent re-send won the race, answer with its ACK instead."""
+    if not acks:
+        return {}
     try:
         with engine.begin() as conn:
-            conn.execute(insert(processed_message).values(channel=CHANNEL, message_key=key,
-                                                          processed_at=now_us(), response=ack))
-        return ack
+            conn.execute(insert(processed_message), [
+                {"channel": CHANNEL, "message_key": k, "processed_at": now_us(), "response": a}
+                for k, a in acks.items()])
+        return acks
     except IntegrityError:
-        return _stored_ack(engine, key) or ack
+        out = {}
+        for key, ack in acks.items():
+            try:
+                with engine.begin() as conn:
+                    conn.execute(insert(processed_message).values(channel=CHANNEL, message_key=key,
+                                                                  processed_at=now_us(), response=ack))
+                out[key] = ack
+            except IntegrityError:
+                out[key] = _stored_acks(engine, [key]).get(key, ack)
+        return out
 
 
 def _ack_errors(result) -> tuple[str, list[AckError]]:
@@ -85,36 +101,77 @@ def _ack_errors(result) -> tuple[str, list[AckError]]:
     return code, out
 
 
+def _header(raw: bytes) -> Header:
+    try:
+        return Header.from_message(read_message(raw))
+    except Exception:  # unparseable or a decoding bug: still answer, from what can be sniffed
+        return Header.sniff(raw)
+
+
 def process(store, raw: bytes, *, peer: str = "mllp", options: dict | None = None) -> Outcome:
     """Archive, de-duplicate, ingest and acknowledge one message; never raises."""
+    return process_batch(store, [(raw, peer)], options=options)[0]
+
+
+def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None = None,
+                  on_written=None) -> list[Outcome]:
+    """Archive, de-duplicate, ingest and acknowledge several messages with one group commit.
+
+    Messages that arrived on different connections while the previous batch was being written share
+    one archive commit and one data commit; each message still succeeds or fails on its own, and every
+    ACK is built only after that commit. Never raises."""
+    headers = [_header(raw) for raw, _ in items]
+    keys = [message_key(h) if h.control_id else None for h in headers]
+    outcomes: list[Outcome | None] = [None] * len(items)
     try:
-        header = Header.from_message(read_message(raw))
-    except Hl7Error:
-        header = Header.sniff(raw)
-    except Exception:  # decoding bugs must not kill the connection
-        header = Header.sniff(raw)
-    key = message_key(header) if header.control_id else None
-    try:
-        if key:
-            stored = _stored_ack(store.engine, key)
-            if stored is not None:
-                inbox_id = ib.archive(store.engine, raw, source=f"mllp:{peer}", channel=CHANNEL,
-                                      content_type=CONTENT_TYPE, summary={"duplicate_of": key})
-                ib.mark(store.engine, inbox_id, "duplicate")
-                return Outcome(stored, _code_of(stored), duplicate=True, inbox_id=inbox_id)
-        result = ingest(store, raw, source=f"mllp:{peer}", adapter="hl7v2", content_type=CONTENT_TYPE,
-                        options=options)
+        stored = _stored_acks(store.engine, sorted({k for k in keys if k}))
+        first_of: dict[str, int] = {}
+        fresh = []
+        for i, key in enumerate(keys):
+            if key and (key in stored or key in first_of):
+                continue  # a re-send: answered below with the ACK of the first copy
+            if key:
+                first_of[key] = i
+            fresh.append(i)
+        results = ingest_many(store, [(items[i][0], f"mllp:{items[i][1]}") for i in fresh], adapter="hl7v2",
+                              content_type=CONTENT_TYPE, options=options, on_written=on_written)
+        to_remember: dict[str, bytes] = {}
+        for i, result in zip(fresh, results):
+            code, errors = _ack_errors(result)
+            ack = build_ack(headers[i], code, errors)
+            outcomes[i] = Outcome(ack, code, inbox_id=result.inbox_id)
+            # AR answers are not remembered: "retry later" must be able to succeed later.
+            if keys[i] and code in ("AA", "AE"):
+                to_remember[keys[i]] = ack
+        for key, ack in _remember(store.engine, to_remember).items():
+            i = first_of[key]
+            outcomes[i] = Outcome(ack, _code_of(ack), inbox_id=outcomes[i].inbox_id)
+            stored[key] = ack
+        _answer_duplicates(store, items, keys, outcomes, stored)
     except Exception as exc:  # database unreachable etc.: nothing committed, the sender should retry
-        log.exception("processing of an HL7 message failed")
-        ack = build_ack(header, "AR", [AckError(INTERNAL_ERROR, "", f"{type(exc).__name__}: {exc}"[:200])])
-        return Outcome(ack, "AR")
-    code, errors = _ack_errors(result)
-    ack = build_ack(header, code, errors)
-    # AR answers are not remembered: "retry later" must be able to succeed later.
-    if key and code in ("AA", "AE"):
-        ack = _remember(store.engine, key, ack)
-        code = _code_of(ack)
-    return Outcome(ack, code, inbox_id=result.inbox_id)
+        log.exception("processing of %d HL7 message(s) failed", len(items))
+        for i, h in enumerate(headers):
+            if outcomes[i] is None:
+                ack = build_ack(h, "AR", [AckError(INTERNAL_ERROR, "", f"{type(exc).__name__}: {exc}"[:200])])
+                outcomes[i] = Outcome(ack, "AR")
+    return outcomes
+
+
+def _answer_duplicates(store, items, keys, outcomes, stored: dict[str, bytes]) -> None:
+    """Re-sends get the stored ACK; their raw bytes are archived too (nothing received is dropped)."""
+    dups = [i for i, o in enumerate(outcomes) if o is None]
+    if not dups:
+        return
+    ids = ib.archive_many(store.engine, [
+        {"payload": items[i][0], "source": f"mllp:{items[i][1]}", "channel": CHANNEL, "content_type": CONTENT_TYPE,
+         "summary": {"duplicate_of": keys[i]}} for i in dups])
+    ib.mark_many(store.engine, [(inbox_id, "duplicate", None) for inbox_id in ids])
+    for i, inbox_id in zip(dups, ids):
+        ack = stored.get(keys[i])
+        if ack is None:  # the first copy was answered AR (not remembered): the re-send is answered the same
+            first = next(o for j, o in enumerate(outcomes) if keys[j] == keys[i] and o is not None)
+            ack = first.ack
+        outcomes[i] = Outcome(ack, _code_of(ack), duplicate=True, inbox_id=inbox_id)
 
 
 def _code_of(ack: bytes) -> str:

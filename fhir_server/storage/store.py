@@ -112,6 +112,7 @@ class Tx:
         self.parent = parent
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._seen: dict[tuple[str, str], StoredResource | None] = {}
+        self.written: list[tuple[str, str]] = []  # (type, id) of every resource a flush wrote
 
     # -- reads (see this Tx's own writes) -------------------------------------------------------
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -217,6 +218,7 @@ class Tx:
         self._write_index(pendings, [p.final.rid for p in old])
         for p in pendings:
             self._seen[(p.final.res_type, p.final.res_id)] = p.final
+            self.written.append((p.final.res_type, p.final.res_id))
 
     def _merge_into_parent(self) -> None:
         staged = self.parent._pending
@@ -421,13 +423,15 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(resource_history).where(and_(true(), *cond))).scalar_one()
 
-    def transactions(self, bundles: list[dict], validate: bool = True) -> list[dict | FhirError]:
+    def transactions(self, bundles: list[dict], validate: bool = True,
+                     written: set[tuple[str, str]] | None = None) -> list[dict | FhirError]:
         """Apply several transaction Bundles in ONE database transaction (group commit).
 
         Each Bundle stays atomic on its own: one that fails is dropped (its FhirError is returned in
         its place) and the others commit together, with one flush and one commit for all of them. If
         the database itself refuses the group (e.g. a concurrent insert of the same id), each Bundle
-        is retried in its own transaction."""
+        is retried in its own transaction. `written`, when given, collects the (type, id) of every
+        resource that got a new version (unchanged re-sends are not in it)."""
         from fhir_server.bundles import apply_transaction
 
         results: list[dict | FhirError] = []
@@ -438,9 +442,16 @@ class Store:
                         results.append(apply_transaction(Tx(self, tx.conn, parent=tx), bundle, validate))
                     except FhirError as exc:
                         results.append(exc)
+            if written is not None:
+                written.update(tx.written)
             return results
         except (*_DB_ERRORS, WriteConflict):
-            return [self._one(bundle, validate) for bundle in bundles]
+            outcomes = [self._one(bundle, validate) for bundle in bundles]
+            if written is not None:  # one-by-one writes report no keys: count every written bundle's
+                written.update((e["resource"]["resourceType"], e["resource"]["id"])
+                               for b, o in zip(bundles, outcomes) if isinstance(o, dict)
+                               for e in b.get("entry", []) if (e.get("resource") or {}).get("id"))
+            return outcomes
 
     def _one(self, bundle: dict, validate: bool) -> dict | FhirError:
         try:
