@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from adapters.hl7v2.mllp import MllpServer, frame
 from adapters.ids import deterministic_id
-from fhir_server.storage.schema import dead_letter, inbox, processed_message
+from fhir_server.identity.service import linked_patient_ids
+from fhir_server.storage.schema import dead_letter, inbox, processed_message, resource
 from tests.hl7v2.samples import ADT_A01, ADT_A08, ALL_GOOD, ORU_R01, msg, msh
 
 MRN = "http://fhir.hl7.org.vn/core/sid/mrn/01929"
@@ -217,3 +218,18 @@ async def test_http_ingest_routes_to_the_hl7v2_plugin(client, store):
     assert store.read("Patient", deterministic_id("Patient", "01929", "BN000123")) is not None
     r = await client.post("http://test/ingest", content=ADT_A01.replace(b"ADT0001", b"H2"))
     assert r.status_code in (200, 201), r.text
+
+
+async def test_same_citizen_at_two_hospitals_is_linked_after_the_acks(store):
+    srv = MllpServer(store, port=0)
+    port = await srv.start()
+    other = ADT_A01.replace("BV_BACHMAI".encode(), b"BV_CHORAY").replace(b"ADT0001", b"ADT9001")
+    c = await Client.connect(port)
+    assert msa(await c.send(ADT_A01))[1] == "AA"
+    assert msa(await c.send(other))[1] == "AA"
+    await c.close()
+    await srv.close()  # shutdown links whatever the background linker had not reached
+    with store.engine.connect() as conn:
+        patients = [r for (r,) in conn.execute(select(resource.c.res_id).where(resource.c.res_type == "Patient"))]
+    assert len(patients) == 2
+    assert set(linked_patient_ids(store, patients[0])) == set(patients)
