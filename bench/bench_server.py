@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -22,6 +23,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -151,6 +153,36 @@ def concurrent_reads(base: str, paths: list[str], clients: int, seconds: float) 
     return sum(counts) / (time.perf_counter() - t0)
 
 
+def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict | None:
+    """Concurrent reads with wrk (C load generator) when installed: the Python client is itself the
+    bottleneck past a few hundred requests/s on 2 cores. Returns rps and latency percentiles."""
+    wrk = shutil.which("wrk")
+    if not wrk:
+        return None
+    parts = urlsplit(base)
+    tmp = Path(tempfile.mkdtemp(prefix="lt-wrk-"))
+    (tmp / "paths.txt").write_text("\n".join(f"{parts.path}/{p}" for p in paths) + "\n")
+    (tmp / "reads.lua").write_text(
+        f'local paths = {{}}\nfor line in io.lines("{tmp / "paths.txt"}") do paths[#paths + 1] = line end\n'
+        'local i = 0\nrequest = function()\n  i = i % #paths + 1\n'
+        '  return wrk.format("GET", paths[i], {["Accept"] = "application/fhir+json"})\nend\n')
+    out = subprocess.run([wrk, "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-s", str(tmp / "reads.lua"),
+                          f"{parts.scheme}://{parts.netloc}"], capture_output=True, text=True, timeout=seconds + 60).stdout
+    result = {"tool": "wrk"}
+    for line in out.splitlines():
+        words = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(words[1])
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            value = words[1]
+            ms = float(value[:-2]) if value.endswith("ms") else float(value[:-2]) / 1000 if value.endswith("us") \
+                else float(value[:-1]) * 1000
+            result[f"p{words[0][:-1]}_ms"] = round(ms, 2)
+        elif "Non-2xx" in line:
+            result["non_2xx"] = int(words[-1])
+    return result
+
+
 def start_lienthong(db: str, workers: int) -> tuple[subprocess.Popen, str]:
     """Start `lienthong serve` on a free loopback port; returns (process, base URL)."""
     with socket.socket() as s:
@@ -201,6 +233,7 @@ def main() -> None:
         vread = timed_gets(base, [f"{t}/_history/1" for t in targets[: args.reads // 2]])
         history = timed_gets(base, [f"{t}/_history" for t in targets[: args.reads // 4]])
         rps = concurrent_reads(base, targets, args.read_clients, args.read_seconds)
+        wrk = wrk_reads(base, targets, args.read_clients, args.read_seconds)
     finally:
         if proc:
             proc.terminate()
@@ -213,9 +246,13 @@ def main() -> None:
         "read_p50_ms": round(pct(read, 50), 2), "read_p99_ms": round(pct(read, 99), 2),
         "vread_p50_ms": round(pct(vread, 50), 2), "vread_p99_ms": round(pct(vread, 99), 2),
         "history_p50_ms": round(pct(history, 50), 2), "history_p99_ms": round(pct(history, 99), 2),
-        "concurrent_read_clients": args.read_clients, "concurrent_reads_per_s": round(rps),
+        "concurrent_read_clients": args.read_clients, "python_client_reads_per_s": round(rps),
         "median_read_ms": round(statistics.median(read) * 1000, 2),
     }
+    if wrk:
+        result.update({"wrk_read_clients": args.read_clients, "wrk_reads_per_s": round(wrk.get("rps", 0)),
+                       "wrk_read_p50_ms": wrk.get("p50_ms"), "wrk_read_p99_ms": wrk.get("p99_ms"),
+                       "wrk_non_2xx": wrk.get("non_2xx", 0)})
     for key, value in result.items():
         print(f"{key:26} {value}")
     out = Path(__file__).parent / "results"
