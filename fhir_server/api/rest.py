@@ -61,10 +61,7 @@ async def update(request: Request, res_type: str, res_id: str) -> Response:
     check_accept(request)
     check_type(res_type)
     body = validate(await json_body(request), res_type)
-    if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(_store(request).run,
-                                     lambda tx: ix.update(tx, res_type, res_id, body, if_match))
-    return write_response(request, result.stored, result.status)
+    return await _write(request, lambda tx, if_match: ix.update(tx, res_type, res_id, body, if_match))
 
 
 @router.put("/{res_type}")
@@ -76,10 +73,7 @@ async def conditional_update(request: Request, res_type: str) -> Response:
     if not query:
         raise FhirError.bad_request("PUT on a type needs search criteria (conditional update) or use Type/id")
     body = validate(await json_body(request), res_type)
-    if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(_store(request).run,
-                                     lambda tx: ix.conditional_update(tx, res_type, query, body, if_match))
-    return write_response(request, result.stored, result.status)
+    return await _write(request, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match))
 
 
 @router.patch("/{res_type}/{res_id}")
@@ -88,9 +82,13 @@ async def patch(request: Request, res_type: str, res_id: str) -> Response:
     check_accept(request)
     check_type(res_type)
     ops = await json_body(request, PATCH_MEDIA + JSON_MEDIA)
+    return await _write(request, lambda tx, if_match: ix.patch(tx, res_type, res_id, ops, if_match))
+
+
+async def _write(request: Request, work) -> Response:
+    """Run a write interaction (work(tx, if_match)) in a retried transaction and answer it."""
     if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(_store(request).run,
-                                     lambda tx: ix.patch(tx, res_type, res_id, ops, if_match))
+    result = await run_in_threadpool(_store(request).run, lambda tx: work(tx, if_match))
     return write_response(request, result.stored, result.status)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
+from fhir_server.api.body import read_bounded
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
 from fhir_server.search.engine import SearchEngine
@@ -61,7 +62,7 @@ async def search_type(request: Request, res_type: str) -> Response:
 async def search_type_post(request: Request, res_type: str) -> Response:
     """Type-level search with form-encoded parameters (plus any in the query string)."""
     check_accept(request)
-    body = (await request.body()).decode("utf-8")
+    body = (await read_bounded(request)).decode("utf-8")
     ctype = request.headers.get("content-type", "")
     if body and "application/x-www-form-urlencoded" not in ctype:
         raise FhirError.make(415, "not-supported", "POST _search needs application/x-www-form-urlencoded")
@@ -81,6 +82,6 @@ async def search_system(request: Request) -> Response:
 async def search_system_post(request: Request) -> Response:
     """System-level search with form-encoded parameters."""
     check_accept(request)
-    body = (await request.body()).decode("utf-8")
+    body = (await read_bounded(request)).decode("utf-8")
     params = _query(request) + parse_qsl(body, keep_blank_values=True)
     return fhir_json(await run_in_threadpool(_run, request, None, params))

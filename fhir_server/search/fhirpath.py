@@ -217,14 +217,19 @@ def compile_for_type(expression: str, res_type: str) -> Extractor | None:
             compiled.append(steps)
     if not compiled and not fallback:
         return None
+    return _union(compiled, fallback)
+
+
+def _union(compiled: list[list[tuple]], fallback: list[str]) -> Extractor:
+    """One extractor for a `|` union: compiled paths run directly, the rest through fhirpathpy."""
     slow = _fallback(" | ".join(fallback)) if fallback else None
 
-    def extract(resource: dict) -> list:
+    def extract(node: dict) -> list:
         out: list = []
         for steps in compiled:
-            out.extend(run_steps(steps, [resource]))
+            out.extend(run_steps(steps, [node]))
         if slow is not None:
-            out.extend(slow(resource))
+            out.extend(slow(node))
         return out
 
     return extract
@@ -242,14 +247,4 @@ def compile_relative(expression: str) -> Extractor:
             fallback.append(fragment)
         else:
             compiled.append(steps)
-    slow = _fallback(" | ".join(fallback)) if fallback else None
-
-    def extract(node: dict) -> list:
-        out: list = []
-        for steps in compiled:
-            out.extend(run_steps(steps, [node]))
-        if slow is not None:
-            out.extend(slow(node))
-        return out
-
-    return extract
+    return _union(compiled, fallback)

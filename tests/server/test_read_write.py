@@ -290,3 +290,10 @@ async def test_capability_statement_lists_interactions(client):
     assert {"read", "vread", "update", "patch", "delete", "create", "history-instance"} <= codes
     assert patient_entry["conditionalDelete"] == "single"
     assert {p["name"] for p in patient_entry["searchParam"]} >= {"_id", "identifier"}
+
+
+async def test_oversize_search_post_is_413(client, app):
+    app.state.settings = app.state.settings.with_(max_body_bytes=1000)
+    r = await client.post("Patient/_search", content=b"name=" + b"n" * 5000,
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 413
