@@ -48,9 +48,11 @@ def register(app: typer.Typer) -> None:
                    adapter: str = typer.Option(None, "--adapter", "-a", help="adapter name (default: detect)"),
                    vendor: str = typer.Option(None, help="QĐ130 vendor profile (vnpt, viettel, vietsens, auto)"),
                    profile_set: str = typer.Option(None, "--profile-set", help="hl7vn | ehealth"),
-                   db: str = typer.Option(None, "--db", help="database URL")) -> None:
+                   db: str = typer.Option(None, "--db", help="database URL"),
+                   batch: int = typer.Option(50, help="files per group commit (1 = commit each file alone)"),
+                   ) -> None:
         """Ingest files/folders through the adapters; prints a per-file summary table."""
-        from adapters.pipeline import ingest
+        from adapters.pipeline import ingest_many
         from fhir_server.storage.store import open_store
 
         store = open_store(_db(db))
@@ -63,16 +65,18 @@ def register(app: typer.Typer) -> None:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             task = progress.add_task("ingesting", total=len(files))
-            for f in files:
-                res = ingest(store, f.read_bytes(), source=f"file:{f}", adapter=adapter,
-                             options=_options(vendor, profile_set))
-                totals["accepted"] += res.accepted
-                totals["rejected"] += res.rejected
-                if res.status != "processed" or len(files) <= 50:
-                    errs = res.errors or [e for r in res.records for e in r.errors]
-                    first = f"{errs[0]['location']}: {errs[0]['reason']}"[:80] if errs else ""
-                    table.add_row(f.name, res.status, str(res.accepted), str(res.rejected), first)
-                progress.advance(task)
+            for i in range(0, len(files), max(1, batch)):
+                chunk = files[i:i + max(1, batch)]
+                results = ingest_many(store, [(f.read_bytes(), f"file:{f}") for f in chunk], adapter=adapter,
+                                      options=_options(vendor, profile_set))
+                for f, res in zip(chunk, results):
+                    totals["accepted"] += res.accepted
+                    totals["rejected"] += res.rejected
+                    if res.status != "processed" or len(files) <= 50:
+                        errs = res.errors or [e for r in res.records for e in r.errors]
+                        first = f"{errs[0]['location']}: {errs[0]['reason']}"[:80] if errs else ""
+                        table.add_row(f.name, res.status, str(res.accepted), str(res.rejected), first)
+                progress.advance(task, len(chunk))
         console.print(table)
         dt = time.perf_counter() - start
         console.print(f"{len(files)} file(s), {totals['accepted']} record(s) accepted, {totals['rejected']} rejected "
