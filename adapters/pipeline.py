@@ -176,9 +176,14 @@ def link_written(store, written: set[tuple[str, str]]) -> None:
     if not patient_ids:
         return
     try:
-        from fhir_server.identity.service import link_patient
+        from fhir_server.identity.service import link_patient, link_patients
     except ModuleNotFoundError:
         return
+    try:
+        link_patients(store, sorted(patient_ids))
+        return
+    except Exception:  # one bad record must not stop the others: fall back to one at a time
+        log.exception("identity linking of %d patients failed; retrying one by one", len(patient_ids))
     for pid in sorted(patient_ids):
         try:
             link_patient(store, pid)

@@ -189,31 +189,40 @@ def _queue_reviews(conn: Connection, possibles: list[tuple[str, str, Decision]])
 # -- public API ------------------------------------------------------------------------------------
 def link_patient(store, patient_id: str, matcher: Matcher | None = None) -> dict:
     """Link one (newly ingested) Patient with the records it matches; returns a summary."""
+    return link_patients(store, [patient_id], matcher)[0]
+
+
+def link_patients(store, patient_ids: Iterable[str], matcher: Matcher | None = None) -> list[dict]:
+    """Link several newly ingested Patients in one transaction (one commit for a whole ingest batch)."""
     matcher = matcher or default_matcher()
     with store.begin() as tx:
-        conn = tx.conn
-        found = _load_patients(conn, [patient_id])
-        conn.execute(delete(identity_key).where(identity_key.c.patient_id == patient_id))
-        if patient_id not in found:
-            return {"patient": patient_id, "linked": [], "queued": 0}
-        me = extract(found[patient_id])
-        keys = sorted(set(blocking_keys(me)))
-        if keys:
-            conn.execute(insert(identity_key), [{"block_key": k, "patient_id": patient_id} for k in keys])
-        candidates = _candidates(conn, keys, patient_id, matcher)
-        others = _load_patients(conn, candidates)
-        rejected = _rejected_pairs(conn, patient_id)
-        edges, possibles = [], []
-        for other_id, body in others.items():
-            if _pair(patient_id, other_id) in rejected:
-                continue
-            d = matcher.decide(me, extract(body))
-            if d.outcome == MATCH:
-                edges.append((patient_id, other_id, d.method, round(d.score, 3)))
-            elif d.outcome == POSSIBLE:
-                possibles.append((patient_id, other_id, d))
-        _apply_links(tx, edges)
-        queued = _queue_reviews(conn, possibles)
+        return [_link_one(tx, pid, matcher) for pid in patient_ids]
+
+
+def _link_one(tx, patient_id: str, matcher: Matcher) -> dict:
+    conn = tx.conn
+    found = _load_patients(conn, [patient_id])
+    conn.execute(delete(identity_key).where(identity_key.c.patient_id == patient_id))
+    if patient_id not in found:
+        return {"patient": patient_id, "linked": [], "queued": 0}
+    me = extract(found[patient_id])
+    keys = sorted(set(blocking_keys(me)))
+    if keys:
+        conn.execute(insert(identity_key), [{"block_key": k, "patient_id": patient_id} for k in keys])
+    candidates = _candidates(conn, keys, patient_id, matcher)
+    others = _load_patients(conn, candidates)
+    rejected = _rejected_pairs(conn, patient_id)
+    edges, possibles = [], []
+    for other_id, body in others.items():
+        if _pair(patient_id, other_id) in rejected:
+            continue
+        d = matcher.decide(me, extract(body))
+        if d.outcome == MATCH:
+            edges.append((patient_id, other_id, d.method, round(d.score, 3)))
+        elif d.outcome == POSSIBLE:
+            possibles.append((patient_id, other_id, d))
+    _apply_links(tx, edges)
+    queued = _queue_reviews(conn, possibles)
     return {"patient": patient_id, "linked": [e[1] for e in edges], "queued": queued}
 
 
