@@ -74,7 +74,11 @@ def _parse_path(path: str) -> list[tuple] | None:
             steps += [("child", "extension"), ("where_eq", "url", m["url"])]
         else:
             return None
-    # `x.as(T)` on a choice element means the JSON key xT.
+    return _merge_as(steps)
+
+
+def _merge_as(steps: list[tuple]) -> list[tuple]:
+    """`x.as(T)` on a choice element means the JSON key xT: fold the pair into one step."""
     merged: list[tuple] = []
     for step in steps:
         if step[0] == "as" and merged and merged[-1][0] == "child":
@@ -107,13 +111,7 @@ def parse_fragment(fragment: str) -> tuple[str, list[tuple]] | None:
         root = fragment.split(".", 1)[0]
     if not _NAME.match(root):
         return None
-    merged: list[tuple] = []
-    for step in steps:
-        if step[0] == "as" and merged and merged[-1][0] == "child":
-            merged[-1] = ("child_as", merged[-1][1], _cap(step[1]))
-        else:
-            merged.append(step)
-    return root, merged
+    return root, _merge_as(steps)
 
 
 def _child(node, name: str, out: list) -> None:
