@@ -101,6 +101,16 @@ def register(app: typer.Typer) -> None:
         if any(o["status"] != "replayed" for o in outcomes):
             raise typer.Exit(code=1)
 
+    @app.command("conceptmaps")
+    def conceptmaps_cmd(db: str = typer.Option(None, "--db", help="database URL"),
+                        profile_set: str = typer.Option("hl7vn", "--profile-set", help="hl7vn | ehealth")) -> None:
+        """Load the QĐ130 code maps (mappings/qd130) into the server as ConceptMap resources."""
+        from fhir_server.storage.store import open_store
+        from mappings.conceptmaps import qd130_conceptmap_bundle
+
+        out = open_store(_db(db)).transaction(qd130_conceptmap_bundle(profile_set))
+        console.print(f"{len(out['entry'])} ConceptMap(s) loaded; browse them at [base]/ConceptMap")
+
     @app.command("adapters")
     def adapters_cmd() -> None:
         """List installed input adapters (and plug-ins that failed to load)."""
