@@ -173,7 +173,7 @@ def link_written(store, written: set[tuple[str, str]]) -> None:
 
     Unchanged re-sent Patients (every lab message repeats PID) are not re-linked."""
     patient_ids = {res_id for res_type, res_id in written if res_type == "Patient"}
-    if not patient_ids:
+    if not patient_ids or os.environ.get("LIENTHONG_LINK_ON_INGEST", "true").lower() in ("0", "false", "no"):
         return
     try:
         from fhir_server.identity.service import link_patient, link_patients

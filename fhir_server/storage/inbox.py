@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import orjson
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 
 from fhir_server.storage.schema import dead_letter, inbox
 from fhir_server.timeutil import now_us
@@ -42,12 +42,16 @@ def mark_many(engine: Engine, marks: list[tuple[int, str, dict | None]]) -> None
     """Set status and summary of several inbox rows in one transaction."""
     if not marks:
         return
+    with_summary = [{"b_id": i, "b_status": st, "b_summary": orjson.dumps(sm).decode()}
+                    for i, st, sm in marks if sm is not None]
+    status_only = [{"b_id": i, "b_status": st} for i, st, sm in marks if sm is None]
     with engine.begin() as conn:
-        for inbox_id, status, summary in marks:
-            values: dict = {"status": status}
-            if summary is not None:
-                values["summary"] = orjson.dumps(summary).decode()
-            conn.execute(update(inbox).where(inbox.c.inbox_id == inbox_id).values(**values))
+        if with_summary:
+            conn.execute(update(inbox).where(inbox.c.inbox_id == bindparam("b_id")).values(
+                status=bindparam("b_status"), summary=bindparam("b_summary")), with_summary)
+        if status_only:
+            conn.execute(update(inbox).where(inbox.c.inbox_id == bindparam("b_id")).values(
+                status=bindparam("b_status")), status_only)
 
 
 def mark(engine: Engine, inbox_id: int, status: str, summary: dict | None = None) -> None:

@@ -7,6 +7,7 @@ them with one executemany per table at commit, so a 100-entry bundle costs a han
 from __future__ import annotations
 
 import hashlib
+import operator
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -264,6 +265,18 @@ def _resource_row(s: StoredResource) -> dict:
             "deleted": s.deleted, "content_hash": s.content_hash, "content": s.content}
 
 
+def _explicit_keys(bundles: list[dict]) -> list[tuple[str, str]]:
+    """(type, id) of the entries whose request URL names one resource ("Type/id")."""
+    keys = []
+    for bundle in bundles:
+        for entry in bundle.get("entry") or ():
+            url = ((entry.get("request") or {}).get("url") or "") if isinstance(entry, dict) else ""
+            parts = url.split("?", 1)[0].split("/")
+            if len(parts) == 2 and parts[0] and parts[1]:
+                keys.append((parts[0], parts[1]))
+    return keys
+
+
 def _update_resources(conn: Connection, pendings: list[_Pending]) -> None:
     """Write new current versions, but only where the row is still at the version we read.
 
@@ -330,8 +343,13 @@ def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
     cursor = conn.connection.driver_connection.cursor()
     # psycopg's executemany sends one statement per row; COPY streams the whole batch at once.
     with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(tuple(row.get(n) for n in names))
+        if all(len(row) == len(names) for row in rows):  # every row has every column: no .get needed
+            pick = operator.itemgetter(*names)
+            for row in rows:
+                copy.write_row(pick(row) if len(names) > 1 else (pick(row),))
+        else:
+            for row in rows:
+                copy.write_row(tuple(row.get(n) for n in names))
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
@@ -437,6 +455,7 @@ class Store:
         results: list[dict | FhirError] = []
         try:
             with self.begin() as tx:
+                tx.prefetch(_explicit_keys(bundles))  # one query for the whole group, not one per Bundle
                 for bundle in bundles:
                     try:
                         results.append(apply_transaction(Tx(self, tx.conn, parent=tx), bundle, validate))
