@@ -208,7 +208,7 @@ def _link_one(tx, patient_id: str, matcher: Matcher) -> dict:
     me = extract(found[patient_id])
     keys = sorted(set(blocking_keys(me)))
     if keys:
-        conn.execute(insert(identity_key), [{"block_key": k, "patient_id": patient_id} for k in keys])
+        conn.execute(_insert_keys(conn), [{"block_key": k, "patient_id": patient_id} for k in keys])
     candidates = _candidates(conn, keys, patient_id, matcher)
     others = _load_patients(conn, candidates)
     rejected = _rejected_pairs(conn, patient_id)
@@ -224,6 +224,16 @@ def _link_one(tx, patient_id: str, matcher: Matcher) -> dict:
     _apply_links(tx, edges)
     queued = _queue_reviews(conn, possibles)
     return {"patient": patient_id, "linked": [e[1] for e in edges], "queued": queued}
+
+
+def _insert_keys(conn: Connection):
+    """INSERT into identity_key that ignores rows already there: two ingest workers may link the same
+    re-sent Patient at once, and its blocking keys are the same either way."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(identity_key).on_conflict_do_nothing()
+    return insert(identity_key).prefix_with("OR IGNORE")
 
 
 def _candidates(conn: Connection, keys: list[str], patient_id: str, matcher: Matcher) -> list[str]:
@@ -257,7 +267,7 @@ def link_all(store, matcher: Matcher | None = None) -> dict:
         conn.execute(delete(identity_key))
         key_rows = [{"block_key": k, "patient_id": f.id} for f in feats for k in set(blocking_keys(f))]
         for chunk in _chunks(key_rows, 5000):
-            conn.execute(insert(identity_key), chunk)
+            conn.execute(_insert_keys(conn), chunk)
         edges = [(a, b, d.method, round(d.score, 3)) for a, b, d in result.matches]
         changed = _apply_links(tx, edges)
         queued = _queue_reviews(conn, result.possibles)
