@@ -68,6 +68,11 @@ def create_schema(engine: Engine) -> None:
             if not exc.name or not module.startswith(exc.name):
                 raise
     metadata.create_all(engine)
+    # create_all skips existing tables entirely: indexes added since a database was created are
+    # created here, so an index-only schema change needs no manual step.
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         have = conn.execute(select(schema_version.c.version).where(schema_version.c.component == "core")).scalar()
         if have is None:
