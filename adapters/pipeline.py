@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 from adapters.base import Adapter, RecordError, SourceRecord
 from adapters.registry import detect, get_adapter, adapters as all_adapters
+from fhir_server.logsafe import log_failure
 from fhir_server.storage import inbox as ib
 
 log = logging.getLogger(__name__)
@@ -182,13 +183,13 @@ def link_written(store, written: set[tuple[str, str]]) -> None:
     try:
         link_patients(store, sorted(patient_ids))
         return
-    except Exception:  # one bad record must not stop the others: fall back to one at a time
-        log.exception("identity linking of %d patients failed; retrying one by one", len(patient_ids))
+    except Exception as exc:  # one bad record must not stop the others: fall back to one at a time
+        log_failure(log, "identity linking of %d patients failed; retrying one by one", exc, len(patient_ids))
     for pid in sorted(patient_ids):
         try:
             link_patient(store, pid)
-        except Exception:  # linking is best effort here; `lienthong link --all` catches up
-            log.exception("identity linking failed for one patient")
+        except Exception as exc:  # linking is best effort here; `lienthong link --all` catches up
+            log_failure(log, "identity linking failed for one patient", exc)
 
 
 def process_records(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | None,
@@ -259,12 +260,12 @@ def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = 
         try:
             staged += _stage(store, ad, payload, options, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
-            log.exception("parsing inbox %s crashed", inbox_id)
+            log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
             result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
     try:
         _commit(store, staged, options, on_written=on_written)
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
-        log.exception("group commit of %d records failed", len(staged))
+        log_failure(log, "group commit of %d records failed", exc, len(staged))
         for s in staged:
             s.result.errors.append(RecordError("store", f"{type(exc).__name__}: {exc}", s.record.key).as_dict())
     marks = []

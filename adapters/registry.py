@@ -7,6 +7,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from adapters.base import Adapter
+from fhir_server.logsafe import log_failure
 
 GROUP = "lienthong.adapters"
 log = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ def detect(payload: bytes, content_type: str | None = None) -> Adapter | None:
         try:
             if adapter.sniff(payload, content_type):
                 return adapter
-        except Exception:  # a sniff bug in one plug-in must not block detection by the others
-            log.exception("sniff of adapter %s failed", name)
+        except Exception as exc:  # a sniff bug in one plug-in must not block detection by the others
+            log_failure(log, "sniff of adapter %s failed", exc, name)
     return None
 
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from adapters.hl7v2.ack import AckError, Header, build_ack
 from adapters.hl7v2.processor import Outcome, process_batch
 from adapters.pipeline import link_written
+from fhir_server.logsafe import log_failure
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,8 @@ class MllpServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, asyncio.CancelledError):
             pass  # peer gone, idle too long, or shutdown: nothing is half-committed (see _process)
-        except Exception:  # one broken connection must never take the listener down
-            log.exception("MLLP connection %s failed", peer)
+        except Exception as exc:  # one broken connection must never take the listener down
+            log_failure(log, "MLLP connection %s failed", exc, peer)
         finally:
             self._handlers.discard(task)
             self._writers.discard(writer)

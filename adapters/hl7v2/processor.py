@@ -17,6 +17,7 @@ from adapters.hl7v2.ack import AckError, Header, build_ack
 from adapters.hl7v2.er7 import read_message
 from adapters.hl7v2.errors import INTERNAL_ERROR
 from adapters.pipeline import ingest_many
+from fhir_server.logsafe import log_failure
 from fhir_server.storage import inbox as ib
 from fhir_server.storage.schema import processed_message
 from fhir_server.timeutil import now_us
@@ -149,7 +150,7 @@ def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None
             stored[key] = ack
         _answer_duplicates(store, items, keys, outcomes, stored)
     except Exception as exc:  # database unreachable etc.: nothing committed, the sender should retry
-        log.exception("processing of %d HL7 message(s) failed", len(items))
+        log_failure(log, "processing of %d HL7 message(s) failed", exc, len(items))
         for i, h in enumerate(headers):
             if outcomes[i] is None:
                 ack = build_ack(h, "AR", [AckError(INTERNAL_ERROR, "", f"{type(exc).__name__}: {exc}"[:200])])

@@ -16,6 +16,7 @@ from fhir_server.api import history, rest, system
 from fhir_server.api.responses import error_response, fhir_json
 from fhir_server.config import Settings
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.logsafe import log_failure
 from fhir_server.security import AuthConfig, authorize
 from fhir_server.storage.store import Store, open_store
 
@@ -130,7 +131,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         # Log the type and traceback, never the request body (patient data).
-        log.exception("unhandled %s", type(exc).__name__)
+        log_failure(log, "unhandled error", exc)
         return fhir_json(operation_outcome("fatal", "exception", f"Internal error ({type(exc).__name__})"), 500)
 
     @app.get("/metrics", include_in_schema=False)

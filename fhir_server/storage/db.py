@@ -31,12 +31,14 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     """Create an engine tuned for this project's access pattern."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         _configure_sqlite(engine)
         return engine
     # No pre-ping: it costs a round trip on every checkout (a third of a read). Connections are
     # recycled before typical idle timeouts instead, and a dropped one fails just that request.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    # hide_parameters: SQL errors must not carry patient values into logs or error texts.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800,
+                         hide_parameters=True)
 
 
 def _configure_sqlite(engine: Engine) -> None:
