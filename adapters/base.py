@@ -17,8 +17,12 @@ class RecordError:
 
     def as_dict(self) -> dict:
         """Plain-dict form for JSON responses and dead-letter rows."""
-        return {"location": self.location, "reason": self.reason, "record_key": self.record_key,
-                "severity": self.severity}
+        return {
+            "location": self.location,
+            "reason": self.reason,
+            "record_key": self.record_key,
+            "severity": self.severity,
+        }
 
 
 @dataclass

@@ -26,8 +26,13 @@ def _files(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                          and f.suffix.lower() not in (".csv", ".md", ".json"))
+            out += sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not f.name.startswith(".")
+                and f.suffix.lower() not in (".csv", ".md", ".json")
+            )
         elif p.is_file():
             out.append(p)
         else:
@@ -44,13 +49,14 @@ def register(app: typer.Typer) -> None:
     """Add the adapter commands to the main Typer app."""
 
     @app.command("ingest")
-    def ingest_cmd(paths: list[Path] = typer.Argument(..., help="files or folders to ingest"),
-                   adapter: str = typer.Option(None, "--adapter", "-a", help="adapter name (default: detect)"),
-                   vendor: str = typer.Option(None, help="QĐ130 vendor profile (vnpt, viettel, vietsens, auto)"),
-                   profile_set: str = typer.Option(None, "--profile-set", help="hl7vn | ehealth"),
-                   db: str = typer.Option(None, "--db", help="database URL"),
-                   batch: int = typer.Option(50, help="files per group commit (1 = commit each file alone)"),
-                   ) -> None:
+    def ingest_cmd(
+        paths: list[Path] = typer.Argument(..., help="files or folders to ingest"),
+        adapter: str = typer.Option(None, "--adapter", "-a", help="adapter name (default: detect)"),
+        vendor: str = typer.Option(None, help="QĐ130 vendor profile (vnpt, viettel, vietsens, auto)"),
+        profile_set: str = typer.Option(None, "--profile-set", help="hl7vn | ehealth"),
+        db: str = typer.Option(None, "--db", help="database URL"),
+        batch: int = typer.Option(50, help="files per group commit (1 = commit each file alone)"),
+    ) -> None:
         """Ingest files/folders through the adapters; prints a per-file summary table."""
         from adapters.pipeline import ingest_many
         from fhir_server.storage.store import open_store
@@ -62,13 +68,22 @@ def register(app: typer.Typer) -> None:
             table.add_column(col)
         totals = {"accepted": 0, "rejected": 0}
         start = time.perf_counter()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("ingesting", total=len(files))
             for i in range(0, len(files), max(1, batch)):
-                chunk = files[i:i + max(1, batch)]
-                results = ingest_many(store, [(f.read_bytes(), f"file:{f}") for f in chunk], adapter=adapter,
-                                      options=_options(vendor, profile_set))
+                chunk = files[i : i + max(1, batch)]
+                results = ingest_many(
+                    store,
+                    [(f.read_bytes(), f"file:{f}") for f in chunk],
+                    adapter=adapter,
+                    options=_options(vendor, profile_set),
+                )
                 for f, res in zip(chunk, results):
                     totals["accepted"] += res.accepted
                     totals["rejected"] += res.rejected
@@ -79,14 +94,18 @@ def register(app: typer.Typer) -> None:
                 progress.advance(task, len(chunk))
         console.print(table)
         dt = time.perf_counter() - start
-        console.print(f"{len(files)} file(s), {totals['accepted']} record(s) accepted, {totals['rejected']} rejected "
-                      f"in {dt:.1f}s")
+        console.print(
+            f"{len(files)} file(s), {totals['accepted']} record(s) accepted, {totals['rejected']} rejected "
+            f"in {dt:.1f}s"
+        )
         if totals["rejected"]:
             raise typer.Exit(code=1)
 
     @app.command("replay")
-    def replay_cmd(dl_id: int = typer.Argument(None, help="dead-letter id (default: all open)"),
-                   db: str = typer.Option(None, "--db", help="database URL")) -> None:
+    def replay_cmd(
+        dl_id: int = typer.Argument(None, help="dead-letter id (default: all open)"),
+        db: str = typer.Option(None, "--db", help="database URL"),
+    ) -> None:
         """Re-run dead letters through their adapter after a mapping fix."""
         from adapters.pipeline import replay
         from fhir_server.storage.store import open_store
@@ -102,8 +121,10 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=1)
 
     @app.command("conceptmaps")
-    def conceptmaps_cmd(db: str = typer.Option(None, "--db", help="database URL"),
-                        profile_set: str = typer.Option("hl7vn", "--profile-set", help="hl7vn | ehealth")) -> None:
+    def conceptmaps_cmd(
+        db: str = typer.Option(None, "--db", help="database URL"),
+        profile_set: str = typer.Option("hl7vn", "--profile-set", help="hl7vn | ehealth"),
+    ) -> None:
         """Load the QĐ130 code maps (mappings/qd130) into the server as ConceptMap resources."""
         from fhir_server.storage.store import open_store
         from mappings.conceptmaps import qd130_conceptmap_bundle
@@ -126,12 +147,14 @@ def register(app: typer.Typer) -> None:
         console.print(table)
 
     @app.command("watch")
-    def watch_cmd(folder: Path = typer.Argument(..., help="drop folder"),
-                  interval: float = typer.Option(2.0, help="poll interval, seconds"),
-                  once: bool = typer.Option(False, "--once", help="process what is there, then exit"),
-                  adapter: str = typer.Option(None, "--adapter", "-a"),
-                  vendor: str = typer.Option(None),
-                  db: str = typer.Option(None, "--db", help="database URL")) -> None:
+    def watch_cmd(
+        folder: Path = typer.Argument(..., help="drop folder"),
+        interval: float = typer.Option(2.0, help="poll interval, seconds"),
+        once: bool = typer.Option(False, "--once", help="process what is there, then exit"),
+        adapter: str = typer.Option(None, "--adapter", "-a"),
+        vendor: str = typer.Option(None),
+        db: str = typer.Option(None, "--db", help="database URL"),
+    ) -> None:
         """Poll a drop folder: ingest each new file, then move it to done/ or failed/."""
         from adapters.pipeline import ingest
         from fhir_server.storage.store import open_store
@@ -149,11 +172,18 @@ def register(app: typer.Typer) -> None:
                     time.sleep(0.05)
                     if f.stat().st_size != size:
                         continue
-                    res = ingest(store, f.read_bytes(), source=f"watch:{f}", adapter=adapter,
-                                 options=_options(vendor, None))
+                    res = ingest(
+                        store,
+                        f.read_bytes(),
+                        source=f"watch:{f}",
+                        adapter=adapter,
+                        options=_options(vendor, None),
+                    )
                     target = done if res.status == "processed" else failed
                     shutil.move(str(f), target / f.name)
-                    console.print(f"{f.name}: {res.status} ({res.accepted} accepted, {res.rejected} rejected)")
+                    console.print(
+                        f"{f.name}: {res.status} ({res.accepted} accepted, {res.rejected} rejected)"
+                    )
                 if once:
                     return
                 time.sleep(interval)
@@ -161,14 +191,18 @@ def register(app: typer.Typer) -> None:
             console.print("stopped")
 
     @app.command("synth")
-    def synth_cmd(out: Path = typer.Option(..., "--out", help="output folder"),
-                  hospitals: int = typer.Option(3, "--hospitals"),
-                  visits: int = typer.Option(100, "--visits"),
-                  seed: int = typer.Option(0, "--seed")) -> None:
+    def synth_cmd(
+        out: Path = typer.Option(..., "--out", help="output folder"),
+        hospitals: int = typer.Option(3, "--hospitals"),
+        visits: int = typer.Option(100, "--visits"),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
         """Generate deterministic synthetic QĐ130 envelopes (+ truth.csv ground truth)."""
         from adapters.synth import generate
 
         ds = generate(hospitals=hospitals, visits=visits, seed=seed)
         paths = ds.write(out)
-        console.print(f"wrote {len(paths)} envelope(s) for {len(ds.persons)} person(s) across "
-                      f"{len(ds.hospitals)} hospital(s) to {out} (ground truth: {out / 'truth.csv'})")
+        console.print(
+            f"wrote {len(paths)} envelope(s) for {len(ds.persons)} person(s) across "
+            f"{len(ds.hospitals)} hospital(s) to {out} (ground truth: {out / 'truth.csv'})"
+        )

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from adapters.base import Adapter, RecordError, SourceRecord
-from adapters.registry import detect, get_adapter, adapters as all_adapters
+from adapters.registry import adapters as all_adapters
+from adapters.registry import detect, get_adapter
 from fhir_server.logsafe import log_failure
 from fhir_server.storage import inbox as ib
 
@@ -84,15 +85,29 @@ def _count(response: dict) -> tuple[int, int]:
     return created, existing
 
 
-def _dead(store, ad: Adapter, inbox_id: int | None, key: str | None, errors: list[RecordError],
-          payload: bytes | None, enabled: bool = True) -> int | None:
+def _dead(
+    store,
+    ad: Adapter,
+    inbox_id: int | None,
+    key: str | None,
+    errors: list[RecordError],
+    payload: bytes | None,
+    enabled: bool = True,
+) -> int | None:
     """Dead-letter one record: the first error's location, all reasons joined (None when disabled)."""
     if not enabled:
         return None
     first = errors[0] if errors else RecordError("unknown", "unknown failure")
     reason = "; ".join(f"{e.location}: {e.reason}" for e in errors) or first.reason
-    return ib.add_dead_letter(store.engine, channel=ad.channel, reason=reason, inbox_id=inbox_id,
-                              record_key=key, location=first.location, payload=payload)
+    return ib.add_dead_letter(
+        store.engine,
+        channel=ad.channel,
+        reason=reason,
+        inbox_id=inbox_id,
+        record_key=key,
+        location=first.location,
+        payload=payload,
+    )
 
 
 @dataclass
@@ -106,8 +121,15 @@ class _Staged:
     inbox_id: int | None
 
 
-def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | None, result: IngestResult,
-           dead_letters: bool = True) -> list[_Staged]:
+def _stage(
+    store,
+    ad: Adapter,
+    payload: bytes,
+    options: dict,
+    inbox_id: int | None,
+    result: IngestResult,
+    dead_letters: bool = True,
+) -> list[_Staged]:
     """Parse and map every record of a payload; failures go to `result` (and dead letters) at once."""
     parsed = ad.parse(payload, options)
     file_errors = [e for e in parsed.errors if e.severity != "warning"]
@@ -121,8 +143,9 @@ def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | No
             dl = _dead(store, ad, inbox_id, key, errs, payload, dead_letters)
             if key is None:
                 result.errors += [e.as_dict() for e in errs]
-            result.records.append(RecordResult(key or "file", "rejected", [e.as_dict() for e in errs],
-                                               dead_letter_id=dl))
+            result.records.append(
+                RecordResult(key or "file", "rejected", [e.as_dict() for e in errs], dead_letter_id=dl)
+            )
     staged = []
     for rec in parsed.records:
         try:
@@ -134,7 +157,9 @@ def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | No
             errs = list(mapped.errors)
             if mapped.bundle is None and not errs:
                 errs = [RecordError("mapping", "adapter returned no bundle", rec.key)]
-        rr = RecordResult(rec.key, "rejected", warnings=[w.as_dict() for w in (mapped.warnings if mapped else [])])
+        rr = RecordResult(
+            rec.key, "rejected", warnings=[w.as_dict() for w in (mapped.warnings if mapped else [])]
+        )
         result.records.append(rr)
         if errs:
             rr.errors = [e.as_dict() for e in errs]
@@ -144,13 +169,20 @@ def _stage(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | No
     return staged
 
 
-def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = True,
-            on_written: Callable[[set[tuple[str, str]]], None] | None = None) -> None:
+def _commit(
+    store,
+    staged: list[_Staged],
+    options: dict,
+    dead_letters: bool = True,
+    on_written: Callable[[set[tuple[str, str]]], None] | None = None,
+) -> None:
     """Write all staged records in one database transaction, each record still atomic on its own."""
     if not staged:
         return
     written: set[tuple[str, str]] = set()
-    outcomes = store.transactions([s.bundle for s in staged], validate=_validate_output(options), written=written)
+    outcomes = store.transactions(
+        [s.bundle for s in staged], validate=_validate_output(options), written=written
+    )
     for s, outcome in zip(staged, outcomes, strict=True):
         rr = s.result
         if isinstance(outcome, dict):
@@ -161,8 +193,9 @@ def _commit(store, staged: list[_Staged], options: dict, dead_letters: bool = Tr
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
         errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
         rr.errors = [e.as_dict() for e in errs]
-        rr.dead_letter_id = _dead(store, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload,
-                                  dead_letters)
+        rr.dead_letter_id = _dead(
+            store, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
+        )
     if on_written is not None:
         on_written(written)
     else:
@@ -192,8 +225,15 @@ def link_written(store, written: set[tuple[str, str]]) -> None:
             log_failure(log, "identity linking failed for one patient", exc)
 
 
-def process_records(store, ad: Adapter, payload: bytes, options: dict, inbox_id: int | None,
-                    result: IngestResult, dead_letters: bool = True) -> None:
+def process_records(
+    store,
+    ad: Adapter,
+    payload: bytes,
+    options: dict,
+    inbox_id: int | None,
+    result: IngestResult,
+    dead_letters: bool = True,
+) -> None:
     """Parse, map and write every record of a payload into `result` (no inbox bookkeeping).
 
     With dead_letters=False (replays) failures are only reported: the caller updates the existing row."""
@@ -218,15 +258,30 @@ def _status(result: IngestResult) -> str:
     return "partial" if result.accepted else "failed"
 
 
-def ingest(store, payload: bytes, *, source: str, adapter: str | None = None, content_type: str | None = None,
-           options: dict | None = None) -> IngestResult:
+def ingest(
+    store,
+    payload: bytes,
+    *,
+    source: str,
+    adapter: str | None = None,
+    content_type: str | None = None,
+    options: dict | None = None,
+) -> IngestResult:
     """Archive, parse, map and store one payload; returns per-record results. Re-sending is idempotent."""
-    return ingest_many(store, [(payload, source)], adapter=adapter, content_type=content_type, options=options)[0]
+    return ingest_many(
+        store, [(payload, source)], adapter=adapter, content_type=content_type, options=options
+    )[0]
 
 
-def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = None,
-                content_type: str | None = None, options: dict | None = None,
-                on_written: Callable[[set[tuple[str, str]]], None] | None = None) -> list[IngestResult]:
+def ingest_many(
+    store,
+    items: list[tuple[bytes, str]],
+    *,
+    adapter: str | None = None,
+    content_type: str | None = None,
+    options: dict | None = None,
+    on_written: Callable[[set[tuple[str, str]]], None] | None = None,
+) -> list[IngestResult]:
     """Ingest several payloads ((bytes, source) pairs) with one archive commit and one data commit.
 
     After the commit, new or changed Patients are linked across hospitals, here and now unless
@@ -243,18 +298,30 @@ def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = 
             resolved.append((_resolve(payload, adapter, content_type), None))
         except KeyError as exc:
             resolved.append((None, str(exc.args[0]) if exc.args else str(exc)))
-    inbox_ids = ib.archive_many(store.engine, [
-        {"payload": payload, "source": source, "channel": ad.channel if ad else (adapter or "unknown"),
-         "content_type": content_type, "summary": {"options": options, "adapter": ad.name if ad else adapter}}
-        for (payload, source), (ad, _err) in zip(items, resolved)])
+    inbox_ids = ib.archive_many(
+        store.engine,
+        [
+            {
+                "payload": payload,
+                "source": source,
+                "channel": ad.channel if ad else (adapter or "unknown"),
+                "content_type": content_type,
+                "summary": {"options": options, "adapter": ad.name if ad else adapter},
+            }
+            for (payload, source), (ad, _err) in zip(items, resolved)
+        ],
+    )
     results: list[IngestResult] = []
     staged: list[_Staged] = []
     for (payload, _source), (ad, err), inbox_id in zip(items, resolved, inbox_ids):
         result = IngestResult(inbox_id, ad.name if ad else adapter, "failed")
         results.append(result)
         if ad is None:
-            reason = err or ("no installed adapter recognises this payload (installed: "
-                             + ", ".join(sorted(all_adapters())) + ")")
+            reason = err or (
+                "no installed adapter recognises this payload (installed: "
+                + ", ".join(sorted(all_adapters()))
+                + ")"
+            )
             result.errors.append(RecordError("file", reason).as_dict())
             continue
         try:
@@ -267,15 +334,29 @@ def ingest_many(store, items: list[tuple[bytes, str]], *, adapter: str | None = 
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
         log_failure(log, "group commit of %d records failed", exc, len(staged))
         for s in staged:
-            s.result.errors.append(RecordError("store", f"{type(exc).__name__}: {exc}", s.record.key).as_dict())
+            s.result.errors.append(
+                RecordError("store", f"{type(exc).__name__}: {exc}", s.record.key).as_dict()
+            )
     marks = []
     for result in results:
         result.status = _status(result)
-        marks.append((result.inbox_id, result.status, {
-            "options": options, "adapter": result.adapter, "accepted": result.accepted,
-            "rejected": result.rejected, "errors": result.errors,
-            "records": [{"key": r.key, "status": r.status, "dead_letter_id": r.dead_letter_id}
-                        for r in result.records]}))
+        marks.append(
+            (
+                result.inbox_id,
+                result.status,
+                {
+                    "options": options,
+                    "adapter": result.adapter,
+                    "accepted": result.accepted,
+                    "rejected": result.rejected,
+                    "errors": result.errors,
+                    "records": [
+                        {"key": r.key, "status": r.status, "dead_letter_id": r.dead_letter_id}
+                        for r in result.records
+                    ],
+                },
+            )
+        )
     ib.mark_many(store.engine, marks)
     return results
 
@@ -290,7 +371,11 @@ def _adapter_for_channel(channel: str) -> Adapter:
 
 def replay(store, dl_id: int | None = None, *, options: dict | None = None) -> list[dict]:
     """Re-run one dead letter (or all open ones) through its adapter; returns one outcome per dead letter."""
-    ids = [dl_id] if dl_id is not None else [d["dl_id"] for d in ib.list_dead_letters(store.engine, "open", 100000)]
+    ids = (
+        [dl_id]
+        if dl_id is not None
+        else [d["dl_id"] for d in ib.list_dead_letters(store.engine, "open", 100000)]
+    )
     outcomes = []
     for i in ids:
         dl = ib.get_dead_letter(store.engine, i)
@@ -318,7 +403,11 @@ def replay(store, dl_id: int | None = None, *, options: dict | None = None) -> l
         errs = [e for r in res.records for e in r.errors]
         reason = "; ".join(f"{e['location']}: {e['reason']}" for e in errs) or None
         ib.mark_dead_letter(store.engine, i, "replayed" if ok else "open", reason)
-        outcomes.append({"dead_letter_id": i, "status": "replayed" if ok else "failed",
-                         "records": [asdict(r) for r in res.records]})
+        outcomes.append(
+            {
+                "dead_letter_id": i,
+                "status": "replayed" if ok else "failed",
+                "records": [asdict(r) for r in res.records],
+            }
+        )
     return outcomes
-

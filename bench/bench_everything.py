@@ -33,7 +33,10 @@ def _focus_payloads(visits: int) -> list[bytes]:
     """Visits of one person at two hospitals, with identifiers no background person can share."""
     ds = generate(hospitals=2, visits=visits, seed=7, persons=1, missing_cccd_rate=0.0)
     p = ds.persons[0]
-    swaps = [(p.cccd.encode(), (p.cccd[:6] + "999999").encode()), (p.bhyt.encode(), (p.bhyt[:7] + "99999999").encode())]
+    swaps = [
+        (p.cccd.encode(), (p.cccd[:6] + "999999").encode()),
+        (p.bhyt.encode(), (p.bhyt[:7] + "99999999").encode()),
+    ]
     swaps += [(mrn.encode(), f"{FOCUS_MARK}{fac}".encode()) for fac, mrn in p.mrn.items()]
     out = []
     for v in ds.visits:
@@ -98,8 +101,10 @@ def time_calls(fn, calls: int) -> list[float]:
 def main() -> None:
     """Load (unless --skip-load), then time $everything."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=os.environ.get("LIENTHONG_BENCH_DB",
-                                                   "postgresql://postgres@127.0.0.1:5432/bench_everything"))
+    ap.add_argument(
+        "--db",
+        default=os.environ.get("LIENTHONG_BENCH_DB", "postgresql://postgres@127.0.0.1:5432/bench_everything"),
+    )
     ap.add_argument("--focus-visits", type=int, default=15)
     ap.add_argument("--background-visits", type=int, default=600)
     ap.add_argument("--calls", type=int, default=300)
@@ -124,8 +129,10 @@ def main() -> None:
         n_pat = conn.execute(select(func.count()).where(resource.c.res_type == "Patient")).scalar_one()
     pid = focus_patient(store)
     full = everything(store, pid)
-    print(f"cores={os.cpu_count()} db={store.engine.dialect.name} resources={n_res} patients={n_pat} "
-          f"focus: {len(full.patient_ids)} linked Patient records, $everything returns {full.total} resources")
+    print(
+        f"cores={os.cpu_count()} db={store.engine.dialect.name} resources={n_res} patients={n_pat} "
+        f"focus: {len(full.patient_ids)} linked Patient records, $everything returns {full.total} resources"
+    )
 
     if args.explain and store.engine.dialect.name == "postgresql":
         stmt, params = statement_and_params(full.patient_ids, Query())
@@ -137,8 +144,9 @@ def main() -> None:
     cases = {
         "function, all": lambda: everything(store, pid),
         "function, _count=50": lambda: everything(store, pid, Query(count=50)),
-        "function, start/end 90 days": lambda: everything(store, pid, Query(
-            start=1_704_067_200_000_000, end=1_704_067_200_000_000 + 90 * 86_400_000_000)),
+        "function, start/end 90 days": lambda: everything(
+            store, pid, Query(start=1_704_067_200_000_000, end=1_704_067_200_000_000 + 90 * 86_400_000_000)
+        ),
     }
     for name, fn in cases.items():
         lat = time_calls(fn, args.calls)
@@ -166,8 +174,10 @@ def main() -> None:
             return out
 
     lat = asyncio.run(http_bench())
-    print(f"{'HTTP GET, _count=1000 (one page)':32s} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms  "
-          f"({args.calls} calls, mean {statistics.mean(lat) * 1000:.2f} ms)")
+    print(
+        f"{'HTTP GET, _count=1000 (one page)':32s} p50 {pct(lat, 50):6.2f} ms  p99 {pct(lat, 99):6.2f} ms  "
+        f"({args.calls} calls, mean {statistics.mean(lat) * 1000:.2f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -42,17 +42,25 @@ def in_memory(n: int, hospitals: int, seed: int) -> None:
     truth = {r.resource["id"]: r.person_id for r in data.records}
     review_true = sum(truth[a] == truth[b] for a, b, _ in result.possibles)
     total = t2 - t0
-    print(f"dataset: {len(data.records)} Patient records, {data.persons} persons, {hospitals} hospitals, "
-          f"{data.true_pairs()} same-person pairs (generated in {gen_s:.1f}s)")
+    print(
+        f"dataset: {len(data.records)} Patient records, {data.persons} persons, {hospitals} hospitals, "
+        f"{data.true_pairs()} same-person pairs (generated in {gen_s:.1f}s)"
+    )
     per = result.pairs_scored / len(feats)
     print(f"candidate pairs scored: {result.pairs_scored} ({per:.1f} per record)")
-    print(f"auto links: {len(result.matches)}   review queue: {len(result.possibles)} "
-          f"({review_true} of them truly the same person)")
-    print(f"precision: {q.precision:.4f}   recall: {q.recall:.4f}   "
-          f"(pairwise over link sets; thresholds match={matcher.match_threshold} "
-          f"possible={matcher.possible_threshold})")
-    print(f"time: features {t1 - t0:.2f}s, block+score+cluster {t2 - t1:.2f}s, total {total:.2f}s "
-          f"-> {len(feats) / total:,.0f} records/s (single process)")
+    print(
+        f"auto links: {len(result.matches)}   review queue: {len(result.possibles)} "
+        f"({review_true} of them truly the same person)"
+    )
+    print(
+        f"precision: {q.precision:.4f}   recall: {q.recall:.4f}   "
+        f"(pairwise over link sets; thresholds match={matcher.match_threshold} "
+        f"possible={matcher.possible_threshold})"
+    )
+    print(
+        f"time: features {t1 - t0:.2f}s, block+score+cluster {t2 - t1:.2f}s, total {total:.2f}s "
+        f"-> {len(feats) / total:,.0f} records/s (single process)"
+    )
 
 
 def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
@@ -70,10 +78,20 @@ def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
     records = data.records
     incremental = records[-500:]
     for i in range(0, len(records), 500):
-        chunk = records[i:i + 500]
-        store.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r.resource, "request": {"method": "PUT", "url": f"Patient/{r.resource['id']}"}}
-            for r in chunk]})
+        chunk = records[i : i + 500]
+        store.transaction(
+            {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "resource": r.resource,
+                        "request": {"method": "PUT", "url": f"Patient/{r.resource['id']}"},
+                    }
+                    for r in chunk
+                ],
+            }
+        )
     load_s = time.perf_counter() - t0
     print(f"\nstore: {db.split('@')[-1]}  loaded {len(records)} Patients in {load_s:.1f}s")
     # link_all over all but the last 500, then link those one by one like the ingest hook does.
@@ -87,8 +105,10 @@ def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
         service.link_patient(store, r.resource["id"])
         lat.append((time.perf_counter() - t) * 1000)
     lat.sort()
-    print(f"link_patient (re-link, {len(lat)} calls): p50 {statistics.median(lat):.1f} ms, "
-          f"p95 {lat[int(len(lat) * 0.95)]:.1f} ms, p99 {lat[int(len(lat) * 0.99)]:.1f} ms")
+    print(
+        f"link_patient (re-link, {len(lat)} calls): p50 {statistics.median(lat):.1f} ms, "
+        f"p95 {lat[int(len(lat) * 0.95)]:.1f} ms, p99 {lat[int(len(lat) * 0.99)]:.1f} ms"
+    )
     store.engine.dispose()
 
 
@@ -98,8 +118,9 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--hospitals", type=int, default=20)
     ap.add_argument("--seed", type=int, default=130)
-    ap.add_argument("--store-records", type=int, default=0,
-                    help="also benchmark the store path with N records")
+    ap.add_argument(
+        "--store-records", type=int, default=0, help="also benchmark the store path with N records"
+    )
     ap.add_argument("--db", default=None, help="database URL for the store path (default: temp SQLite file)")
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}")

@@ -27,13 +27,52 @@ from adapters.hl7v2.mllp import MllpServer, frame
 from fhir_server.storage.schema import metadata
 from fhir_server.storage.store import open_store
 
-FAMILY = ["NGUYỄN", "TRẦN", "LÊ", "PHẠM", "HOÀNG", "PHAN", "VŨ", "ĐẶNG", "BÙI", "ĐỖ", "HỒ", "NGÔ", "DƯƠNG", "LÝ"]
+FAMILY = [
+    "NGUYỄN",
+    "TRẦN",
+    "LÊ",
+    "PHẠM",
+    "HOÀNG",
+    "PHAN",
+    "VŨ",
+    "ĐẶNG",
+    "BÙI",
+    "ĐỖ",
+    "HỒ",
+    "NGÔ",
+    "DƯƠNG",
+    "LÝ",
+]
 MIDDLE = ["VĂN", "THỊ", "HỮU", "ĐỨC", "MINH", "NGỌC", "THANH", "QUỐC", "XUÂN", "THU"]
-GIVEN = ["AN", "BÌNH", "CƯỜNG", "DŨNG", "GIANG", "HÀ", "HẠNH", "KHANG", "LINH", "MAI", "NAM", "PHƯƠNG", "QUÂN",
-         "SƠN", "TÂM", "THẢO", "TRUNG", "UYÊN", "VY", "YẾN"]
-LABS = [("718-7", "Hemoglobin", "g/L", 120, 160), ("6690-2", "Bạch cầu", "10*9/L", 4, 10),
-        ("777-3", "Tiểu cầu", "10*9/L", 150, 400), ("2345-7", "Glucose", "mmol/L", 3.9, 6.4),
-        ("2160-0", "Creatinin", "umol/L", 62, 120)]
+GIVEN = [
+    "AN",
+    "BÌNH",
+    "CƯỜNG",
+    "DŨNG",
+    "GIANG",
+    "HÀ",
+    "HẠNH",
+    "KHANG",
+    "LINH",
+    "MAI",
+    "NAM",
+    "PHƯƠNG",
+    "QUÂN",
+    "SƠN",
+    "TÂM",
+    "THẢO",
+    "TRUNG",
+    "UYÊN",
+    "VY",
+    "YẾN",
+]
+LABS = [
+    ("718-7", "Hemoglobin", "g/L", 120, 160),
+    ("6690-2", "Bạch cầu", "10*9/L", 4, 10),
+    ("777-3", "Tiểu cầu", "10*9/L", 150, 400),
+    ("2345-7", "Glucose", "mmol/L", 3.9, 6.4),
+    ("2160-0", "Creatinin", "umol/L", 62, 120),
+]
 
 
 def _msh(kind: str, ctrl: str) -> str:
@@ -43,8 +82,11 @@ def _msh(kind: str, ctrl: str) -> str:
 def _pid(rng: random.Random, n: int) -> str:
     name = f"{rng.choice(FAMILY)}^{rng.choice(MIDDLE)} {rng.choice(GIVEN)}"
     cccd = f"0{rng.randint(1, 96):02d}{rng.randint(0, 1)}{rng.randint(40, 99)}{rng.randint(0, 999999):06d}"
-    return (f"PID|1||BN{n:08d}^^^BV_BACHMAI^MR~{cccd}^^^BCA^NI||{name}||19{rng.randint(40, 99)}0{rng.randint(1, 9)}15"
-            f"|{rng.choice('MF')}|||{rng.randint(1, 200)} Trần Hưng Đạo^^Hà Nội^Hà Nội^^VN^H||09{rng.randint(10**7, 10**8 - 1)}")
+    return (
+        f"PID|1||BN{n:08d}^^^BV_BACHMAI^MR~{cccd}^^^BCA^NI||{name}||19{rng.randint(40, 99)}0{rng.randint(1, 9)}15"
+        f"|{rng.choice('MF')}|||{rng.randint(1, 200)} Trần Hưng Đạo^^Hà Nội^Hà Nội^^VN^H"
+        f"||09{rng.randint(10**7, 10**8 - 1)}"
+    )
 
 
 def make_messages(count: int, seed: int = 7) -> list[bytes]:
@@ -52,12 +94,21 @@ def make_messages(count: int, seed: int = 7) -> list[bytes]:
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        pv1 = f"PV1|1|I|K01^P{i % 40}^G1||||BS{i % 30:03d}^TRẦN^THỊ BÌNH||||||||||||VN{i:09d}" + "|" * 25 + "20240115080000"
+        pv1 = (
+            f"PV1|1|I|K01^P{i % 40}^G1||||BS{i % 30:03d}^TRẦN^THỊ BÌNH||||||||||||VN{i:09d}"
+            + "|" * 25
+            + "20240115080000"
+        )
         if i % 2 == 0:
             segs = [_msh("ADT^A01^ADT_A01", f"B{i:09d}"), "EVN|A01|20240115083000", _pid(rng, i), pv1]
         else:
-            segs = [_msh("ORU^R01^ORU_R01", f"B{i:09d}"), _pid(rng, i), pv1, f"ORC|RE|CD{i}|XN{i}",
-                    f"OBR|1|CD{i}|XN{i}|58410-2^Công thức máu^LN|||20240115083000" + "|" * 17 + "F"]
+            segs = [
+                _msh("ORU^R01^ORU_R01", f"B{i:09d}"),
+                _pid(rng, i),
+                pv1,
+                f"ORC|RE|CD{i}|XN{i}",
+                f"OBR|1|CD{i}|XN{i}|58410-2^Công thức máu^LN|||20240115083000" + "|" * 17 + "F",
+            ]
             for j, (code, name, unit, lo, hi) in enumerate(LABS, start=1):
                 value = round(rng.uniform(lo * 0.8, hi * 1.2), 1)
                 flag = "H" if value > hi else "L" if value < lo else "N"
@@ -81,7 +132,7 @@ async def _client(port: int, messages: list[bytes], latencies: list[float], code
         await writer.drain()
         ack = await reader.readuntil(b"\x1c\r")
         latencies.append(time.perf_counter() - t0)
-        code = ack[ack.find(b"MSA|") + 4:][:2].decode()
+        code = ack[ack.find(b"MSA|") + 4 :][:2].decode()
         codes[code] = codes.get(code, 0) + 1
     writer.close()
     await writer.wait_closed()
@@ -93,8 +144,21 @@ def _spawn_listener(db: str, workers: int, processes: int) -> tuple[subprocess.P
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     exe = Path(sys.executable).with_name("lienthong")
-    proc = subprocess.Popen([str(exe), "mllp", "--db", db, "--port", str(port), "--workers", str(workers),
-                             "--processes", str(processes)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "mllp",
+            "--db",
+            db,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--processes",
+            str(processes),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -107,8 +171,9 @@ def _spawn_listener(db: str, workers: int, processes: int) -> tuple[subprocess.P
     raise SystemExit("lienthong mllp did not start")
 
 
-async def run(db: str, count: int, connections: int, workers: int, hl7apy_validate: bool,
-              processes: int = 0) -> None:
+async def run(
+    db: str, count: int, connections: int, workers: int, hl7apy_validate: bool, processes: int = 0
+) -> None:
     """Run one benchmark and print the numbers."""
     store = open_store(db, pool_size=workers)
     _reset(store)
@@ -135,30 +200,42 @@ async def run(db: str, count: int, connections: int, workers: int, hl7apy_valida
         proc.wait(timeout=60)
     latencies.sort()
     q = statistics.quantiles(latencies, n=100)
-    print(f"cores={os.cpu_count()} db={db.split('://')[0]} messages={count} (ADT^A01 + ORU^R01 x5 OBX, 50/50) "
-          f"connections={connections} workers={workers} hl7apy_validate={hl7apy_validate} "
-          f"listener={'in-process' if server is not None else f'{processes} process(es)'}")
+    print(
+        f"cores={os.cpu_count()} db={db.split('://')[0]} messages={count} (ADT^A01 + ORU^R01 x5 OBX, 50/50) "
+        f"connections={connections} workers={workers} hl7apy_validate={hl7apy_validate} "
+        f"listener={'in-process' if server is not None else f'{processes} process(es)'}"
+    )
     print(f"acks={codes} elapsed={elapsed:.2f}s throughput={count / elapsed:.0f} msg/s")
-    print(f"latency ms: p50={q[49] * 1000:.1f} p90={q[89] * 1000:.1f} p99={q[98] * 1000:.1f} "
-          f"max={latencies[-1] * 1000:.1f}")
+    print(
+        f"latency ms: p50={q[49] * 1000:.1f} p90={q[89] * 1000:.1f} p99={q[98] * 1000:.1f} "
+        f"max={latencies[-1] * 1000:.1f}"
+    )
     store.engine.dispose()
 
 
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--db", default=os.environ.get("LIENTHONG_BENCH_PG_URL",
-                                                   "postgresql://postgres@127.0.0.1:5432/bench_mllp"))
+    ap.add_argument(
+        "--db",
+        default=os.environ.get("LIENTHONG_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/bench_mllp"),
+    )
     ap.add_argument("--messages", type=int, default=3000)
     ap.add_argument("--connections", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2, help="concurrent group-commit batches")
     ap.add_argument("--hl7apy-validate", action="store_true")
-    ap.add_argument("--processes", type=int, default=0,
-                    help="run `lienthong mllp --processes N` as a separate program (0 = in this process)")
+    ap.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="run `lienthong mllp --processes N` as a separate program (0 = in this process)",
+    )
     args = ap.parse_args()
     if args.db.startswith("postgres"):
         _ensure_pg_db(args.db)
-    asyncio.run(run(args.db, args.messages, args.connections, args.workers, args.hl7apy_validate, args.processes))
+    asyncio.run(
+        run(args.db, args.messages, args.connections, args.workers, args.hl7apy_validate, args.processes)
+    )
 
 
 def _ensure_pg_db(url: str) -> None:

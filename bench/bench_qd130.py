@@ -59,7 +59,7 @@ def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
     lat = []
     ids = list(indices)
     for start in range(0, len(ids), batch):
-        chunk = ids[start:start + batch]
+        chunk = ids[start : start + batch]
         t = time.perf_counter()
         results = ingest_many(store, [(_XMLS[i], "bench") for i in chunk], adapter="qd130")
         for i, r in zip(chunk, results):
@@ -82,9 +82,11 @@ def _report(label: str, results: list[tuple[int, int, list[float]]], wall: float
     visits = sum(r[0] for r in results)
     res = sum(r[1] for r in results)
     lat = [x for r in results for x in r[2]]
-    print(f"{label:<38} {visits / wall:8.0f} visits/s {res / wall:9.0f} resources/s   "
-          f"p50 {_pct(lat, 50):6.2f} ms  p95 {_pct(lat, 95):6.2f} ms  p99 {_pct(lat, 99):6.2f} ms  "
-          f"({visits} visits in {wall:.1f}s)")
+    print(
+        f"{label:<38} {visits / wall:8.0f} visits/s {res / wall:9.0f} resources/s   "
+        f"p50 {_pct(lat, 50):6.2f} ms  p95 {_pct(lat, 95):6.2f} ms  p99 {_pct(lat, 99):6.2f} ms  "
+        f"({visits} visits in {wall:.1f}s)"
+    )
 
 
 def _run(label: str, fn, chunks: list, workers: int) -> None:
@@ -106,7 +108,9 @@ def main() -> None:
     ap.add_argument("--db", help="database URL for the end-to-end run (scratch database)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--skip-single", action="store_true", help="only the multi-process runs")
-    ap.add_argument("--batch", type=int, default=50, help="files per group commit end to end (1 = one by one)")
+    ap.add_argument(
+        "--batch", type=int, default=50, help="files per group commit end to end (1 = one by one)"
+    )
     a = ap.parse_args()
 
     t = time.perf_counter()
@@ -117,8 +121,10 @@ def main() -> None:
     gc.freeze()  # the dataset is long-lived: keep it out of every collection
     size = sum(len(x) for x in _XMLS)
     print(f"cores: {os.cpu_count()}  workers: {a.workers}  python {sys.version.split()[0]}")
-    print(f"dataset: {len(_XMLS)} synthetic visits (QĐ130 envelopes), {a.hospitals} hospitals, "
-          f"{size / 1e6:.1f} MB, generated in {time.perf_counter() - t:.1f}s")
+    print(
+        f"dataset: {len(_XMLS)} synthetic visits (QĐ130 envelopes), {a.hospitals} hospitals, "
+        f"{size / 1e6:.1f} MB, generated in {time.perf_counter() - t:.1f}s"
+    )
     _convert(range(min(50, len(_XMLS))))  # warm caches (YAML, profile sets)
     n = len(_XMLS)
     if not a.skip_single:
@@ -131,8 +137,12 @@ def main() -> None:
         open_store(a.db).engine.dispose()  # create the schema once, before the workers race for it
         # First pass writes fresh data; the second re-sends the same files (idempotent no-op writes).
         if a.workers > 1:
-            _run(f"end to end (ingest), {a.workers} processes, batch {a.batch}", _ingest,
-                 [(a.db, c, a.batch) for c in _split(n, a.workers)], a.workers)
+            _run(
+                f"end to end (ingest), {a.workers} processes, batch {a.batch}",
+                _ingest,
+                [(a.db, c, a.batch) for c in _split(n, a.workers)],
+                a.workers,
+            )
         else:
             _run(f"end to end (ingest), 1 process, batch {a.batch}", _ingest, [(a.db, range(n), a.batch)], 1)
         if not a.skip_single:

@@ -18,12 +18,51 @@ import time
 from fhir_server.storage.store import open_store
 
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
-FAMILIES = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ", "Ngô"]
+FAMILIES = [
+    "Nguyễn",
+    "Trần",
+    "Lê",
+    "Phạm",
+    "Hoàng",
+    "Huỳnh",
+    "Phan",
+    "Vũ",
+    "Võ",
+    "Đặng",
+    "Bùi",
+    "Đỗ",
+    "Hồ",
+    "Ngô",
+]
 MIDDLE = ["Văn", "Thị", "Đức", "Minh", "Hữu", "Ngọc", "Thanh", "Quốc"]
-GIVEN = ["An", "Bình", "Cường", "Dũng", "Giang", "Hà", "Hạnh", "Hùng", "Lan", "Linh", "Mai", "Nam", "Phúc",
-         "Quân", "Sơn", "Thảo", "Trang", "Tuấn", "Việt", "Yến"]
-CODES = [("29463-7", "kg", 40, 90), ("8867-4", "/min", 55, 110), ("8310-5", "Cel", 36, 40),
-         ("2339-0", "mmol/L", 3.5, 12)]
+GIVEN = [
+    "An",
+    "Bình",
+    "Cường",
+    "Dũng",
+    "Giang",
+    "Hà",
+    "Hạnh",
+    "Hùng",
+    "Lan",
+    "Linh",
+    "Mai",
+    "Nam",
+    "Phúc",
+    "Quân",
+    "Sơn",
+    "Thảo",
+    "Trang",
+    "Tuấn",
+    "Việt",
+    "Yến",
+]
+CODES = [
+    ("29463-7", "kg", 40, 90),
+    ("8867-4", "/min", 55, 110),
+    ("8310-5", "Cel", 36, 40),
+    ("2339-0", "mmol/L", 3.5, 12),
+]
 
 
 def cccd(i: int) -> str:
@@ -37,33 +76,71 @@ def patient_bundle(start: int, n: int, rng: random.Random) -> dict:
     for i in range(start, start + n):
         pid = f"bn{i}"
         family, middle, given = rng.choice(FAMILIES), rng.choice(MIDDLE), rng.choice(GIVEN)
-        entries.append({"resourceType": "Patient", "id": pid, "identifier": [{"system": CCCD, "value": cccd(i)}],
-                        "name": [{"family": family, "given": [middle, given], "text": f"{family} {middle} {given}"}],
-                        "gender": rng.choice(["male", "female"]),
-                        "birthDate": f"{rng.randint(1940, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-                        "managingOrganization": {"reference": f"Organization/org{i % 20}"}})
-        entries.append({"resourceType": "Encounter", "id": f"enc{i}", "status": "finished",
-                        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-                        "subject": {"reference": f"Patient/{pid}"},
-                        "period": {"start": "2024-03-01T08:00:00+07:00", "end": "2024-03-01T10:00:00+07:00"}})
+        entries.append(
+            {
+                "resourceType": "Patient",
+                "id": pid,
+                "identifier": [{"system": CCCD, "value": cccd(i)}],
+                "name": [{"family": family, "given": [middle, given], "text": f"{family} {middle} {given}"}],
+                "gender": rng.choice(["male", "female"]),
+                "birthDate": f"{rng.randint(1940, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+                "managingOrganization": {"reference": f"Organization/org{i % 20}"},
+            }
+        )
+        entries.append(
+            {
+                "resourceType": "Encounter",
+                "id": f"enc{i}",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "subject": {"reference": f"Patient/{pid}"},
+                "period": {"start": "2024-03-01T08:00:00+07:00", "end": "2024-03-01T10:00:00+07:00"},
+            }
+        )
         for k in range(8):
             code, unit, lo, hi = CODES[k % len(CODES)]
-            entries.append({"resourceType": "Observation", "id": f"obs{i}-{k}", "status": "final",
-                            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-                            "subject": {"reference": f"Patient/{pid}"},
-                            "encounter": {"reference": f"Encounter/enc{i}"},
-                            "effectiveDateTime": f"2024-{k + 1:02d}-{rng.randint(1, 28):02d}T09:00:00+07:00",
-                            "valueQuantity": {"value": round(rng.uniform(lo, hi), 1), "unit": unit,
-                                              "system": "http://unitsofmeasure.org", "code": unit}})
-    return {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in entries]}
+            entries.append(
+                {
+                    "resourceType": "Observation",
+                    "id": f"obs{i}-{k}",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "encounter": {"reference": f"Encounter/enc{i}"},
+                    "effectiveDateTime": f"2024-{k + 1:02d}-{rng.randint(1, 28):02d}T09:00:00+07:00",
+                    "valueQuantity": {
+                        "value": round(rng.uniform(lo, hi), 1),
+                        "unit": unit,
+                        "system": "http://unitsofmeasure.org",
+                        "code": unit,
+                    },
+                }
+            )
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in entries
+        ],
+    }
 
 
 def load(store, patients: int, per_bundle: int) -> None:
     """Load organizations and patients; prints throughput."""
-    orgs = [{"resourceType": "Organization", "id": f"org{k}", "name": f"Bệnh viện Đa khoa số {k}"} for k in range(20)]
-    store.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": o, "request": {"method": "PUT", "url": f"Organization/{o['id']}"}} for o in orgs]})
+    orgs = [
+        {"resourceType": "Organization", "id": f"org{k}", "name": f"Bệnh viện Đa khoa số {k}"}
+        for k in range(20)
+    ]
+    store.transaction(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": o, "request": {"method": "PUT", "url": f"Organization/{o['id']}"}} for o in orgs
+            ],
+        }
+    )
     rng = random.Random(42)
     start = time.perf_counter()
     for first in range(0, patients, per_bundle):
@@ -73,7 +150,9 @@ def load(store, patients: int, per_bundle: int) -> None:
             rate = done * 10 / (time.perf_counter() - start)
             print(f"  loaded {done} patients ({rate:.0f} resources/s)", flush=True)
     elapsed = time.perf_counter() - start
-    print(f"load: {patients * 10 + 20} resources in {elapsed:.1f}s ({patients * 10 / elapsed:.0f} resources/s)")
+    print(
+        f"load: {patients * 10 + 20} resources in {elapsed:.1f}s ({patients * 10 / elapsed:.0f} resources/s)"
+    )
 
 
 def measure(store, name: str, res_type: str | None, make_params, runs: int) -> None:
@@ -101,8 +180,10 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true")
     args = ap.parse_args()
     store = open_store(args.db)
-    print(f"cores: {os.cpu_count()}  database: {store.engine.dialect.name}  patients: {args.patients} "
-          f"(~{args.patients * 10:,} resources)")
+    print(
+        f"cores: {os.cpu_count()}  database: {store.engine.dialect.name}  patients: {args.patients} "
+        f"(~{args.patients * 10:,} resources)"
+    )
     if not args.skip_load:
         load(store, args.patients, args.bundle)
     if store.engine.dialect.name == "postgresql":
@@ -111,21 +192,51 @@ def main() -> None:
     n = args.patients
     rng = random.Random(7)
     pick = [rng.randrange(n) for _ in range(args.runs)]
-    measure(store, "identifier (CCCD) token search", "Patient",
-            lambda i: [("identifier", f"{CCCD}|{cccd(pick[i])}")], args.runs)
-    measure(store, "name search, diacritic folding (_count=20)", "Patient",
-            lambda i: [("name", f"{rng.choice(['nguyen', 'tran van', 'le thi', 'pham duc'])}"), ("_count", "20")],
-            args.runs)
-    measure(store, "patient-scoped Observation date range", "Observation",
-            lambda i: [("subject", f"Patient/bn{pick[i]}"), ("date", "ge2024-03-01"), ("date", "lt2024-07-01")],
-            args.runs)
-    measure(store, "chained: Observation?subject:Patient.identifier", "Observation",
-            lambda i: [("subject:Patient.identifier", f"{CCCD}|{cccd(pick[i])}"), ("code", "http://loinc.org|29463-7")],
-            args.runs)
-    measure(store, "_revinclude: Patient by id + Observations", "Patient",
-            lambda i: [("_id", f"bn{pick[i]}"), ("_revinclude", "Observation:subject")], args.runs)
-    measure(store, "_total=accurate gender=female (_count=10)", "Patient",
-            lambda i: [("gender", "female"), ("_total", "accurate"), ("_count", "10")], max(10, args.runs // 30))
+    measure(
+        store,
+        "identifier (CCCD) token search",
+        "Patient",
+        lambda i: [("identifier", f"{CCCD}|{cccd(pick[i])}")],
+        args.runs,
+    )
+    measure(
+        store,
+        "name search, diacritic folding (_count=20)",
+        "Patient",
+        lambda i: [("name", f"{rng.choice(['nguyen', 'tran van', 'le thi', 'pham duc'])}"), ("_count", "20")],
+        args.runs,
+    )
+    measure(
+        store,
+        "patient-scoped Observation date range",
+        "Observation",
+        lambda i: [("subject", f"Patient/bn{pick[i]}"), ("date", "ge2024-03-01"), ("date", "lt2024-07-01")],
+        args.runs,
+    )
+    measure(
+        store,
+        "chained: Observation?subject:Patient.identifier",
+        "Observation",
+        lambda i: [
+            ("subject:Patient.identifier", f"{CCCD}|{cccd(pick[i])}"),
+            ("code", "http://loinc.org|29463-7"),
+        ],
+        args.runs,
+    )
+    measure(
+        store,
+        "_revinclude: Patient by id + Observations",
+        "Patient",
+        lambda i: [("_id", f"bn{pick[i]}"), ("_revinclude", "Observation:subject")],
+        args.runs,
+    )
+    measure(
+        store,
+        "_total=accurate gender=female (_count=10)",
+        "Patient",
+        lambda i: [("gender", "female"), ("_total", "accurate"), ("_count", "10")],
+        max(10, args.runs // 30),
+    )
 
 
 if __name__ == "__main__":

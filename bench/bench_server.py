@@ -31,11 +31,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.vn_people import VietnamesePeople  # noqa: E402
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-ICD10 = [("I10", "Tăng huyết áp vô căn"), ("E11.9", "Đái tháo đường type 2"), ("J06.9", "Nhiễm trùng hô hấp trên cấp"),
-         ("K29.7", "Viêm dạ dày"), ("J18.9", "Viêm phổi"), ("N39.0", "Nhiễm khuẩn tiết niệu")]
-LABS = [("2345-7", "Glucose", "mmol/L", 3.9, 11.0), ("2160-0", "Creatinine", "umol/L", 50, 140),
-        ("718-7", "Hemoglobin", "g/L", 100, 170), ("2093-3", "Cholesterol", "mmol/L", 3.0, 7.5),
-        ("6690-2", "Leukocytes", "10*9/L", 3.5, 14.0)]
+ICD10 = [
+    ("I10", "Tăng huyết áp vô căn"),
+    ("E11.9", "Đái tháo đường type 2"),
+    ("J06.9", "Nhiễm trùng hô hấp trên cấp"),
+    ("K29.7", "Viêm dạ dày"),
+    ("J18.9", "Viêm phổi"),
+    ("N39.0", "Nhiễm khuẩn tiết niệu"),
+]
+LABS = [
+    ("2345-7", "Glucose", "mmol/L", 3.9, 11.0),
+    ("2160-0", "Creatinine", "umol/L", 50, 140),
+    ("718-7", "Hemoglobin", "g/L", 100, 170),
+    ("2093-3", "Cholesterol", "mmol/L", 3.0, 7.5),
+    ("6690-2", "Leukocytes", "10*9/L", 3.5, 14.0),
+]
 
 
 def patient_bundle_entries(rng: random.Random, people: VietnamesePeople, hospital: str) -> list[dict]:
@@ -47,22 +57,60 @@ def patient_bundle_entries(rng: random.Random, people: VietnamesePeople, hospita
         eurl = f"urn:uuid:{uuid.UUID(int=rng.getrandbits(128))}"
         day = f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         code, display = rng.choice(ICD10)
-        entries.append({"fullUrl": eurl, "request": {"method": "POST", "url": "Encounter"}, "resource": {
-            "resourceType": "Encounter", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": purl}, "period": {"start": f"{day}T08:00:00+07:00", "end": f"{day}T10:00:00+07:00"},
-            "serviceProvider": {"identifier": {"system": "http://fhir.hl7.org.vn/core/sid/ma-cskcb", "value": hospital}}}})
-        entries.append({"request": {"method": "POST", "url": "Condition"}, "resource": {
-            "resourceType": "Condition", "subject": {"reference": purl}, "encounter": {"reference": eurl},
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": code, "display": display}]},
-            "recordedDate": day}})
+        entries.append(
+            {
+                "fullUrl": eurl,
+                "request": {"method": "POST", "url": "Encounter"},
+                "resource": {
+                    "resourceType": "Encounter",
+                    "status": "finished",
+                    "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                    "subject": {"reference": purl},
+                    "period": {"start": f"{day}T08:00:00+07:00", "end": f"{day}T10:00:00+07:00"},
+                    "serviceProvider": {
+                        "identifier": {
+                            "system": "http://fhir.hl7.org.vn/core/sid/ma-cskcb",
+                            "value": hospital,
+                        }
+                    },
+                },
+            }
+        )
+        entries.append(
+            {
+                "request": {"method": "POST", "url": "Condition"},
+                "resource": {
+                    "resourceType": "Condition",
+                    "subject": {"reference": purl},
+                    "encounter": {"reference": eurl},
+                    "code": {
+                        "coding": [
+                            {"system": "http://hl7.org/fhir/sid/icd-10", "code": code, "display": display}
+                        ]
+                    },
+                    "recordedDate": day,
+                },
+            }
+        )
     for code, display, unit, lo, hi in rng.sample(LABS, 5):
-        entries.append({"request": {"method": "POST", "url": "Observation"}, "resource": {
-            "resourceType": "Observation", "status": "final", "subject": {"reference": purl},
-            "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
-            "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T07:30:00+07:00",
-            "valueQuantity": {"value": round(rng.uniform(lo, hi), 1), "unit": unit,
-                              "system": "http://unitsofmeasure.org", "code": unit}}})
+        entries.append(
+            {
+                "request": {"method": "POST", "url": "Observation"},
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "subject": {"reference": purl},
+                    "code": {"coding": [{"system": "http://loinc.org", "code": code, "display": display}]},
+                    "effectiveDateTime": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T07:30:00+07:00",
+                    "valueQuantity": {
+                        "value": round(rng.uniform(lo, hi), 1),
+                        "unit": unit,
+                        "system": "http://unitsofmeasure.org",
+                        "code": unit,
+                    },
+                },
+            }
+        )
     return entries
 
 
@@ -74,8 +122,10 @@ def make_bundles(n_patients: int, seed: int, per_bundle: int = 100) -> list[dict
     entries: list[dict] = []
     for _ in range(n_patients):
         entries.extend(patient_bundle_entries(rng, people, rng.choice(hospitals)))
-    return [{"resourceType": "Bundle", "type": "transaction", "entry": entries[i:i + per_bundle]}
-            for i in range(0, len(entries), per_bundle)]
+    return [
+        {"resourceType": "Bundle", "type": "transaction", "entry": entries[i : i + per_bundle]}
+        for i in range(0, len(entries), per_bundle)
+    ]
 
 
 def pct(values: list[float], p: float) -> float:
@@ -164,10 +214,24 @@ def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict
     (tmp / "paths.txt").write_text("\n".join(f"{parts.path}/{p}" for p in paths) + "\n")
     (tmp / "reads.lua").write_text(
         f'local paths = {{}}\nfor line in io.lines("{tmp / "paths.txt"}") do paths[#paths + 1] = line end\n'
-        'local i = 0\nrequest = function()\n  i = i % #paths + 1\n'
-        '  return wrk.format("GET", paths[i], {["Accept"] = "application/fhir+json"})\nend\n')
-    out = subprocess.run([wrk, "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-s", str(tmp / "reads.lua"),
-                          f"{parts.scheme}://{parts.netloc}"], capture_output=True, text=True, timeout=seconds + 60).stdout
+        "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+        '  return wrk.format("GET", paths[i], {["Accept"] = "application/fhir+json"})\nend\n'
+    )
+    out = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            f"-c{clients}",
+            f"-d{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(tmp / "reads.lua"),
+            f"{parts.scheme}://{parts.netloc}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    ).stdout
     result = {"tool": "wrk"}
     for line in out.splitlines():
         words = line.split()
@@ -175,8 +239,13 @@ def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict
             result["rps"] = float(words[1])
         elif len(words) == 2 and words[0] in ("50%", "99%"):
             value = words[1]
-            ms = float(value[:-2]) if value.endswith("ms") else float(value[:-2]) / 1000 if value.endswith("us") \
+            ms = (
+                float(value[:-2])
+                if value.endswith("ms")
+                else float(value[:-2]) / 1000
+                if value.endswith("us")
                 else float(value[:-1]) * 1000
+            )
             result[f"p{words[0][:-1]}_ms"] = round(ms, 2)
         elif "Non-2xx" in line:
             result["non_2xx"] = int(words[-1])
@@ -189,8 +258,11 @@ def start_lienthong(db: str, workers: int) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("lienthong")
-    proc = subprocess.Popen([str(exe), "serve", "--db", db, "--port", str(port), "--workers", str(workers)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--db", db, "--port", str(port), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}/fhir"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -227,7 +299,9 @@ def main() -> None:
         n_resources = sum(len(b["entry"]) for b in bundles)
         secs, locations = ingest(base, bundles, args.clients)
         rng = random.Random(args.seed)
-        targets = [loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))]
+        targets = [
+            loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))
+        ]
         timed_gets(base, targets[:200])  # warm-up
         read = timed_gets(base, targets)
         vread = timed_gets(base, [f"{t}/_history/1" for t in targets[: args.reads // 2]])
@@ -240,19 +314,33 @@ def main() -> None:
             proc.wait(timeout=30)
     result = {
         "server": base if args.base else f"lienthong ({db.split('@')[-1]}, {args.workers} workers)",
-        "cores": os.cpu_count(), "patients": args.patients, "resources": n_resources, "bundles": len(bundles),
-        "ingest_clients": args.clients, "ingest_seconds": round(secs, 2),
+        "cores": os.cpu_count(),
+        "patients": args.patients,
+        "resources": n_resources,
+        "bundles": len(bundles),
+        "ingest_clients": args.clients,
+        "ingest_seconds": round(secs, 2),
         "ingest_resources_per_s": round(n_resources / secs),
-        "read_p50_ms": round(pct(read, 50), 2), "read_p99_ms": round(pct(read, 99), 2),
-        "vread_p50_ms": round(pct(vread, 50), 2), "vread_p99_ms": round(pct(vread, 99), 2),
-        "history_p50_ms": round(pct(history, 50), 2), "history_p99_ms": round(pct(history, 99), 2),
-        "concurrent_read_clients": args.read_clients, "python_client_reads_per_s": round(rps),
+        "read_p50_ms": round(pct(read, 50), 2),
+        "read_p99_ms": round(pct(read, 99), 2),
+        "vread_p50_ms": round(pct(vread, 50), 2),
+        "vread_p99_ms": round(pct(vread, 99), 2),
+        "history_p50_ms": round(pct(history, 50), 2),
+        "history_p99_ms": round(pct(history, 99), 2),
+        "concurrent_read_clients": args.read_clients,
+        "python_client_reads_per_s": round(rps),
         "median_read_ms": round(statistics.median(read) * 1000, 2),
     }
     if wrk:
-        result.update({"wrk_read_clients": args.read_clients, "wrk_reads_per_s": round(wrk.get("rps", 0)),
-                       "wrk_read_p50_ms": wrk.get("p50_ms"), "wrk_read_p99_ms": wrk.get("p99_ms"),
-                       "wrk_non_2xx": wrk.get("non_2xx", 0)})
+        result.update(
+            {
+                "wrk_read_clients": args.read_clients,
+                "wrk_reads_per_s": round(wrk.get("rps", 0)),
+                "wrk_read_p50_ms": wrk.get("p50_ms"),
+                "wrk_read_p99_ms": wrk.get("p99_ms"),
+                "wrk_non_2xx": wrk.get("non_2xx", 0),
+            }
+        )
     for key, value in result.items():
         print(f"{key:26} {value}")
     out = Path(__file__).parent / "results"

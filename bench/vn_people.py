@@ -37,6 +37,12 @@ class VietnamesePeople:
             "name": [human_name(full)],
             "gender": sex,
             "birthDate": f"{year}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
-            "address": [{"text": f"Số {rng.randint(1, 300)} {rng.choice(self.streets)}, {province_name}",
-                         "state": province, "postalCode": ward, "country": "VN"}],
+            "address": [
+                {
+                    "text": f"Số {rng.randint(1, 300)} {rng.choice(self.streets)}, {province_name}",
+                    "state": province,
+                    "postalCode": ward,
+                    "country": "VN",
+                }
+            ],
         }

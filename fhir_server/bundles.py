@@ -19,8 +19,18 @@ from fhir_server.timeutil import instant
 from fhir_server.validation import check_shape, r4_resource_types, validate
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
-_REASON = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found", 409: "Conflict",
-           410: "Gone", 412: "Precondition Failed", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+_REASON = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition Failed",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}
 
 
 @dataclass
@@ -46,8 +56,9 @@ def _fail(index: int, exc: FhirError) -> FhirError:
     for issue in exc.outcome.get("issue", []):
         issue["diagnostics"] = f"Bundle.entry[{index}]: {issue.get('diagnostics', '')}"
         issue["expression"] = [f"Bundle.entry[{index}]"] + [
-            f"Bundle.entry[{index}].resource" + e[e.find("."):] if "." in e else e
-            for e in issue.get("expression", [])]
+            f"Bundle.entry[{index}].resource" + e[e.find(".") :] if "." in e else e
+            for e in issue.get("expression", [])
+        ]
     return exc
 
 
@@ -69,10 +80,18 @@ def parse_entry(index: int, raw: object, structural: bool = True) -> Entry:
     path, _, query = url.partition("?")
     parts = [p for p in urlsplit(path).path.split("/") if p]
     if not parts or parts[0] not in r4_resource_types():
-        raise FhirError.bad_request(f"entry.request.url {url!r} does not name a FHIR R4 resource type",
-                                    code="not-supported")
-    entry = Entry(index, method, parts[0], full_url=raw.get("fullUrl"), resource=raw.get("resource"),
-                  if_none_exist=request.get("ifNoneExist"), if_match=ix.parse_version(request.get("ifMatch")))
+        raise FhirError.bad_request(
+            f"entry.request.url {url!r} does not name a FHIR R4 resource type", code="not-supported"
+        )
+    entry = Entry(
+        index,
+        method,
+        parts[0],
+        full_url=raw.get("fullUrl"),
+        resource=raw.get("resource"),
+        if_none_exist=request.get("ifNoneExist"),
+        if_match=ix.parse_version(request.get("ifMatch")),
+    )
     if len(parts) >= 2:
         entry.res_id = parts[1]
     if len(parts) >= 4 and parts[2] == "_history":
@@ -100,7 +119,9 @@ def _patch_body(resource: object) -> object:
         except (ValueError, orjson.JSONDecodeError) as exc:
             raise FhirError.bad_request(f"PATCH Binary does not hold a JSON Patch document: {exc}")
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
-        raise FhirError.make(400, "not-supported", "FHIRPath Patch (Parameters) is not supported; use JSON Patch")
+        raise FhirError.make(
+            400, "not-supported", "FHIRPath Patch (Parameters) is not supported; use JSON Patch"
+        )
     raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
 
 
@@ -128,7 +149,8 @@ def _conditional_target(tx: Tx, reference: str, cache: dict[str, str]) -> str:
         matches = tx.store.search.find(tx.conn, res_type, ix.parse_query(query))
         if len(matches) != 1:
             raise FhirError.precondition_failed(
-                f"Conditional reference {reference!r} matched {len(matches)} resources; expected one")
+                f"Conditional reference {reference!r} matched {len(matches)} resources; expected one"
+            )
         cache[reference] = f"{res_type}/{matches[0][1]}"
     return cache[reference]
 
@@ -138,9 +160,13 @@ def _response(result: ix.Result | None, representation: bool) -> dict:
     out: dict = {"response": {"status": f"{status} {_REASON.get(status, '')}".strip()}}
     stored = result.stored if result else None
     if stored is not None and not stored.deleted:
-        out["response"].update({
-            "location": f"{stored.res_type}/{stored.res_id}/_history/{stored.version}",
-            "etag": stored.etag, "lastModified": instant(stored.last_updated)})
+        out["response"].update(
+            {
+                "location": f"{stored.res_type}/{stored.res_id}/_history/{stored.version}",
+                "etag": stored.etag,
+                "lastModified": instant(stored.last_updated),
+            }
+        )
         if representation and stored.content:
             out["resource"] = orjson.Fragment(stored.content)
     if result is not None and result.outcome is not None:
@@ -176,7 +202,9 @@ def _single(tx: Tx, e: Entry) -> str:
 
 def _get(tx: Tx, e: Entry) -> ix.Result:
     if e.res_id is None:
-        raise FhirError.make(400, "not-supported", "search inside a Bundle entry is not supported; use GET /Type?")
+        raise FhirError.make(
+            400, "not-supported", "search inside a Bundle entry is not supported; use GET /Type?"
+        )
     current = tx.current(e.res_type, e.res_id)
     if e.version is not None:
         stored = tx.store.vread(e.res_type, e.res_id, int(e.version)) if e.version.isdigit() else None
@@ -196,10 +224,16 @@ def _resolve_targets(tx: Tx, entries: list[Entry]) -> dict[str, str]:
     for e in sorted(entries, key=lambda x: _ORDER[x.method]):
         if e.method == "POST":
             if e.if_none_exist:
-                matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.if_none_exist.lstrip("?")))
+                matches = tx.store.search.find(
+                    tx.conn, e.res_type, ix.parse_query(e.if_none_exist.lstrip("?"))
+                )
                 if len(matches) > 1:
-                    raise _fail(e.index, FhirError.precondition_failed(
-                        f"ifNoneExist matched {len(matches)} {e.res_type} resources"))
+                    raise _fail(
+                        e.index,
+                        FhirError.precondition_failed(
+                            f"ifNoneExist matched {len(matches)} {e.res_type} resources"
+                        ),
+                    )
                 if matches:
                     e.skip_write = True
                     e.target = f"{e.res_type}/{matches[0][1]}"
@@ -210,8 +244,12 @@ def _resolve_targets(tx: Tx, entries: list[Entry]) -> dict[str, str]:
         elif e.method == "PUT" and e.query:
             matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.query))
             if len(matches) > 1:
-                raise _fail(e.index, FhirError.precondition_failed(
-                    f"Conditional update matched {len(matches)} {e.res_type} resources"))
+                raise _fail(
+                    e.index,
+                    FhirError.precondition_failed(
+                        f"Conditional update matched {len(matches)} {e.res_type} resources"
+                    ),
+                )
             res_id = matches[0][1] if matches else (e.resource or {}).get("id") or ix.new_id()
             e.target, e.res_id, e.query = f"{e.res_type}/{res_id}", res_id, None
             e.resource = {**e.resource, "id": res_id}
@@ -227,24 +265,30 @@ def _check_overlaps(entries: list[Entry]) -> None:
             key = f"{e.res_type}/{e.res_id}"
             if key in seen:
                 raise FhirError.bad_request(
-                    f"Bundle.entry[{e.index}] and Bundle.entry[{seen[key]}] both modify {key}", code="invalid")
+                    f"Bundle.entry[{e.index}] and Bundle.entry[{seen[key]}] both modify {key}", code="invalid"
+                )
             seen[key] = e.index
 
 
-def process_bundle(store: Store, bundle: object, representation: bool = False, structural: bool = True) -> dict:
+def process_bundle(
+    store: Store, bundle: object, representation: bool = False, structural: bool = True
+) -> dict:
     """Process a transaction or batch Bundle; returns the response Bundle (dict)."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError.bad_request("Expected a Bundle resource", code="structure", expression="Bundle")
     kind = bundle.get("type")
     raw_entries = bundle.get("entry") or []
     if not isinstance(raw_entries, list):
-        raise FhirError.bad_request("Bundle.entry must be an array", code="structure", expression="Bundle.entry")
+        raise FhirError.bad_request(
+            "Bundle.entry must be an array", code="structure", expression="Bundle.entry"
+        )
     if kind == "transaction":
         return _transaction(store, raw_entries, representation, structural)
     if kind == "batch":
         return _batch(store, raw_entries, representation, structural)
-    raise FhirError.bad_request(f"Bundle.type must be transaction or batch, not {kind!r}", code="value",
-                                expression="Bundle.type")
+    raise FhirError.bad_request(
+        f"Bundle.type must be transaction or batch, not {kind!r}", code="value", expression="Bundle.type"
+    )
 
 
 def _parse_transaction(raw_entries: list, structural: bool) -> list[Entry]:
@@ -296,7 +340,9 @@ def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
 
     Lets a caller commit several source messages in one database transaction (group commit)."""
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
-        raise FhirError.bad_request("Expected a transaction Bundle", code="structure", expression="Bundle.type")
+        raise FhirError.bad_request(
+            "Expected a transaction Bundle", code="structure", expression="Bundle.type"
+        )
     entries = _parse_transaction(bundle.get("entry") or [], structural)
     out = _apply(tx, entries, False)
     tx.flush()
@@ -319,15 +365,32 @@ def _batch(store: Store, raw_entries: list, representation: bool, structural: bo
                 out.append(_response(result, representation))
             except FhirError as exc:
                 savepoint.rollback()
-                out.append({"response": {"status": f"{exc.status} {_REASON.get(exc.status, '')}".strip(),
-                                         "outcome": _fail(i, exc).outcome}})
+                out.append(
+                    {
+                        "response": {
+                            "status": f"{exc.status} {_REASON.get(exc.status, '')}".strip(),
+                            "outcome": _fail(i, exc).outcome,
+                        }
+                    }
+                )
             except Exception as exc:  # an entry must never take the rest of the batch down
                 savepoint.rollback()
-                out.append({"response": {"status": "500 Internal Server Error", "outcome": operation_outcome(
-                    "error", "exception", f"Bundle.entry[{i}]: {type(exc).__name__}")}})
+                out.append(
+                    {
+                        "response": {
+                            "status": "500 Internal Server Error",
+                            "outcome": operation_outcome(
+                                "error", "exception", f"Bundle.entry[{i}]: {type(exc).__name__}"
+                            ),
+                        }
+                    }
+                )
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
 
 
 def stored_entry(stored: StoredResource, base: str) -> dict:
     """A Bundle entry embedding stored JSON bytes without re-parsing them."""
-    return {"fullUrl": f"{base}/{stored.res_type}/{stored.res_id}", "resource": orjson.Fragment(stored.content)}
+    return {
+        "fullUrl": f"{base}/{stored.res_type}/{stored.res_id}",
+        "resource": orjson.Fragment(stored.content),
+    }

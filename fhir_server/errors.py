@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 
-def operation_outcome(severity: str, code: str, diagnostics: str, expression: list[str] | str | None = None,
-                      ) -> dict:
+def operation_outcome(
+    severity: str,
+    code: str,
+    diagnostics: str,
+    expression: list[str] | str | None = None,
+) -> dict:
     """Build an OperationOutcome with one issue."""
     issue: dict = {"severity": severity, "code": code, "diagnostics": diagnostics}
     if expression:
@@ -28,14 +32,24 @@ class FhirError(Exception):
         return str(issues[0].get("diagnostics", ""))
 
     @classmethod
-    def make(cls, status: int, code: str, msg: str, expression: list[str] | str | None = None,
-             severity: str = "error") -> "FhirError":
+    def make(
+        cls,
+        status: int,
+        code: str,
+        msg: str,
+        expression: list[str] | str | None = None,
+        severity: str = "error",
+    ) -> "FhirError":
         """Build an error with a single-issue OperationOutcome."""
         return cls(status, operation_outcome(severity, code, msg, expression))
 
     @classmethod
-    def bad_request(cls, msg: str, code: str = "invalid", expression: list[str] | str | None = None,
-                    ) -> "FhirError":
+    def bad_request(
+        cls,
+        msg: str,
+        code: str = "invalid",
+        expression: list[str] | str | None = None,
+    ) -> "FhirError":
         """400: the request itself is wrong."""
         return cls.make(400, code, msg, expression)
 

@@ -14,7 +14,7 @@ import jsonpatch
 import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.storage.store import StoredResource, Store, Tx
+from fhir_server.storage.store import Store, StoredResource, Tx
 from fhir_server.validation import check_type, valid_id, validate
 
 
@@ -66,7 +66,8 @@ def create(tx: Tx, body: dict, if_none_exist: str | None = None, res_id: str | N
             return Result(200, tx.current(res_type, matches[0][1]))
         if len(matches) > 1:
             raise FhirError.precondition_failed(
-                f"If-None-Exist criteria matched {len(matches)} {res_type} resources; expected at most one")
+                f"If-None-Exist criteria matched {len(matches)} {res_type} resources; expected at most one"
+            )
     stored, _, _ = tx.put(body, res_id or new_id(), "POST", fresh_id=True)
     return Result(201, stored)
 
@@ -76,11 +77,15 @@ def update(tx: Tx, res_type: str, res_id: str, body: dict, if_match: int | None 
     if not valid_id(res_id):
         raise FhirError.bad_request(f"Invalid resource id {res_id!r}", code="value")
     if body.get("id") is None:
-        raise FhirError.bad_request("Resource in an update must carry an id", code="required",
-                                    expression=f"{res_type}.id")
+        raise FhirError.bad_request(
+            "Resource in an update must carry an id", code="required", expression=f"{res_type}.id"
+        )
     if body["id"] != res_id:
-        raise FhirError.bad_request(f"Resource id {body['id']!r} does not match {res_id!r} in the URL",
-                                    code="invalid", expression=f"{res_type}.id")
+        raise FhirError.bad_request(
+            f"Resource id {body['id']!r} does not match {res_id!r} in the URL",
+            code="invalid",
+            expression=f"{res_type}.id",
+        )
     stored, created, _ = tx.put(body, res_id, "PUT", if_match)
     return Result(201 if created else 200, stored)
 
@@ -90,12 +95,16 @@ def conditional_update(tx: Tx, res_type: str, query: str, body: dict, if_match: 
     matches = _find(tx, res_type, query)
     if len(matches) > 1:
         raise FhirError.precondition_failed(
-            f"Conditional update criteria matched {len(matches)} {res_type} resources; expected at most one")
+            f"Conditional update criteria matched {len(matches)} {res_type} resources; expected at most one"
+        )
     if matches:
         target = matches[0][1]
         if body.get("id") not in (None, target):
-            raise FhirError.bad_request(f"Resource id {body['id']!r} differs from the matched {res_type}/{target}",
-                                        code="invalid", expression=f"{res_type}.id")
+            raise FhirError.bad_request(
+                f"Resource id {body['id']!r} differs from the matched {res_type}/{target}",
+                code="invalid",
+                expression=f"{res_type}.id",
+            )
     else:
         target = body.get("id") or new_id()
     body = {**body, "id": target}
@@ -131,7 +140,11 @@ def delete(tx: Tx, res_type: str, res_id: str, if_match: int | None = None) -> R
         if have != if_match:
             raise FhirError.precondition_failed(f"If-Match version {if_match} does not match current {have}")
     marker = tx.delete(res_type, res_id)
-    msg = f"Deleted {res_type}/{res_id}" if marker else f"{res_type}/{res_id} did not exist or was already deleted"
+    msg = (
+        f"Deleted {res_type}/{res_id}"
+        if marker
+        else f"{res_type}/{res_id} did not exist or was already deleted"
+    )
     return Result(200, marker, operation_outcome("information", "informational", msg))
 
 
@@ -141,9 +154,12 @@ def conditional_delete(tx: Tx, res_type: str, query: str) -> Result:
     if len(matches) > 1:
         raise FhirError.precondition_failed(
             f"Conditional delete criteria matched {len(matches)} {res_type} resources; only single deletes "
-            "are supported")
+            "are supported"
+        )
     if not matches:
-        return Result(200, None, operation_outcome("information", "not-found", "No resource matched the criteria"))
+        return Result(
+            200, None, operation_outcome("information", "not-found", "No resource matched the criteria")
+        )
     return delete(tx, res_type, matches[0][1])
 
 
@@ -154,8 +170,11 @@ def read(store: Store, res_type: str, res_id: str) -> StoredResource:
     if stored is None:
         raise FhirError.not_found(f"{res_type}/{res_id} not found")
     if stored.deleted:
-        raise FhirError(410, operation_outcome("error", "deleted", f"{res_type}/{res_id} was deleted"),
-                        headers={"ETag": stored.etag})
+        raise FhirError(
+            410,
+            operation_outcome("error", "deleted", f"{res_type}/{res_id} was deleted"),
+            headers={"ETag": stored.etag},
+        )
     return stored
 
 

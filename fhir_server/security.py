@@ -40,8 +40,14 @@ class Principal:
 def verify_token(token: str, config: AuthConfig) -> Principal:
     """Verify signature, expiry, audience and issuer; 401 OperationOutcome on any failure."""
     try:
-        claims = jwt.decode(token, config.key, algorithms=list(config.algorithms), audience=config.audience,
-                            issuer=config.issuer, options={"require_exp": True, "verify_aud": bool(config.audience)})
+        claims = jwt.decode(
+            token,
+            config.key,
+            algorithms=list(config.algorithms),
+            audience=config.audience,
+            issuer=config.issuer,
+            options={"require_exp": True, "verify_aud": bool(config.audience)},
+        )
     except JWTError as exc:
         raise _unauthorized(f"Invalid access token: {exc}")
     scopes = claims.get("scope", "")
@@ -72,7 +78,7 @@ def resource_type_of(path: str, base_path: str) -> str | None:
     """The resource type a FHIR path addresses (None for system-level paths)."""
     if not path.startswith(base_path):
         return None
-    first = path[len(base_path):].strip("/").split("/", 1)[0]
+    first = path[len(base_path) :].strip("/").split("/", 1)[0]
     return first if first[:1].isupper() else None
 
 

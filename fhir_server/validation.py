@@ -30,8 +30,10 @@ def r4_resource_types() -> frozenset[str]:
 def _r4_rules() -> dict:
     with open(_DATA / "r4-validation.yaml", encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
-    return {"unvalidated": frozenset(data.get("unvalidated_types") or ()),
-            "ignore": frozenset(data.get("ignore_errors") or ())}
+    return {
+        "unvalidated": frozenset(data.get("unvalidated_types") or ()),
+        "ignore": frozenset(data.get("ignore_errors") or ()),
+    }
 
 
 @lru_cache(maxsize=None)
@@ -72,10 +74,13 @@ def check_shape(body: object, expected_type: str | None = None) -> dict:
     if expected_type is not None and res_type != expected_type:
         raise FhirError.bad_request(
             f"Resource type {res_type!r} in the body does not match {expected_type!r} in the URL",
-            code="invalid", expression="resourceType")
+            code="invalid",
+            expression="resourceType",
+        )
     if res_type not in r4_resource_types():
-        raise FhirError.bad_request(f"Unknown resource type {res_type!r} (FHIR R4)", code="not-supported",
-                                    expression="resourceType")
+        raise FhirError.bad_request(
+            f"Unknown resource type {res_type!r} (FHIR R4)", code="not-supported", expression="resourceType"
+        )
     rid = body.get("id")
     if rid is not None and (not isinstance(rid, str) or not valid_id(rid)):
         raise FhirError.bad_request(f"Invalid resource id {rid!r}", code="value", expression=f"{res_type}.id")
@@ -99,7 +104,9 @@ def validate(body: object, expected_type: str | None = None) -> dict:
             if key in rules["ignore"]:
                 continue
             expr = _expression(res_type, loc)
-            issues.append(operation_outcome("error", "structure", f"{expr}: {err.get('msg')}", expr)["issue"][0])
+            issues.append(
+                operation_outcome("error", "structure", f"{expr}: {err.get('msg')}", expr)["issue"][0]
+            )
         if issues:
             raise FhirError(400, {"resourceType": "OperationOutcome", "issue": issues})
     except (ValueError, TypeError) as exc:  # fhir.resources raises these for some malformed primitives

@@ -21,6 +21,8 @@ def profile_set(name: str = "hl7vn") -> dict:
     """Identifier systems, extension and profile URLs of one VN Core guide (hl7vn | ehealth)."""
     path = MAPPINGS_DIR / "profiles" / f"{name}.yaml"
     if not path.exists():
-        raise ValueError(f"unknown profile set {name!r}; available: "
-                         + ", ".join(sorted(p.stem for p in (MAPPINGS_DIR / "profiles").glob("*.yaml"))))
+        raise ValueError(
+            f"unknown profile set {name!r}; available: "
+            + ", ".join(sorted(p.stem for p in (MAPPINGS_DIR / "profiles").glob("*.yaml")))
+        )
     return load_yaml(f"profiles/{name}.yaml")

@@ -30,17 +30,30 @@ def qd130_conceptmaps(profile: str = "hl7vn") -> list[dict]:
                 el["target"] = [{"equivalence": "unmatched"}]
             elements.append(el)
         cm_id = deterministic_id("ConceptMap", "qd130", name)
-        out.append({"resourceType": "ConceptMap", "id": cm_id, "url": f"{base}/ConceptMap/{spec['source']}",
-                    "name": "Qd130" + "".join(p.capitalize() for p in name.split("_")),
-                    "title": spec.get("title", name), "status": "active",
-                    "description": "Generated from mappings/qd130/codes.yaml (Lienthong QĐ130 adapter).",
-                    "sourceUri": source, "targetUri": target,
-                    "group": [{"source": source, "target": target, "element": elements}]})
+        out.append(
+            {
+                "resourceType": "ConceptMap",
+                "id": cm_id,
+                "url": f"{base}/ConceptMap/{spec['source']}",
+                "name": "Qd130" + "".join(p.capitalize() for p in name.split("_")),
+                "title": spec.get("title", name),
+                "status": "active",
+                "description": "Generated from mappings/qd130/codes.yaml (Lienthong QĐ130 adapter).",
+                "sourceUri": source,
+                "targetUri": target,
+                "group": [{"source": source, "target": target, "element": elements}],
+            }
+        )
     return out
 
 
 def qd130_conceptmap_bundle(profile: str = "hl7vn") -> dict:
     """Transaction Bundle that PUTs every QĐ130 ConceptMap (load into the server to inspect them)."""
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"resource": cm, "request": {"method": "PUT", "url": f"ConceptMap/{cm['id']}"}}
-                      for cm in qd130_conceptmaps(profile)]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": cm, "request": {"method": "PUT", "url": f"ConceptMap/{cm['id']}"}}
+            for cm in qd130_conceptmaps(profile)
+        ],
+    }

@@ -22,13 +22,41 @@ import tempfile
 
 PACKAGE = "hl7.fhir.r4.examples@4.0.1"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SP_KEYS = ("url", "id", "code", "base", "type", "expression", "target", "component", "modifier", "comparator",
-           "multipleOr", "multipleAnd", "chain", "description", "xpathUsage")
+SP_KEYS = (
+    "url",
+    "id",
+    "code",
+    "base",
+    "type",
+    "expression",
+    "target",
+    "component",
+    "modifier",
+    "comparator",
+    "multipleOr",
+    "multipleAnd",
+    "chain",
+    "description",
+    "xpathUsage",
+)
 # Conformance/terminology resources and Bundles are not the clinical data the conformance tests exercise.
-SKIP_EXAMPLES = {"SearchParameter", "ValueSet", "CodeSystem", "StructureDefinition", "ConceptMap",
-                 "OperationDefinition", "CapabilityStatement", "ImplementationGuide", "NamingSystem",
-                 "CompartmentDefinition", "StructureMap", "GraphDefinition", "MessageDefinition",
-                 "TerminologyCapabilities", "Bundle"}
+SKIP_EXAMPLES = {
+    "SearchParameter",
+    "ValueSet",
+    "CodeSystem",
+    "StructureDefinition",
+    "ConceptMap",
+    "OperationDefinition",
+    "CapabilityStatement",
+    "ImplementationGuide",
+    "NamingSystem",
+    "CompartmentDefinition",
+    "StructureMap",
+    "GraphDefinition",
+    "MessageDefinition",
+    "TerminologyCapabilities",
+    "Bundle",
+}
 
 
 def _unpack(tmp: str) -> str:
@@ -66,10 +94,16 @@ def build(pkg: str) -> None:
                 continue
         rtype = doc.get("resourceType") if isinstance(doc, dict) else None
         if rtype == "StructureDefinition" and doc.get("kind") in ("resource", "complex-type"):
-            choices |= {e["path"].rsplit(".", 1)[-1][:-3] for e in (doc.get("snapshot") or {}).get("element", [])
-                        if e["path"].endswith("[x]")}
-        if rtype == "StructureDefinition" and doc.get("kind") == "resource" \
-                and doc.get("derivation") == "specialization":
+            choices |= {
+                e["path"].rsplit(".", 1)[-1][:-3]
+                for e in (doc.get("snapshot") or {}).get("element", [])
+                if e["path"].endswith("[x]")
+            }
+        if (
+            rtype == "StructureDefinition"
+            and doc.get("kind") == "resource"
+            and doc.get("derivation") == "specialization"
+        ):
             top = [e for e in doc["snapshot"]["element"] if e["path"].count(".") == 1]
             summary[doc["type"]] = {
                 "summary": [e["path"].split(".", 1)[1] for e in top if e.get("isSummary")],

@@ -100,8 +100,9 @@ def app(settings, store):
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     """httpx client driving the real ASGI app; base URL is the FHIR base."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test/fhir",
-                                 headers={"Content-Type": "application/fhir+json"}) as c:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test/fhir", headers={"Content-Type": "application/fhir+json"}
+    ) as c:
         yield c
 
 
@@ -117,8 +118,9 @@ def live_server(app) -> Iterator[str]:
     import uvicorn
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 10

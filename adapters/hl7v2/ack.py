@@ -40,8 +40,17 @@ class Header:
     def from_message(cls, msg: Message) -> "Header":
         """Header of a message that was read."""
         m = msg.msh
-        return cls(m.get(3), m.get(4), m.get(5), m.get(6), msg.trigger, msg.control_id, m.get(11) or "P",
-                   msg.version or "2.5", m.get(18))
+        return cls(
+            m.get(3),
+            m.get(4),
+            m.get(5),
+            m.get(6),
+            msg.trigger,
+            msg.control_id,
+            m.get(11) or "P",
+            msg.version or "2.5",
+            m.get(18),
+        )
 
     @classmethod
     def sniff(cls, raw: bytes) -> "Header":
@@ -58,8 +67,17 @@ class Header:
 
         trigger = f[8].split("^")[1] if len(f) > 8 and "^" in f[8] else ""
         version = at(12)
-        return cls(at(3), at(4), at(5), at(6), trigger[:3], at(10)[:199], at(11) or "P",
-                   version if re.fullmatch(r"2\.\d(\.\d)?", version or "") else "2.5", at(18))
+        return cls(
+            at(3),
+            at(4),
+            at(5),
+            at(6),
+            trigger[:3],
+            at(10)[:199],
+            at(11) or "P",
+            version if re.fullmatch(r"2\.\d(\.\d)?", version or "") else "2.5",
+            at(18),
+        )
 
 
 def escape(text: str) -> str:
@@ -78,29 +96,61 @@ def _err_segment(err: AckError, version: str) -> str:
     seg, seq, fld = (m.group(1), m.group(2) or "1", m.group(3) or "") if m else ("", "", "")
     text = escape(err.reason)[:200]
     if version in _V25:
-        return (f"ERR||{seg}^{seq if seg else ''}^{fld}|{err.code}^{escape(_CODE_TEXT.get(err.code, 'Error'))}"
-                f"^HL70357|{err.severity}||||{text}")
+        return (
+            f"ERR||{seg}^{seq if seg else ''}^{fld}|{err.code}^{escape(_CODE_TEXT.get(err.code, 'Error'))}"
+            f"^HL70357|{err.severity}||||{text}"
+        )
     return f"ERR|{seg}^{seq if seg else ''}^{fld}^{err.code}&{text}&HL70357"
 
 
-_CODE_TEXT = {"0": "Message accepted", "100": "Segment sequence error", "101": "Required field missing",
-              "102": "Data type error", "103": "Table value not found", "200": "Unsupported message type",
-              "201": "Unsupported event code", "202": "Unsupported processing id",
-              "203": "Unsupported version id", "204": "Unknown key identifier", "205": "Duplicate key identifier",
-              "206": "Application record locked", "207": "Application internal error"}
+_CODE_TEXT = {
+    "0": "Message accepted",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing id",
+    "203": "Unsupported version id",
+    "204": "Unknown key identifier",
+    "205": "Duplicate key identifier",
+    "206": "Application record locked",
+    "207": "Application internal error",
+}
 
 
 def build_ack(header: Header, code: str, errors: list[AckError] | None = None, text: str = "") -> bytes:
     """ACK^<trigger>^ACK answering the header's MSH-10 with MSA-1 = code (AA/AE/AR); UTF-8 bytes."""
     errors = errors or []
-    charset = "UNICODE UTF-8" if header.charset.upper().replace("-", "").endswith("UTF8") or not header.charset \
+    charset = (
+        "UNICODE UTF-8"
+        if header.charset.upper().replace("-", "").endswith("UTF8") or not header.charset
         else header.charset
+    )
     trigger = escape(header.trigger)
-    msh = "|".join([
-        "MSH", "^~\\&", escape(header.receiving_app), escape(header.receiving_facility),
-        escape(header.sending_app), escape(header.sending_facility), _ts(), "",
-        f"ACK^{trigger}^ACK" if trigger else "ACK", escape(f"ACK{header.control_id}"[:199]),
-        escape(header.processing_id), escape(header.version), "", "", "", "", "", charset])
+    msh = "|".join(
+        [
+            "MSH",
+            "^~\\&",
+            escape(header.receiving_app),
+            escape(header.receiving_facility),
+            escape(header.sending_app),
+            escape(header.sending_facility),
+            _ts(),
+            "",
+            f"ACK^{trigger}^ACK" if trigger else "ACK",
+            escape(f"ACK{header.control_id}"[:199]),
+            escape(header.processing_id),
+            escape(header.version),
+            "",
+            "",
+            "",
+            "",
+            "",
+            charset,
+        ]
+    )
     msa_text = escape(text or (errors[0].reason if errors else ""))[:80]
     segments = [msh, f"MSA|{code}|{escape(header.control_id)}" + (f"|{msa_text}" if msa_text else "")]
     segments += [_err_segment(e, header.version) for e in errors]

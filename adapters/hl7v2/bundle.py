@@ -41,9 +41,18 @@ class BundleBuilder:
 
     def bundle(self) -> dict:
         """The transaction Bundle: one PUT per resource."""
-        return {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"fullUrl": f"urn:uuid:{rid}", "resource": res, "request": {"method": "PUT", "url": f"{rtype}/{rid}"}}
-            for (rtype, rid), res in self._entries.items()]}
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{rid}",
+                    "resource": res,
+                    "request": {"method": "PUT", "url": f"{rtype}/{rid}"},
+                }
+                for (rtype, rid), res in self._entries.items()
+            ],
+        }
 
 
 def add_provenance(b: BundleBuilder, msg: Message, org_ref: str | None) -> str:
@@ -65,13 +74,31 @@ def add_provenance(b: BundleBuilder, msg: Message, org_ref: str | None) -> str:
     body = {
         "target": targets,
         "recorded": recorded,
-        "activity": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0003",
-                                 "code": msg.trigger}], "text": event},
-        "agent": [{"type": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "author"}]},
-            "who": who}],
-        "entity": [{"role": "source", "what": {
-            "identifier": {"system": ctx.local_system("msh-10"), "value": msg.control_id},
-            "display": f"HL7 v{msg.version} {event} {msg.control_id} from {app or '?'}"}}],
+        "activity": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0003", "code": msg.trigger}],
+            "text": event,
+        },
+        "agent": [
+            {
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type",
+                            "code": "author",
+                        }
+                    ]
+                },
+                "who": who,
+            }
+        ],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {"system": ctx.local_system("msh-10"), "value": msg.control_id},
+                    "display": f"HL7 v{msg.version} {event} {msg.control_id} from {app or '?'}",
+                },
+            }
+        ],
     }
     return b.put("Provenance", ("hl7v2", app, msg.control_id), body)

@@ -19,7 +19,9 @@ def register(app: typer.Typer) -> None:
         db: str = typer.Option(None, "--db", help="Database URL (env LIENTHONG_DATABASE_URL)"),
         max_bytes: int = typer.Option(1024 * 1024, help="Largest accepted message; bigger ones get AR"),
         workers: int = typer.Option(2, help="Batches written concurrently (each one group commit)"),
-        processes: int = typer.Option(1, help="Listener processes sharing the port (SO_REUSEPORT); use the core count"),
+        processes: int = typer.Option(
+            1, help="Listener processes sharing the port (SO_REUSEPORT); use the core count"
+        ),
         tz_offset: str = typer.Option("+07:00", help="Offset for HL7 times sent without one"),
         hl7apy_validate: bool = typer.Option(False, help="Also run hl7apy's full tolerant parse (slower)"),
     ) -> None:
@@ -30,10 +32,15 @@ def register(app: typer.Typer) -> None:
         settings = Settings.from_env().with_(database_url=db)
         logging.basicConfig(level=logging.INFO)
         open_store(settings.database_url).engine.dispose()  # create the schema once, before listeners start
-        options = {"tz_offset": tz_offset, "profile_set": settings.profile_set,
-                   "hl7apy_validate": hl7apy_validate}
-        typer.echo(f"MLLP listening on {host}:{port} with {processes} process(es) "
-                   f"(database: {settings.database_url.split('@')[-1]})")
+        options = {
+            "tz_offset": tz_offset,
+            "profile_set": settings.profile_set,
+            "hl7apy_validate": hl7apy_validate,
+        }
+        typer.echo(
+            f"MLLP listening on {host}:{port} with {processes} process(es) "
+            f"(database: {settings.database_url.split('@')[-1]})"
+        )
         args = (settings.database_url, host, port, max_bytes, workers, options, processes > 1)
         if processes == 1:
             serve_listener(*args)
@@ -50,15 +57,25 @@ def register(app: typer.Typer) -> None:
                 child.terminate()
 
 
-def serve_listener(db_url: str, host: str, port: int, max_bytes: int, workers: int, options: dict,
-                   reuse_port: bool) -> None:
+def serve_listener(
+    db_url: str, host: str, port: int, max_bytes: int, workers: int, options: dict, reuse_port: bool
+) -> None:
     """Run one listener process until interrupted (in-flight messages finish before it exits)."""
     from adapters.hl7v2.mllp import run_listener
     from fhir_server.storage.store import open_store
 
     store = open_store(db_url, pool_size=workers + 1, create=False)
     try:
-        asyncio.run(run_listener(store, host, port, max_bytes=max_bytes, workers=workers, options=options,
-                                 reuse_port=reuse_port))
+        asyncio.run(
+            run_listener(
+                store,
+                host,
+                port,
+                max_bytes=max_bytes,
+                workers=workers,
+                options=options,
+                reuse_port=reuse_port,
+            )
+        )
     except KeyboardInterrupt:
         pass

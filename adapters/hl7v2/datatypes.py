@@ -46,9 +46,14 @@ class Context:
         options = options or {}
         defaults = tables()["defaults"]
         profile = options.get("profile_set") or "hl7vn"
-        return cls(facility=facility, tz_offset=options.get("tz_offset") or defaults["tz_offset"],
-                   profile=profile, systems=profile_set(profile)["identifier_systems"],
-                   local_base=defaults["local_system_base"], encoding=encoding)
+        return cls(
+            facility=facility,
+            tz_offset=options.get("tz_offset") or defaults["tz_offset"],
+            profile=profile,
+            systems=profile_set(profile)["identifier_systems"],
+            local_base=defaults["local_system_base"],
+            encoding=encoding,
+        )
 
     def local_system(self, *parts: str) -> str:
         """A facility-scoped local system URI, e.g. urn:lienthong:hl7v2/01929/filler."""
@@ -65,8 +70,18 @@ def datetime_(value: str, ctx: Context, where: str) -> str | None:
         raise content_error(DATA_TYPE_ERROR, where, f"not an HL7 date/time: {value!r}")
     y, mo, d, h, mi, s, frac, off = m.groups()
     try:
-        if mo and not 1 <= int(mo) <= 12 or d and not 1 <= int(d) <= 31 or h and int(h) > 23 \
-                or mi and int(mi) > 59 or s and int(s) > 60:
+        if (
+            mo
+            and not 1 <= int(mo) <= 12
+            or d
+            and not 1 <= int(d) <= 31
+            or h
+            and int(h) > 23
+            or mi
+            and int(mi) > 59
+            or s
+            and int(s) > 60
+        ):
             raise ValueError
     except ValueError:
         raise content_error(DATA_TYPE_ERROR, where, f"date/time out of range: {value!r}") from None
@@ -204,9 +219,12 @@ def identifier(rep_raw: str, ctx: Context, where: str) -> dict | None:
     system = ctx.systems[rule["system"]]
     if rule.get("per_facility"):
         system = f"{system}/{ctx.facility}"
-    ident: dict = {"use": rule.get("use", "usual"),
-                   "type": {"coding": [{"system": V2_0203, "code": rule.get("type_code") or id_type}]},
-                   "system": system, "value": value}
+    ident: dict = {
+        "use": rule.get("use", "usual"),
+        "type": {"coding": [{"system": V2_0203, "code": rule.get("type_code") or id_type}]},
+        "system": system,
+        "value": value,
+    }
     if id_type and id_type != rule.get("type_code"):
         ident["type"]["text"] = id_type
     start = comps[6] if len(comps) > 6 else ""
@@ -230,8 +248,12 @@ def visit_identifier(seg: Segment, n: int, ctx: Context) -> dict | None:
     system = ctx.systems[rule["system"]]
     if rule.get("per_facility"):
         system = f"{system}/{ctx.facility}"
-    return {"use": "official", "type": {"coding": [{"system": V2_0203, "code": rule["type_code"]}]},
-            "system": system, "value": value}
+    return {
+        "use": "official",
+        "type": {"coding": [{"system": V2_0203, "code": rule["type_code"]}]},
+        "system": system,
+        "value": value,
+    }
 
 
 def human_name_(comps: list[str]) -> dict | None:

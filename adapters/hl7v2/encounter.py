@@ -38,11 +38,16 @@ def encounter_ref(b: BundleBuilder, msg: Message) -> str | None:
     """Reference to the visit's Encounter (same deterministic id as ADT) without writing it."""
     pv1 = msg.first("PV1")
     visit = visit_identifier(pv1, 19, b.ctx) if pv1 else None
-    return f"Encounter/{deterministic_id('Encounter', b.ctx.facility, 'visit', visit['value'])}" if visit else None
+    return (
+        f"Encounter/{deterministic_id('Encounter', b.ctx.facility, 'visit', visit['value'])}"
+        if visit
+        else None
+    )
 
 
-def map_encounter(b: BundleBuilder, msg: Message, patient_ref: str, org_ref: str | None,
-                  required: bool) -> str | None:
+def map_encounter(
+    b: BundleBuilder, msg: Message, patient_ref: str, org_ref: str | None, required: bool
+) -> str | None:
     """PV1 -> Encounter keyed on the visit number (PV1-19); None when absent and not required."""
     ctx = b.ctx
     pv1 = msg.first("PV1")
@@ -66,8 +71,9 @@ def map_encounter(b: BundleBuilder, msg: Message, patient_ref: str, org_ref: str
     admission = codeable_concept(pv1.comps(4)[:2] + ["HL70007"] if pv1.get(4) else [])
     if admission:
         res["type"] = [admission]
-    service = codeable_concept(pv1.comps(10)[:2] + [f"{ctx.local_base}/{ctx.facility}/service"]
-                               if pv1.get(10) else [])
+    service = codeable_concept(
+        pv1.comps(10)[:2] + [f"{ctx.local_base}/{ctx.facility}/service"] if pv1.get(10) else []
+    )
     if service:
         res["serviceType"] = service
     res["subject"] = {"reference": patient_ref}
@@ -76,8 +82,12 @@ def map_encounter(b: BundleBuilder, msg: Message, patient_ref: str, org_ref: str
         for i in range(len(pv1.reps(n))):
             ref = add_practitioner(b, pv1.comps(n, i))
             if ref:
-                participants.append({"type": [{"coding": [{"system": V3_PARTICIPATION, "code": code}]}],
-                                     "individual": {"reference": ref}})
+                participants.append(
+                    {
+                        "type": [{"coding": [{"system": V3_PARTICIPATION, "code": code}]}],
+                        "individual": {"reference": ref},
+                    }
+                )
     if participants:
         res["participant"] = participants
     if start or end:
@@ -88,8 +98,9 @@ def map_encounter(b: BundleBuilder, msg: Message, patient_ref: str, org_ref: str
     loc = [c for c in pv1.comps(3)[:4] if c]
     if loc:
         # Locations are kept as display text: bed/room codes are local and not worth a resource each.
-        res["location"] = [{"location": {"display": " / ".join(loc)},
-                            "status": "completed" if end else "active"}]
+        res["location"] = [
+            {"location": {"display": " / ".join(loc)}, "status": "completed" if end else "active"}
+        ]
     if org_ref:
         res["serviceProvider"] = {"reference": org_ref}
     return b.put("Encounter", ("visit", visit["value"]), res)

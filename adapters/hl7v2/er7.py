@@ -36,7 +36,7 @@ def _find_msh18(raw: bytes) -> str | None:
     start = raw.find(b"MSH")
     if start < 0 or len(raw) < start + 4:
         return None
-    sep = raw[start + 3:start + 4]
+    sep = raw[start + 3 : start + 4]
     end = len(raw)
     for term in (b"\r", b"\n"):
         pos = raw.find(term, start)
@@ -62,8 +62,9 @@ def decode(raw: bytes, default_charsets: tuple[str, ...] = ("utf-8", "cp1258")) 
         try:
             return raw.decode(codec), codec
         except UnicodeDecodeError as exc:
-            raise reject(DATA_TYPE_ERROR, "MSH-18",
-                         f"bytes at offset {exc.start} are not valid {declared}") from None
+            raise reject(
+                DATA_TYPE_ERROR, "MSH-18", f"bytes at offset {exc.start} are not valid {declared}"
+            ) from None
     for codec in default_charsets:
         try:
             return raw.decode(codec), codec
@@ -156,7 +157,7 @@ def unescape(value: str, enc: Encoding) -> str:
         if end < 0:  # lone escape char: keep it literally (real-world senders do this)
             out.append(value[i:])
             break
-        seq = value[i + 1:end]
+        seq = value[i + 1 : end]
         i = end + 1
         if seq == "F":
             out.append(enc.field)
@@ -261,8 +262,13 @@ def read_message(raw: bytes | str) -> Message:
     enc_chars = msh_line[4:enc_end] if enc_end > 0 else msh_line[4:]
     if field_sep.isalnum() or len(enc_chars) < 4 or len(set(enc_chars[:4] + field_sep)) != 5:
         raise reject(DATA_TYPE_ERROR, "MSH-2", f"invalid encoding characters {field_sep + enc_chars!r}")
-    enc = Encoding(field=field_sep, component=enc_chars[0], repetition=enc_chars[1], escape=enc_chars[2],
-                   subcomponent=enc_chars[3])
+    enc = Encoding(
+        field=field_sep,
+        component=enc_chars[0],
+        repetition=enc_chars[1],
+        escape=enc_chars[2],
+        subcomponent=enc_chars[3],
+    )
     segments: list[Segment] = []
     for i, line in enumerate(lines):
         name = line[:3].upper()
@@ -279,4 +285,3 @@ def read_message(raw: bytes | str) -> Message:
             fields.pop()
         segments.append(Segment(name, fields, enc))
     return Message(text="\r".join(lines) + "\r", segments=segments, encoding=enc, charset=codec)
-

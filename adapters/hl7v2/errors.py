@@ -28,8 +28,11 @@ class Hl7Error(Exception):
 
     def record_error(self, record_key: str | None = None) -> RecordError:
         """The same problem as a RecordError for the generic pipeline and dead letters."""
-        return RecordError(location=self.location, reason=f"[{self.ack_code} {self.hl7_code}] {self.reason}",
-                           record_key=record_key)
+        return RecordError(
+            location=self.location,
+            reason=f"[{self.ack_code} {self.hl7_code}] {self.reason}",
+            record_key=record_key,
+        )
 
 
 def reject(hl7_code: str, location: str, reason: str) -> Hl7Error:

@@ -12,8 +12,9 @@ from adapters.hl7v2.results import order_groups, order_identifiers
 V2_0443 = "http://terminology.hl7.org/CodeSystem/v2-0443"
 
 
-def map_immunizations(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref: str | None,
-                      patient_key: str) -> list[str]:
+def map_immunizations(
+    b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref: str | None, patient_key: str
+) -> list[str]:
     """Every RXA -> Immunization keyed on the filler/placer order, else patient + date + vaccine."""
     ctx = b.ctx
     groups = [g for g in order_groups(msg, "RXA") if g[1] is not None]
@@ -33,11 +34,17 @@ def map_immunizations(b: BundleBuilder, msg: Message, patient_ref: str, encounte
         completion = rxa.get(20).upper()
         status = tables()["completion_status"].get(completion, "completed" if not completion else None)
         if status is None:
-            raise content_error(TABLE_VALUE_NOT_FOUND, f"{where}-20", f"unknown completion status {completion!r}")
+            raise content_error(
+                TABLE_VALUE_NOT_FOUND, f"{where}-20", f"unknown completion status {completion!r}"
+            )
         if rxa.get(21).upper() == "D":
             status = "entered-in-error"
-        res: dict = {"status": status, "vaccineCode": vaccine, "patient": {"reference": patient_ref},
-                     "occurrenceDateTime": when}
+        res: dict = {
+            "status": status,
+            "vaccineCode": vaccine,
+            "patient": {"reference": patient_ref},
+            "occurrenceDateTime": when,
+        }
         if ids:
             res["identifier"] = ids
         if encounter_ref:
@@ -63,12 +70,20 @@ def map_immunizations(b: BundleBuilder, msg: Message, patient_ref: str, encounte
         performers = []
         administering = add_practitioner(b, rxa.comps(10)) if rxa.get(10) else None
         if administering:
-            performers.append({"function": {"coding": [{"system": V2_0443, "code": "AP"}]},
-                               "actor": {"reference": administering}})
+            performers.append(
+                {
+                    "function": {"coding": [{"system": V2_0443, "code": "AP"}]},
+                    "actor": {"reference": administering},
+                }
+            )
         ordering = add_practitioner(b, orc.comps(12)) if orc is not None and orc.get(12) else None
         if ordering:
-            performers.append({"function": {"coding": [{"system": V2_0443, "code": "OP"}]},
-                               "actor": {"reference": ordering}})
+            performers.append(
+                {
+                    "function": {"coding": [{"system": V2_0443, "code": "OP"}]},
+                    "actor": {"reference": ordering},
+                }
+            )
         if performers:
             res["performer"] = performers
         rxr = next((s for s in children if s.name == "RXR"), None)

@@ -31,9 +31,19 @@ def frame(message: bytes) -> bytes:
 class MllpServer:
     """An MLLP listener over one Store; start(), then close() waits for in-flight messages."""
 
-    def __init__(self, store, host: str = "127.0.0.1", port: int = 2575, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 workers: int = 2, options: dict | None = None, idle_timeout: float = 600.0,
-                 max_batch: int = 64, reuse_port: bool = False):
+    def __init__(
+        self,
+        store,
+        host: str = "127.0.0.1",
+        port: int = 2575,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        workers: int = 2,
+        options: dict | None = None,
+        idle_timeout: float = 600.0,
+        max_batch: int = 64,
+        reuse_port: bool = False,
+    ):
         self.store = store
         self.host = host
         self.port = port
@@ -62,8 +72,9 @@ class MllpServer:
         self._queue = asyncio.Queue()
         self._batchers = [asyncio.create_task(self._batcher()) for _ in range(self.workers)]
         self._linker = asyncio.create_task(self._link_loop())
-        self._server = await asyncio.start_server(self._serve, self.host, self.port, limit=2 ** 20,
-                                                  reuse_port=self.reuse_port or None)
+        self._server = await asyncio.start_server(
+            self._serve, self.host, self.port, limit=2**20, reuse_port=self.reuse_port or None
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
@@ -118,8 +129,12 @@ class MllpServer:
                 batch.append(self._queue.get_nowait())
             items = [(raw, peer) for raw, peer, _ in batch]
             try:
-                outcomes = await loop.run_in_executor(self._executor, lambda: process_batch(
-                    self.store, items, options=self.options, on_written=self._defer_link))
+                outcomes = await loop.run_in_executor(
+                    self._executor,
+                    lambda: process_batch(
+                        self.store, items, options=self.options, on_written=self._defer_link
+                    ),
+                )
             except Exception as exc:  # process_batch never raises; belt and braces for the futures
                 for _, _, fut in batch:
                     if not fut.done():
@@ -163,8 +178,17 @@ class MllpServer:
                 if raw is None:
                     break
                 if oversized:
-                    ack = build_ack(Header.sniff(raw), "AR", [AckError(
-                        "207", "", f"message larger than the {self.max_bytes}-byte limit; not processed")])
+                    ack = build_ack(
+                        Header.sniff(raw),
+                        "AR",
+                        [
+                            AckError(
+                                "207",
+                                "",
+                                f"message larger than the {self.max_bytes}-byte limit; not processed",
+                            )
+                        ],
+                    )
                     self.stats["AR"] += 1
                 else:
                     outcome = await self._process(raw, peer)
@@ -210,7 +234,7 @@ class MllpServer:
             end = buf.find(END, 1)
             if end >= 0:
                 raw = bytes(buf[1:end])
-                del buf[:end + 2]
+                del buf[: end + 2]
                 if len(raw) > self.max_bytes:
                     return raw[:4096], True
                 return raw, False
@@ -234,7 +258,7 @@ class MllpServer:
             data = tail + chunk
             pos = data.find(END)
             if pos >= 0:
-                buf += data[pos + 2:]
+                buf += data[pos + 2 :]
                 return
             tail = data[-1:]
 

@@ -60,9 +60,16 @@ def map_orders(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref: 
             raise content_error(REQUIRED_FIELD_MISSING, f"{where}-2", "no placer or filler order number")
         code = codeable_concept(obr.comps(4)) if obr is not None else None
         if not code:
-            raise content_error(REQUIRED_FIELD_MISSING, f"OBR[{gi}]-4", "universal service identifier missing")
-        res: dict = {"identifier": ids, "status": _status(orc, where), "intent": "order", "code": code,
-                     "subject": {"reference": patient_ref}}
+            raise content_error(
+                REQUIRED_FIELD_MISSING, f"OBR[{gi}]-4", "universal service identifier missing"
+            )
+        res: dict = {
+            "identifier": ids,
+            "status": _status(orc, where),
+            "intent": "order",
+            "code": code,
+            "subject": {"reference": patient_ref},
+        }
         if encounter_ref:
             res["encounter"] = {"reference": encounter_ref}
         priority = (obr.get(27, 6) or (orc.get(7, 6) if orc else "")).upper()

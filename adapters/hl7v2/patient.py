@@ -31,8 +31,11 @@ def add_organization(b: BundleBuilder, msg: Message) -> str:
     """The sending hospital as an Organization identified by its facility code."""
     ctx = b.ctx
     known = identifier_rules().get("facilities", {}).get(msg.sending_facility) or {}
-    body = {"identifier": [{"system": ctx.systems["facility"], "value": ctx.facility}],
-            "active": True, "name": known.get("name") or msg.sending_facility or ctx.facility}
+    body = {
+        "identifier": [{"system": ctx.systems["facility"], "value": ctx.facility}],
+        "active": True,
+        "name": known.get("name") or msg.sending_facility or ctx.facility,
+    }
     return b.put("Organization", ("organization",), body)
 
 
@@ -94,8 +97,9 @@ def map_patient(b: BundleBuilder, msg: Message, org_ref: str | None, pid: Segmen
         res["birthDate"] = date_(birth, ctx, "PID-7")
         full = datetime_(birth, ctx, "PID-7")
         if full and "T" in full:
-            res["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
-                                 "valueDateTime": full}]
+            res["extension"] = [
+                {"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime", "valueDateTime": full}
+            ]
     if pid.get(30).upper() == "Y" or pid.get(29):
         death = datetime_(pid.get(29), ctx, "PID-29")
         res["deceasedDateTime" if death else "deceasedBoolean"] = death or True

@@ -22,7 +22,7 @@ def split_messages(payload: bytes) -> list[bytes]:
     if not starts:
         return [body] if body else []
     # Leading bytes before the first MSH are kept as their own (unreadable) piece so they get reported.
-    bounds = ([0] if starts[0] > 0 and body[:starts[0]].strip() else []) + starts + [len(body)]
+    bounds = ([0] if starts[0] > 0 and body[: starts[0]].strip() else []) + starts + [len(body)]
     return [body[s:e].strip(b"\r\n") for s, e in zip(bounds, bounds[1:]) if body[s:e].strip(b"\r\n")]
 
 
@@ -35,8 +35,10 @@ class Hl7v2Adapter:
 
     def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
         """An ER7 payload starts with MSH followed by a field separator (optionally after MLLP/BOM bytes)."""
-        if content_type and content_type.split(";")[0].strip().lower() in ("x-application/hl7-v2+er7",
-                                                                              "application/hl7-v2"):
+        if content_type and content_type.split(";")[0].strip().lower() in (
+            "x-application/hl7-v2+er7",
+            "application/hl7-v2",
+        ):
             return True
         head = payload[:16].lstrip(b"\x0b\xef\xbb\xbf\r\n\t ")
         return len(head) >= 4 and head[:3] == b"MSH" and not head[3:4].isalnum()
@@ -52,8 +54,11 @@ class Hl7v2Adapter:
                 result.errors.append(err.record_error(key))
                 continue
             key = msg.control_id or f"message {i}"
-            result.records.append(SourceRecord(key=key, payload=raw, data=msg,
-                                               meta={"type": f"{msg.message_code}^{msg.trigger}"}))
+            result.records.append(
+                SourceRecord(
+                    key=key, payload=raw, data=msg, meta={"type": f"{msg.message_code}^{msg.trigger}"}
+                )
+            )
         if not result.records and not result.errors:
             result.errors.append(RecordError("payload", "[AR 100] no HL7 message found (empty payload)"))
         return result

@@ -48,8 +48,11 @@ def _stored_acks(engine, keys: list[str]) -> dict[str, bytes]:
     if not keys:
         return {}
     with engine.connect() as conn:
-        rows = conn.execute(select(processed_message.c.message_key, processed_message.c.response).where(
-            processed_message.c.channel == CHANNEL, processed_message.c.message_key.in_(keys))).all()
+        rows = conn.execute(
+            select(processed_message.c.message_key, processed_message.c.response).where(
+                processed_message.c.channel == CHANNEL, processed_message.c.message_key.in_(keys)
+            )
+        ).all()
     return {r.message_key: r.response for r in rows}
 
 
@@ -59,17 +62,24 @@ def _remember(engine, acks: dict[str, bytes]) -> dict[str, bytes]:
         return {}
     try:
         with engine.begin() as conn:
-            conn.execute(insert(processed_message), [
-                {"channel": CHANNEL, "message_key": k, "processed_at": now_us(), "response": a}
-                for k, a in acks.items()])
+            conn.execute(
+                insert(processed_message),
+                [
+                    {"channel": CHANNEL, "message_key": k, "processed_at": now_us(), "response": a}
+                    for k, a in acks.items()
+                ],
+            )
         return acks
     except IntegrityError:
         out = {}
         for key, ack in acks.items():
             try:
                 with engine.begin() as conn:
-                    conn.execute(insert(processed_message).values(channel=CHANNEL, message_key=key,
-                                                                  processed_at=now_us(), response=ack))
+                    conn.execute(
+                        insert(processed_message).values(
+                            channel=CHANNEL, message_key=key, processed_at=now_us(), response=ack
+                        )
+                    )
                 out[key] = ack
             except IntegrityError:
                 out[key] = _stored_acks(engine, [key]).get(key, ack)
@@ -114,8 +124,9 @@ def process(store, raw: bytes, *, peer: str = "mllp", options: dict | None = Non
     return process_batch(store, [(raw, peer)], options=options)[0]
 
 
-def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None = None,
-                  on_written=None) -> list[Outcome]:
+def process_batch(
+    store, items: list[tuple[bytes, str]], *, options: dict | None = None, on_written=None
+) -> list[Outcome]:
     """Archive, de-duplicate, ingest and acknowledge several messages with one group commit.
 
     Messages that arrived on different connections while the previous batch was being written share
@@ -134,8 +145,14 @@ def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None
             if key:
                 first_of[key] = i
             fresh.append(i)
-        results = ingest_many(store, [(items[i][0], f"mllp:{items[i][1]}") for i in fresh], adapter="hl7v2",
-                              content_type=CONTENT_TYPE, options=options, on_written=on_written)
+        results = ingest_many(
+            store,
+            [(items[i][0], f"mllp:{items[i][1]}") for i in fresh],
+            adapter="hl7v2",
+            content_type=CONTENT_TYPE,
+            options=options,
+            on_written=on_written,
+        )
         to_remember: dict[str, bytes] = {}
         for i, result in zip(fresh, results):
             code, errors = _ack_errors(result)
@@ -163,9 +180,19 @@ def _answer_duplicates(store, items, keys, outcomes, stored: dict[str, bytes]) -
     dups = [i for i, o in enumerate(outcomes) if o is None]
     if not dups:
         return
-    ids = ib.archive_many(store.engine, [
-        {"payload": items[i][0], "source": f"mllp:{items[i][1]}", "channel": CHANNEL, "content_type": CONTENT_TYPE,
-         "summary": {"duplicate_of": keys[i]}} for i in dups])
+    ids = ib.archive_many(
+        store.engine,
+        [
+            {
+                "payload": items[i][0],
+                "source": f"mllp:{items[i][1]}",
+                "channel": CHANNEL,
+                "content_type": CONTENT_TYPE,
+                "summary": {"duplicate_of": keys[i]},
+            }
+            for i in dups
+        ],
+    )
     ib.mark_many(store.engine, [(inbox_id, "duplicate", None) for inbox_id in ids])
     for i, inbox_id in zip(dups, ids):
         ack = stored.get(keys[i])

@@ -42,15 +42,22 @@ def order_groups(msg: Message, head: str) -> list[tuple[Segment | None, Segment 
     return groups
 
 
-def order_identifiers(orc: Segment | None, obr: Segment | None, ctx: Context) -> tuple[list[dict], str | None]:
+def order_identifiers(
+    orc: Segment | None, obr: Segment | None, ctx: Context
+) -> tuple[list[dict], str | None]:
     """Placer/filler numbers (ORC-2/3 first, else OBR-2/3) -> identifiers and the natural order key."""
     ids: list[dict] = []
     key = None
     for kind, n in (("PLAC", 2), ("FILL", 3)):
         value = (orc.get(n) if orc else "") or (obr.get(n) if obr else "")
         if value:
-            ids.append({"type": {"coding": [{"system": V2_0203, "code": kind}]},
-                        "system": ctx.local_system("placer" if kind == "PLAC" else "filler"), "value": value})
+            ids.append(
+                {
+                    "type": {"coding": [{"system": V2_0203, "code": kind}]},
+                    "system": ctx.local_system("placer" if kind == "PLAC" else "filler"),
+                    "value": value,
+                }
+            )
             key = key if kind == "PLAC" and key else f"{kind}:{value}"
     # Prefer the filler number as key (the result's own number); placer otherwise.
     filler = [i for i in ids if i["type"]["coding"][0]["code"] == "FILL"]
@@ -110,8 +117,15 @@ def _time(value: str, where: str) -> str:
     return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
 
 
-def map_observation(b: BundleBuilder, obx: Segment, index: int, order_key: str, patient_ref: str,
-                    encounter_ref: str | None, default_time: str | None) -> str:
+def map_observation(
+    b: BundleBuilder,
+    obx: Segment,
+    index: int,
+    order_key: str,
+    patient_ref: str,
+    encounter_ref: str | None,
+    default_time: str | None,
+) -> str:
     """One OBX -> Observation keyed on (order, OBX-3 code, OBX-4 sub-id)."""
     ctx = b.ctx
     where = f"OBX[{index}]"
@@ -122,10 +136,12 @@ def map_observation(b: BundleBuilder, obx: Segment, index: int, order_key: str, 
     status = tables()["observation_status"].get(status_code, "final" if not status_code else None)
     if status is None:
         raise content_error("103", f"{where}-11", f"unknown result status {status_code!r}")
-    res: dict = {"status": status,
-                 "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory",
-                                           "display": "Laboratory"}]}],
-                 "code": code, "subject": {"reference": patient_ref}}
+    res: dict = {
+        "status": status,
+        "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
+        "code": code,
+        "subject": {"reference": patient_ref},
+    }
     if encounter_ref:
         res["encounter"] = {"reference": encounter_ref}
     effective = datetime_(obx.get(14), ctx, f"{where}-14") or default_time
@@ -135,8 +151,9 @@ def map_observation(b: BundleBuilder, obx: Segment, index: int, order_key: str, 
     flag = obx.get(8).upper()
     if flag:
         mapped = tables()["interpretation"].get(flag)
-        res["interpretation"] = [{"coding": [{"system": V3_INTERPRETATION, **mapped}]} if mapped
-                                 else {"text": flag}]
+        res["interpretation"] = [
+            {"coding": [{"system": V3_INTERPRETATION, **mapped}]} if mapped else {"text": flag}
+        ]
     ref_range = obx.text(7).strip()
     if ref_range:
         rr: dict = {"text": nfc(ref_range)}
@@ -179,12 +196,29 @@ def map_results(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref:
         for seg in children:
             if seg.name == "OBX":
                 obx_index += 1
-                results.append({"reference": map_observation(b, seg, obx_index, key, patient_ref,
-                                                             encounter_ref, effective)})
-        res: dict = {"identifier": ids, "status": status,
-                     "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                                               "code": obr.get(24) or "LAB"}]}],
-                     "code": code, "subject": {"reference": patient_ref}}
+                results.append(
+                    {
+                        "reference": map_observation(
+                            b, seg, obx_index, key, patient_ref, encounter_ref, effective
+                        )
+                    }
+                )
+        res: dict = {
+            "identifier": ids,
+            "status": status,
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                            "code": obr.get(24) or "LAB",
+                        }
+                    ]
+                }
+            ],
+            "code": code,
+            "subject": {"reference": patient_ref},
+        }
         if encounter_ref:
             res["encounter"] = {"reference": encounter_ref}
         if effective:

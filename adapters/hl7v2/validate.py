@@ -11,11 +11,11 @@ from hl7apy.parser import parse_message
 from adapters.base import RecordError
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.errors import (
+    REQUIRED_FIELD_MISSING,
     SEGMENT_SEQUENCE,
     UNSUPPORTED_EVENT,
     UNSUPPORTED_MESSAGE_TYPE,
     UNSUPPORTED_VERSION,
-    REQUIRED_FIELD_MISSING,
     reject,
 )
 from mappings import load_yaml
@@ -52,8 +52,11 @@ def check_supported(msg: Message) -> dict:
         raise reject(REQUIRED_FIELD_MISSING, "MSH-10", "message control id missing")
     version = msg.version
     if version not in table["versions"] or version not in hl7apy.SUPPORTED_LIBRARIES:
-        raise reject(UNSUPPORTED_VERSION, "MSH-12", f"unsupported HL7 version {version!r}; supported: "
-                     + ", ".join(table["versions"]))
+        raise reject(
+            UNSUPPORTED_VERSION,
+            "MSH-12",
+            f"unsupported HL7 version {version!r}; supported: " + ", ".join(table["versions"]),
+        )
     if not msg.message_code or not msg.trigger:
         raise reject(REQUIRED_FIELD_MISSING, "MSH-9", "message type/trigger event missing")
     row = table["messages"].get(f"{msg.message_code}^{msg.trigger}")
@@ -63,8 +66,11 @@ def check_supported(msg: Message) -> dict:
         raise reject(code, "MSH-9", f"unsupported message type {msg.message_code}^{msg.trigger}")
     structure = msg.structure or row["structure"]
     if not _structure_known(structure, version) and not _structure_known(row["structure"], version):
-        raise reject(UNSUPPORTED_MESSAGE_TYPE, "MSH-9.3",
-                     f"message structure {structure} is not defined in HL7 v{version}")
+        raise reject(
+            UNSUPPORTED_MESSAGE_TYPE,
+            "MSH-9.3",
+            f"message structure {structure} is not defined in HL7 v{version}",
+        )
     return row
 
 
@@ -73,8 +79,14 @@ def segment_warnings(msg: Message) -> list[RecordError]:
     out = []
     for i, seg in enumerate(msg.segments, start=1):
         if seg.name[0] != "Z" and not _segment_known(seg.name, msg.version):
-            out.append(RecordError(location=f"segment {i}", reason=f"unknown segment {seg.name} ignored",
-                                   record_key=msg.control_id, severity="warning"))
+            out.append(
+                RecordError(
+                    location=f"segment {i}",
+                    reason=f"unknown segment {seg.name} ignored",
+                    record_key=msg.control_id,
+                    severity="warning",
+                )
+            )
     return out
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-from html import escape
-
 from functools import lru_cache
+from html import escape
 
 from adapters.ids import deterministic_id
 from mappings import load_yaml, profile_set
@@ -101,9 +100,19 @@ class Ctx:
         code = code or self.facility
         rid = shared_id("Organization", code)
         if ("Organization", rid) not in self._seen:
-            res = {"resourceType": "Organization", "id": rid, "active": True,
-                   "identifier": [{"use": "official", "type": {"coding": [{"system": V2_0203, "code": "PRN"}]},
-                                   "system": self.idsys("facility"), "value": code}]}
+            res = {
+                "resourceType": "Organization",
+                "id": rid,
+                "active": True,
+                "identifier": [
+                    {
+                        "use": "official",
+                        "type": {"coding": [{"system": V2_0203, "code": "PRN"}]},
+                        "system": self.idsys("facility"),
+                        "value": code,
+                    }
+                ],
+            }
             name = (self.vendor.facility.get("names") or {}).get(code)
             if name:
                 res["name"] = name
@@ -114,11 +123,28 @@ class Ctx:
         """Reference to the BHXH (Vietnam Social Security) payor Organization."""
         p = self.fx["payor"]
         rid = shared_id("Organization", p["code"])
-        return self.add({"resourceType": "Organization", "id": rid, "active": True, "name": p["name"],
-                         "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type",
-                                               "code": "ins"}]}]})
+        return self.add(
+            {
+                "resourceType": "Organization",
+                "id": rid,
+                "active": True,
+                "name": p["name"],
+                "type": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                                "code": "ins",
+                            }
+                        ]
+                    }
+                ],
+            }
+        )
 
-    def practitioner(self, code: str | None, name: str | None = None, kind: str = "practitioner") -> dict | None:
+    def practitioner(
+        self, code: str | None, name: str | None = None, kind: str = "practitioner"
+    ) -> dict | None:
         """Reference to a Practitioner by health-worker code (CCHN) or health ID (kind='health_id')."""
         if not code:
             return None
@@ -126,23 +152,39 @@ class Ctx:
         if not code:
             return None
         rid = shared_id("Practitioner", kind, code)
-        res = {"resourceType": "Practitioner", "id": rid,
-               "identifier": [{"system": self.idsys(kind), "value": code}]}
+        res = {
+            "resourceType": "Practitioner",
+            "id": rid,
+            "identifier": [{"system": self.idsys(kind), "value": code}],
+        }
         if name:
             from adapters.names import human_name
+
             res["name"] = [human_name(name)]
         return self.add(res)
 
     def location(self, khoa: str) -> dict:
         """Reference to the department Location (MA_KHOA) of this facility."""
         rid = shared_id("Location", self.facility, khoa)
-        return self.add({"resourceType": "Location", "id": rid, "status": "active", "mode": "instance",
-                         "identifier": [{"system": self.idsys("department"), "value": khoa}],
-                         "name": khoa,
-                         "physicalType": {"coding": [{"system":
-                                          "http://terminology.hl7.org/CodeSystem/location-physical-type",
-                                          "code": "wa"}]},
-                         "managingOrganization": self.org()})
+        return self.add(
+            {
+                "resourceType": "Location",
+                "id": rid,
+                "status": "active",
+                "mode": "instance",
+                "identifier": [{"system": self.idsys("department"), "value": khoa}],
+                "name": khoa,
+                "physicalType": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/location-physical-type",
+                            "code": "wa",
+                        }
+                    ]
+                },
+                "managingOrganization": self.org(),
+            }
+        )
 
     # --- values -------------------------------------------------------------------------
     def dt(self, value: str | None) -> str | None:

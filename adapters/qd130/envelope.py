@@ -94,9 +94,13 @@ def read_envelope(payload: bytes) -> Envelope:
         )
     loai = _root_to_table().get(tag)
     if loai:
-        return Envelope(root=tag, facility=None, created=None, hosos=[root], declared_count=None, bare_table=loai)
-    raise ValueError(f"unsupported document type: root element <{tag}> is not a QĐ130 envelope "
-                     f"({', '.join(cfg['envelope_roots'])}) nor a QĐ130 table")
+        return Envelope(
+            root=tag, facility=None, created=None, hosos=[root], declared_count=None, bare_table=loai
+        )
+    raise ValueError(
+        f"unsupported document type: root element <{tag}> is not a QĐ130 envelope "
+        f"({', '.join(cfg['envelope_roots'])}) nor a QĐ130 table"
+    )
 
 
 def _rows(root: etree._Element, record_tag: str, vendor: VendorProfile, loai: str) -> list[dict]:
@@ -130,7 +134,7 @@ def decode_base64(text: str) -> bytes:
     """Base64 text (line breaks/spaces tolerated) → bytes with a leading BOM removed."""
     raw = base64.b64decode("".join(text.split()), validate=True)
     if raw.startswith(BOM):
-        raw = raw[len(BOM):]
+        raw = raw[len(BOM) :]
     return raw
 
 
@@ -143,8 +147,11 @@ def decode_hoso(env: Envelope, index: int, hoso: etree._Element, vendor: VendorP
         spec = cfg[loai]
         data.tables[loai] = _rows(hoso, spec["record"], vendor, loai)
         data.raw[loai] = [etree.tostring(hoso, encoding="utf-8", xml_declaration=False, with_tail=False)]
-        data.warnings.append(RecordError(loai, "bare table without GIAMDINHHS envelope: envelope fields absent",
-                                         severity="warning"))
+        data.warnings.append(
+            RecordError(
+                loai, "bare table without GIAMDINHHS envelope: envelope fields absent", severity="warning"
+            )
+        )
         _legacy(data)
         return data
     for fpos, fh in enumerate(hoso.iter("FILEHOSO"), start=1):
@@ -155,7 +162,9 @@ def decode_hoso(env: Envelope, index: int, hoso: etree._Element, vendor: VendorP
             continue
         spec = cfg.get(loai)
         if spec is None:
-            data.errors.append(RecordError(f"{where}/LOAIHOSO", f"unknown LOAIHOSO {loai!r} (expected XML1..XML15)"))
+            data.errors.append(
+                RecordError(f"{where}/LOAIHOSO", f"unknown LOAIHOSO {loai!r} (expected XML1..XML15)")
+            )
             continue
         text = fh.findtext("NOIDUNGFILE")
         if not text or not text.strip():
@@ -176,8 +185,11 @@ def decode_hoso(env: Envelope, index: int, hoso: etree._Element, vendor: VendorP
             continue
         if inner.tag not in (spec["root"], spec["record"]) and not _is_wrapper(inner, spec):
             other = _root_to_table().get(inner.tag)
-            reason = (f"LOAIHOSO {loai} holds <{inner.tag}> (a {other} document)" if other
-                      else f"LOAIHOSO {loai}: unexpected root <{inner.tag}>, expected <{spec['root']}>")
+            reason = (
+                f"LOAIHOSO {loai} holds <{inner.tag}> (a {other} document)"
+                if other
+                else f"LOAIHOSO {loai}: unexpected root <{inner.tag}>, expected <{spec['root']}>"
+            )
             data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", reason))
             continue
         data.tables.setdefault(loai, []).extend(_rows(inner, spec["record"], vendor, loai))
@@ -208,15 +220,30 @@ def _legacy(data: HosoData) -> None:
             for old, new in amap.items():
                 if old in r and new not in r:
                     r[new] = r.pop(old)
-    data.warnings.append(RecordError("XML1", "legacy QĐ 4210 layout: field names mapped to QĐ 130 via "
-                                     "legacy_4210_aliases; fields without a QĐ 130 equivalent are ignored",
-                                     record_key=row.get("MA_LK"), severity="warning"))
+    data.warnings.append(
+        RecordError(
+            "XML1",
+            "legacy QĐ 4210 layout: field names mapped to QĐ 130 via "
+            "legacy_4210_aliases; fields without a QĐ 130 equivalent are ignored",
+            record_key=row.get("MA_LK"),
+            severity="warning",
+        )
+    )
 
 
 def single_hoso_payload(env: Envelope, hoso: etree._Element) -> bytes:
     """A standalone envelope holding just this HOSO, enough to replay the record alone."""
-    parts = [b'<?xml version="1.0" encoding="utf-8"?>\n<', env.root.encode(), b"><THONGTINDONVI><MACSKCB>",
-             (env.facility or "").encode(), b"</MACSKCB></THONGTINDONVI><THONGTINHOSO><NGAYLAP>",
-             (env.created or "").encode(), b"</NGAYLAP><SOLUONGHOSO>1</SOLUONGHOSO><DANHSACHHOSO>",
-             etree.tostring(hoso, encoding="utf-8", xml_declaration=False, with_tail=False), b"</DANHSACHHOSO></THONGTINHOSO></", env.root.encode(), b">"]
+    parts = [
+        b'<?xml version="1.0" encoding="utf-8"?>\n<',
+        env.root.encode(),
+        b"><THONGTINDONVI><MACSKCB>",
+        (env.facility or "").encode(),
+        b"</MACSKCB></THONGTINDONVI><THONGTINHOSO><NGAYLAP>",
+        (env.created or "").encode(),
+        b"</NGAYLAP><SOLUONGHOSO>1</SOLUONGHOSO><DANHSACHHOSO>",
+        etree.tostring(hoso, encoding="utf-8", xml_declaration=False, with_tail=False),
+        b"</DANHSACHHOSO></THONGTINHOSO></",
+        env.root.encode(),
+        b">",
+    ]
     return b"".join(parts)

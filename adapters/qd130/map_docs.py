@@ -14,10 +14,14 @@ SNOMED = "http://snomed.info/sct"
 def _doc_type(ctx: Ctx, loai: str) -> dict:
     """Document type: local LOAIHOSO coding (+ LOINC when the adapter's data names one)."""
     spec = ctx.fx["documents"][loai]
-    cc = {"coding": [{"system": ctx.cs("document_type"), "code": loai, "display": spec["title"]}],
-          "text": spec["title"]}
+    cc = {
+        "coding": [{"system": ctx.cs("document_type"), "code": loai, "display": spec["title"]}],
+        "text": spec["title"],
+    }
     if spec.get("loinc"):
-        cc["coding"].insert(0, {"system": ctx.fx["loinc"], "code": spec["loinc"], "display": spec["loinc_display"]})
+        cc["coding"].insert(
+            0, {"system": ctx.fx["loinc"], "code": spec["loinc"], "display": spec["loinc_display"]}
+        )
     return cc
 
 
@@ -26,16 +30,25 @@ def _sections(row: dict, fields: list[tuple[str, str]]) -> list[dict]:
     return [{"title": title, "text": narrative(row[f])} for f, title in fields if row.get(f)]
 
 
-def _composition(ctx: Ctx, loai: str, pos: int, row: dict, author: dict | None, attester: dict | None,
-                 sections: list[dict]) -> dict:
+def _composition(
+    ctx: Ctx, loai: str, pos: int, row: dict, author: dict | None, attester: dict | None, sections: list[dict]
+) -> dict:
     """A final Composition for one paper of this episode."""
-    comp: dict = {"resourceType": "Composition", "id": ctx.rid("Composition", loai, pos), "status": "final",
-                  "type": _doc_type(ctx, loai), "subject": {"reference": ctx.patient_ref},
-                  "encounter": {"reference": ctx.encounter_ref},
-                  "date": ctx.date(row.get("NGAY_CT")) or ctx.dt(ctx.xml1.get("NGAY_RA"))
-                  or ctx.dt(ctx.xml1.get("NGAY_VAO")) or "1900",
-                  "author": [author or ctx.org()], "title": ctx.fx["documents"][loai]["title"],
-                  "custodian": ctx.org()}
+    comp: dict = {
+        "resourceType": "Composition",
+        "id": ctx.rid("Composition", loai, pos),
+        "status": "final",
+        "type": _doc_type(ctx, loai),
+        "subject": {"reference": ctx.patient_ref},
+        "encounter": {"reference": ctx.encounter_ref},
+        "date": ctx.date(row.get("NGAY_CT"))
+        or ctx.dt(ctx.xml1.get("NGAY_RA"))
+        or ctx.dt(ctx.xml1.get("NGAY_VAO"))
+        or "1900",
+        "author": [author or ctx.org()],
+        "title": ctx.fx["documents"][loai]["title"],
+        "custodian": ctx.org(),
+    }
     if attester:
         comp["attester"] = [{"mode": "legal", "party": attester}]
     if sections:
@@ -47,17 +60,26 @@ def map_discharge_paper(ctx: Ctx, rows: list[dict]) -> None:
     """XML7 (giấy ra viện) → Composition; signer MA_BS/TEN_BS as author and legal attester."""
     for pos, row in enumerate(rows, start=1):
         signer = ctx.practitioner(row.get("MA_BS"), row.get("TEN_BS"), kind="health_id")
-        secs = _sections(row, [("CHAN_DOAN_RV", "Chẩn đoán"), ("PP_DIEUTRI", "Phương pháp điều trị"),
-                               ("GHI_CHU", "Ghi chú")])
+        secs = _sections(
+            row,
+            [("CHAN_DOAN_RV", "Chẩn đoán"), ("PP_DIEUTRI", "Phương pháp điều trị"), ("GHI_CHU", "Ghi chú")],
+        )
         if row.get("MA_DINH_CHI_THAI") == "1":
-            txt = "; ".join(f"{k}: {row[k]}" for k in ("NGUYENNHAN_DINHCHI", "THOIGIAN_DINHCHI", "TUOI_THAI") if row.get(k))
+            txt = "; ".join(
+                f"{k}: {row[k]}"
+                for k in ("NGUYENNHAN_DINHCHI", "THOIGIAN_DINHCHI", "TUOI_THAI")
+                if row.get(k)
+            )
             secs.append({"title": "Đình chỉ thai nghén", "text": narrative(txt or "Có")})
         if row.get("SO_NGAY_NGHI"):
             rest = f"{row['SO_NGAY_NGHI']} ngày"
             if row.get("NGOAITRU_TUNGAY") or row.get("NGOAITRU_DENNGAY"):
-                rest += f" ({ctx.date(row.get('NGOAITRU_TUNGAY')) or '?'} – {ctx.date(row.get('NGOAITRU_DENNGAY')) or '?'})"
+                start, end = ctx.date(row.get("NGOAITRU_TUNGAY")), ctx.date(row.get("NGOAITRU_DENNGAY"))
+                rest += f" ({start or '?'} – {end or '?'})"
             secs.append({"title": "Nghỉ ngoại trú", "text": narrative(rest)})
-        parents = "; ".join(f"{label}: {row[f]}" for f, label in (("HO_TEN_CHA", "Cha"), ("HO_TEN_ME", "Mẹ")) if row.get(f))
+        parents = "; ".join(
+            f"{label}: {row[f]}" for f, label in (("HO_TEN_CHA", "Cha"), ("HO_TEN_ME", "Mẹ")) if row.get(f)
+        )
         if parents:
             secs.append({"title": "Cha mẹ", "text": narrative(parents)})
         comp = _composition(ctx, "XML7", pos, row, signer, signer, secs)
@@ -70,19 +92,30 @@ def map_summary(ctx: Ctx, rows: list[dict]) -> None:
     """XML8 (tóm tắt hồ sơ bệnh án) → Composition (discharge summary)."""
     for pos, row in enumerate(rows, start=1):
         signer = ctx.practitioner(row.get("MA_TTDV"), kind="health_id")
-        secs = _sections(row, [("CHAN_DOAN_VAO", "Chẩn đoán vào viện"), ("CHAN_DOAN_RV", "Chẩn đoán ra viện"),
-                               ("QT_BENHLY", "Quá trình bệnh lý và diễn biến lâm sàng"),
-                               ("TOMTAT_KQ", "Tóm tắt kết quả cận lâm sàng"), ("PP_DIEUTRI", "Phương pháp điều trị"),
-                               ("GHI_CHU", "Ghi chú")])
+        secs = _sections(
+            row,
+            [
+                ("CHAN_DOAN_VAO", "Chẩn đoán vào viện"),
+                ("CHAN_DOAN_RV", "Chẩn đoán ra viện"),
+                ("QT_BENHLY", "Quá trình bệnh lý và diễn biến lâm sàng"),
+                ("TOMTAT_KQ", "Tóm tắt kết quả cận lâm sàng"),
+                ("PP_DIEUTRI", "Phương pháp điều trị"),
+                ("GHI_CHU", "Ghi chú"),
+            ],
+        )
         ctx.add(_composition(ctx, "XML8", pos, row, signer, signer, secs))
 
 
 def map_sick_leave(ctx: Ctx, rows: list[dict], raw: list[bytes]) -> None:
     """XML11 (sick-leave certificate) → DocumentReference carrying the original inner XML."""
     for pos, row in enumerate(rows, start=1):
-        dref: dict = {"resourceType": "DocumentReference", "id": ctx.rid("DocumentReference", "XML11", pos),
-                      "status": "current", "type": _doc_type(ctx, "XML11"),
-                      "subject": {"reference": ctx.patient_ref}}
+        dref: dict = {
+            "resourceType": "DocumentReference",
+            "id": ctx.rid("DocumentReference", "XML11", pos),
+            "status": "current",
+            "type": _doc_type(ctx, "XML11"),
+            "subject": {"reference": ctx.patient_ref},
+        }
         ids = [{"system": ctx.idsys("document"), "value": row[f]} for f in ("SO_CT", "SO_SERI") if row.get(f)]
         if ids:
             dref["identifier"] = ids
@@ -95,10 +128,21 @@ def map_sick_leave(ctx: Ctx, rows: list[dict], raw: list[bytes]) -> None:
         if row.get("SO_NGAY_NGHI"):
             dref["description"] = f"Nghỉ việc {row['SO_NGAY_NGHI']} ngày"
         data = raw[pos - 1] if pos - 1 < len(raw) else b""
-        dref["content"] = [{"attachment": {"contentType": "application/xml", "data": b64(data),
-                                           "title": ctx.fx["documents"]["XML11"]["title"]}}]
+        dref["content"] = [
+            {
+                "attachment": {
+                    "contentType": "application/xml",
+                    "data": b64(data),
+                    "title": ctx.fx["documents"]["XML11"]["title"],
+                }
+            }
+        ]
         context: dict = {"encounter": [{"reference": ctx.encounter_ref}]}
-        period = {k: v for k, v in (("start", ctx.date(row.get("TU_NGAY"))), ("end", ctx.date(row.get("DEN_NGAY")))) if v}
+        period = {
+            k: v
+            for k, v in (("start", ctx.date(row.get("TU_NGAY"))), ("end", ctx.date(row.get("DEN_NGAY"))))
+            if v
+        }
         if period:
             context["period"] = period
         dref["context"] = context
@@ -110,16 +154,32 @@ def map_referral(ctx: Ctx, rows: list[dict]) -> None:
     icd10 = ctx.ps["code_systems"]["icd10"]
     for pos, row in enumerate(rows, start=1):
         sr: dict = {"resourceType": "ServiceRequest", "id": ctx.rid("ServiceRequest", "XML13", pos)}
-        ids = [{"system": ctx.idsys(k), "value": row[f]} for k, f in
-               (("referral", "GIAY_CHUYEN_TUYEN"), ("referral_record", "SO_HOSO"), ("referral_register", "SO_CHUYENTUYEN"))
-               if row.get(f)]
+        ids = [
+            {"system": ctx.idsys(k), "value": row[f]}
+            for k, f in (
+                ("referral", "GIAY_CHUYEN_TUYEN"),
+                ("referral_record", "SO_HOSO"),
+                ("referral_register", "SO_CHUYENTUYEN"),
+            )
+            if row.get(f)
+        ]
         if ids:
             sr["identifier"] = ids
-        sr.update({"status": "active", "intent": "order",
-                   "category": [{"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}]}],
-                   "code": {"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}],
-                            "text": "Chuyển tuyến"},
-                   "subject": {"reference": ctx.patient_ref}, "encounter": {"reference": ctx.encounter_ref}})
+        sr.update(
+            {
+                "status": "active",
+                "intent": "order",
+                "category": [
+                    {"coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}]}
+                ],
+                "code": {
+                    "coding": [{"system": SNOMED, "code": "3457005", "display": "Patient referral"}],
+                    "text": "Chuyển tuyến",
+                },
+                "subject": {"reference": ctx.patient_ref},
+                "encounter": {"reference": ctx.encounter_ref},
+            }
+        )
         when = ctx.dt(row.get("NGAY_RA")) or ctx.dt(ctx.xml1.get("NGAY_RA"))
         if when:
             sr["authoredOn"] = when
@@ -135,17 +195,31 @@ def map_referral(ctx: Ctx, rows: list[dict]) -> None:
         if ctx.condition_refs:
             sr["reasonReference"] = ctx.condition_refs
         sr["supportingInfo"] = [{"reference": ctx.encounter_ref}]
-        notes = [f"{label}: {row[f]}" for f, label in (
-            ("DAU_HIEU_LS", "Dấu hiệu lâm sàng"), ("QT_BENHLY", "Quá trình bệnh lý"),
-            ("TOMTAT_KQ", "Tóm tắt kết quả"), ("PP_DIEUTRI", "Phương pháp điều trị"),
-            ("TEN_DICH_VU", "Dịch vụ đã dùng"), ("TEN_THUOC", "Thuốc đã dùng"),
-            ("HUONG_DIEU_TRI", "Hướng điều trị"), ("PHUONGTIEN_VC", "Phương tiện vận chuyển"),
-            ("HOTEN_NGUOI_HT", "Người hộ tống"), ("CHUCDANH_NGUOI_HT", "Chức danh người hộ tống")) if row.get(f)]
+        notes = [
+            f"{label}: {row[f]}"
+            for f, label in (
+                ("DAU_HIEU_LS", "Dấu hiệu lâm sàng"),
+                ("QT_BENHLY", "Quá trình bệnh lý"),
+                ("TOMTAT_KQ", "Tóm tắt kết quả"),
+                ("PP_DIEUTRI", "Phương pháp điều trị"),
+                ("TEN_DICH_VU", "Dịch vụ đã dùng"),
+                ("TEN_THUOC", "Thuốc đã dùng"),
+                ("HUONG_DIEU_TRI", "Hướng điều trị"),
+                ("PHUONGTIEN_VC", "Phương tiện vận chuyển"),
+                ("HOTEN_NGUOI_HT", "Người hộ tống"),
+                ("CHUCDANH_NGUOI_HT", "Chức danh người hộ tống"),
+            )
+            if row.get(f)
+        ]
         if notes:
             sr["note"] = [{"text": t} for t in notes]
         if row.get("MA_LYDO_CT"):
-            sr["extension"] = [{"url": ctx.ext("referral_reason"),
-                                "valueCodeableConcept": ctx.coded("ma_lydo_ct", row["MA_LYDO_CT"])}]
+            sr["extension"] = [
+                {
+                    "url": ctx.ext("referral_reason"),
+                    "valueCodeableConcept": ctx.coded("ma_lydo_ct", row["MA_LYDO_CT"]),
+                }
+            ]
         ctx.add(sr)
 
 
@@ -159,10 +233,12 @@ def map_reexam(ctx: Ctx, rows: list[dict]) -> None:
         end_dt = datetime.fromisoformat(start) + timedelta(minutes=minutes)
         appt: dict = {"resourceType": "Appointment", "id": ctx.rid("Appointment", "XML14", pos)}
         if row.get("SO_GIAYHEN_KL"):
-            appt["identifier"] = [{"system": ctx.idsys("appointment", row.get("MA_CSKCB")),
-                                   "value": row["SO_GIAYHEN_KL"]}]
-        appt.update({"status": "booked", "description": "Hẹn khám lại",
-                     "start": start, "end": end_dt.isoformat()})
+            appt["identifier"] = [
+                {"system": ctx.idsys("appointment", row.get("MA_CSKCB")), "value": row["SO_GIAYHEN_KL"]}
+            ]
+        appt.update(
+            {"status": "booked", "description": "Hẹn khám lại", "start": start, "end": end_dt.isoformat()}
+        )
         if ctx.date(row.get("NGAY_CT")):
             appt["created"] = ctx.date(row["NGAY_CT"])
         if ctx.condition_refs:
@@ -181,7 +257,13 @@ def map_reexam_dates(ctx: Ctx, row: dict) -> None:
         day = ctx.date(d)
         if not day:
             continue
-        ctx.add({"resourceType": "Appointment", "id": ctx.rid("Appointment", "XML1", d), "status": "proposed",
-                 "description": "Hẹn tái khám", "requestedPeriod": [{"start": day, "end": day}],
-                 "participant": [{"actor": {"reference": ctx.patient_ref}, "status": "needs-action"}]})
-
+        ctx.add(
+            {
+                "resourceType": "Appointment",
+                "id": ctx.rid("Appointment", "XML1", d),
+                "status": "proposed",
+                "description": "Hẹn tái khám",
+                "requestedPeriod": [{"start": day, "end": day}],
+                "participant": [{"actor": {"reference": ctx.patient_ref}, "status": "needs-action"}],
+            }
+        )

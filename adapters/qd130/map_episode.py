@@ -20,18 +20,46 @@ def map_patient(ctx: Ctx, row: dict) -> dict:
     """Patient of this facility (id from facility + MA_BN): identifiers, name, birth, address, extensions."""
     pid = deterministic_id("Patient", ctx.facility, row["MA_BN"])
     org = ctx.org()
-    idents = [{"use": "usual", "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
-               "system": f"{ctx.idsys('mrn')}/{ctx.facility}", "value": row["MA_BN"], "assigner": org}]
+    idents = [
+        {
+            "use": "usual",
+            "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
+            "system": f"{ctx.idsys('mrn')}/{ctx.facility}",
+            "value": row["MA_BN"],
+            "assigner": org,
+        }
+    ]
     cccd = row.get("SO_CCCD")
     if cccd:
-        kind, tcode = ("passport", "PPN") if not cccd.isdigit() else (("cccd", "NI") if len(cccd) == 12 else ("cmnd", "NI"))
-        idents.append({"use": "official", "type": {"coding": [{"system": V2_0203, "code": tcode}]},
-                       "system": ctx.idsys(kind), "value": cccd})
+        kind, tcode = (
+            ("passport", "PPN")
+            if not cccd.isdigit()
+            else (("cccd", "NI") if len(cccd) == 12 else ("cmnd", "NI"))
+        )
+        idents.append(
+            {
+                "use": "official",
+                "type": {"coding": [{"system": V2_0203, "code": tcode}]},
+                "system": ctx.idsys(kind),
+                "value": cccd,
+            }
+        )
     for card in _split(row.get("MA_THE_BHYT")):
-        idents.append({"use": "secondary", "type": {"coding": [{"system": V2_0203, "code": "SB"}]},
-                       "system": ctx.idsys("bhyt"), "value": card})
-    pat: dict = {"resourceType": "Patient", "id": pid, "identifier": idents, "active": True,
-                 "name": [human_name(row["HO_TEN"])]}
+        idents.append(
+            {
+                "use": "secondary",
+                "type": {"coding": [{"system": V2_0203, "code": "SB"}]},
+                "system": ctx.idsys("bhyt"),
+                "value": card,
+            }
+        )
+    pat: dict = {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": idents,
+        "active": True,
+        "name": [human_name(row["HO_TEN"])],
+    }
     phone = row.get("DIEN_THOAI")
     if phone:
         pat["telecom"] = [{"system": "phone", "value": phone}]
@@ -50,8 +78,14 @@ def map_patient(ctx: Ctx, row: dict) -> dict:
         pat["address"] = [addr]
     exts = []
     if row.get("MA_DANTOC"):
-        exts.append({"url": ctx.ext("ethnicity"), "valueCodeableConcept": {"coding": [
-            {"system": ctx.ps["code_systems"]["ethnicity"], "code": row["MA_DANTOC"]}]}})
+        exts.append(
+            {
+                "url": ctx.ext("ethnicity"),
+                "valueCodeableConcept": {
+                    "coding": [{"system": ctx.ps["code_systems"]["ethnicity"], "code": row["MA_DANTOC"]}]
+                },
+            }
+        )
     if row.get("MA_QUOCTICH"):
         cc = {"coding": [{"system": ctx.cs("nationality"), "code": row["MA_QUOCTICH"]}]}
         url = ctx.ext("nationality")
@@ -60,8 +94,14 @@ def map_patient(ctx: Ctx, row: dict) -> dict:
         else:
             exts.append({"url": url, "valueCodeableConcept": cc})
     if row.get("MA_NGHE_NGHIEP"):
-        exts.append({"url": ctx.ext("occupation"), "valueCodeableConcept": {"coding": [
-            {"system": ctx.cs("occupation"), "code": row["MA_NGHE_NGHIEP"]}]}})
+        exts.append(
+            {
+                "url": ctx.ext("occupation"),
+                "valueCodeableConcept": {
+                    "coding": [{"system": ctx.cs("occupation"), "code": row["MA_NGHE_NGHIEP"]}]
+                },
+            }
+        )
     if exts:
         pat["extension"] = exts
     pat["managingOrganization"] = org
@@ -81,13 +121,22 @@ def _address(ctx: Ctx, row: dict) -> dict | None:
         addr["text"] = text
     exts = ctx.ps.get("extensions", {})
     if "administrative_address" in exts:
-        sub = [{"url": {"province": "state"}.get(k, k), "valueCodeableConcept": {"coding": [
-            {"system": ctx.cs(k), "code": row[f]}]}} for k, f in parts if row.get(f)]
+        sub = [
+            {
+                "url": {"province": "state"}.get(k, k),
+                "valueCodeableConcept": {"coding": [{"system": ctx.cs(k), "code": row[f]}]},
+            }
+            for k, f in parts
+            if row.get(f)
+        ]
         if sub:
             addr["extension"] = [{"url": exts["administrative_address"], "extension": sub}]
     else:
-        sub = [{"url": ctx.ext(k), "valueCoding": {"system": ctx.cs(k), "code": row[f]}}
-               for k, f in parts if row.get(f)]
+        sub = [
+            {"url": ctx.ext(k), "valueCoding": {"system": ctx.cs(k), "code": row[f]}}
+            for k, f in parts
+            if row.get(f)
+        ]
         if sub:
             addr["extension"] = sub
     return addr
@@ -99,10 +148,15 @@ def map_coverages(ctx: Ctx, row: dict, patient: dict) -> list[dict]:
     dkbd, tu, den = _split(row.get("MA_DKBD")), _split(row.get("GT_THE_TU")), _split(row.get("GT_THE_DEN"))
     refs = []
     for i, card in enumerate(cards):
-        cov: dict = {"resourceType": "Coverage",
-                     "id": deterministic_id("Coverage", ctx.facility, row["MA_BN"], card),
-                     "identifier": [{"system": ctx.idsys("bhyt"), "value": card}],
-                     "status": "active", "subscriberId": card, "beneficiary": patient, "payor": [ctx.payor()]}
+        cov: dict = {
+            "resourceType": "Coverage",
+            "id": deterministic_id("Coverage", ctx.facility, row["MA_BN"], card),
+            "identifier": [{"system": ctx.idsys("bhyt"), "value": card}],
+            "status": "active",
+            "subscriberId": card,
+            "beneficiary": patient,
+            "payor": [ctx.payor()],
+        }
         period = {}
         if i < len(tu) and ctx.date(tu[i]):
             period["start"] = ctx.date(tu[i])
@@ -112,14 +166,34 @@ def map_coverages(ctx: Ctx, row: dict, patient: dict) -> list[dict]:
             cov["period"] = period
         if len(card) == 15 and card[:2].isalpha():
             cov["class"] = [
-                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class",
-                                      "code": "group"}]}, "value": card[:2]},
-                {"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class",
-                                      "code": "plan"}]}, "value": card[2]}]
+                {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/coverage-class",
+                                "code": "group",
+                            }
+                        ]
+                    },
+                    "value": card[:2],
+                },
+                {
+                    "type": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}
+                        ]
+                    },
+                    "value": card[2],
+                },
+            ]
         exts = []
         if i < len(dkbd):
-            exts.append({"url": ctx.ext("registered_facility"),
-                         "valueIdentifier": {"system": ctx.idsys("facility"), "value": dkbd[i]}})
+            exts.append(
+                {
+                    "url": ctx.ext("registered_facility"),
+                    "valueIdentifier": {"system": ctx.idsys("facility"), "value": dkbd[i]},
+                }
+            )
         if row.get("MA_KHUVUC"):
             exts.append({"url": ctx.ext("area"), "valueCode": row["MA_KHUVUC"]})
         if exts:
@@ -139,26 +213,62 @@ def map_conditions(ctx: Ctx, row: dict) -> list[tuple[dict, str, int]]:
         coding = [{"system": icd, "code": code}]
         if rank - 1 < len(yhct):
             coding.append({"system": ctx.cs("yhct"), "code": yhct[rank - 1]})
-        cond = {"resourceType": "Condition", "id": ctx.rid("Condition", "XML1", "dx", code),
-                "verificationStatus": {"coding": [{"system":
-                    "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}]},
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                          "code": "encounter-diagnosis"}]}],
-                "code": {"coding": coding},
-                "subject": {"reference": ctx.patient_ref}, "encounter": {"reference": ctx.encounter_ref}}
+        cond = {
+            "resourceType": "Condition",
+            "id": ctx.rid("Condition", "XML1", "dx", code),
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": "confirmed",
+                    }
+                ]
+            },
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                            "code": "encounter-diagnosis",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": coding},
+            "subject": {"reference": ctx.patient_ref},
+            "encounter": {"reference": ctx.encounter_ref},
+        }
         if rank == 1 and row.get("CHAN_DOAN_RV"):
             cond["code"]["text"] = row["CHAN_DOAN_RV"]
         if recorded:
             cond["recordedDate"] = recorded
         out.append((ctx.add(cond), "DD" if rank == 1 else "CM", rank))
     if row.get("CHAN_DOAN_VAO"):
-        cond = {"resourceType": "Condition", "id": ctx.rid("Condition", "XML1", "admission"),
-                "verificationStatus": {"coding": [{"system":
-                    "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "provisional"}]},
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                          "code": "encounter-diagnosis"}]}],
-                "code": {"text": row["CHAN_DOAN_VAO"]},
-                "subject": {"reference": ctx.patient_ref}, "encounter": {"reference": ctx.encounter_ref}}
+        cond = {
+            "resourceType": "Condition",
+            "id": ctx.rid("Condition", "XML1", "admission"),
+            "verificationStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                        "code": "provisional",
+                    }
+                ]
+            },
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                            "code": "encounter-diagnosis",
+                        }
+                    ]
+                }
+            ],
+            "code": {"text": row["CHAN_DOAN_VAO"]},
+            "subject": {"reference": ctx.patient_ref},
+            "encounter": {"reference": ctx.encounter_ref},
+        }
         if ctx.dt(row.get("NGAY_VAO")):
             cond["recordedDate"] = ctx.dt(row.get("NGAY_VAO"))
         out.append((ctx.add(cond), "AD", len(codes) + 1))
@@ -174,14 +284,24 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
     ctx.kcb = kcb
     cmap = ctx.code_map("ma_loai_kcb")
     target = cmap["codes"].get(kcb, cmap["default"])
-    enc: dict = {"resourceType": "Encounter", "id": ctx.encounter_ref.split("/")[1],
-                 "identifier": [{"use": "official", "system": ctx.idsys("episode"), "value": row["MA_LK"],
-                                 "assigner": ctx.org()}],
-                 "status": "finished" if row.get("NGAY_RA") else "in-progress",
-                 "class": {"system": ACT, "code": target["target"], "display": target["target_display"]}}
+    enc: dict = {
+        "resourceType": "Encounter",
+        "id": ctx.encounter_ref.split("/")[1],
+        "identifier": [
+            {"use": "official", "system": ctx.idsys("episode"), "value": row["MA_LK"], "assigner": ctx.org()}
+        ],
+        "status": "finished" if row.get("NGAY_RA") else "in-progress",
+        "class": {"system": ACT, "code": target["target"], "display": target["target_display"]},
+    }
     if row.get("MA_HSBA"):
-        enc["identifier"].append({"use": "secondary", "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
-                                  "system": ctx.idsys("hsba"), "value": row["MA_HSBA"]})
+        enc["identifier"].append(
+            {
+                "use": "secondary",
+                "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
+                "system": ctx.idsys("hsba"),
+                "value": row["MA_HSBA"],
+            }
+        )
     if kcb:
         enc["type"] = [ctx.coded("ma_loai_kcb", kcb)]
     enc["subject"] = {"reference": ctx.patient_ref}
@@ -197,13 +317,20 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
         # Arrival → inpatient admission order: the class changed during the episode.
         enc["classHistory"] = [
             {"class": {"system": ACT, "code": "AMB"}, "period": {"start": period["start"], "end": vnt}},
-            {"class": {"system": ACT, "code": target["target"]},
-             "period": {k: v for k, v in (("start", vnt), ("end", period.get("end"))) if v}}]
+            {
+                "class": {"system": ACT, "code": target["target"]},
+                "period": {k: v for k, v in (("start", vnt), ("end", period.get("end"))) if v},
+            },
+        ]
     days = row.get("SO_NGAY_DTRI")
     if days:
         try:
-            enc["length"] = {"value": to_number(days, ctx.vendor), "unit": "d",
-                             "system": "http://unitsofmeasure.org", "code": "d"}
+            enc["length"] = {
+                "value": to_number(days, ctx.vendor),
+                "unit": "d",
+                "system": "http://unitsofmeasure.org",
+                "code": "d",
+            }
         except ValueError:
             pass
     reasons = []
@@ -212,8 +339,9 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
     if row.get("LY_DO_VNT") or row.get("MA_LY_DO_VNT"):
         r: dict = {}
         if row.get("MA_LY_DO_VNT"):
-            r["coding"] = [{"system": ctx.ps["code_systems"]["qd130"] + "/ma-ly-do-vnt",
-                            "code": row["MA_LY_DO_VNT"]}]
+            r["coding"] = [
+                {"system": ctx.ps["code_systems"]["qd130"] + "/ma-ly-do-vnt", "code": row["MA_LY_DO_VNT"]}
+            ]
         if row.get("LY_DO_VNT"):
             r["text"] = row["LY_DO_VNT"]
         reasons.append(r)
@@ -221,13 +349,16 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
         enc["reasonCode"] = reasons
     if diagnoses:
         role = "http://terminology.hl7.org/CodeSystem/diagnosis-role"
-        enc["diagnosis"] = [{"condition": ref, "use": {"coding": [{"system": role, "code": use}]}, "rank": rank}
-                            for ref, use, rank in diagnoses]
+        enc["diagnosis"] = [
+            {"condition": ref, "use": {"coding": [{"system": role, "code": use}]}, "rank": rank}
+            for ref, use, rank in diagnoses
+        ]
     hosp: dict = {}
     if row.get("MA_NOI_DI"):
         hosp["origin"] = ctx.org(row["MA_NOI_DI"])
-        hosp["admitSource"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/admit-source",
-                                           "code": "hosp-trans"}]}
+        hosp["admitSource"] = {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/admit-source", "code": "hosp-trans"}]
+        }
     if row.get("MA_NOI_DEN"):
         hosp["destination"] = ctx.org(row["MA_NOI_DEN"])
     rv = row.get("MA_LOAI_RV")
@@ -235,29 +366,59 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
         cc = ctx.coded("ma_loai_rv", rv)
         t = ctx.code_map("ma_loai_rv")["codes"].get(rv)
         if t:
-            cc["coding"].append({"system": ctx.code_map("ma_loai_rv")["target"], "code": t["target"],
-                                 "display": t["target_display"]})
+            cc["coding"].append(
+                {
+                    "system": ctx.code_map("ma_loai_rv")["target"],
+                    "code": t["target"],
+                    "display": t["target_display"],
+                }
+            )
         hosp["dischargeDisposition"] = cc
     if hosp:
         enc["hospitalization"] = hosp
     if row.get("GIAY_CHUYEN_TUYEN") and row.get("MA_NOI_DI"):
         # The referral paper was issued by the sending facility: a logical reference to its ServiceRequest.
-        enc["basedOn"] = [{"type": "ServiceRequest", "identifier": {
-            "system": ctx.idsys("referral", row["MA_NOI_DI"]), "value": row["GIAY_CHUYEN_TUYEN"]}}]
+        enc["basedOn"] = [
+            {
+                "type": "ServiceRequest",
+                "identifier": {
+                    "system": ctx.idsys("referral", row["MA_NOI_DI"]),
+                    "value": row["GIAY_CHUYEN_TUYEN"],
+                },
+            }
+        ]
     locs = _split(row.get("MA_KHOA"))
     if locs:
         enc["location"] = [{"location": ctx.location(k), "status": "completed"} for k in locs]
     enc["serviceProvider"] = ctx.org()
     exts = []
     if row.get("KET_QUA_DTRI"):
-        exts.append({"url": ctx.ext("treatment_outcome"),
-                     "valueCodeableConcept": ctx.coded("ket_qua_dtri", row["KET_QUA_DTRI"])})
+        exts.append(
+            {
+                "url": ctx.ext("treatment_outcome"),
+                "valueCodeableConcept": ctx.coded("ket_qua_dtri", row["KET_QUA_DTRI"]),
+            }
+        )
     if row.get("MA_DOITUONG_KCB"):
-        exts.append({"url": ctx.ext("patient_category"), "valueCoding": {
-            "system": ctx.ps["code_systems"]["qd130"] + "/ma-doituong-kcb", "code": row["MA_DOITUONG_KCB"]}})
+        exts.append(
+            {
+                "url": ctx.ext("patient_category"),
+                "valueCoding": {
+                    "system": ctx.ps["code_systems"]["qd130"] + "/ma-doituong-kcb",
+                    "code": row["MA_DOITUONG_KCB"],
+                },
+            }
+        )
     if row.get("MA_TAI_NAN"):
-        exts.append({"url": ctx.ext("accident"), "valueCoding": {
-            "system": ctx.ps["code_systems"]["qd130"] + "/ma-tai-nan", "code": row["MA_TAI_NAN"]}})
+        exts.append(
+            {
+                "url": ctx.ext("accident"),
+                "valueCoding": {
+                    "system": ctx.ps["code_systems"]["qd130"] + "/ma-tai-nan",
+                    "code": row["MA_TAI_NAN"],
+                },
+            }
+        )
     if exts:
         enc["extension"] = exts
     return ctx.add(enc)
@@ -267,8 +428,11 @@ def map_xml1_observations(ctx: Ctx, row: dict) -> None:
     """Body weight (CAN_NANG, kg) and blood group (NHOM_MAU) as Observations."""
     when = ctx.dt(row.get("NGAY_VAO"))
     loinc = ctx.fx["loinc"]
-    base = {"status": "final", "subject": {"reference": ctx.patient_ref},
-            "encounter": {"reference": ctx.encounter_ref}}
+    base = {
+        "status": "final",
+        "subject": {"reference": ctx.patient_ref},
+        "encounter": {"reference": ctx.encounter_ref},
+    }
     if when:
         base["effectiveDateTime"] = when
     if row.get("CAN_NANG"):
@@ -277,16 +441,49 @@ def map_xml1_observations(ctx: Ctx, row: dict) -> None:
         except ValueError:
             kg = None
         if kg is not None and kg > 0:
-            ctx.add({"resourceType": "Observation", "id": ctx.rid("Observation", "XML1", "CAN_NANG"), **base,
-                     "category": [{"coding": [{"system":
-                         "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
-                     "code": {"coding": [{"system": loinc, "code": "29463-7", "display": "Body weight"}]},
-                     "valueQuantity": {"value": kg, "unit": "kg", "system": ctx.fx["ucum"], "code": "kg"}})
+            ctx.add(
+                {
+                    "resourceType": "Observation",
+                    "id": ctx.rid("Observation", "XML1", "CAN_NANG"),
+                    **base,
+                    "category": [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                    "code": "vital-signs",
+                                }
+                            ]
+                        }
+                    ],
+                    "code": {"coding": [{"system": loinc, "code": "29463-7", "display": "Body weight"}]},
+                    "valueQuantity": {"value": kg, "unit": "kg", "system": ctx.fx["ucum"], "code": "kg"},
+                }
+            )
     if row.get("NHOM_MAU"):
-        ctx.add({"resourceType": "Observation", "id": ctx.rid("Observation", "XML1", "NHOM_MAU"), **base,
-                 "category": [{"coding": [{"system":
-                     "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
-                 "code": {"coding": [{"system": loinc, "code": "882-1",
-                                      "display": "ABO and Rh group [Type] in Blood"}]},
-                 "valueCodeableConcept": {"coding": [{"system": ctx.cs("blood_group"), "code": row["NHOM_MAU"]}],
-                                          "text": row["NHOM_MAU"]}})
+        ctx.add(
+            {
+                "resourceType": "Observation",
+                "id": ctx.rid("Observation", "XML1", "NHOM_MAU"),
+                **base,
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "laboratory",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [
+                        {"system": loinc, "code": "882-1", "display": "ABO and Rh group [Type] in Blood"}
+                    ]
+                },
+                "valueCodeableConcept": {
+                    "coding": [{"system": ctx.cs("blood_group"), "code": row["NHOM_MAU"]}],
+                    "text": row["NHOM_MAU"],
+                },
+            }
+        )

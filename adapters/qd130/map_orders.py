@@ -8,8 +8,22 @@ from .context import Ctx
 from .values import to_number
 
 OBS_CAT = "http://terminology.hl7.org/CodeSystem/observation-category"
-_MONEY = ("DON_GIA", "DON_GIA_BV", "DON_GIA_BH", "THANH_TIEN_BV", "THANH_TIEN_BH", "T_TRANTT", "T_NGUONKHAC_NSNN",
-          "T_NGUONKHAC_VTNN", "T_NGUONKHAC_VTTN", "T_NGUONKHAC_CL", "T_NGUONKHAC", "T_BNTT", "T_BNCCT", "T_BHTT")
+_MONEY = (
+    "DON_GIA",
+    "DON_GIA_BV",
+    "DON_GIA_BH",
+    "THANH_TIEN_BV",
+    "THANH_TIEN_BH",
+    "T_TRANTT",
+    "T_NGUONKHAC_NSNN",
+    "T_NGUONKHAC_VTNN",
+    "T_NGUONKHAC_VTTN",
+    "T_NGUONKHAC_CL",
+    "T_NGUONKHAC",
+    "T_BNTT",
+    "T_BNCCT",
+    "T_BHTT",
+)
 _RATIO = ("TYLE_TT_BH", "TYLE_TT_DV", "MUC_HUONG")
 _CODES = ("PHAM_VI", "MA_PTTT", "NGUON_CTRA", "TT_THAU", "MA_NHOM", "GOI_VTYT", "MA_GIUONG", "VET_THUONG_TP")
 _CSST = re.compile(r"CSST<([^>]*)>")
@@ -56,12 +70,26 @@ def cost_extension(ctx: Ctx, row: dict) -> dict:
     return {"url": ctx.ext("cost"), "extension": sub}
 
 
-def _charge(ctx: Ctx, table: str, key: str, row: dict, code: dict, total_field: str,
-            service: list[dict] | None = None, product: dict | None = None) -> dict:
+def _charge(
+    ctx: Ctx,
+    table: str,
+    key: str,
+    row: dict,
+    code: dict,
+    total_field: str,
+    service: list[dict] | None = None,
+    product: dict | None = None,
+) -> dict:
     """ChargeItem for one billed row: code, quantity, total price and the payment split."""
-    ci: dict = {"resourceType": "ChargeItem", "id": ctx.rid("ChargeItem", table, key),
-                "extension": [cost_extension(ctx, row)], "status": "billable", "code": code,
-                "subject": {"reference": ctx.patient_ref}, "context": {"reference": ctx.encounter_ref}}
+    ci: dict = {
+        "resourceType": "ChargeItem",
+        "id": ctx.rid("ChargeItem", table, key),
+        "extension": [cost_extension(ctx, row)],
+        "status": "billable",
+        "code": code,
+        "subject": {"reference": ctx.patient_ref},
+        "context": {"reference": ctx.encounter_ref},
+    }
     when = ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL"))
     if when:
         ci["occurrenceDateTime"] = when
@@ -92,8 +120,11 @@ def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
         coding = {"system": ctx.cs("drug"), "code": row.get("MA_THUOC", "")}
         if row.get("TEN_THUOC"):
             coding["display"] = row["TEN_THUOC"]
-        med = {"coding": [coding] if row.get("MA_THUOC") else [],
-               "text": " ".join(x for x in (row.get("TEN_THUOC"), row.get("HAM_LUONG")) if x) or row.get("MA_THUOC", "")}
+        med = {
+            "coding": [coding] if row.get("MA_THUOC") else [],
+            "text": " ".join(x for x in (row.get("TEN_THUOC"), row.get("HAM_LUONG")) if x)
+            or row.get("MA_THUOC", ""),
+        }
         if not med["coding"]:
             del med["coding"]
         dosage: dict = {}
@@ -105,14 +136,21 @@ def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
             route = ctx.coded("duong_dung", row["DUONG_DUNG"])
             t = route_map["codes"].get(row["DUONG_DUNG"])
             if t:
-                route["coding"].append({"system": route_map["target"], "code": t["target"],
-                                        "display": t["target_display"]})
+                route["coding"].append(
+                    {"system": route_map["target"], "code": t["target"], "display": t["target_display"]}
+                )
             dosage["route"] = route
         subj = {"reference": ctx.patient_ref}
         enc = {"reference": ctx.encounter_ref}
-        mr: dict = {"resourceType": "MedicationRequest", "id": ctx.rid("MedicationRequest", "XML2", key),
-                    "status": "completed", "intent": "order", "medicationCodeableConcept": med,
-                    "subject": subj, "encounter": enc}
+        mr: dict = {
+            "resourceType": "MedicationRequest",
+            "id": ctx.rid("MedicationRequest", "XML2", key),
+            "status": "completed",
+            "intent": "order",
+            "medicationCodeableConcept": med,
+            "subject": subj,
+            "encounter": enc,
+        }
         if ctx.dt(row.get("NGAY_YL")):
             mr["authoredOn"] = ctx.dt(row["NGAY_YL"])
         doc = ctx.practitioner(row.get("MA_BAC_SI"))
@@ -123,16 +161,25 @@ def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
         if dosage:
             mr["dosageInstruction"] = [dosage]
         qty = _num(ctx, row.get("SO_LUONG"))
-        quantity = {"value": qty, "unit": row["DON_VI_TINH"]} if qty is not None and row.get("DON_VI_TINH") else (
-            {"value": qty} if qty is not None else None)
+        quantity = (
+            {"value": qty, "unit": row["DON_VI_TINH"]}
+            if qty is not None and row.get("DON_VI_TINH")
+            else ({"value": qty} if qty is not None else None)
+        )
         if quantity:
             mr["dispenseRequest"] = {"quantity": quantity}
         mr_ref = ctx.add(mr)
         when = ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL"))
         if outpatient:
-            md: dict = {"resourceType": "MedicationDispense", "id": ctx.rid("MedicationDispense", "XML2", key),
-                        "status": "completed", "medicationCodeableConcept": med, "subject": subj, "context": enc,
-                        "authorizingPrescription": [mr_ref]}
+            md: dict = {
+                "resourceType": "MedicationDispense",
+                "id": ctx.rid("MedicationDispense", "XML2", key),
+                "status": "completed",
+                "medicationCodeableConcept": med,
+                "subject": subj,
+                "context": enc,
+                "authorizingPrescription": [mr_ref],
+            }
             if quantity:
                 md["quantity"] = quantity
             if when:
@@ -141,9 +188,15 @@ def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
                 md["dosageInstruction"] = [dosage]
             given = ctx.add(md)
         else:
-            ma: dict = {"resourceType": "MedicationAdministration",
-                        "id": ctx.rid("MedicationAdministration", "XML2", key), "status": "completed",
-                        "medicationCodeableConcept": med, "subject": subj, "context": enc, "request": mr_ref}
+            ma: dict = {
+                "resourceType": "MedicationAdministration",
+                "id": ctx.rid("MedicationAdministration", "XML2", key),
+                "status": "completed",
+                "medicationCodeableConcept": med,
+                "subject": subj,
+                "context": enc,
+                "request": mr_ref,
+            }
             ma["effectiveDateTime"] = when or ctx.dt(ctx.xml1.get("NGAY_VAO")) or "1900"
             dose: dict = {}
             if row.get("LIEU_DUNG"):
@@ -177,23 +230,54 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
                 coding["display"] = row["TEN_VAT_TU"]
             code = {"coding": [coding], "text": row.get("TEN_VAT_TU") or row["MA_VAT_TU"]}
         else:
-            code = {"text": row.get("TEN_DICH_VU") or row.get("TEN_VAT_TU") or f"MA_NHOM {row.get('MA_NHOM', '?')}"}
+            code = {
+                "text": row.get("TEN_DICH_VU")
+                or row.get("TEN_VAT_TU")
+                or f"MA_NHOM {row.get('MA_NHOM', '?')}"
+            }
         subj = {"reference": ctx.patient_ref}
         enc = {"reference": ctx.encounter_ref}
-        reasons = [{"coding": [{"system": icd10, "code": c.strip()}]}
-                   for c in (row.get("MA_BENH") or "").split(";") if c.strip()]
+        reasons = [
+            {"coding": [{"system": icd10, "code": c.strip()}]}
+            for c in (row.get("MA_BENH") or "").split(";")
+            if c.strip()
+        ]
         service_refs = []
         for rtype in group.get("resources", []):
             if rtype == "ServiceRequest":
-                sr: dict = {"resourceType": "ServiceRequest", "id": ctx.rid("ServiceRequest", "XML3", key),
-                            "status": "completed", "intent": "order", "code": code, "subject": subj,
-                            "encounter": enc}
+                sr: dict = {
+                    "resourceType": "ServiceRequest",
+                    "id": ctx.rid("ServiceRequest", "XML3", key),
+                    "status": "completed",
+                    "intent": "order",
+                    "code": code,
+                    "subject": subj,
+                    "encounter": enc,
+                }
                 if group.get("category") == "laboratory":
-                    sr["category"] = [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
-                                                   "display": "Laboratory procedure"}]}]
+                    sr["category"] = [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://snomed.info/sct",
+                                    "code": "108252007",
+                                    "display": "Laboratory procedure",
+                                }
+                            ]
+                        }
+                    ]
                 elif group.get("category") == "imaging":
-                    sr["category"] = [{"coding": [{"system": "http://snomed.info/sct", "code": "363679005",
-                                                   "display": "Imaging"}]}]
+                    sr["category"] = [
+                        {
+                            "coding": [
+                                {
+                                    "system": "http://snomed.info/sct",
+                                    "code": "363679005",
+                                    "display": "Imaging",
+                                }
+                            ]
+                        }
+                    ]
                 if ctx.dt(row.get("NGAY_TH_YL")):
                     sr["occurrenceDateTime"] = ctx.dt(row["NGAY_TH_YL"])
                 if ctx.dt(row.get("NGAY_YL")):
@@ -201,14 +285,20 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
                 doc = ctx.practitioner(row.get("MA_BAC_SI"))
                 if doc:
                     sr["requester"] = doc
-                performers = [p for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";")) if p]
+                performers = [
+                    p
+                    for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";"))
+                    if p
+                ]
                 if performers:
                     sr["performer"] = performers
                 if reasons:
                     sr["reasonCode"] = reasons
                 ref = ctx.add(sr)
                 if row.get("MA_DICH_VU"):
-                    by_service.setdefault(row["MA_DICH_VU"], {"ref": ref, "row": row, "category": group.get("category")})
+                    by_service.setdefault(
+                        row["MA_DICH_VU"], {"ref": ref, "row": row, "category": group.get("category")}
+                    )
             elif rtype == "Procedure":
                 pcode = {"coding": list(code.get("coding", [])), "text": code["text"]}
                 for c in (row.get("MA_PTTT_QT") or "").split(";"):
@@ -216,21 +306,42 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
                         pcode["coding"].append({"system": icd9, "code": c.strip()})
                 if not pcode["coding"]:
                     del pcode["coding"]
-                pr: dict = {"resourceType": "Procedure", "id": ctx.rid("Procedure", "XML3", key),
-                            "status": "completed", "code": pcode, "subject": subj, "encounter": enc}
-                start, end = ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL")), ctx.dt(row.get("NGAY_KQ"))
+                pr: dict = {
+                    "resourceType": "Procedure",
+                    "id": ctx.rid("Procedure", "XML3", key),
+                    "status": "completed",
+                    "code": pcode,
+                    "subject": subj,
+                    "encounter": enc,
+                }
+                start, end = (
+                    ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL")),
+                    ctx.dt(row.get("NGAY_KQ")),
+                )
                 if start and end and end >= start:
                     pr["performedPeriod"] = {"start": start, "end": end}
                 elif start:
                     pr["performedDateTime"] = start
-                performers = [p for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";")) if p]
+                performers = [
+                    p
+                    for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";"))
+                    if p
+                ]
                 if performers:
                     pr["performer"] = [{"actor": p} for p in performers]
                 if reasons:
                     pr["reasonCode"] = reasons
                 if row.get("PP_VO_CAM"):
-                    pr["usedCode"] = [{"coding": [{"system": ctx.ps["code_systems"]["qd130"] + "/pp-vo-cam",
-                                                   "code": row["PP_VO_CAM"]}]}]
+                    pr["usedCode"] = [
+                        {
+                            "coding": [
+                                {
+                                    "system": ctx.ps["code_systems"]["qd130"] + "/pp-vo-cam",
+                                    "code": row["PP_VO_CAM"],
+                                }
+                            ]
+                        }
+                    ]
                 service_refs.append(ctx.add(pr))
         if row.get("MA_GIUONG") and row.get("MA_KHOA"):
             ctx.location(row["MA_KHOA"])
@@ -259,10 +370,15 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         if coding:
             code["coding"] = [coding]
         has_result = bool(row.get("GIA_TRI") or row.get("KET_LUAN") or row.get("MO_TA"))
-        obs: dict = {"resourceType": "Observation", "id": ctx.rid("Observation", "XML4", key),
-                     "status": "final" if has_result else "registered",
-                     "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}], "code": code,
-                     "subject": {"reference": ctx.patient_ref}, "encounter": {"reference": ctx.encounter_ref}}
+        obs: dict = {
+            "resourceType": "Observation",
+            "id": ctx.rid("Observation", "XML4", key),
+            "status": "final" if has_result else "registered",
+            "category": [{"coding": [{"system": OBS_CAT, "code": cat}]}],
+            "code": code,
+            "subject": {"reference": ctx.patient_ref},
+            "encounter": {"reference": ctx.encounter_ref},
+        }
         if order.get("ref"):
             obs["basedOn"] = [order["ref"]]
         when = ctx.dt(row.get("NGAY_KQ"))
@@ -302,12 +418,25 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
             code = {"coding": [c], "text": orow.get("TEN_DICH_VU") or svc}
         else:
             code = {"text": "Kết quả cận lâm sàng"}
-        dr: dict = {"resourceType": "DiagnosticReport", "id": ctx.rid("DiagnosticReport", "XML4", svc or "-"),
-                    "status": "final",
-                    "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                                              "code": {"laboratory": "LAB", "imaging": "RAD"}.get(cat, "OTH")}]}],
-                    "code": code, "subject": {"reference": ctx.patient_ref},
-                    "encounter": {"reference": ctx.encounter_ref}, "result": [r for r, _, _ in items]}
+        dr: dict = {
+            "resourceType": "DiagnosticReport",
+            "id": ctx.rid("DiagnosticReport", "XML4", svc or "-"),
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                            "code": {"laboratory": "LAB", "imaging": "RAD"}.get(cat, "OTH"),
+                        }
+                    ]
+                }
+            ],
+            "code": code,
+            "subject": {"reference": ctx.patient_ref},
+            "encounter": {"reference": ctx.encounter_ref},
+            "result": [r for r, _, _ in items],
+        }
         if order.get("ref"):
             dr["basedOn"] = [order["ref"]]
         times = sorted(w for _, _, w in items if w)
@@ -321,8 +450,14 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         texts = [r["MO_TA"] for r in descriptive if r.get("MO_TA")]
         if texts:
             from .context import b64
-            dr["presentedForm"] = [{"contentType": "text/plain; charset=utf-8", "data": b64("\n\n".join(texts)),
-                                    "title": "Mô tả"}]
+
+            dr["presentedForm"] = [
+                {
+                    "contentType": "text/plain; charset=utf-8",
+                    "data": b64("\n\n".join(texts)),
+                    "title": "Mô tả",
+                }
+            ]
         ctx.add(dr)
 
 
@@ -343,11 +478,16 @@ def map_progress(ctx: Ctx, rows: list[dict]) -> None:
                     continue
                 code, raw = tm.group(1), tm.group(2)
                 spec = vitals[code]
-                obs: dict = {"resourceType": "Observation", "id": ctx.rid("Observation", "XML5", key, code),
-                             "status": "final",
-                             "category": [{"coding": [{"system": OBS_CAT, "code": "vital-signs"}]}],
-                             "code": {"coding": [{"system": loinc, "code": spec["loinc"], "display": spec["display"]}]},
-                             **base}
+                obs: dict = {
+                    "resourceType": "Observation",
+                    "id": ctx.rid("Observation", "XML5", key, code),
+                    "status": "final",
+                    "category": [{"coding": [{"system": OBS_CAT, "code": "vital-signs"}]}],
+                    "code": {
+                        "coding": [{"system": loinc, "code": spec["loinc"], "display": spec["display"]}]
+                    },
+                    **base,
+                }
                 if when:
                     obs["effectiveDateTime"] = when
                 if code == "HA":
@@ -359,18 +499,39 @@ def map_progress(ctx: Ctx, rows: list[dict]) -> None:
                     except ValueError:
                         continue
                     obs["component"] = [
-                        {"code": {"coding": [{"system": loinc, "code": spec[k]["loinc"], "display": spec[k]["display"]}]},
-                         "valueQuantity": {"value": v, "unit": spec["unit"], "system": ucum, "code": spec["ucum"]}}
-                        for k, v in (("systolic", sys_v), ("diastolic", dia_v))]
+                        {
+                            "code": {
+                                "coding": [
+                                    {"system": loinc, "code": spec[k]["loinc"], "display": spec[k]["display"]}
+                                ]
+                            },
+                            "valueQuantity": {
+                                "value": v,
+                                "unit": spec["unit"],
+                                "system": ucum,
+                                "code": spec["ucum"],
+                            },
+                        }
+                        for k, v in (("systolic", sys_v), ("diastolic", dia_v))
+                    ]
                 else:
                     try:
                         v = to_number(raw)
                     except ValueError:
                         continue
-                    obs["valueQuantity"] = {"value": v, "unit": spec["unit"], "system": ucum, "code": spec["ucum"]}
+                    obs["valueQuantity"] = {
+                        "value": v,
+                        "unit": spec["unit"],
+                        "system": ucum,
+                        "code": spec["ucum"],
+                    }
                 found.append(ctx.add(obs))
-        ci: dict = {"resourceType": "ClinicalImpression", "id": ctx.rid("ClinicalImpression", "XML5", key),
-                    "status": "completed", **base}
+        ci: dict = {
+            "resourceType": "ClinicalImpression",
+            "id": ctx.rid("ClinicalImpression", "XML5", key),
+            "status": "completed",
+            **base,
+        }
         if text:
             ci["description"] = text
         if when:
@@ -379,9 +540,15 @@ def map_progress(ctx: Ctx, rows: list[dict]) -> None:
         doc = ctx.practitioner(row.get("NGUOI_THUC_HIEN"))
         if doc:
             ci["assessor"] = doc
-        notes = [f"{label}: {row[f]}" for f, label in (("GIAI_DOAN_BENH", "Giai đoạn bệnh"),
-                                                        ("HOI_CHAN", "Hội chẩn"), ("PHAU_THUAT", "Phẫu thuật"))
-                 if row.get(f)]
+        notes = [
+            f"{label}: {row[f]}"
+            for f, label in (
+                ("GIAI_DOAN_BENH", "Giai đoạn bệnh"),
+                ("HOI_CHAN", "Hội chẩn"),
+                ("PHAU_THUAT", "Phẫu thuật"),
+            )
+            if row.get(f)
+        ]
         if notes:
             ci["note"] = [{"text": t} for t in notes]
         if found:

@@ -8,8 +8,22 @@ from adapters.base import MappedRecord, ParseResult, RecordError, SourceRecord
 from adapters.ids import deterministic_id
 
 from .context import Ctx
-from .envelope import HosoData, decode_hoso, maybe_unwrap_base64, read_envelope, single_hoso_payload, tables_config
-from .map_docs import map_discharge_paper, map_reexam, map_reexam_dates, map_referral, map_sick_leave, map_summary
+from .envelope import (
+    HosoData,
+    decode_hoso,
+    maybe_unwrap_base64,
+    read_envelope,
+    single_hoso_payload,
+    tables_config,
+)
+from .map_docs import (
+    map_discharge_paper,
+    map_reexam,
+    map_reexam_dates,
+    map_referral,
+    map_sick_leave,
+    map_summary,
+)
 from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
 from .map_orders import map_drugs, map_progress, map_results, map_services
 from .validate import validate
@@ -63,8 +77,13 @@ class Qd130Adapter:
             result.errors.append(RecordError("DANHSACHHOSO", "no HOSO in the envelope"))
             return result
         if env.declared_count is not None and env.declared_count != len(env.hosos):
-            result.errors.append(RecordError("THONGTINHOSO/SOLUONGHOSO", f"declares {env.declared_count} HOSO, "
-                                             f"file holds {len(env.hosos)}", severity="warning"))
+            result.errors.append(
+                RecordError(
+                    "THONGTINHOSO/SOLUONGHOSO",
+                    f"declares {env.declared_count} HOSO, file holds {len(env.hosos)}",
+                    severity="warning",
+                )
+            )
         single = len(env.hosos) == 1
         for i, hoso in enumerate(env.hosos, start=1):
             data = decode_hoso(env, i, hoso, vendor)
@@ -73,8 +92,11 @@ class Qd130Adapter:
             for e in data.errors + data.warnings:
                 e.record_key = e.record_key or key
             rec_payload = payload if single else single_hoso_payload(env, hoso)
-            result.records.append(SourceRecord(key=key, payload=rec_payload, data=data,
-                                               meta={"vendor": vendor.name, "index": i}))
+            result.records.append(
+                SourceRecord(
+                    key=key, payload=rec_payload, data=data, meta={"vendor": vendor.name, "index": i}
+                )
+            )
         return result
 
     def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
@@ -91,19 +113,28 @@ class Qd130Adapter:
             vendor = get_vendor(None)
         facility = row1.get("MA_CSKCB") or data.facility or vendor.facility.get("code")
         if not facility:
-            return MappedRecord(record.key, None, [RecordError("XML1/TONG_HOP/MA_CSKCB",
-                                "no facility code (MA_CSKCB / MACSKCB)", record.key)], warnings)
+            return MappedRecord(
+                record.key,
+                None,
+                [RecordError("XML1/TONG_HOP/MA_CSKCB", "no facility code (MA_CSKCB / MACSKCB)", record.key)],
+                warnings,
+            )
         profile = options.get("profile_set") or os.environ.get("LIENTHONG_PROFILE_SET") or "hl7vn"
         try:
             bundle = build_bundle(data, facility, vendor, profile, warnings, record.key)
         except Exception as exc:  # a mapping bug must reject this record only, never the file
-            return MappedRecord(record.key, None, [RecordError("mapping", f"{type(exc).__name__}: {exc}",
-                                                               record.key)], warnings)
+            return MappedRecord(
+                record.key,
+                None,
+                [RecordError("mapping", f"{type(exc).__name__}: {exc}", record.key)],
+                warnings,
+            )
         return MappedRecord(record.key, bundle, [], warnings)
 
 
-def build_bundle(data: HosoData, facility: str, vendor: VendorProfile, profile: str,
-                 warnings: list[RecordError], key: str) -> dict:
+def build_bundle(
+    data: HosoData, facility: str, vendor: VendorProfile, profile: str, warnings: list[RecordError], key: str
+) -> dict:
     """Run the table mappers in dependency order (patient → encounter → conditions → rows → papers)."""
     row1 = data.tables["XML1"][0]
     ctx = Ctx(facility, row1["MA_LK"], vendor, profile)
@@ -138,6 +169,13 @@ def build_bundle(data: HosoData, facility: str, vendor: VendorProfile, profile: 
     spec = tables_config()["tables"]
     for loai, rows in t.items():
         if not spec[loai]["mapped"]:
-            warnings.append(RecordError(loai, f"{loai} ({len(rows)} record(s)) is not mapped to FHIR; kept in the "
-                                        "archived payload (inbox)", key, "warning"))
+            warnings.append(
+                RecordError(
+                    loai,
+                    f"{loai} ({len(rows)} record(s)) is not mapped to FHIR; kept in the "
+                    "archived payload (inbox)",
+                    key,
+                    "warning",
+                )
+            )
     return ctx.bundle()

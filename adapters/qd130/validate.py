@@ -47,8 +47,10 @@ def check_bhyt(value: str) -> str | None:
         return None
     if len(value) == 15 and _BHYT_LEGACY.match(value):
         return None
-    return ("must be 15 chars (2 letters + benefit digit 1-5 + 2-digit province + 10 digits), "
-            "10 digits (BHXH number) or 12 digits (CCCD)")
+    return (
+        "must be 15 chars (2 letters + benefit digit 1-5 + 2-digit province + 10 digits), "
+        "10 digits (BHXH number) or 12 digits (CCCD)"
+    )
 
 
 def _row_loc(loai: str, pos: int, n: int, record: str, fieldname: str) -> str:
@@ -83,11 +85,21 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
         for pos, row in enumerate(rows, start=1):
             for f in req_e:
                 if f not in row:
-                    err.append(RecordError(_row_loc(loai, pos, n, record, f), "mandatory field is empty or missing", key))
+                    err.append(
+                        RecordError(
+                            _row_loc(loai, pos, n, record, f), "mandatory field is empty or missing", key
+                        )
+                    )
             for f in req_w:
                 if f not in row:
-                    warn.append(RecordError(_row_loc(loai, pos, n, record, f), "mandatory field is empty or missing",
-                                            key, "warning"))
+                    warn.append(
+                        RecordError(
+                            _row_loc(loai, pos, n, record, f),
+                            "mandatory field is empty or missing",
+                            key,
+                            "warning",
+                        )
+                    )
             for f, kind in fmts.items():
                 v = row.get(f)
                 if v is None:
@@ -104,8 +116,13 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
                     msg = str(exc) if kind != "number" else f"{v!r} is not a number"
                     err.append(RecordError(_row_loc(loai, pos, n, record, f), msg, key))
             if loai != "XML1" and key and "MA_LK" in row and row["MA_LK"] != key:
-                err.append(RecordError(_row_loc(loai, pos, n, record, "MA_LK"),
-                                       f"MA_LK {row['MA_LK']!r} differs from XML1 MA_LK {key!r}", key))
+                err.append(
+                    RecordError(
+                        _row_loc(loai, pos, n, record, "MA_LK"),
+                        f"MA_LK {row['MA_LK']!r} differs from XML1 MA_LK {key!r}",
+                        key,
+                    )
+                )
 
     _check_xml1(row1, key, sev, err, warn)
 
@@ -120,7 +137,11 @@ def _check_xml1(row: dict, key: str | None, sev: dict, err: list, warn: list) ->
         if g in gender_map:
             gender = gender_map[g]["target"]
         else:
-            warn.append(RecordError(loc + "GIOI_TINH", f"{g!r} is not 1, 2 or 3; gender set to unknown", key, "warning"))
+            warn.append(
+                RecordError(
+                    loc + "GIOI_TINH", f"{g!r} is not 1, 2 or 3; gender set to unknown", key, "warning"
+                )
+            )
     birth_year = None
     b = row.get("NGAY_SINH")
     if b and b[:4].isdigit():
@@ -130,8 +151,11 @@ def _check_xml1(row: dict, key: str | None, sev: dict, err: list, warn: list) ->
         why = check_cccd(cccd, birth_year, gender)
         if why:
             target = err if sev.get("cccd_format", "error") == "error" else warn
-            target.append(RecordError(loc + "SO_CCCD", f"invalid CCCD: {why}", key,
-                                      "error" if target is err else "warning"))
+            target.append(
+                RecordError(
+                    loc + "SO_CCCD", f"invalid CCCD: {why}", key, "error" if target is err else "warning"
+                )
+            )
     cards = row.get("MA_THE_BHYT")
     if cards:
         for i, card in enumerate(cards.split(";"), start=1):
@@ -139,9 +163,14 @@ def _check_xml1(row: dict, key: str | None, sev: dict, err: list, warn: list) ->
             why = check_bhyt(card)
             if why:
                 target = err if sev.get("bhyt_format", "error") == "error" else warn
-                target.append(RecordError(loc + "MA_THE_BHYT" + (f"[{i}]" if ";" in cards else ""),
-                                          f"invalid BHYT card {card!r}: {why}", key,
-                                          "error" if target is err else "warning"))
+                target.append(
+                    RecordError(
+                        loc + "MA_THE_BHYT" + (f"[{i}]" if ";" in cards else ""),
+                        f"invalid BHYT card {card!r}: {why}",
+                        key,
+                        "error" if target is err else "warning",
+                    )
+                )
     vao, ra = row.get("NGAY_VAO"), row.get("NGAY_RA")
     if vao and ra and len(vao) == 12 and len(ra) == 12 and vao.isdigit() and ra.isdigit() and ra < vao:
         err.append(RecordError(loc + "NGAY_RA", f"NGAY_RA {ra} is before NGAY_VAO {vao}", key))

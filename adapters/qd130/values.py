@@ -22,7 +22,7 @@ def to_datetime(value: str, vendor: VendorProfile | None = None) -> str:
     if len(value) == 12 and value.isdigit():
         _check(int(value[:4]), int(value[4:6]), int(value[6:8]), int(value[8:10]), int(value[10:12]), value)
         return f"{value[:4]}-{value[4:6]}-{value[6:8]}T{value[8:10]}:{value[10:12]}:00{TZ}"
-    for fmt in (vendor.datetime_formats if vendor else ()):
+    for fmt in vendor.datetime_formats if vendor else ():
         try:
             dt = datetime.strptime(value, fmt)
         except ValueError:
@@ -36,7 +36,7 @@ def to_date(value: str, vendor: VendorProfile | None = None) -> str:
     if len(value) == 8 and value.isdigit():
         _check(int(value[:4]), int(value[4:6]), int(value[6:8]), value=value)
         return f"{value[:4]}-{value[4:6]}-{value[6:8]}"
-    for fmt in (vendor.date_formats if vendor else ()):
+    for fmt in vendor.date_formats if vendor else ():
         try:
             return datetime.strptime(value, fmt).strftime("%Y-%m-%d")
         except ValueError:

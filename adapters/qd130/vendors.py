@@ -34,7 +34,7 @@ class VendorProfile:
     @property
     def is_plain(self) -> bool:
         """True when no value rewriting is needed (fast path)."""
-        return (self.empty_values == frozenset({""}) and not self.code_maps and not self.defaults)
+        return self.empty_values == frozenset({""}) and not self.code_maps and not self.defaults
 
 
 def _from_dict(data: dict, source: str) -> VendorProfile:
@@ -46,8 +46,10 @@ def _from_dict(data: dict, source: str) -> VendorProfile:
         empty_values=frozenset(str(v) for v in (data.get("empty_values") or [""])) | {""},
         datetime_formats=tuple(data.get("datetime_formats") or ("%Y%m%d%H%M",)),
         date_formats=tuple(data.get("date_formats") or ("%Y%m%d",)),
-        code_maps={k: {str(a): str(b) for a, b in (v or {}).items()}
-                   for k, v in (data.get("code_maps") or {}).items()},
+        code_maps={
+            k: {str(a): str(b) for a, b in (v or {}).items()}
+            for k, v in (data.get("code_maps") or {}).items()
+        },
         defaults={k: str(v) for k, v in (data.get("defaults") or {}).items()},
         facility=dict(data.get("facility") or {}),
         detect=dict(data.get("detect") or {}),

@@ -35,7 +35,7 @@ def strip_bom(data: bytes) -> bytes:
     """Drop a UTF-8 byte-order mark and leading whitespace."""
     data = data.lstrip()
     while data.startswith(BOM):
-        data = data[len(BOM):].lstrip()
+        data = data[len(BOM) :].lstrip()
     return data
 
 
@@ -47,7 +47,7 @@ def _prolog(data: bytes) -> bytes:
         lt = data.find(b"<", pos)
         if lt < 0:
             return data
-        nxt = data[lt + 1:lt + 2]
+        nxt = data[lt + 1 : lt + 2]
         if nxt == b"?":
             end = data.find(b"?>", lt)
             pos = n if end < 0 else end + 2

@@ -24,8 +24,13 @@ log = logging.getLogger("lienthong.api")
 
 # Routers owned by optional components, mounted when present: (module, prefix-relative-to-base?).
 # Order matters: operation and search routes must win over the generic /{type}/{id} routes.
-_FHIR_ROUTERS = ("fhir_server.identity.api", "fhir_server.operations.everything", "fhir_server.operations.export",
-                 "fhir_server.operations.reports", "fhir_server.api.search")
+_FHIR_ROUTERS = (
+    "fhir_server.identity.api",
+    "fhir_server.operations.everything",
+    "fhir_server.operations.export",
+    "fhir_server.operations.reports",
+    "fhir_server.api.search",
+)
 _OTHER_ROUTERS = ("fhir_server.api.ingest", "fhir_server.ui.routes")
 
 
@@ -77,11 +82,15 @@ def _auth_config(settings: Settings) -> AuthConfig | None:
         raise ValueError(f"LIENTHONG_AUTH must be 'off' or 'jwt', not {settings.auth_mode!r}")
     algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip())
     if settings.jwt_public_key:
-        return AuthConfig(settings.jwt_public_key, tuple(a for a in algorithms if not a.startswith("HS")),
-                          settings.jwt_audience)
+        return AuthConfig(
+            settings.jwt_public_key,
+            tuple(a for a in algorithms if not a.startswith("HS")),
+            settings.jwt_audience,
+        )
     if settings.jwt_secret:
-        return AuthConfig(settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")),
-                          settings.jwt_audience)
+        return AuthConfig(
+            settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")), settings.jwt_audience
+        )
     raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
 
 
@@ -89,7 +98,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """Build the app over a store (opened from settings.database_url unless given)."""
     settings = settings or Settings.from_env()
     store = store or open_store(settings.database_url, pool_size=settings.pool_size)
-    app = FastAPI(title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json"
+    )
     app.state.settings = settings
     app.state.store = store
     app.state.search = store.search
@@ -98,19 +109,24 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.capability_bytes = None
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
-    requests_total = Counter("lienthong_http_requests_total", "HTTP requests", ["method", "status"],
-                             registry=registry)
-    latency = Histogram("lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry)
+    requests_total = Counter(
+        "lienthong_http_requests_total", "HTTP requests", ["method", "status"], registry=registry
+    )
+    latency = Histogram(
+        "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
+    )
 
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
 
     auth = _auth_config(settings)
     if auth is not None:
+
         @app.middleware("http")
         async def _authenticate(request: Request, call_next):
             try:
-                request.state.principal = authorize(request.headers, request.method, request.url.path,
-                                                    settings.base_path, auth)
+                request.state.principal = authorize(
+                    request.headers, request.method, request.url.path, settings.base_path, auth
+                )
             except FhirError as exc:
                 return error_response(exc)
             return await call_next(request)
@@ -132,7 +148,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def _unexpected(_request: Request, exc: Exception) -> Response:
         # Log the type and traceback, never the request body (patient data).
         log_failure(log, "unhandled error", exc)
-        return fhir_json(operation_outcome("fatal", "exception", f"Internal error ({type(exc).__name__})"), 500)
+        return fhir_json(
+            operation_outcome("fatal", "exception", f"Internal error ({type(exc).__name__})"), 500
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics_endpoint() -> Response:

@@ -16,7 +16,9 @@ async def read_bounded(request: Request) -> bytes:
     limit = request.app.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise FhirError.make(413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}")
+        raise FhirError.make(
+            413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -32,9 +34,14 @@ def check_media_type(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) ->
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype not in allowed:
         if ctype in ("application/fhir+xml", "application/xml", "text/xml"):
-            raise FhirError.make(415, "not-supported", "XML resources are not supported; send application/fhir+json")
-        raise FhirError.make(415, "not-supported",
-                             f"Unsupported Content-Type {ctype or '(none)'!r}; expected one of {', '.join(allowed)}")
+            raise FhirError.make(
+                415, "not-supported", "XML resources are not supported; send application/fhir+json"
+            )
+        raise FhirError.make(
+            415,
+            "not-supported",
+            f"Unsupported Content-Type {ctype or '(none)'!r}; expected one of {', '.join(allowed)}",
+        )
 
 
 async def json_body(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> object:

@@ -68,16 +68,29 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
         entry: dict = {"fullUrl": f"{base}/{url}"}
         if stored.content is not None:
             entry["resource"] = orjson.Fragment(stored.content)
-        entry["request"] = {"method": method, "url": url if method in ("PUT", "DELETE", "PATCH") else stored.res_type}
+        entry["request"] = {
+            "method": method,
+            "url": url if method in ("PUT", "DELETE", "PATCH") else stored.res_type,
+        }
         status = "201 Created" if stored.version == 1 else ("204 No Content" if stored.deleted else "200 OK")
-        entry["response"] = {"status": status, "etag": stored.etag, "lastModified": instant(stored.last_updated)}
+        entry["response"] = {
+            "status": status,
+            "etag": stored.etag,
+            "lastModified": instant(stored.last_updated),
+        }
         entries.append(entry)
     keep = [(k, v) for k, v in request.query_params.multi_items() if k != "_page"]
-    links = [{"relation": "self", "url": f"{base}/{path}" + (f"?{request.url.query}" if request.url.query else "")}]
+    links = [
+        {"relation": "self", "url": f"{base}/{path}" + (f"?{request.url.query}" if request.url.query else "")}
+    ]
     if more and rows:
         last_ts, last_hid = rows[-1][0].last_updated, rows[-1][2]
-        links.append({"relation": "next",
-                      "url": f"{base}/{path}?" + urlencode(keep + [("_page", f"{last_ts}-{last_hid}")])})
+        links.append(
+            {
+                "relation": "next",
+                "url": f"{base}/{path}?" + urlencode(keep + [("_page", f"{last_ts}-{last_hid}")]),
+            }
+        )
     bundle: dict = {"resourceType": "Bundle", "type": "history"}
     if after is None and not more:
         bundle["total"] = len(entries)

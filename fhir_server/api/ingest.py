@@ -25,7 +25,11 @@ _OPTION_PARAMS = ("vendor", "profile_set")
 
 def _json(data, status: int = 200) -> Response:
     """orjson response (handles bytes-free dicts quickly)."""
-    return Response(orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 def _status(result) -> int:
@@ -47,8 +51,15 @@ async def _ingest(request: Request, adapter: str | None) -> Response:
     options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
     client = request.client.host if request.client else "unknown"
     source = request.query_params.get("source") or f"http:{client}"
-    result = await run_in_threadpool(run_ingest, store, payload, source=source, adapter=adapter,
-                                     content_type=request.headers.get("content-type"), options=options)
+    result = await run_in_threadpool(
+        run_ingest,
+        store,
+        payload,
+        source=source,
+        adapter=adapter,
+        content_type=request.headers.get("content-type"),
+        options=options,
+    )
     return _json(result.as_dict(), _status(result))
 
 

@@ -11,8 +11,15 @@ from fhir_server.storage.store import StoredResource
 from fhir_server.timeutil import http_date
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
-_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "json", "*/*",
-               "application/*", "text/json")
+_JSON_TYPES = (
+    "application/fhir+json",
+    "application/json",
+    "application/json+fhir",
+    "json",
+    "*/*",
+    "application/*",
+    "text/json",
+)
 _XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml", "application/xml+fhir")
 
 
@@ -60,20 +67,25 @@ def check_accept(request: Request) -> None:
     types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
     if any(t.startswith(x) for t in types for x in _JSON_TYPES) or "" in types:
         return
-    raise FhirError.make(406, "not-supported", f"Cannot produce {accept!r}; this server speaks application/fhir+json")
+    raise FhirError.make(
+        406, "not-supported", f"Cannot produce {accept!r}; this server speaks application/fhir+json"
+    )
 
 
-def write_response(request: Request, stored: StoredResource | None, status: int,
-                   outcome: dict | None = None) -> Response:
+def write_response(
+    request: Request, stored: StoredResource | None, status: int, outcome: dict | None = None
+) -> Response:
     """Answer a write honouring `Prefer: return=minimal|representation|OperationOutcome`."""
     prefer = request.headers.get("prefer", "")
     headers = version_headers(stored, base_url(request), location=status == 201) if stored else {}
     if "return=minimal" in prefer:
         return Response(status_code=status, headers=headers)
     if "return=OperationOutcome" in prefer:
-        msg = outcome or operation_outcome("information", "informational",
-                                           f"{stored.res_type}/{stored.res_id} version {stored.version}"
-                                           if stored else "ok")
+        msg = outcome or operation_outcome(
+            "information",
+            "informational",
+            f"{stored.res_type}/{stored.res_id} version {stored.version}" if stored else "ok",
+        )
         return fhir_json(msg, status, headers)
     if stored is not None and stored.content is not None:
         return fhir_json(stored.content, status, headers)

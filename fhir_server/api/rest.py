@@ -73,7 +73,9 @@ async def conditional_update(request: Request, res_type: str) -> Response:
     if not query:
         raise FhirError.bad_request("PUT on a type needs search criteria (conditional update) or use Type/id")
     body = validate(await json_body(request), res_type)
-    return await _write(request, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match))
+    return await _write(
+        request, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match)
+    )
 
 
 @router.patch("/{res_type}/{res_id}")
@@ -97,7 +99,9 @@ async def delete(request: Request, res_type: str, res_id: str) -> Response:
     """delete (soft); idempotent."""
     check_type(res_type)
     if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(_store(request).run, lambda tx: ix.delete(tx, res_type, res_id, if_match))
+    result = await run_in_threadpool(
+        _store(request).run, lambda tx: ix.delete(tx, res_type, res_id, if_match)
+    )
     return fhir_json(result.outcome, 200)
 
 
@@ -108,5 +112,7 @@ async def conditional_delete(request: Request, res_type: str) -> Response:
     query = _criteria(request)
     if not query:
         raise FhirError.bad_request("DELETE on a type needs search criteria")
-    result = await run_in_threadpool(_store(request).run, lambda tx: ix.conditional_delete(tx, res_type, query))
+    result = await run_in_threadpool(
+        _store(request).run, lambda tx: ix.conditional_delete(tx, res_type, query)
+    )
     return fhir_json(result.outcome, 200)

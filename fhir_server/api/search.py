@@ -43,8 +43,15 @@ def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) 
     if res_type is not None and res_type not in engine.registry.resource_types:
         raise FhirError.not_found(f"unknown resource type {res_type!r}")
     with app_state.store.engine.connect() as conn:
-        return engine.search(conn, res_type, params, base_url(request), strict=_strict(request),
-                             default_count=settings.default_count, max_count=settings.max_count)
+        return engine.search(
+            conn,
+            res_type,
+            params,
+            base_url(request),
+            strict=_strict(request),
+            default_count=settings.default_count,
+            max_count=settings.max_count,
+        )
 
 
 def _query(request: Request) -> list[tuple[str, str]]:

@@ -16,8 +16,17 @@ from fhir_server.validation import r4_resource_types
 
 router = APIRouter()
 
-_TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create",
-                      "search-type"]
+_TYPE_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
 
 
 @router.post("")
@@ -57,8 +66,10 @@ def capability_statement(app) -> dict:
             "conditionalRead": "not-supported",
             "conditionalUpdate": True,
             "conditionalDelete": "single",
-            "searchParam": [{k: v for k, v in p.items() if k in ("name", "definition", "type", "documentation")}
-                            for p in search.capability(res_type)],
+            "searchParam": [
+                {k: v for k, v in p.items() if k in ("name", "definition", "type", "documentation")}
+                for p in search.capability(res_type)
+            ],
         }
         ops = [o for o in operations if o.get("type") in (None, res_type) and o.get("level") != "system"]
         if ops:

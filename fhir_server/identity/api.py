@@ -20,8 +20,13 @@ router = APIRouter()
 
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 # For the CapabilityStatement: the app may append these to app.state.operations.
-OPERATIONS = [{"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
-               "type": "Patient"}]
+OPERATIONS = [
+    {
+        "name": "match",
+        "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match",
+        "type": "Patient",
+    }
+]
 
 
 def _match_input(body: object) -> tuple[dict, bool, int | None]:
@@ -42,8 +47,9 @@ def _match_input(body: object) -> tuple[dict, bool, int | None]:
         elif name == "count":
             count = p.get("valueInteger")
             if not isinstance(count, int) or count < 1:
-                raise FhirError.bad_request("count must be a positive integer",
-                                            expression="Parameters.parameter")
+                raise FhirError.bad_request(
+                    "count must be a positive integer", expression="Parameters.parameter"
+                )
     if not isinstance(patient, dict) or patient.get("resourceType") != "Patient":
         raise FhirError.bad_request("Parameter 'resource' must hold a Patient", code="required")
     return patient, only_certain, count
@@ -57,12 +63,17 @@ async def patient_match(request: Request) -> Response:
     base = base_url(request)
     entries = []
     for r in results:
-        entries.append({
-            "fullUrl": f"{base}/Patient/{r.patient_id}",
-            "resource": r.resource,
-            "search": {"mode": "match", "score": r.probability,
-                       "extension": [{"url": MATCH_GRADE, "valueCode": r.grade}]},
-        })
+        entries.append(
+            {
+                "fullUrl": f"{base}/Patient/{r.patient_id}",
+                "resource": r.resource,
+                "search": {
+                    "mode": "match",
+                    "score": r.probability,
+                    "extension": [{"url": MATCH_GRADE, "valueCode": r.grade}],
+                },
+            }
+        )
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries}
     return fhir_json(bundle)
 

@@ -23,9 +23,11 @@ def register(app: typer.Typer) -> None:
     review = typer.Typer(help="Review queue of uncertain patient matches.", no_args_is_help=True)
 
     @app.command("link")
-    def link(all_: bool = typer.Option(False, "--all", help="Re-link every Patient in the store"),
-             patient: str = typer.Option(None, "--patient", help="Link one Patient id"),
-             db: str = _DB) -> None:
+    def link(
+        all_: bool = typer.Option(False, "--all", help="Re-link every Patient in the store"),
+        patient: str = typer.Option(None, "--patient", help="Link one Patient id"),
+        db: str = _DB,
+    ) -> None:
         """Link Patient records of the same person across hospitals."""
         from fhir_server.identity import service
 
@@ -37,29 +39,40 @@ def register(app: typer.Typer) -> None:
         console.print(result)
 
     @review.command("list")
-    def review_list(status: str = typer.Option("pending", help="pending | accepted | rejected"),
-                    limit: int = typer.Option(50), db: str = _DB) -> None:
+    def review_list(
+        status: str = typer.Option("pending", help="pending | accepted | rejected"),
+        limit: int = typer.Option(50),
+        db: str = _DB,
+    ) -> None:
         """Show queued pairs (ids, score and agreeing fields only: no names are printed)."""
         from fhir_server.identity import service
 
         table = Table("id", "patient A", "patient B", "score", "features", "reason")
         for item in service.review_list(_store(db), status, limit):
             feats = ", ".join(f"{k}={v}" for k, v in item["features"].items())
-            table.add_row(str(item["review_id"]), item["patient_a"], item["patient_b"],
-                          f"{item['score'] or 0:.1f}", feats, item.get("reason") or "")
+            table.add_row(
+                str(item["review_id"]),
+                item["patient_a"],
+                item["patient_b"],
+                f"{item['score'] or 0:.1f}",
+                feats,
+                item.get("reason") or "",
+            )
         console.print(table)
 
     @review.command("accept")
-    def review_accept(review_id: int, by: str = typer.Option(None, help="Reviewer name"),
-                      db: str = _DB) -> None:
+    def review_accept(
+        review_id: int, by: str = typer.Option(None, help="Reviewer name"), db: str = _DB
+    ) -> None:
         """Accept a queued pair (links the two Patients)."""
         from fhir_server.identity import service
 
         console.print(service.review_accept(_store(db), review_id, by))
 
     @review.command("reject")
-    def review_reject(review_id: int, by: str = typer.Option(None, help="Reviewer name"),
-                      db: str = _DB) -> None:
+    def review_reject(
+        review_id: int, by: str = typer.Option(None, help="Reviewer name"), db: str = _DB
+    ) -> None:
         """Reject a queued pair (they will not be linked automatically)."""
         from fhir_server.identity import service
 

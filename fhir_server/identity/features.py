@@ -189,6 +189,20 @@ def extract(patient: dict) -> PatientFeatures:
                 bhxh = bhxh or card.stable
     suspect = bool(cccd and cccd_problems(cccd, year, sex))
     return PatientFeatures(
-        id=patient.get("id", ""), family=family, given=given, last=last, year=year, month=month, day=day,
-        sex=sex, province=codes.get("province"), district=codes.get("district"), ward=codes.get("ward"),
-        phone=phone, cccd=cccd, bhxh=bhxh, cccd_suspect=suspect, other_ids=tuple(others))
+        id=patient.get("id", ""),
+        family=family,
+        given=given,
+        last=last,
+        year=year,
+        month=month,
+        day=day,
+        sex=sex,
+        province=codes.get("province"),
+        district=codes.get("district"),
+        ward=codes.get("ward"),
+        phone=phone,
+        cccd=cccd,
+        bhxh=bhxh,
+        cccd_suspect=suspect,
+        other_ids=tuple(others),
+    )

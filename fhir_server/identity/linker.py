@@ -98,8 +98,9 @@ class LinkResult:
     pairs_scored: int = 0
 
 
-def link_records(features: Sequence[PatientFeatures], matcher: Matcher,
-                 forbidden: Iterable[tuple[str, str]] = ()) -> LinkResult:
+def link_records(
+    features: Sequence[PatientFeatures], matcher: Matcher, forbidden: Iterable[tuple[str, str]] = ()
+) -> LinkResult:
     """Block, score and cluster a batch of records; `forbidden` pairs (rejected by a reviewer) never link."""
     blocked = {tuple(sorted(p)) for p in forbidden}
     result = LinkResult()

@@ -34,11 +34,12 @@ def probability(d: Decision, matcher: Matcher) -> float:
         return 1.0
     mid = (matcher.match_threshold + matcher.possible_threshold) / 2
     x = max(-60.0, min(60.0, (d.score - mid) / 2))
-    return round(1 / (1 + 2 ** -x), 4)
+    return round(1 / (1 + 2**-x), 4)
 
 
-def match_patient(store, patient: dict, only_certain: bool = False, count: int | None = None,
-                  matcher: Matcher | None = None) -> list[MatchResult]:
+def match_patient(
+    store, patient: dict, only_certain: bool = False, count: int | None = None, matcher: Matcher | None = None
+) -> list[MatchResult]:
     """Candidates for `patient` among stored, indexed Patients, best first (non-matches left out)."""
     matcher = matcher or default_matcher()
     me = extract(patient)

@@ -159,13 +159,20 @@ class Matcher:
     def family_frequency(self, folded: str) -> float:
         """Share of the population with this (folded) family name."""
         w = self.family_agree.get(folded)
-        return self.default_family_freq if w is None else self._family_m / 2 ** w
+        return self.default_family_freq if w is None else self._family_m / 2**w
 
     def levels(self, a: PatientFeatures, b: PatientFeatures) -> tuple[str | None, ...]:
         """Agreement level of every field (None where a value is missing on either side)."""
-        return (compare_family(a.family, b.family), compare_given(a, b), compare_birth(a, b),
-                _equal(a.sex, b.sex), compare_address(a, b), _equal(a.phone, b.phone),
-                _equal(a.cccd, b.cccd), _equal(a.bhxh, b.bhxh))
+        return (
+            compare_family(a.family, b.family),
+            compare_given(a, b),
+            compare_birth(a, b),
+            _equal(a.sex, b.sex),
+            compare_address(a, b),
+            _equal(a.phone, b.phone),
+            _equal(a.cccd, b.cccd),
+            _equal(a.bhxh, b.bhxh),
+        )
 
     def weight(self, fname: str, level: str | None, a: PatientFeatures) -> float:
         """log2(m/u) of one field level (0 when missing)."""
@@ -196,8 +203,9 @@ class Matcher:
             if conflict:
                 return Decision(POSSIBLE, "deterministic", total, levels, "identifiers conflict")
             if demo < self.min_demographic:
-                return Decision(POSSIBLE, "deterministic", total, levels,
-                                "shared identifier, demographics differ")
+                return Decision(
+                    POSSIBLE, "deterministic", total, levels, "shared identifier, demographics differ"
+                )
             return Decision(MATCH, "deterministic", total, levels, "shared identifier")
         if total >= self.match_threshold:
             if conflict:

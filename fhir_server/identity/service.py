@@ -29,7 +29,7 @@ _CHUNK = 500
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
     for i in range(0, len(items), size):
-        yield items[i:i + size]
+        yield items[i : i + size]
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:
@@ -41,8 +41,11 @@ def _load_patients(conn: Connection, ids: Iterable[str]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     r = resource.c
     for chunk in _chunks(sorted(set(ids))):
-        rows = conn.execute(select(r.res_id, r.content).where(and_(
-            r.res_type == "Patient", r.res_id.in_(chunk), r.deleted.is_(False))))
+        rows = conn.execute(
+            select(r.res_id, r.content).where(
+                and_(r.res_type == "Patient", r.res_id.in_(chunk), r.deleted.is_(False))
+            )
+        )
         for res_id, content in rows:
             if content:
                 out[res_id] = orjson.loads(content)
@@ -71,21 +74,33 @@ def _active_members(conn: Connection, patient_ids: Iterable[str]) -> dict[str, s
     lk = identity_link.c
     persons: set[str] = set()
     for chunk in _chunks(sorted(set(patient_ids))):
-        persons.update(p for (p,) in conn.execute(select(lk.person_id).where(and_(
-            lk.patient_id.in_(chunk), lk.status == "active"))))
+        persons.update(
+            p
+            for (p,) in conn.execute(
+                select(lk.person_id).where(and_(lk.patient_id.in_(chunk), lk.status == "active"))
+            )
+        )
     members: dict[str, str] = {}
     for chunk in _chunks(sorted(persons)):
-        for pid, person in conn.execute(select(lk.patient_id, lk.person_id).where(and_(
-                lk.person_id.in_(chunk), lk.status == "active"))):
+        for pid, person in conn.execute(
+            select(lk.patient_id, lk.person_id).where(and_(lk.person_id.in_(chunk), lk.status == "active"))
+        ):
             members[pid] = person
     return members
 
 
 def _person_resource(person_id: str, members: list[tuple[str, str]]) -> dict:
     """Person resource of a link set: one `link` per member Patient (sources stay untouched)."""
-    return {"resourceType": "Person", "id": person_id, "meta": {"tag": [LINK_SET_TAG]}, "active": True,
-            "link": [{"target": {"reference": f"Patient/{pid}"}, "assurance": ASSURANCE.get(method, "level2")}
-                     for pid, method in sorted(members)]}
+    return {
+        "resourceType": "Person",
+        "id": person_id,
+        "meta": {"tag": [LINK_SET_TAG]},
+        "active": True,
+        "link": [
+            {"target": {"reference": f"Patient/{pid}"}, "assurance": ASSURANCE.get(method, "level2")}
+            for pid, method in sorted(members)
+        ],
+    }
 
 
 def _write_persons(tx, person_ids: Iterable[str]) -> None:
@@ -94,8 +109,11 @@ def _write_persons(tx, person_ids: Iterable[str]) -> None:
     ids = sorted(set(person_ids))
     members: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for chunk in _chunks(ids):
-        for person, pid, method in tx.conn.execute(select(lk.person_id, lk.patient_id, lk.method).where(
-                and_(lk.person_id.in_(chunk), lk.status == "active"))):
+        for person, pid, method in tx.conn.execute(
+            select(lk.person_id, lk.patient_id, lk.method).where(
+                and_(lk.person_id.in_(chunk), lk.status == "active")
+            )
+        ):
             members[person].append((pid, method))
     now = now_us()
     for person in ids:
@@ -105,8 +123,11 @@ def _write_persons(tx, person_ids: Iterable[str]) -> None:
             continue
         if current:
             # A set of one is no link at all: retire the last membership too.
-            tx.conn.execute(update(identity_link).where(and_(
-                lk.person_id == person, lk.status == "active")).values(status="undone", updated_at=now))
+            tx.conn.execute(
+                update(identity_link)
+                .where(and_(lk.person_id == person, lk.status == "active"))
+                .values(status="undone", updated_at=now)
+            )
         tx.delete("Person", person)
 
 
@@ -154,13 +175,25 @@ def _apply_links(tx, edges: list[tuple[str, str, str, float | None]]) -> list[st
                 changed.add(old)
             else:
                 other, method, score = first_edge.get(pid, (None, "probabilistic", None))
-                inserts.append({"person_id": person_id, "patient_id": pid, "method": method, "score": score,
-                                "status": "active", "matched_to": other, "created_at": now,
-                                "updated_at": now})
+                inserts.append(
+                    {
+                        "person_id": person_id,
+                        "patient_id": pid,
+                        "method": method,
+                        "score": score,
+                        "status": "active",
+                        "matched_to": other,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
     for person_id, pids in moves.items():
         for chunk in _chunks(pids):
-            conn.execute(update(identity_link).where(and_(lk.patient_id.in_(chunk), lk.status == "active"))
-                         .values(person_id=person_id, updated_at=now))
+            conn.execute(
+                update(identity_link)
+                .where(and_(lk.patient_id.in_(chunk), lk.status == "active"))
+                .values(person_id=person_id, updated_at=now)
+            )
     for chunk in _chunks(inserts, 1000):
         conn.execute(insert(identity_link), chunk)
     _write_persons(tx, changed)
@@ -178,9 +211,19 @@ def _queue_reviews(conn: Connection, possibles: list[tuple[str, str, Decision]])
     for chunk in _chunks(firsts):
         have.update(conn.execute(select(rv.patient_a, rv.patient_b).where(rv.patient_a.in_(chunk))).all())
     now = now_us()
-    rows = [{"patient_a": a, "patient_b": b, "score": round(d.score, 3),
-             "features": orjson.dumps(d.features()).decode(), "reason": d.reason or None,
-             "status": "pending", "created_at": now} for (a, b), d in pairs.items() if (a, b) not in have]
+    rows = [
+        {
+            "patient_a": a,
+            "patient_b": b,
+            "score": round(d.score, 3),
+            "features": orjson.dumps(d.features()).decode(),
+            "reason": d.reason or None,
+            "status": "pending",
+            "created_at": now,
+        }
+        for (a, b), d in pairs.items()
+        if (a, b) not in have
+    ]
     for chunk in _chunks(rows, 1000):
         conn.execute(insert(identity_review), chunk)
     return len(rows)
@@ -240,13 +283,17 @@ def _candidates(conn: Connection, keys: list[str], patient_id: str, matcher: Mat
     ik = identity_key.c
     if not keys:
         return []
-    sizes = dict(conn.execute(select(ik.block_key, func.count()).where(ik.block_key.in_(keys))
-                              .group_by(ik.block_key)).all())
+    sizes = dict(
+        conn.execute(
+            select(ik.block_key, func.count()).where(ik.block_key.in_(keys)).group_by(ik.block_key)
+        ).all()
+    )
     usable = [k for k in keys if not _capped(k, sizes.get(k, 0), matcher)]
     if not usable:
         return []
-    rows = conn.execute(select(ik.patient_id).where(and_(ik.block_key.in_(usable),
-                                                         ik.patient_id != patient_id)))
+    rows = conn.execute(
+        select(ik.patient_id).where(and_(ik.block_key.in_(usable), ik.patient_id != patient_id))
+    )
     return sorted({pid for (pid,) in rows})
 
 
@@ -271,20 +318,30 @@ def link_all(store, matcher: Matcher | None = None) -> dict:
         edges = [(a, b, d.method, round(d.score, 3)) for a, b, d in result.matches]
         changed = _apply_links(tx, edges)
         queued = _queue_reviews(conn, result.possibles)
-    return {"patients": len(feats), "pairs_scored": result.pairs_scored, "links": len(edges),
-            "link_sets_changed": len(changed), "queued": queued}
+    return {
+        "patients": len(feats),
+        "pairs_scored": result.pairs_scored,
+        "links": len(edges),
+        "link_sets_changed": len(changed),
+        "queued": queued,
+    }
 
 
 def linked_patient_ids(store, patient_id: str) -> list[str]:
     """All Patient ids of the person `patient_id` belongs to (itself included), sorted."""
     lk = identity_link.c
     with store.engine.connect() as conn:
-        person = conn.execute(select(lk.person_id).where(and_(
-            lk.patient_id == patient_id, lk.status == "active"))).scalar()
+        person = conn.execute(
+            select(lk.person_id).where(and_(lk.patient_id == patient_id, lk.status == "active"))
+        ).scalar()
         if person is None:
             return [patient_id]
-        ids = {pid for (pid,) in conn.execute(select(lk.patient_id).where(and_(
-            lk.person_id == person, lk.status == "active")))}
+        ids = {
+            pid
+            for (pid,) in conn.execute(
+                select(lk.patient_id).where(and_(lk.person_id == person, lk.status == "active"))
+            )
+        }
     ids.add(patient_id)
     return sorted(ids)
 
@@ -293,16 +350,22 @@ def person_of(store, patient_id: str) -> str | None:
     """Id of the Person (link set) holding this Patient, if it is linked."""
     lk = identity_link.c
     with store.engine.connect() as conn:
-        return conn.execute(select(lk.person_id).where(and_(
-            lk.patient_id == patient_id, lk.status == "active"))).scalar()
+        return conn.execute(
+            select(lk.person_id).where(and_(lk.patient_id == patient_id, lk.status == "active"))
+        ).scalar()
 
 
 def review_list(store, status: str = "pending", limit: int = 100) -> list[dict]:
     """Review-queue rows with the given status, oldest first."""
     rv = identity_review.c
     with store.engine.connect() as conn:
-        rows = conn.execute(select(identity_review).where(rv.status == status)
-                            .order_by(rv.review_id).limit(limit)).mappings().all()
+        rows = (
+            conn.execute(
+                select(identity_review).where(rv.status == status).order_by(rv.review_id).limit(limit)
+            )
+            .mappings()
+            .all()
+        )
     return [_review_dict(r) for r in rows]
 
 
@@ -315,8 +378,11 @@ def _review_dict(row) -> dict:
 def review_get(store, review_id: int) -> dict | None:
     """One review-queue row."""
     with store.engine.connect() as conn:
-        row = conn.execute(select(identity_review).where(identity_review.c.review_id == review_id)
-                           ).mappings().first()
+        row = (
+            conn.execute(select(identity_review).where(identity_review.c.review_id == review_id))
+            .mappings()
+            .first()
+        )
     return _review_dict(row) if row else None
 
 
@@ -342,8 +408,11 @@ def _decide(conn: Connection, review_id: int, status: str, by: str | None) -> di
         raise KeyError(f"no review item {review_id}")
     if row["status"] != "pending":
         raise ValueError(f"review item {review_id} is already {row['status']}")
-    conn.execute(update(identity_review).where(rv.review_id == review_id).values(
-        status=status, decided_at=now_us(), decided_by=by))
+    conn.execute(
+        update(identity_review)
+        .where(rv.review_id == review_id)
+        .values(status=status, decided_at=now_us(), decided_by=by)
+    )
     return {str(k): row[k] for k in row.keys()}
 
 
@@ -352,22 +421,43 @@ def undo_link(store, patient_id: str, by: str | None = None) -> dict:
     lk, rv = identity_link.c, identity_review.c
     with store.begin() as tx:
         conn = tx.conn
-        person = conn.execute(select(lk.person_id).where(and_(
-            lk.patient_id == patient_id, lk.status == "active"))).scalar()
+        person = conn.execute(
+            select(lk.person_id).where(and_(lk.patient_id == patient_id, lk.status == "active"))
+        ).scalar()
         if person is None:
             return {"patient": patient_id, "person": None, "unlinked_from": []}
-        others = [p for (p,) in conn.execute(select(lk.patient_id).where(and_(
-            lk.person_id == person, lk.status == "active", lk.patient_id != patient_id)))]
+        others = [
+            p
+            for (p,) in conn.execute(
+                select(lk.patient_id).where(
+                    and_(lk.person_id == person, lk.status == "active", lk.patient_id != patient_id)
+                )
+            )
+        ]
         now = now_us()
-        conn.execute(update(identity_link).where(and_(lk.patient_id == patient_id, lk.status == "active"))
-                     .values(status="undone", updated_at=now))
+        conn.execute(
+            update(identity_link)
+            .where(and_(lk.patient_id == patient_id, lk.status == "active"))
+            .values(status="undone", updated_at=now)
+        )
         for other in others:
             a, b = _pair(patient_id, other)
-            done = conn.execute(update(identity_review).where(and_(rv.patient_a == a, rv.patient_b == b))
-                                .values(status="rejected", reason="unlinked", decided_at=now, decided_by=by))
+            done = conn.execute(
+                update(identity_review)
+                .where(and_(rv.patient_a == a, rv.patient_b == b))
+                .values(status="rejected", reason="unlinked", decided_at=now, decided_by=by)
+            )
             if done.rowcount == 0:
-                conn.execute(insert(identity_review).values(
-                    patient_a=a, patient_b=b, status="rejected", reason="unlinked", created_at=now,
-                    decided_at=now, decided_by=by))
+                conn.execute(
+                    insert(identity_review).values(
+                        patient_a=a,
+                        patient_b=b,
+                        status="rejected",
+                        reason="unlinked",
+                        created_at=now,
+                        decided_at=now,
+                        decided_by=by,
+                    )
+                )
         _write_persons(tx, [person])
     return {"patient": patient_id, "person": person, "unlinked_from": sorted(others)}

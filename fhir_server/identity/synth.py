@@ -95,8 +95,9 @@ def _weighted(rng: random.Random, pool: list) -> str:
 class Generator:
     """Seeded generator of people and their per-hospital Patient records."""
 
-    def __init__(self, seed: int = 130, noise: Noise | None = None, hospitals: int = 20,
-                 profile: str = "hl7vn"):
+    def __init__(
+        self, seed: int = 130, noise: Noise | None = None, hospitals: int = 20, profile: str = "hl7vn"
+    ):
         self.rng = random.Random(seed)
         self.noise = noise or Noise()
         self.ps = profile_set(profile)
@@ -131,9 +132,14 @@ class Generator:
         ward = f"{(int(province) * 12 + d) * 15 + w:05d}"
         return province, district, ward
 
-    def person(self, sex: str | None = None, family: str | None = None,
-               birth: tuple[int, int, int] | None = None,
-               home: tuple[str, str, str] | None = None, phone: str | None = None) -> Person:
+    def person(
+        self,
+        sex: str | None = None,
+        family: str | None = None,
+        birth: tuple[int, int, int] | None = None,
+        home: tuple[str, str, str] | None = None,
+        phone: str | None = None,
+    ) -> Person:
         """A new person; fixed attributes let callers build twins and parent/child pairs."""
         rng = self.rng
         self._n_person += 1
@@ -154,8 +160,9 @@ class Generator:
         bhxh = self._unique(lambda: f"{rng.choice(self.provinces)[1:]}{self._digits(8)}")
         phone = phone or self._unique(lambda: "0" + rng.choice("35789") + self._digits(8))
         home = home or self._address(birth_province if rng.random() < 0.7 else rng.choice(self.provinces))
-        return Person(f"person-{self._n_person:07d}", family, middle, given, sex, birth, cccd, bhxh, phone,
-                      *home)
+        return Person(
+            f"person-{self._n_person:07d}", family, middle, given, sex, birth, cccd, bhxh, phone, *home
+        )
 
     # -- one hospital's view of a person -----------------------------------------------------------
     def _typo(self, word: str) -> str:
@@ -165,10 +172,10 @@ class Generator:
         i = rng.randrange(1, len(word))
         op = rng.randrange(3)
         if op == 0:
-            return word[:i] + word[i + 1:]
+            return word[:i] + word[i + 1 :]
         if op == 1 and i < len(word) - 1:
-            return word[:i] + word[i + 1] + word[i] + word[i + 2:]
-        return word[:i] + rng.choice("aeiouhnt") + word[i + 1:]
+            return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        return word[:i] + rng.choice("aeiouhnt") + word[i + 1 :]
 
     def record(self, p: Person, facility: str) -> SynthPatient:
         """The Patient resource `facility` would send for person `p`, with noise applied."""
@@ -188,22 +195,45 @@ class Generator:
         self._next_mrn[facility] = self._next_mrn.get(facility, 0) + 1
         ma_bn = f"BN{self._next_mrn[facility]:08d}"
         org = {"reference": f"Organization/{deterministic_id('Organization', facility)}"}
-        idents: list[dict] = [{"use": "usual", "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
-                               "system": f"{sysm['mrn']}/{facility}", "value": ma_bn, "assigner": org}]
+        idents: list[dict] = [
+            {
+                "use": "usual",
+                "type": {"coding": [{"system": V2_0203, "code": "MR"}]},
+                "system": f"{sysm['mrn']}/{facility}",
+                "value": ma_bn,
+                "assigner": org,
+            }
+        ]
         if rng.random() >= nz.no_cccd:
             cccd = p.cccd
             if rng.random() < nz.cccd_typo:
                 i = rng.randrange(6, 12)
-                cccd = cccd[:i] + str((int(cccd[i]) + 1) % 10) + cccd[i + 1:]
-            idents.append({"use": "official", "type": {"coding": [{"system": V2_0203, "code": "NI"}]},
-                           "system": sysm["cccd"], "value": cccd})
+                cccd = cccd[:i] + str((int(cccd[i]) + 1) % 10) + cccd[i + 1 :]
+            idents.append(
+                {
+                    "use": "official",
+                    "type": {"coding": [{"system": V2_0203, "code": "NI"}]},
+                    "system": sysm["cccd"],
+                    "value": cccd,
+                }
+            )
         if rng.random() >= nz.no_bhyt:
-            idents.append({"use": "secondary", "type": {"coding": [{"system": V2_0203, "code": "SB"}]},
-                           "system": sysm["bhyt"], "value": self._card(p)})
-        pat: dict = {"resourceType": "Patient",
-                     "id": deterministic_id("Patient", facility, ma_bn),
-                     "meta": {"profile": [self.ps["profiles"]["Patient"]]},
-                     "identifier": idents, "active": True, "name": [human_name(full)]}
+            idents.append(
+                {
+                    "use": "secondary",
+                    "type": {"coding": [{"system": V2_0203, "code": "SB"}]},
+                    "system": sysm["bhyt"],
+                    "value": self._card(p),
+                }
+            )
+        pat: dict = {
+            "resourceType": "Patient",
+            "id": deterministic_id("Patient", facility, ma_bn),
+            "meta": {"profile": [self.ps["profiles"]["Patient"]]},
+            "identifier": idents,
+            "active": True,
+            "name": [human_name(full)],
+        }
         if rng.random() >= nz.no_phone:
             phone = p.phone
             if rng.random() < nz.phone_changed:
@@ -226,7 +256,7 @@ class Generator:
         if form < 0.30:
             return p.cccd
         # The prefix depends on the beneficiary group at the time of the visit; it changes over life.
-        seed = int(p.bhxh) if rng.random() >= self.noise.bhyt_group_change else rng.randrange(10 ** 6)
+        seed = int(p.bhxh) if rng.random() >= self.noise.bhyt_group_change else rng.randrange(10**6)
         group, level = self.pools["bhyt_groups"][seed % len(self.pools["bhyt_groups"])]
         return f"{group}{level}{p.bhxh[:2]}{p.bhxh}"
 
@@ -256,8 +286,10 @@ class Generator:
             province, district, ward = self._address(province)
         addr: dict = {"use": "home", "country": "VN", "text": f"Số {rng.randint(1, 300)}, xã {ward}"}
         if rng.random() >= nz.no_address_codes:
-            addr["extension"] = [{"url": ext[k], "valueCoding": {"code": v}} for k, v in
-                                 (("province", province[1:]), ("district", district), ("ward", ward))]
+            addr["extension"] = [
+                {"url": ext[k], "valueCoding": {"code": v}}
+                for k, v in (("province", province[1:]), ("district", district), ("ward", ward))
+            ]
         return addr
 
     # -- whole data sets -----------------------------------------------------------------------------
@@ -272,12 +304,25 @@ class Generator:
             r = rng.random()
             if r < twin_rate:
                 # Twin: same family, birth date, home and parent's phone; different given name and ids.
-                people.append(self.person(sex=rng.choice(("male", "female")), family=p.family, birth=p.birth,
-                                          home=(p.province, p.district, p.ward), phone=p.phone))
+                people.append(
+                    self.person(
+                        sex=rng.choice(("male", "female")),
+                        family=p.family,
+                        birth=p.birth,
+                        home=(p.province, p.district, p.ward),
+                        phone=p.phone,
+                    )
+                )
             elif r < twin_rate + family_rate:
                 y = min(p.birth[0] + rng.randint(20, 40), 2024)
-                people.append(self.person(family=p.family, birth=(y, rng.randint(1, 12), rng.randint(1, 28)),
-                                          home=(p.province, p.district, p.ward), phone=p.phone))
+                people.append(
+                    self.person(
+                        family=p.family,
+                        birth=(y, rng.randint(1, 12), rng.randint(1, 28)),
+                        home=(p.province, p.district, p.ward),
+                        phone=p.phone,
+                    )
+                )
         for p in people:
             k = rng.choices((1, 2, 3, 4, 5), (60, 25, 10, 3, 2))[0]
             for facility in rng.sample(self.facilities, k):

@@ -19,8 +19,9 @@ from fhir_server.identity.scorer import FIELDS, MATCH, default_matcher
 from fhir_server.identity.synth import generate
 
 
-def estimate(n_records: int = 20000, seed: int = 11,
-             random_pairs: int = 200000) -> dict[str, dict[str, tuple]]:
+def estimate(
+    n_records: int = 20000, seed: int = 11, random_pairs: int = 200000
+) -> dict[str, dict[str, tuple]]:
     """Field -> level -> (m estimate, u estimate) from same-person pairs and random different-person pairs."""
     ds = generate(n_records, seed=seed)
     feats = [extract(r.resource) for r in ds.records]

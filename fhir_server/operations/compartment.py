@@ -46,5 +46,12 @@ def care_date_pairs() -> tuple[tuple[str, str], ...]:
 # Resources a record needs to be read (who, where, what drug) though they are not about the patient.
 # Encounters are not here: they are in the compartment themselves (Encounter.patient) and so obey
 # start/end by their own period rather than sneaking back in through a referencing resource.
-SUPPORT_TYPES: tuple[str, ...] = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication",
-                                  "Device", "HealthcareService")
+SUPPORT_TYPES: tuple[str, ...] = (
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Location",
+    "Medication",
+    "Device",
+    "HealthcareService",
+)

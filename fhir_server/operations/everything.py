@@ -108,8 +108,10 @@ def _pairs_condition(table, pairs: tuple[tuple[str, str], ...]) -> ColumnElement
             raise ValueError(f"unexpected compartment entry {res_type}.{param}")
         by_param[param].append(res_type)
     alias = table.name
-    branches = [f"({alias}.param = '{p}' AND {alias}.res_type IN ({', '.join(repr(t) for t in sorted(ts))}))"
-                for p, ts in sorted(by_param.items())]
+    branches = [
+        f"({alias}.param = '{p}' AND {alias}.res_type IN ({', '.join(repr(t) for t in sorted(ts))}))"
+        for p, ts in sorted(by_param.items())
+    ]
     return text("(" + " OR ".join(branches) + ")")
 
 
@@ -132,11 +134,17 @@ def _statement(shape: _Shape):
     ref = sp_reference.alias("ref")
     ids = bindparam("ids", expanding=True)
     patients = select(r.c.rid.label("rid"), literal(KIND_PATIENT).label("kind")).where(
-        r.c.res_type == "Patient", r.c.res_id.in_(ids), r.c.deleted == false())
-    comp_where = (ref.c.target_type == "Patient", ref.c.target_id.in_(ids),
-                  _pairs_condition(ref, compartment_pairs()))
+        r.c.res_type == "Patient", r.c.res_id.in_(ids), r.c.deleted == false()
+    )
+    comp_where = (
+        ref.c.target_type == "Patient",
+        ref.c.target_id.in_(ids),
+        _pairs_condition(ref, compartment_pairs()),
+    )
     if not (shape.start or shape.end):
-        compartment = select(ref.c.rid.label("rid"), literal(KIND_COMPARTMENT).label("kind")).where(*comp_where)
+        compartment = select(ref.c.rid.label("rid"), literal(KIND_COMPARTMENT).label("kind")).where(
+            *comp_where
+        )
     else:
         comp = union(select(ref.c.rid.label("rid")).where(*comp_where)).subquery("comp_all")
         d = sp_date.alias("d")
@@ -144,17 +152,26 @@ def _statement(shape: _Shape):
         overlap = [d.c.hi >= bindparam("start")] if shape.start else []
         overlap += [d.c.lo <= bindparam("end")] if shape.end else []
         # Resources without any care date stay in: a diagnosis with no date is still the patient's.
-        keep = or_(~exists().where(d.c.rid == comp.c.rid, dated),
-                   exists().where(d.c.rid == comp.c.rid, dated, *overlap))
+        keep = or_(
+            ~exists().where(d.c.rid == comp.c.rid, dated),
+            exists().where(d.c.rid == comp.c.rid, dated, *overlap),
+        )
         compartment = select(comp.c.rid, literal(KIND_COMPARTMENT).label("kind")).where(keep)
     base = union_all(patients, compartment).cte("base")
     # Distinct targets first: hundreds of rows point at the same few Practitioners and Organizations.
     ref2 = sp_reference.alias("ref2")
-    targets = select(ref2.c.target_type, ref2.c.target_id).where(
-        ref2.c.rid.in_(select(base.c.rid)), ref2.c.target_type.in_(SUPPORT_TYPES)).distinct().subquery("targets")
+    targets = (
+        select(ref2.c.target_type, ref2.c.target_id)
+        .where(ref2.c.rid.in_(select(base.c.rid)), ref2.c.target_type.in_(SUPPORT_TYPES))
+        .distinct()
+        .subquery("targets")
+    )
     target = resource.alias("target")
     support = select(target.c.rid.label("rid"), literal(KIND_SUPPORT).label("kind")).select_from(
-        targets.join(target, and_(target.c.res_type == targets.c.target_type, target.c.res_id == targets.c.target_id)))
+        targets.join(
+            target, and_(target.c.res_type == targets.c.target_type, target.c.res_id == targets.c.target_id)
+        )
+    )
     every = union_all(select(base.c.rid, base.c.kind), support).subquery("every")
     agg = select(every.c.rid, func.min(every.c.kind).label("kind")).group_by(every.c.rid).subquery("agg")
     conds: list[ColumnElement] = [r.c.deleted == false()]
@@ -162,11 +179,16 @@ def _statement(shape: _Shape):
         conds.append(r.c.res_type.in_(bindparam("types", expanding=True)))
     if shape.since:
         conds.append(or_(agg.c.kind == KIND_PATIENT, r.c.last_updated >= bindparam("since")))
-    ranked = select(agg.c.kind, r.c.rid, r.c.res_type, r.c.res_id, func.count().over().label("total")).select_from(
-        agg.join(r, r.c.rid == agg.c.rid)).where(*conds).subquery("ranked")
+    ranked = (
+        select(agg.c.kind, r.c.rid, r.c.res_type, r.c.res_id, func.count().over().label("total"))
+        .select_from(agg.join(r, r.c.rid == agg.c.rid))
+        .where(*conds)
+        .subquery("ranked")
+    )
     body = resource.alias("body")
-    stmt = select(ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, body.c.content,
-                  ranked.c.total).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
+    stmt = select(
+        ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, body.c.content, ranked.c.total
+    ).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
     if shape.after:
         kind, rid = bindparam("after_kind"), bindparam("after_rid")
         stmt = stmt.where(or_(ranked.c.kind > kind, and_(ranked.c.kind == kind, ranked.c.rid > rid)))
@@ -178,8 +200,14 @@ def _statement(shape: _Shape):
 
 def statement_and_params(ids: list[str], q: Query) -> tuple[object, dict]:
     """The (cached) statement for this query's shape and its bind values."""
-    shape = _Shape(q.start is not None, q.end is not None, q.types is not None, q.since is not None,
-                   q.after is not None, q.count is not None)
+    shape = _Shape(
+        q.start is not None,
+        q.end is not None,
+        q.types is not None,
+        q.since is not None,
+        q.after is not None,
+        q.count is not None,
+    )
     params: dict = {"ids": ids}
     if shape.start:
         params["start"] = q.start
@@ -212,12 +240,14 @@ def everything(store, patient_id: str, q: Query | None = None) -> Result:
             raise FhirError.gone(f"Patient/{patient_id} was deleted")
         if q.count == 0:
             stmt, params = statement_and_params(ids, Query(q.start, q.end, q.types, q.since, None, None))
-            result.total = conn.execute(select(func.count()).select_from(stmt.subquery()), params).scalar_one()
+            result.total = conn.execute(
+                select(func.count()).select_from(stmt.subquery()), params
+            ).scalar_one()
             return result
         stmt, params = statement_and_params(ids, q)
         rows = conn.execute(stmt, params).all()
     if q.count is not None and len(rows) > q.count:
-        rows = rows[:q.count]
+        rows = rows[: q.count]
         result.next_after = (rows[-1].kind, rows[-1].rid)
     result.rows = [Row(x.kind, x.rid, x.res_type, x.res_id, x.content) for x in rows]
     if rows:
@@ -240,8 +270,9 @@ def parse_query(params: list[tuple[str, str]], default_count: int, max_count: in
     types: list[str] = []
     for name, value in params:
         if name not in _PARAMS:
-            raise FhirError.bad_request(f"Unknown $everything parameter {name!r}", code="not-supported",
-                                        expression=name)
+            raise FhirError.bad_request(
+                f"Unknown $everything parameter {name!r}", code="not-supported", expression=name
+            )
         if name in seen and name != "_type":
             raise FhirError.bad_request(f"Parameter {name} given more than once", expression=name)
         seen.add(name)
@@ -258,7 +289,9 @@ def parse_query(params: list[tuple[str, str]], default_count: int, max_count: in
             types += [t.strip() for t in value.split(",") if t.strip()]
         elif name == "_count":
             if not value.strip().isdigit():
-                raise FhirError.bad_request(f"_count must be a non-negative integer, not {value!r}", expression=name)
+                raise FhirError.bad_request(
+                    f"_count must be a non-negative integer, not {value!r}", expression=name
+                )
             q.count = min(int(value), max_count)
         elif name == "_page_token":
             values, rid, _direction = decode_token(value)
@@ -272,16 +305,28 @@ def parse_query(params: list[tuple[str, str]], default_count: int, max_count: in
     if "_type" in seen:
         unknown = [t for t in types if t not in r4_resource_types()]
         if unknown or not types:
-            raise FhirError.bad_request(f"Unknown resource type(s) in _type: {', '.join(unknown) or '(empty)'}",
-                                        expression="_type")
+            raise FhirError.bad_request(
+                f"Unknown resource type(s) in _type: {', '.join(unknown) or '(empty)'}", expression="_type"
+            )
         q.types = tuple(sorted(set(types)))
     if q.start is not None and q.end is not None and q.start > q.end:
         raise FhirError.bad_request("start is after end", expression="start")
     return q
 
 
-_VALUE_KEYS = ("valueDate", "valueDateTime", "valueInstant", "valueCode", "valueString", "valueInteger",
-               "valueUnsignedInt", "valuePositiveInt", "valueBoolean", "valueReference", "valueId")
+_VALUE_KEYS = (
+    "valueDate",
+    "valueDateTime",
+    "valueInstant",
+    "valueCode",
+    "valueString",
+    "valueInteger",
+    "valueUnsignedInt",
+    "valuePositiveInt",
+    "valueBoolean",
+    "valueReference",
+    "valueId",
+)
 
 
 def parameters_to_pairs(body: object) -> list[tuple[str, str]]:
@@ -293,8 +338,11 @@ def parameters_to_pairs(body: object) -> list[tuple[str, str]]:
         name = p.get("name") if isinstance(p, dict) else None
         value = next((p[k] for k in _VALUE_KEYS if k in p), None) if name else None
         if name is None or value is None:
-            raise FhirError.bad_request("Every parameter needs a name and a primitive value", code="structure",
-                                        expression="Parameters.parameter")
+            raise FhirError.bad_request(
+                "Every parameter needs a name and a primitive value",
+                code="structure",
+                expression="Parameters.parameter",
+            )
         if isinstance(value, dict):
             value = value.get("reference", "")
         elif isinstance(value, bool):
@@ -312,10 +360,23 @@ def bundle_bytes(result: Result, base: str, patient_id: str, params: list[tuple[
     if result.next_after is not None:
         token = encode_token([result.next_after[0]], result.next_after[1], "n")
         links.append({"relation": "next", "url": f"{path}?{urlencode(kept + [('_page_token', token)])}"})
-    entries = [{"fullUrl": f"{base}/{row.res_type}/{row.res_id}", "resource": orjson.Fragment(row.content),
-                "search": {"mode": "include" if row.kind == KIND_SUPPORT else "match"}} for row in result.rows]
-    bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": instant(now_us())},
-              "type": "searchset", "total": result.total, "link": links, "entry": entries}
+    entries = [
+        {
+            "fullUrl": f"{base}/{row.res_type}/{row.res_id}",
+            "resource": orjson.Fragment(row.content),
+            "search": {"mode": "include" if row.kind == KIND_SUPPORT else "match"},
+        }
+        for row in result.rows
+    ]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid4()),
+        "meta": {"lastUpdated": instant(now_us())},
+        "type": "searchset",
+        "total": result.total,
+        "link": links,
+        "entry": entries,
+    }
     if not entries:
         del bundle["entry"]
     return orjson.dumps(bundle)
@@ -340,7 +401,10 @@ def _patient_param(params: list[tuple[str, str]]) -> tuple[str, list[tuple[str, 
     if len(refs) != 1 or not refs[0].strip():
         raise FhirError.bad_request(
             "Patient/$everything at type level needs exactly one 'patient' parameter (Patient/<id>); "
-            "use Patient/<id>/$everything, or $export for many patients", code="required", expression="patient")
+            "use Patient/<id>/$everything, or $export for many patients",
+            code="required",
+            expression="patient",
+        )
     ref = refs[0].strip().rstrip("/")
     return ref.rsplit("/", 1)[-1], rest
 

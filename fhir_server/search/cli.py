@@ -24,9 +24,12 @@ def reindex(store, res_type: str | None = None, progress=None) -> int:
     done, last = 0, -1
     while True:
         with store.engine.connect().execution_options(write=True) as conn, conn.begin():
-            rows = conn.execute(select(resource.c.rid, resource.c.res_type, resource.c.content)
-                                .where(and_(*cond, resource.c.rid > last)).order_by(resource.c.rid)
-                                .limit(BATCH)).all()
+            rows = conn.execute(
+                select(resource.c.rid, resource.c.res_type, resource.c.content)
+                .where(and_(*cond, resource.c.rid > last))
+                .order_by(resource.c.rid)
+                .limit(BATCH)
+            ).all()
             if not rows:
                 break
             rids = [r.rid for r in rows]

@@ -27,8 +27,11 @@ _MODIFIERS = {
     "string": {"exact", "contains", "missing"},
     "token": {"not", "text", "missing", "of-type", "in", "not-in", "above", "below"},
     "reference": {"missing", "identifier"},
-    "date": {"missing"}, "number": {"missing"}, "quantity": {"missing"},
-    "uri": {"above", "below", "missing"}, "composite": {"missing"},
+    "date": {"missing"},
+    "number": {"missing"},
+    "quantity": {"missing"},
+    "uri": {"above", "below", "missing"},
+    "composite": {"missing"},
 }
 
 
@@ -63,12 +66,17 @@ class Conditions:
         if mod is not None and param.type == "reference" and mod[:1].isupper():
             pass  # type modifier
         elif mod is not None and mod not in _MODIFIERS.get(param.type, set()):
-            raise FhirError.bad_request(f"modifier :{mod} is not valid for {param.type} parameter {flt.code!r}",
-                                        code="not-supported", expression=flt.name)
+            raise FhirError.bad_request(
+                f"modifier :{mod} is not valid for {param.type} parameter {flt.code!r}",
+                code="not-supported",
+                expression=flt.name,
+            )
         if mod in ("in", "not-in", "above", "below") and param.type == "token":
             raise FhirError.bad_request(
                 f"modifier :{mod} needs terminology services, which this server does not provide",
-                code="not-supported", expression=flt.name)
+                code="not-supported",
+                expression=flt.name,
+            )
         if mod == "missing":
             table = TABLES[param.type]
             sub = select(table.c.rid).where(table.c.res_type == _rt(r, res_type), table.c.param == param.code)
@@ -103,36 +111,50 @@ class Conditions:
             raise Unknown(f"_has: {source} has no reference parameter {ref_code!r}")
         inner_r = resource.alias()
         inner = parse_filter(rest, flt.values[0] if flt.values else "")
-        sel = select(inner_r.c.rid).where(inner_r.c.res_type == source, inner_r.c.deleted.is_(False),
-                                          self.build(inner_r, source, inner))
+        sel = select(inner_r.c.rid).where(
+            inner_r.c.res_type == source, inner_r.c.deleted.is_(False), self.build(inner_r, source, inner)
+        )
         refs = select(sp_reference.c.target_id).where(
-            sp_reference.c.res_type == source, sp_reference.c.param == ref_code,
-            sp_reference.c.target_type == res_type, sp_reference.c.url.is_(None), sp_reference.c.rid.in_(sel))
+            sp_reference.c.res_type == source,
+            sp_reference.c.param == ref_code,
+            sp_reference.c.target_type == res_type,
+            sp_reference.c.url.is_(None),
+            sp_reference.c.rid.in_(sel),
+        )
         return r.c.res_id.in_(refs)
 
     def _chain(self, r: FromClause, res_type: str | None, param: SearchParam, flt: Filter) -> ColumnElement:
         if param.type != "reference":
-            raise FhirError.bad_request(f"{flt.code!r} is not a reference parameter and cannot be chained",
-                                        expression=flt.name)
+            raise FhirError.bad_request(
+                f"{flt.code!r} is not a reference parameter and cannot be chained", expression=flt.name
+            )
         targets = [flt.modifier] if flt.modifier else (param.target or [])
         inner_filter = parse_filter(flt.chain or "", "")
         inner_filter.values = flt.values
         clauses = []
         for target in targets:
-            if inner_filter.code not in ("_id", "_lastUpdated", "_has") \
-                    and self.registry.get(target, inner_filter.code) is None:
+            if (
+                inner_filter.code not in ("_id", "_lastUpdated", "_has")
+                and self.registry.get(target, inner_filter.code) is None
+            ):
                 continue
             t = resource.alias()
-            ids = select(t.c.res_id).where(t.c.res_type == target, t.c.deleted.is_(False),
-                                           self.build(t, target, inner_filter))
+            ids = select(t.c.res_id).where(
+                t.c.res_type == target, t.c.deleted.is_(False), self.build(t, target, inner_filter)
+            )
             sub = select(sp_reference.c.rid).where(
-                sp_reference.c.res_type == res_type, sp_reference.c.param == param.code,
-                sp_reference.c.target_type == target, sp_reference.c.url.is_(None),
-                sp_reference.c.target_id.in_(ids))
+                sp_reference.c.res_type == res_type,
+                sp_reference.c.param == param.code,
+                sp_reference.c.target_type == target,
+                sp_reference.c.url.is_(None),
+                sp_reference.c.target_id.in_(ids),
+            )
             clauses.append(r.c.rid.in_(sub))
         if not clauses:
-            raise Unknown(f"chained parameter {flt.name!r}: no target type of {flt.code!r} "
-                          f"has a parameter {inner_filter.code!r}")
+            raise Unknown(
+                f"chained parameter {flt.name!r}: no target type of {flt.code!r} "
+                f"has a parameter {inner_filter.code!r}"
+            )
         return or_(*clauses)
 
     # -- value predicates per type ---------------------------------------------------------------
@@ -147,7 +169,9 @@ class Conditions:
                 for v in values:
                     parts = v.split("|")
                     if len(parts) != 3:
-                        raise FhirError.bad_request(f":of-type needs system|code|value, got {v!r}", expression=name)
+                        raise FhirError.bad_request(
+                            f":of-type needs system|code|value, got {v!r}", expression=name
+                        )
                     preds.append(and_(t.c.system == parts[0], t.c.code == f"{parts[1]}|{parts[2]}"))
                 return t, preds, code
             if mod == "text":
@@ -158,7 +182,11 @@ class Conditions:
             if mod == "exact":
                 return t, [t.c.exact == nfc(v) for v in values], code
             if mod == "contains":
-                return t, [t.c.value.like("%" + _escape_like(fold(v)) + "%", escape="\\") for v in values], code
+                return (
+                    t,
+                    [t.c.value.like("%" + _escape_like(fold(v)) + "%", escape="\\") for v in values],
+                    code,
+                )
             return t, [_prefix(t.c.value, fold(v)) for v in values], code
         if kind == "reference":
             if mod == "identifier":
@@ -197,7 +225,7 @@ class Conditions:
     def _reference_pred(self, param: SearchParam, type_mod: str | None, value: str) -> ColumnElement:
         t = sp_reference
         if self.base_url and value.startswith(self.base_url + "/"):
-            value = value[len(self.base_url) + 1:]
+            value = value[len(self.base_url) + 1 :]
         if "://" in value or value.startswith("urn:"):
             return t.c.url == value.split("|", 1)[0]
         if "/" in value:
@@ -212,8 +240,9 @@ class Conditions:
 
     def _composite_pred(self, param: SearchParam, t, value: str, name: str) -> ColumnElement:
         if "$" not in value or len(param.components) != 2:
-            raise FhirError.bad_request(f"composite {param.code!r} needs 'token$value', got {value!r}",
-                                        expression=name)
+            raise FhirError.bad_request(
+                f"composite {param.code!r} needs 'token$value', got {value!r}", expression=name
+            )
         first, second = value.split("$", 1)
         second_def = self.registry.by_url.get(param.components[1][0])
         kind = second_def.type if second_def else "token"
@@ -271,9 +300,12 @@ def _number_pred(col, value: str) -> ColumnElement:
     ops: dict[str, Callable[[], ColumnElement]] = {
         "eq": lambda: and_(col >= low, col < high),
         "ne": lambda: or_(col < low, col >= high),
-        "gt": lambda: col > num, "sa": lambda: col > num,
-        "lt": lambda: col < num, "eb": lambda: col < num,
-        "ge": lambda: col >= num, "le": lambda: col <= num,
+        "gt": lambda: col > num,
+        "sa": lambda: col > num,
+        "lt": lambda: col < num,
+        "eb": lambda: col < num,
+        "ge": lambda: col >= num,
+        "le": lambda: col <= num,
         "ap": lambda: and_(col >= num - abs(num) * 0.1, col <= num + abs(num) * 0.1),
     }
     return ops[prefix]()

@@ -35,8 +35,14 @@ from fhir_server.timeutil import instant, now_us
 
 MAX_INCLUDED = 1000
 MAX_ITERATE = 4
-_AGG = {"string": "value", "token": "code", "uri": "value", "reference": "target_id", "number": "value",
-        "quantity": "value"}
+_AGG = {
+    "string": "value",
+    "token": "code",
+    "uri": "value",
+    "reference": "target_id",
+    "number": "value",
+    "quantity": "value",
+}
 
 
 @dataclass
@@ -97,8 +103,15 @@ class SearchEngine:
         return out
 
     # -- search -----------------------------------------------------------------------------------
-    def _where(self, r, res_type: str | None, req: SearchRequest, strict: bool, base_url: str | None,
-               types: list[str] | None = None) -> list[ColumnElement]:
+    def _where(
+        self,
+        r,
+        res_type: str | None,
+        req: SearchRequest,
+        strict: bool,
+        base_url: str | None,
+        types: list[str] | None = None,
+    ) -> list[ColumnElement]:
         builder = Conditions(self.registry, base_url)
         conds: list[ColumnElement] = [r.c.deleted.is_(False)]
         if res_type is not None:
@@ -146,8 +159,16 @@ class SearchEngine:
             keys.append((func.coalesce(sub, literal(sentinel)), desc, kind))
         return keys
 
-    def search(self, conn: Connection, res_type: str | None, params: list[tuple[str, str]], base_url: str,
-               strict: bool = False, default_count: int = 50, max_count: int = 1000) -> bytes:
+    def search(
+        self,
+        conn: Connection,
+        res_type: str | None,
+        params: list[tuple[str, str]],
+        base_url: str,
+        strict: bool = False,
+        default_count: int = 50,
+        max_count: int = 1000,
+    ) -> bytes:
         """Run a type (or system, when res_type is None) search and return the searchset Bundle bytes."""
         self._ensure_custom(conn)
         req = parse_request(params, max_count)
@@ -155,8 +176,9 @@ class SearchEngine:
         if res_type is None and req.types:
             unknown = [t for t in req.types if t not in self.registry.resource_types]
             if unknown:
-                raise FhirError.bad_request(f"unknown resource type(s) in _type: {', '.join(unknown)}",
-                                            expression="_type")
+                raise FhirError.bad_request(
+                    f"unknown resource type(s) in _type: {', '.join(unknown)}", expression="_type"
+                )
             types = req.types
             if len(types) == 1:
                 res_type, types = types[0], None
@@ -165,8 +187,16 @@ class SearchEngine:
         page = self._page(conn, res_type, types, req, strict, base_url, default_count)
         return self._bundle(res_type, params, req, page, base_url)
 
-    def _page(self, conn: Connection, res_type: str | None, types: list[str] | None, req: SearchRequest,
-              strict: bool, base_url: str, default_count: int) -> Page:
+    def _page(
+        self,
+        conn: Connection,
+        res_type: str | None,
+        types: list[str] | None,
+        req: SearchRequest,
+        strict: bool,
+        base_url: str,
+        default_count: int,
+    ) -> Page:
         r = resource.alias("r")
         conds = self._where(r, res_type, req, strict, base_url, types)
         count = default_count if req.count is None else req.count
@@ -182,8 +212,9 @@ class SearchEngine:
         if req.page_token:
             values, last_rid, direction = decode_token(req.page_token)
             if len(values) != len(keys):
-                raise FhirError.bad_request("_page_token does not match this search's _sort",
-                                            expression="_page_token")
+                raise FhirError.bad_request(
+                    "_page_token does not match this search's _sort", expression="_page_token"
+                )
             conds.append(_after(keys, values, r.c.rid, last_rid, backwards=direction == "p"))
         backwards = direction == "p"
         order = []
@@ -219,7 +250,11 @@ class SearchEngine:
                 break
             found: list[tuple[int, str, str, bytes]] = []
             for inc in specs:
-                found += (self._revinclude(conn, frontier, inc) if inc.reverse else self._include(conn, frontier, inc))
+                found += (
+                    self._revinclude(conn, frontier, inc)
+                    if inc.reverse
+                    else self._include(conn, frontier, inc)
+                )
             frontier = []
             for rid, rtype, rid_str, content in found:
                 if (rtype, rid_str) in seen or len(out) >= MAX_INCLUDED:
@@ -246,7 +281,10 @@ class SearchEngine:
         found = []
         for t, ids in by_type.items():
             stmt = select(resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.content).where(
-                resource.c.res_type == t, resource.c.res_id.in_(ids[:MAX_INCLUDED]), resource.c.deleted.is_(False))
+                resource.c.res_type == t,
+                resource.c.res_id.in_(ids[:MAX_INCLUDED]),
+                resource.c.deleted.is_(False),
+            )
             found += [tuple(row) for row in conn.execute(stmt)]
         return found
 
@@ -264,14 +302,23 @@ class SearchEngine:
             if inc.param != "*":
                 cond.append(ref.c.param == inc.param)
             sub = select(ref.c.rid).where(*cond)
-            stmt = select(resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.content).where(
-                resource.c.rid.in_(sub), resource.c.deleted.is_(False)).limit(MAX_INCLUDED)
+            stmt = (
+                select(resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.content)
+                .where(resource.c.rid.in_(sub), resource.c.deleted.is_(False))
+                .limit(MAX_INCLUDED)
+            )
             found += [tuple(row) for row in conn.execute(stmt)]
         return found
 
     # -- Bundle -----------------------------------------------------------------------------------
-    def _bundle(self, res_type: str | None, params: list[tuple[str, str]], req: SearchRequest, page: Page,
-                base_url: str) -> bytes:
+    def _bundle(
+        self,
+        res_type: str | None,
+        params: list[tuple[str, str]],
+        req: SearchRequest,
+        page: Page,
+        base_url: str,
+    ) -> bytes:
         base = base_url.rstrip("/")
         path = f"{base}/{res_type}" if res_type else base
         keep = [(k, v) for k, v in params if k != "_page_token"]
@@ -285,8 +332,12 @@ class SearchEngine:
             links.append(link("next", page.next_token))
         if page.prev_token:
             links.append(link("previous", page.prev_token))
-        head: dict = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": instant(now_us())},
-                      "type": "searchset"}
+        head: dict = {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "meta": {"lastUpdated": instant(now_us())},
+            "type": "searchset",
+        }
         if page.total is not None:
             head["total"] = page.total
         head["link"] = links
@@ -298,8 +349,9 @@ class SearchEngine:
             entries.append(_entry(base, rtype, rid_str, content, b"include", shaped, req))
         if page.issues:
             outcome = operation_outcome("warning", "not-supported", page.issues[0])
-            outcome["issue"] += [{"severity": "warning", "code": "not-supported", "diagnostics": m}
-                                 for m in page.issues[1:]]
+            outcome["issue"] += [
+                {"severity": "warning", "code": "not-supported", "diagnostics": m} for m in page.issues[1:]
+            ]
             entries.append(b'{"resource":' + orjson.dumps(outcome) + b',"search":{"mode":"outcome"}}')
         body = orjson.dumps(head)
         if not entries:
@@ -307,12 +359,20 @@ class SearchEngine:
         return body[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
 
 
-def _entry(base: str, rtype: str, rid_str: str, content: bytes, mode: bytes, shaped: bool,
-           req: SearchRequest) -> bytes:
+def _entry(
+    base: str, rtype: str, rid_str: str, content: bytes, mode: bytes, shaped: bool, req: SearchRequest
+) -> bytes:
     if shaped:
         content = orjson.dumps(shape(orjson.loads(content), req.summary, req.elements))
-    return (b'{"fullUrl":' + orjson.dumps(f"{base}/{rtype}/{rid_str}") + b',"resource":' + bytes(content)
-            + b',"search":{"mode":"' + mode + b'"}}')
+    return (
+        b'{"fullUrl":'
+        + orjson.dumps(f"{base}/{rtype}/{rid_str}")
+        + b',"resource":'
+        + bytes(content)
+        + b',"search":{"mode":"'
+        + mode
+        + b'"}}'
+    )
 
 
 def _key_values(row, n: int) -> list:

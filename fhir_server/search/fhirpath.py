@@ -28,8 +28,13 @@ _AS_FN = re.compile(r"^(?:as|ofType)\(\s*(?P<type>\w+)\s*\)$")
 _EXT_FN = re.compile(r"^extension\(\s*'(?P<url>[^']*)'\s*\)$")
 # Names of choice elements (value[x] -> "value") in R4 resources and data types: only these need the
 # slower scan for valueQuantity, valueString, ... when the plain key is absent.
-CHOICE_NAMES: frozenset[str] = frozenset(orjson.loads(gzip.decompress(
-    resources.files("fhir_server.search.data").joinpath("choice-elements-r4.json.gz").read_bytes())))
+CHOICE_NAMES: frozenset[str] = frozenset(
+    orjson.loads(
+        gzip.decompress(
+            resources.files("fhir_server.search.data").joinpath("choice-elements-r4.json.gz").read_bytes()
+        )
+    )
+)
 
 
 def split_top(text: str, sep: str) -> list[str]:
@@ -164,7 +169,7 @@ def run_steps(steps: list[tuple], start: list) -> list:
                     val = node[key]
                     out.extend(val if isinstance(val, list) else [val])
         elif kind == "index":
-            out = nodes[step[1]:step[1] + 1]
+            out = nodes[step[1] : step[1] + 1]
         elif kind == "resolve_is":
             out = [n for n in nodes if ref_type(n) == step[1]]
         elif kind == "where_eq":

@@ -69,10 +69,19 @@ def _emit(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: lis
                 key = (system, tcode, text)
                 if key not in seen:
                     seen.add(key)
-                    rows.append({"res_type": rt, "param": code, "system": system, "code": tcode, "text": text})
+                    rows.append(
+                        {"res_type": rt, "param": code, "system": system, "code": tcode, "text": text}
+                    )
             for system, tcode in identifier_type_rows(v):
-                rows.append({"res_type": rt, "param": code + ":of-type", "system": system, "code": tcode,
-                             "text": None})
+                rows.append(
+                    {
+                        "res_type": rt,
+                        "param": code + ":of-type",
+                        "system": system,
+                        "code": tcode,
+                        "text": None,
+                    }
+                )
     elif kind == "string":
         seen = set()
         rows = out.setdefault(_S, [])
@@ -88,12 +97,21 @@ def _emit(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: lis
             for ttype, tid, url in reference_rows(v):
                 if (ttype, tid, url) not in seen:
                     seen.add((ttype, tid, url))
-                    rows.append({"res_type": rt, "param": code, "target_type": ttype, "target_id": tid, "url": url})
+                    rows.append(
+                        {"res_type": rt, "param": code, "target_type": ttype, "target_id": tid, "url": url}
+                    )
             ident = v.get("identifier") if isinstance(v, dict) else None
             if isinstance(ident, dict):
                 for system, tcode, _ in token_rows(ident):
-                    out.setdefault(_T, []).append({"res_type": rt, "param": code + ":identifier", "system": system,
-                                                   "code": tcode, "text": None})
+                    out.setdefault(_T, []).append(
+                        {
+                            "res_type": rt,
+                            "param": code + ":identifier",
+                            "system": system,
+                            "code": tcode,
+                            "text": None,
+                        }
+                    )
     elif kind == "date":
         rows = out.setdefault(_D, [])
         for lo, hi in {r for v in values for r in date_rows(v)}:
@@ -105,8 +123,9 @@ def _emit(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: lis
     elif kind == "quantity":
         rows = out.setdefault(_Q, [])
         for system, qcode, unit, num in {q for v in values for q in quantity_rows(v)}:
-            rows.append({"res_type": rt, "param": code, "system": system, "code": qcode, "unit": unit,
-                         "value": num})
+            rows.append(
+                {"res_type": rt, "param": code, "system": system, "code": qcode, "unit": unit, "value": num}
+            )
     elif kind == "number":
         rows = out.setdefault(_N, [])
         for num in {n for v in values for n in number_rows(v)}:
@@ -133,9 +152,20 @@ def _emit_composite(out: dict[Table, list[dict]], rt: str, param: SearchParam, v
         for system, tcode, _ in tokens:
             for v in seconds:
                 for extra in _second_values(second_def.type, v):
-                    rows.append({"res_type": rt, "param": param.code, "system": system, "code": tcode,
-                                 "v_system": None, "v_code": None, "v_num": None, "v_lo": None, "v_hi": None,
-                                 **extra})
+                    rows.append(
+                        {
+                            "res_type": rt,
+                            "param": param.code,
+                            "system": system,
+                            "code": tcode,
+                            "v_system": None,
+                            "v_code": None,
+                            "v_num": None,
+                            "v_lo": None,
+                            "v_hi": None,
+                            **extra,
+                        }
+                    )
 
 
 def _second_values(kind: str, value) -> list[dict]:

@@ -11,8 +11,22 @@ import orjson
 from fhir_server.errors import FhirError
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-RESULT_PARAMS = {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_format",
-                 "_pretty", "_page_token", "_type", "_contained", "_containedType", "_offset"}
+RESULT_PARAMS = {
+    "_count",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_elements",
+    "_total",
+    "_format",
+    "_pretty",
+    "_page_token",
+    "_type",
+    "_contained",
+    "_containedType",
+    "_offset",
+}
 SUMMARY_MODES = {"true", "false", "text", "data", "count"}
 TOTAL_MODES = {"none", "estimate", "accurate"}
 
@@ -88,8 +102,10 @@ def _parse_include(value: str, reverse: bool, iterate: bool) -> Include:
     if value == "*":
         return Include("*", "*", None, iterate, reverse)
     if len(parts) < 2:
-        raise FhirError.bad_request(f"invalid {'_revinclude' if reverse else '_include'} value {value!r}",
-                                    expression="_revinclude" if reverse else "_include")
+        raise FhirError.bad_request(
+            f"invalid {'_revinclude' if reverse else '_include'} value {value!r}",
+            expression="_revinclude" if reverse else "_include",
+        )
     return Include(parts[0], parts[1], parts[2] if len(parts) > 2 else None, iterate, reverse)
 
 
@@ -116,13 +132,17 @@ def parse_request(params: list[tuple[str, str]], max_count: int = 1000) -> Searc
             req.includes.append(_parse_include(value, base == "_revinclude", iterate))
         elif base == "_summary":
             if value not in SUMMARY_MODES:
-                raise FhirError.bad_request(f"_summary must be one of {sorted(SUMMARY_MODES)}", expression="_summary")
+                raise FhirError.bad_request(
+                    f"_summary must be one of {sorted(SUMMARY_MODES)}", expression="_summary"
+                )
             req.summary = None if value == "false" else value
         elif base == "_elements":
             req.elements = [e.strip() for e in value.split(",") if e.strip()]
         elif base == "_total":
             if value not in TOTAL_MODES:
-                raise FhirError.bad_request(f"_total must be one of {sorted(TOTAL_MODES)}", expression="_total")
+                raise FhirError.bad_request(
+                    f"_total must be one of {sorted(TOTAL_MODES)}", expression="_total"
+                )
             req.total = value
         elif base == "_page_token":
             req.page_token = value

@@ -53,10 +53,16 @@ def _from_resource(sp: dict, custom: bool) -> SearchParam | None:
     if not sp.get("code") or not sp.get("type") or not sp.get("base"):
         return None
     return SearchParam(
-        code=sp["code"], type=sp["type"], url=sp.get("url") or f"urn:custom:{sp['code']}", base=list(sp["base"]),
-        expression=sp.get("expression"), target=list(sp.get("target") or []),
+        code=sp["code"],
+        type=sp["type"],
+        url=sp.get("url") or f"urn:custom:{sp['code']}",
+        base=list(sp["base"]),
+        expression=sp.get("expression"),
+        target=list(sp.get("target") or []),
         components=[(c.get("definition", ""), c.get("expression", "")) for c in sp.get("component") or []],
-        description=sp.get("description"), custom=custom)
+        description=sp.get("description"),
+        custom=custom,
+    )
 
 
 class Registry:
@@ -117,8 +123,11 @@ class Registry:
 
         from fhir_server.storage.schema import resource
 
-        rows = conn.execute(select(resource.c.content).where(and_(
-            resource.c.res_type == "SearchParameter", resource.c.deleted.is_(False)))).all()
+        rows = conn.execute(
+            select(resource.c.content).where(
+                and_(resource.c.res_type == "SearchParameter", resource.c.deleted.is_(False))
+            )
+        ).all()
         count = 0
         for (content,) in rows:
             if content and self.register(orjson.loads(content)) is not None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from fhir_server.search.registry import get_registry
 
-SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
-             "display": "Resource encoded in summary mode"}
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "Resource encoded in summary mode",
+}
 _ALWAYS = ("resourceType", "id", "meta")
 
 
@@ -15,7 +18,9 @@ def _key_matches(key: str, names: set[str]) -> bool:
     if key in names:
         return True
     # Choice elements are listed as deceased[x]; JSON has deceasedBoolean, deceasedDateTime, ...
-    return any(n.endswith("[x]") and key.startswith(n[:-3]) and key[len(n) - 3:][:1].isupper() for n in names)
+    return any(
+        n.endswith("[x]") and key.startswith(n[:-3]) and key[len(n) - 3 :][:1].isupper() for n in names
+    )
 
 
 def _subset(resource: dict, keep: set[str]) -> dict:

@@ -18,8 +18,14 @@ RType = String(64)
 
 
 def _table(name: str, *columns: Column) -> Table:
-    table = Table(name, metadata, Column("rid", BigInteger, nullable=False),
-                  Column("res_type", RType, nullable=False), Column("param", Param, nullable=False), *columns)
+    table = Table(
+        name,
+        metadata,
+        Column("rid", BigInteger, nullable=False),
+        Column("res_type", RType, nullable=False),
+        Column("param", Param, nullable=False),
+        *columns,
+    )
     Index(f"ix_{name}_rid", table.c.rid, table.c.param)
     return table
 
@@ -27,39 +33,71 @@ def _table(name: str, *columns: Column) -> Table:
 sp_string = _table("sp_string", Column("value", CText, nullable=False), Column("exact", Text, nullable=False))
 Index("ix_sp_string_value", sp_string.c.res_type, sp_string.c.param, sp_string.c.value)
 
-sp_token = _table("sp_token", Column("system", CText, nullable=True), Column("code", CText, nullable=True),
-                  Column("text", CText, nullable=True))
+sp_token = _table(
+    "sp_token",
+    Column("system", CText, nullable=True),
+    Column("code", CText, nullable=True),
+    Column("text", CText, nullable=True),
+)
 Index("ix_sp_token_code", sp_token.c.res_type, sp_token.c.param, sp_token.c.code, sp_token.c.system)
 
-sp_reference = _table("sp_reference", Column("target_type", RType, nullable=True),
-                      Column("target_id", String(64), nullable=True), Column("url", CText, nullable=True))
-Index("ix_sp_reference_target", sp_reference.c.res_type, sp_reference.c.param, sp_reference.c.target_id,
-      sp_reference.c.target_type)
+sp_reference = _table(
+    "sp_reference",
+    Column("target_type", RType, nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", CText, nullable=True),
+)
+Index(
+    "ix_sp_reference_target",
+    sp_reference.c.res_type,
+    sp_reference.c.param,
+    sp_reference.c.target_id,
+    sp_reference.c.target_type,
+)
 Index("ix_sp_reference_url", sp_reference.c.res_type, sp_reference.c.param, sp_reference.c.url)
 
-sp_date = _table("sp_date", Column("lo", BigInteger, nullable=False), Column("hi", BigInteger, nullable=False))
+sp_date = _table(
+    "sp_date", Column("lo", BigInteger, nullable=False), Column("hi", BigInteger, nullable=False)
+)
 Index("ix_sp_date_lo", sp_date.c.res_type, sp_date.c.param, sp_date.c.lo)
 Index("ix_sp_date_hi", sp_date.c.res_type, sp_date.c.param, sp_date.c.hi)
 
 sp_number = _table("sp_number", Column("value", Float, nullable=False))
 Index("ix_sp_number_value", sp_number.c.res_type, sp_number.c.param, sp_number.c.value)
 
-sp_quantity = _table("sp_quantity", Column("system", CText, nullable=True), Column("code", CText, nullable=True),
-                     Column("unit", Text, nullable=True), Column("value", Float, nullable=False))
+sp_quantity = _table(
+    "sp_quantity",
+    Column("system", CText, nullable=True),
+    Column("code", CText, nullable=True),
+    Column("unit", Text, nullable=True),
+    Column("value", Float, nullable=False),
+)
 Index("ix_sp_quantity_value", sp_quantity.c.res_type, sp_quantity.c.param, sp_quantity.c.value)
 
 sp_uri = _table("sp_uri", Column("value", CText, nullable=False))
 Index("ix_sp_uri_value", sp_uri.c.res_type, sp_uri.c.param, sp_uri.c.value)
 
 # Composite parameters (first component a token in every R4 definition, second of any type).
-sp_composite = _table("sp_composite", Column("system", CText, nullable=True), Column("code", CText, nullable=True),
-                      Column("v_system", CText, nullable=True), Column("v_code", CText, nullable=True),
-                      Column("v_num", Float, nullable=True), Column("v_lo", BigInteger, nullable=True),
-                      Column("v_hi", BigInteger, nullable=True))
+sp_composite = _table(
+    "sp_composite",
+    Column("system", CText, nullable=True),
+    Column("code", CText, nullable=True),
+    Column("v_system", CText, nullable=True),
+    Column("v_code", CText, nullable=True),
+    Column("v_num", Float, nullable=True),
+    Column("v_lo", BigInteger, nullable=True),
+    Column("v_hi", BigInteger, nullable=True),
+)
 Index("ix_sp_composite_code", sp_composite.c.res_type, sp_composite.c.param, sp_composite.c.code)
 
 TABLES: dict[str, Table] = {
-    "string": sp_string, "token": sp_token, "reference": sp_reference, "date": sp_date, "number": sp_number,
-    "quantity": sp_quantity, "uri": sp_uri, "composite": sp_composite,
+    "string": sp_string,
+    "token": sp_token,
+    "reference": sp_reference,
+    "date": sp_date,
+    "number": sp_number,
+    "quantity": sp_quantity,
+    "uri": sp_uri,
+    "composite": sp_composite,
 }
 ALL_TABLES: list[Table] = list(TABLES.values())

@@ -16,7 +16,8 @@ MAX_US = 253402300799 * 1_000_000 + 999_999  # 9999-12-31T23:59:59.999999Z
 
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})(?:T(?P<H>\d{2})(?::(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d+))?)?)?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?)?)?$")
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?)?)?)?$"
+)
 _CONTACT_SYSTEMS = {"phone", "fax", "email", "pager", "url", "sms", "other"}
 
 
@@ -99,7 +100,9 @@ def token_rows(value) -> list[tuple[str | None, str | None, str | None]]:
         for coding in value.get("coding") or []:
             if isinstance(coding, dict) and (coding.get("code") or coding.get("system")):
                 display = coding.get("display")
-                out.append((coding.get("system"), coding.get("code"), _fold_short(display) if display else None))
+                out.append(
+                    (coding.get("system"), coding.get("code"), _fold_short(display) if display else None)
+                )
         if isinstance(value.get("text"), str):
             out.append((None, None, _fold_short(value["text"])))
         return out
@@ -123,8 +126,11 @@ def identifier_type_rows(value) -> list[tuple[str | None, str]]:
     """(type system, "type code|value") for Identifier :of-type search."""
     if not isinstance(value, dict) or "value" not in value or not isinstance(value.get("type"), dict):
         return []
-    return [(c.get("system"), f"{c.get('code')}|{value['value']}")
-            for c in value["type"].get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    return [
+        (c.get("system"), f"{c.get('code')}|{value['value']}")
+        for c in value["type"].get("coding") or []
+        if isinstance(c, dict) and c.get("code")
+    ]
 
 
 def _fold_short(text: str) -> str:
@@ -245,5 +251,16 @@ def uri_rows(value) -> list[str]:
     return []
 
 
-__all__ = ["date_range", "date_rows", "token_rows", "string_rows", "reference_rows", "quantity_rows",
-           "number_rows", "uri_rows", "parse_reference", "identifier_type_rows", "ref_type"]
+__all__ = [
+    "date_range",
+    "date_rows",
+    "token_rows",
+    "string_rows",
+    "reference_rows",
+    "quantity_rows",
+    "number_rows",
+    "uri_rows",
+    "parse_reference",
+    "identifier_type_rows",
+    "ref_type",
+]

@@ -18,7 +18,7 @@ def normalize_url(url: str) -> str:
     """Pick the psycopg 3 driver for plain postgresql:// URLs."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -31,14 +31,17 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     """Create an engine tuned for this project's access pattern."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
         _configure_sqlite(engine)
         return engine
     # No pre-ping: it costs a round trip on every checkout (a third of a read). Connections are
     # recycled before typical idle timeouts instead, and a dropped one fails just that request.
     # hide_parameters: SQL errors must not carry patient values into logs or error texts.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800,
-                         hide_parameters=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -76,8 +79,12 @@ def create_schema(engine: Engine) -> None:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        have = conn.execute(select(schema_version.c.version).where(schema_version.c.component == "core")).scalar()
+        have = conn.execute(
+            select(schema_version.c.version).where(schema_version.c.component == "core")
+        ).scalar()
         if have is None:
             conn.execute(insert(schema_version).values(component="core", version=SCHEMA_VERSION))
         elif have > SCHEMA_VERSION:
-            raise RuntimeError(f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})")
+            raise RuntimeError(
+                f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})"
+            )

@@ -60,8 +60,12 @@ resource_history = Table(
 Index("ix_history_updated", resource_history.c.last_updated)
 Index("ix_history_type_updated", resource_history.c.res_type, resource_history.c.last_updated)
 # Instance history: without it SQLite walks the type's whole history in time order to find one id.
-Index("ix_history_instance", resource_history.c.res_type, resource_history.c.res_id,
-      resource_history.c.last_updated)
+Index(
+    "ix_history_instance",
+    resource_history.c.res_type,
+    resource_history.c.res_id,
+    resource_history.c.last_updated,
+)
 
 # Raw inbound payloads, archived before any parsing (HTTP, MLLP, file drop).
 inbox = Table(

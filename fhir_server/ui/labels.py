@@ -23,11 +23,13 @@ FACILITY_SYSTEMS = ("http://fhir.hl7.org.vn/core/sid/ma-cskcb", "urn:oid:1.2.840
 @cache
 def vocabulary() -> dict:
     """The UI vocabulary (labels.yaml)."""
-    return yaml.safe_load(resources.files("fhir_server.ui").joinpath("labels.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(
+        resources.files("fhir_server.ui").joinpath("labels.yaml").read_text(encoding="utf-8")
+    )
 
 
 def fhir_date(text: str | None, with_time: bool = True) -> str:
-    """"2024-07-09T09:00:00+07:00" -> "09/07/2024 09:00" (the wall time as the hospital sent it)."""
+    """ "2024-07-09T09:00:00+07:00" -> "09/07/2024 09:00" (the wall time as the hospital sent it)."""
     if not text or not isinstance(text, str):
         return ""
     m = re.match(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?)?", text)

@@ -25,20 +25,26 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-                               "frame-ancestors 'none'",
+    "frame-ancestors 'none'",
 }
 
 
 @cache
 def templates() -> Environment:
     """The Jinja2 environment (templates shipped in fhir_server/ui/templates)."""
-    return Environment(loader=PackageLoader("fhir_server.ui", "templates"),
-                       autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("fhir_server.ui", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render(name: str, status: int = 200, **context) -> HTMLResponse:
     """Render a template into an HTML response with the privacy headers."""
-    return HTMLResponse(templates().get_template(name).render(**context), status_code=status, headers=_HEADERS)
+    return HTMLResponse(
+        templates().get_template(name).render(**context), status_code=status, headers=_HEADERS
+    )
 
 
 @router.get("/ui")
@@ -56,7 +62,11 @@ async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
         view = await run_in_threadpool(patient_view, request.app.state.store, patient_id)
     except FhirError as exc:
         if exc.status in (404, 410):
-            return render("error.html", status=exc.status, query="",
-                          message="Không tìm thấy bệnh nhân này (hồ sơ không tồn tại hoặc đã bị xoá).")
+            return render(
+                "error.html",
+                status=exc.status,
+                query="",
+                message="Không tìm thấy bệnh nhân này (hồ sơ không tồn tại hoặc đã bị xoá).",
+            )
         raise
     return render("patient.html", query="", v=view)

@@ -36,20 +36,40 @@ def find_patients(store, query: str) -> tuple[list[dict], bool]:
         rows = conn.execute(select(resource.c.content).where(resource.c.rid.in_(rids))).all() if rids else []
         patients = [orjson.loads(c) for (c,) in rows if c]
         org_ids = sorted({ref.split("/")[-1] for p in patients for ref in _org_refs(p)})
-        orgs = conn.execute(select(resource.c.content).where(
-            resource.c.res_type == "Organization", resource.c.res_id.in_(org_ids))).all() if org_ids else []
+        orgs = (
+            conn.execute(
+                select(resource.c.content).where(
+                    resource.c.res_type == "Organization", resource.c.res_id.in_(org_ids)
+                )
+            ).all()
+            if org_ids
+            else []
+        )
     by_ref = {f"Organization/{o['id']}": o for o in (orjson.loads(c) for (c,) in orgs if c)}
     by_ref.update({f"Patient/{p['id']}": p for p in patients})
     hospitals = Hospitals(by_ref)
     unknown = lb.vocabulary()["unknown_hospital"]
-    out = [{"id": p["id"], "name": lb.human_name(p), "birth": lb.fhir_date(p.get("birthDate"), False),
-            "gender": lb.gender(p.get("gender")), "cccd": lb.identifier(p, CCCD) or "",
-            "bhyt": lb.identifier(p, BHYT) or "", "hospital": hospitals.of(p) or unknown} for p in patients]
+    out = [
+        {
+            "id": p["id"],
+            "name": lb.human_name(p),
+            "birth": lb.fhir_date(p.get("birthDate"), False),
+            "gender": lb.gender(p.get("gender")),
+            "cccd": lb.identifier(p, CCCD) or "",
+            "bhyt": lb.identifier(p, BHYT) or "",
+            "hospital": hospitals.of(p) or unknown,
+        }
+        for p in patients
+    ]
     out.sort(key=lambda x: (fold(x["name"]), x["birth"], x["hospital"]))
     return out, len(matches) > MAX_RESULTS
 
 
 def _org_refs(patient: dict) -> list[str]:
     refs = [(patient.get("managingOrganization") or {}).get("reference")]
-    refs += [(i.get("assigner") or {}).get("reference") for i in patient.get("identifier") or [] if isinstance(i, dict)]
+    refs += [
+        (i.get("assigner") or {}).get("reference")
+        for i in patient.get("identifier") or []
+        if isinstance(i, dict)
+    ]
     return [r for r in refs if isinstance(r, str) and r.startswith("Organization/")]

@@ -16,13 +16,20 @@ ICD10 = "http://hl7.org/fhir/sid/icd-10"
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
 BHYT = "http://fhir.hl7.org.vn/core/sid/bhyt"
 REFERRAL_CODES = {"3457005", "306206005", "103696004"}  # SNOMED: patient referral, referral to service, ...
-_ORG_FIELDS = ("serviceProvider", "custodian", "performingOrganization", "managingOrganization", "organization",
-               "provider", "insurer")
+_ORG_FIELDS = (
+    "serviceProvider",
+    "custodian",
+    "performingOrganization",
+    "managingOrganization",
+    "organization",
+    "provider",
+    "insurer",
+)
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
 
 
 def _ref(value: object) -> str | None:
-    """"Type/id" of a Reference (relative or absolute)."""
+    """ "Type/id" of a Reference (relative or absolute)."""
     if isinstance(value, dict):
         ref = value.get("reference")
         if isinstance(ref, str) and "/" in ref:
@@ -94,11 +101,17 @@ class Hospitals:
                 target = self.by_ref.get(_ref(reason) or "")
                 if target is not None and (label := self.of(target, depth + 1)):
                     return label
-            owners = [res.get(f) for f in _PATIENT_FIELDS] + [p.get("actor") for p in res.get("participant") or []
-                                                              if isinstance(p, dict)]
+            owners = [res.get(f) for f in _PATIENT_FIELDS] + [
+                p.get("actor") for p in res.get("participant") or [] if isinstance(p, dict)
+            ]
             for owner in owners:
                 ref = _ref(owner)
-                if ref and ref.startswith("Patient/") and ref in self.by_ref and ref != f"{rt}/{res.get('id')}":
+                if (
+                    ref
+                    and ref.startswith("Patient/")
+                    and ref in self.by_ref
+                    and ref != f"{rt}/{res.get('id')}"
+                ):
                     if label := self.of(self.by_ref[ref], depth + 1):
                         return label
         return ""
@@ -146,13 +159,28 @@ def _is_referral(sr: dict) -> bool:
 
 
 def _record(p: dict, hospitals: Hospitals) -> dict:
-    mrn = next((i.get("value") for i in p.get("identifier") or [] if isinstance(i, dict) and (
-        any(c.get("code") == "MR" for c in (i.get("type") or {}).get("coding") or [])
-        or "/mrn/" in str(i.get("system", "")))), "")
-    return {"id": p.get("id"), "hospital": hospitals.of(p) or lb.vocabulary()["unknown_hospital"],
-            "mrn": mrn or "", "name": lb.human_name(p), "birth": lb.fhir_date(p.get("birthDate"), False),
-            "gender": lb.gender(p.get("gender")), "cccd": lb.identifier(p, CCCD) or "",
-            "bhyt": lb.identifier(p, BHYT) or ""}
+    mrn = next(
+        (
+            i.get("value")
+            for i in p.get("identifier") or []
+            if isinstance(i, dict)
+            and (
+                any(c.get("code") == "MR" for c in (i.get("type") or {}).get("coding") or [])
+                or "/mrn/" in str(i.get("system", ""))
+            )
+        ),
+        "",
+    )
+    return {
+        "id": p.get("id"),
+        "hospital": hospitals.of(p) or lb.vocabulary()["unknown_hospital"],
+        "mrn": mrn or "",
+        "name": lb.human_name(p),
+        "birth": lb.fhir_date(p.get("birthDate"), False),
+        "gender": lb.gender(p.get("gender")),
+        "cccd": lb.identifier(p, CCCD) or "",
+        "bhyt": lb.identifier(p, BHYT) or "",
+    }
 
 
 def patient_view(store, patient_id: str) -> dict:
@@ -172,9 +200,15 @@ def patient_view(store, patient_id: str) -> dict:
     for enc in by_type["Encounter"]:
         period = enc.get("period") or {}
         reason = "; ".join(t for t in (lb.concept_text(c) for c in enc.get("reasonCode") or []) if t)
-        visits[enc["id"]] = Visit(enc["id"], hospitals.of(enc) or unknown, _encounter_kind(enc),
-                                  lb.fhir_date(period.get("start")), lb.fhir_date(period.get("end")),
-                                  lb.sort_key(period.get("start")), reason)
+        visits[enc["id"]] = Visit(
+            enc["id"],
+            hospitals.of(enc) or unknown,
+            _encounter_kind(enc),
+            lb.fhir_date(period.get("start")),
+            lb.fhir_date(period.get("end")),
+            lb.sort_key(period.get("start")),
+            reason,
+        )
     loose = Visit("", "", "Không gắn với lượt khám", "", "", 0)
 
     def visit_of(res: dict) -> Visit:
@@ -185,30 +219,48 @@ def patient_view(store, patient_id: str) -> dict:
     for enc in by_type["Encounter"]:
         for d in enc.get("diagnosis") or []:
             use = lb.concept_text(d.get("use"))
-            roles[_ref(d.get("condition"))] = {"DD": "Chính", "CM": "Kèm theo", "AD": "Nhập viện"}.get(use, "")
+            roles[_ref(d.get("condition"))] = {"DD": "Chính", "CM": "Kèm theo", "AD": "Nhập viện"}.get(
+                use, ""
+            )
     diagnoses = []
     for c in by_type["Condition"]:
         code = lb.coding_code(c.get("code"), ICD10) or ""
         when = c.get("recordedDate") or c.get("onsetDateTime") or ""
         name = lb.concept_text(c.get("code"))
-        item = {"code": code, "name": "" if name == code else name, "date": lb.fhir_date(when, False),
-                "sort": lb.sort_key(when), "hospital": hospitals.of(c) or unknown,
-                "role": roles.get(f"Condition/{c['id']}", "")}
+        item = {
+            "code": code,
+            "name": "" if name == code else name,
+            "date": lb.fhir_date(when, False),
+            "sort": lb.sort_key(when),
+            "hospital": hospitals.of(c) or unknown,
+            "role": roles.get(f"Condition/{c['id']}", ""),
+        }
         diagnoses.append(item)
         visit_of(c).diagnoses.append(item)
     for o in by_type["Observation"]:
         value, unit = lb.observation_value(o)
         when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start") or o.get("issued")
-        visit_of(o).observations.append({
-            "category": _category(o), "name": lb.concept_text(o.get("code")), "value": value, "unit": unit,
-            "range": lb.reference_range(o), "date": lb.fhir_date(when), "sort": lb.sort_key(when),
-            "flag": ", ".join(lb.concept_text(i) for i in o.get("interpretation") or []),
-            "hospital": hospitals.of(o) or unknown})
+        visit_of(o).observations.append(
+            {
+                "category": _category(o),
+                "name": lb.concept_text(o.get("code")),
+                "value": value,
+                "unit": unit,
+                "range": lb.reference_range(o),
+                "date": lb.fhir_date(when),
+                "sort": lb.sort_key(when),
+                "flag": ", ".join(lb.concept_text(i) for i in o.get("interpretation") or []),
+                "hospital": hospitals.of(o) or unknown,
+            }
+        )
     prescribed = set()
     for m in by_type["MedicationRequest"]:
         prescribed.add(f"MedicationRequest/{m['id']}")
-        visit_of(m).drugs.append(_drug(m, m.get("authoredOn"), hospitals, unknown, (m.get("dispenseRequest") or {})
-                                       .get("quantity")))
+        visit_of(m).drugs.append(
+            _drug(
+                m, m.get("authoredOn"), hospitals, unknown, (m.get("dispenseRequest") or {}).get("quantity")
+            )
+        )
     for m in by_type["MedicationDispense"]:
         if any(_ref(a) in prescribed for a in m.get("authorizingPrescription") or []):
             continue  # already listed as the prescription it fills
@@ -218,19 +270,29 @@ def patient_view(store, patient_id: str) -> dict:
         if not _is_referral(sr):
             continue
         dest = next((label for p in sr.get("performer") or [] if (label := hospitals.org(_ref(p)))), "")
-        item = {"from": hospitals.of(sr) or unknown, "to": dest or unknown, "date": lb.fhir_date(sr.get("authoredOn")),
-                "sort": lb.sort_key(sr.get("authoredOn")), "reason": "; ".join(
-                    lb.coding_code(rc, ICD10) or lb.concept_text(rc) for rc in sr.get("reasonCode") or []),
-                "number": next((i.get("value") for i in sr.get("identifier") or []), ""),
-                "notes": [n.get("text") for n in sr.get("note") or [] if n.get("text")]}
+        item = {
+            "from": hospitals.of(sr) or unknown,
+            "to": dest or unknown,
+            "date": lb.fhir_date(sr.get("authoredOn")),
+            "sort": lb.sort_key(sr.get("authoredOn")),
+            "reason": "; ".join(
+                lb.coding_code(rc, ICD10) or lb.concept_text(rc) for rc in sr.get("reasonCode") or []
+            ),
+            "number": next((i.get("value") for i in sr.get("identifier") or []), ""),
+            "notes": [n.get("text") for n in sr.get("note") or [] if n.get("text")],
+        }
         referrals.append(item)
         visit_of(sr).referrals.append(item)
     appointments = []
     for a in by_type["Appointment"]:
         when = a.get("start") or ((a.get("requestedPeriod") or [{}])[0]).get("start")
-        item = {"date": lb.fhir_date(when), "sort": lb.sort_key(when), "status": a.get("status", ""),
-                "description": a.get("description") or lb.concept_text((a.get("serviceType") or [None])[0]),
-                "hospital": hospitals.of(a) or unknown}
+        item = {
+            "date": lb.fhir_date(when),
+            "sort": lb.sort_key(when),
+            "status": a.get("status", ""),
+            "description": a.get("description") or lb.concept_text((a.get("serviceType") or [None])[0]),
+            "hospital": hospitals.of(a) or unknown,
+        }
         appointments.append(item)
     timeline = sorted(visits.values(), key=lambda v: v.sort, reverse=True)
     if loose.diagnoses or loose.observations or loose.drugs or loose.referrals:
@@ -248,14 +310,18 @@ def patient_view(store, patient_id: str) -> dict:
         if d["hospital"] not in entry["hospitals"]:
             entry["hospitals"].append(d["hospital"])
     hospital_names = sorted({r["hospital"] for r in records}) + sorted(
-        {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records})
+        {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records}
+    )
     return {
-        "patient_id": patient_id, "records": records,
+        "patient_id": patient_id,
+        "records": records,
         "cccd": next((r["cccd"] for r in records if r["cccd"]), ""),
         "bhyt": next((r["bhyt"] for r in records if r["bhyt"]), ""),
         # A colour per hospital (4 colours cycle) so a glance shows which hospital found what.
-        "hospital_class": {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)}, "main": records[0] if records else None,
-        "hospitals": hospital_names, "timeline": timeline,
+        "hospital_class": {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)},
+        "main": records[0] if records else None,
+        "hospitals": hospital_names,
+        "timeline": timeline,
         "diagnoses": list(distinct.values()),
         "referrals": sorted(referrals, key=lambda x: x["sort"], reverse=True),
         "appointments": sorted(appointments, key=lambda x: x["sort"], reverse=True),
@@ -267,6 +333,11 @@ def _drug(m: dict, when: str | None, hospitals: Hospitals, unknown: str, qty: di
     value, unit = lb.quantity(qty)
     dosage = "; ".join(d.get("text", "") for d in m.get("dosageInstruction") or [] if d.get("text"))
     name = lb.concept_text(m.get("medicationCodeableConcept"))
-    return {"name": name, "dosage": dosage, "quantity": f"{value} {unit}".strip(), "date": lb.fhir_date(when),
-            "kind": "Kê đơn" if m.get("resourceType") == "MedicationRequest" else "Cấp phát",
-            "hospital": hospitals.of(m) or unknown}
+    return {
+        "name": name,
+        "dosage": dosage,
+        "quantity": f"{value} {unit}".strip(),
+        "date": lb.fhir_date(when),
+        "kind": "Kê đơn" if m.get("resourceType") == "MedicationRequest" else "Cấp phát",
+        "hospital": hospitals.of(m) or unknown,
+    }

@@ -29,8 +29,15 @@ INP = SAMPLES / "qd130-inpatient-referral.xml"
 
 def _bad_and_good() -> bytes:
     good = read_files(OUT.read_bytes())[0]
-    bad = [(n, b.replace(b"79999_2024_03_BN000123_KB01", b"79999_BAD").replace(
-        b"<SO_CCCD>079090001234</SO_CCCD>", b"<SO_CCCD>079085001234</SO_CCCD>")) for n, b in good]
+    bad = [
+        (
+            n,
+            b.replace(b"79999_2024_03_BN000123_KB01", b"79999_BAD").replace(
+                b"<SO_CCCD>079090001234</SO_CCCD>", b"<SO_CCCD>079085001234</SO_CCCD>"
+            ),
+        )
+        for n, b in good
+    ]
     return build_envelope("79999", [good, bad])
 
 
@@ -79,8 +86,10 @@ def test_replay_after_mapping_fix(store, tmp_path, monkeypatch):
     monkeypatch.setenv("LIENTHONG_VENDOR_PATH", str(tmp_path))
     reload_vendors()
     try:
-        files = [(n, b.replace(b"<DON_GIA>1200.5</DON_GIA>", b"<DON_GIA>1200,5</DON_GIA>"))
-                 for n, b in read_files(OUT.read_bytes())[0]]
+        files = [
+            (n, b.replace(b"<DON_GIA>1200.5</DON_GIA>", b"<DON_GIA>1200,5</DON_GIA>"))
+            for n, b in read_files(OUT.read_bytes())[0]
+        ]
         res = ingest(store, build_envelope("79999", [files]), source="test", options={"vendor": "his_y"})
         assert res.status == "failed"
         dl_id = res.records[0].dead_letter_id
@@ -111,7 +120,9 @@ def test_synthetic_dataset_ingests_cleanly_and_links_hospitals(store):
 async def test_http_ingest_endpoints(app, store):
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        r = await c.post("/ingest/qd130", content=OUT.read_bytes(), headers={"Content-Type": "application/xml"})
+        r = await c.post(
+            "/ingest/qd130", content=OUT.read_bytes(), headers={"Content-Type": "application/xml"}
+        )
         assert r.status_code == 200, r.text
         assert r.json()["records"][0]["status"] == "accepted"
         r = await c.post("/ingest", content=_bad_and_good())
@@ -147,5 +158,7 @@ def test_synth_is_deterministic_with_ground_truth(seed):
     assert referred, "expected at least one referral"
     arrivals = [v for v in a.visits if v.referred_from]
     assert arrivals and all(v.facility != v.referred_from for v in arrivals)
-    assert any("ư" in p.full_name or "ễ" in p.full_name or "ơ" in p.full_name or "ạ" in p.full_name
-               for p in a.persons)
+    assert any(
+        "ư" in p.full_name or "ễ" in p.full_name or "ơ" in p.full_name or "ạ" in p.full_name
+        for p in a.persons
+    )

@@ -69,12 +69,18 @@ def test_unknown_loaihoso():
 def test_missing_ma_lk():
     err = _one_error(_edit("XML1", b"<MA_LK>79999_2024_03_BN000123_KB01</MA_LK>", b"<MA_LK></MA_LK>"))
     assert err.location == "XML1/TONG_HOP/MA_LK"
-    assert AD.parse(build_envelope("79999", [_edit("XML1", b"<MA_LK>79999_2024_03_BN000123_KB01</MA_LK>",
-                                                   b"")])).records[0].key == "HOSO[1]"
+    assert (
+        AD.parse(build_envelope("79999", [_edit("XML1", b"<MA_LK>79999_2024_03_BN000123_KB01</MA_LK>", b"")]))
+        .records[0]
+        .key
+        == "HOSO[1]"
+    )
 
 
 def test_impossible_date():
-    err = _one_error(_edit("XML1", b"<NGAY_VAO>202403150800</NGAY_VAO>", b"<NGAY_VAO>202402310800</NGAY_VAO>"))
+    err = _one_error(
+        _edit("XML1", b"<NGAY_VAO>202403150800</NGAY_VAO>", b"<NGAY_VAO>202402310800</NGAY_VAO>")
+    )
     assert err.location == "XML1/TONG_HOP/NGAY_VAO" and "202402310800" in err.reason
 
 
@@ -84,21 +90,44 @@ def test_invalid_cccd_structure():
     assert err.location == "XML1/TONG_HOP/SO_CCCD" and "1985" in err.reason
 
 
-@pytest.mark.parametrize("value,ok", [("079090001234", True), ("123456789", True), ("B1234567", True),
-                                      ("999090001234", False), ("07909000123", False), ("07909000123X", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("079090001234", True),
+        ("123456789", True),
+        ("B1234567", True),
+        ("999090001234", False),
+        ("07909000123", False),
+        ("07909000123X", False),
+    ],
+)
 def test_cccd_rules(value, ok):
     assert (check_cccd(value, 1990) is None) is ok
 
 
-@pytest.mark.parametrize("value,ok", [("DN4797912345678", True), ("7912345678", True), ("079090001234", True),
-                                      ("DN9797912345678", False), ("D14797912345678", False), ("DN47979123", False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("DN4797912345678", True),
+        ("7912345678", True),
+        ("079090001234", True),
+        ("DN9797912345678", False),
+        ("D14797912345678", False),
+        ("DN47979123", False),
+    ],
+)
 def test_bhyt_rules(value, ok):
     assert (check_bhyt(value) is None) is ok
 
 
 def test_invalid_bhyt_card():
-    err = _one_error(_edit("XML1", b"<MA_THE_BHYT>DN4797912345678</MA_THE_BHYT>",
-                           b"<MA_THE_BHYT>DN0797912345678</MA_THE_BHYT>"))
+    err = _one_error(
+        _edit(
+            "XML1",
+            b"<MA_THE_BHYT>DN4797912345678</MA_THE_BHYT>",
+            b"<MA_THE_BHYT>DN0797912345678</MA_THE_BHYT>",
+        )
+    )
     assert err.location == "XML1/TONG_HOP/MA_THE_BHYT" and "invalid BHYT" in err.reason
 
 
@@ -117,11 +146,15 @@ def test_discharge_before_admission():
     assert err.location == "XML1/TONG_HOP/NGAY_RA"
 
 
-BOMB = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;'
-        b'&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
-        b"<GIAMDINHHS><X>&lol3;</X></GIAMDINHHS>")
-XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
-       b"<TONG_HOP><MA_LK>&xxe;</MA_LK></TONG_HOP>")
+BOMB = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;'
+    b'&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>'
+    b"<GIAMDINHHS><X>&lol3;</X></GIAMDINHHS>"
+)
+XXE = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    b"<TONG_HOP><MA_LK>&xxe;</MA_LK></TONG_HOP>"
+)
 
 
 @pytest.mark.parametrize("doc", [BOMB, XXE], ids=["billion-laughs", "external-entity"])
@@ -143,16 +176,21 @@ def test_good_records_survive_bad_ones():
     parsed = AD.parse(build_envelope("79999", [good, bad, good[:1]]))
     results = [(r.key, AD.to_fhir(r)) for r in parsed.records]
     assert [(k, m.bundle is not None) for k, m in results] == [
-        ("79999_2024_03_BN000123_KB01", True), ("79999_BAD", False), ("79999_2024_03_BN000123_KB01", True)]
+        ("79999_2024_03_BN000123_KB01", True),
+        ("79999_BAD", False),
+        ("79999_2024_03_BN000123_KB01", True),
+    ]
     assert results[1][1].errors[0].location == "XML1/TONG_HOP/NGAY_VAO"
     # Each record keeps a standalone payload that replays alone.
     assert len(AD.parse(parsed.records[1].payload).records) == 1
 
 
 def test_unmapped_table_is_a_warning_not_silence():
-    xml9 = ("<CHI_TIEU_DU_LIEU_GIAY_CHUNG_SINH><DSACH_GIAYCHUNGSINH><DU_LIEU_GIAY_CHUNG_SINH>"
-            "<MA_LK>79999_2024_03_BN000123_KB01</MA_LK><HO_TEN_CON>NGUYỄN BÉ AN</HO_TEN_CON>"
-            "</DU_LIEU_GIAY_CHUNG_SINH></DSACH_GIAYCHUNGSINH></CHI_TIEU_DU_LIEU_GIAY_CHUNG_SINH>").encode("utf-8")
+    xml9 = (
+        "<CHI_TIEU_DU_LIEU_GIAY_CHUNG_SINH><DSACH_GIAYCHUNGSINH><DU_LIEU_GIAY_CHUNG_SINH>"
+        "<MA_LK>79999_2024_03_BN000123_KB01</MA_LK><HO_TEN_CON>NGUYỄN BÉ AN</HO_TEN_CON>"
+        "</DU_LIEU_GIAY_CHUNG_SINH></DSACH_GIAYCHUNGSINH></CHI_TIEU_DU_LIEU_GIAY_CHUNG_SINH>"
+    ).encode("utf-8")
     rec = AD.parse(build_envelope("79999", [_files() + [("XML9", xml9)]])).records[0]
     mapped = AD.to_fhir(rec)
     assert mapped.bundle is not None

@@ -73,7 +73,12 @@ def test_references_resolve_inside_bundle(inpatient):
 def test_patient_fields(outpatient):
     (pat,) = _by_type(outpatient, "Patient")
     assert pat["id"] == deterministic_id("Patient", "79999", "BN000123")
-    assert pat["name"][0] == {"use": "official", "text": "NGUYỄN VĂN AN", "family": "NGUYỄN", "given": ["VĂN", "AN"]}
+    assert pat["name"][0] == {
+        "use": "official",
+        "text": "NGUYỄN VĂN AN",
+        "family": "NGUYỄN",
+        "given": ["VĂN", "AN"],
+    }
     assert pat["gender"] == "male"
     assert pat["birthDate"] == "1990-05-15"
     assert "_birthDate" not in pat  # HHmm 0000 = unknown time
@@ -120,8 +125,11 @@ def test_encounter_outpatient(outpatient):
     assert enc["status"] == "finished"
     assert enc["reasonCode"][0]["text"] == "Sốt, đau họng 2 ngày"
     disp = enc["hospitalization"]["dischargeDisposition"]["coding"]
-    assert {"system": "http://terminology.hl7.org/CodeSystem/discharge-disposition", "code": "home",
-            "display": "Home"} in disp
+    assert {
+        "system": "http://terminology.hl7.org/CodeSystem/discharge-disposition",
+        "code": "home",
+        "display": "Home",
+    } in disp
     uses = [(d["use"]["coding"][0]["code"], d["rank"]) for d in enc["diagnosis"]]
     assert uses == [("DD", 1), ("CM", 2), ("AD", 3)]
     outcome = next(x for x in enc["extension"] if x["url"].endswith("qd130-ket-qua-dtri"))
@@ -148,8 +156,11 @@ def test_drugs_outpatient_dispense_and_price(outpatient):
     assert mr["authoredOn"] == "2024-03-15T09:30:00+07:00"
     disp = _by_type(outpatient, "MedicationDispense")
     assert len(disp) == 2 and not _by_type(outpatient, "MedicationAdministration")
-    charge = next(c for c in _by_type(outpatient, "ChargeItem")
-                  if c["service"][0]["reference"] == f"MedicationDispense/{disp[1]['id']}")
+    charge = next(
+        c
+        for c in _by_type(outpatient, "ChargeItem")
+        if c["service"][0]["reference"] == f"MedicationDispense/{disp[1]['id']}"
+    )
     assert charge["priceOverride"] == {"value": 6002.5, "currency": "VND"}
     cost = {x["url"]: x for x in charge["extension"][0]["extension"]}
     assert cost["DON_GIA"]["valueMoney"]["value"] == 1200.5
@@ -158,7 +169,11 @@ def test_drugs_outpatient_dispense_and_price(outpatient):
 
 
 def test_lab_results(outpatient):
-    obs = [o for o in _by_type(outpatient, "Observation") if o["category"][0]["coding"][0]["code"] == "laboratory"]
+    obs = [
+        o
+        for o in _by_type(outpatient, "Observation")
+        if o["category"][0]["coding"][0]["code"] == "laboratory"
+    ]
     wbc = next(o for o in obs if o["code"]["coding"][0]["code"] == "WBC")
     assert wbc["valueQuantity"]["value"] == 11.2 and wbc["valueQuantity"]["unit"] == "G/L"
     assert wbc["effectiveDateTime"] == "2024-03-15T09:00:00+07:00"
@@ -168,7 +183,9 @@ def test_lab_results(outpatient):
     assert len(report["result"]) == 2
     (sr,) = _by_type(outpatient, "ServiceRequest")
     assert report["basedOn"] == [{"reference": f"ServiceRequest/{sr['id']}"}]
-    weight = next(o for o in _by_type(outpatient, "Observation") if o["code"]["coding"][0]["code"] == "29463-7")
+    weight = next(
+        o for o in _by_type(outpatient, "Observation") if o["code"]["coding"][0]["code"] == "29463-7"
+    )
     assert weight["valueQuantity"]["value"] == 65.5
 
 
@@ -181,7 +198,9 @@ def test_inpatient_encounter_and_referral(inpatient):
     assert len(enc["location"]) == 2
     dest = enc["hospitalization"]["destination"]["reference"]
     assert dest == "Organization/" + deterministic_id("Organization", "79001")
-    (ref,) = [s for s in _by_type(inpatient, "ServiceRequest") if s["category"][0]["coding"][0]["code"] == "3457005"]
+    (ref,) = [
+        s for s in _by_type(inpatient, "ServiceRequest") if s["category"][0]["coding"][0]["code"] == "3457005"
+    ]
     assert ref["performer"] == [{"reference": dest}]
     assert ref["identifier"][0]["value"] == "0031/2024/GCT"
     assert ref["identifier"][0]["system"] == "urn:vn:cskcb:79999:giay-chuyen-tuyen"
@@ -199,7 +218,11 @@ def test_progress_notes_and_vitals(inpatient):
     notes = _by_type(inpatient, "ClinicalImpression")
     assert len(notes) == 2
     assert notes[1]["note"] == [{"text": "Hội chẩn: Hội chẩn khoa: đề nghị chuyển tuyến trên"}]
-    vitals = [o for o in _by_type(inpatient, "Observation") if o["category"][0]["coding"][0]["code"] == "vital-signs"]
+    vitals = [
+        o
+        for o in _by_type(inpatient, "Observation")
+        if o["category"][0]["coding"][0]["code"] == "vital-signs"
+    ]
     temp = [o for o in vitals if o["code"]["coding"][0]["code"] == "8310-5"]
     assert sorted(o["valueQuantity"]["value"] for o in temp) == [38.5, 39]
     bp = next(o for o in vitals if o["code"]["coding"][0]["code"] == "85354-9")
@@ -247,10 +270,17 @@ def test_referral_links_sending_and_receiving_hospitals():
     arrived = next(v for v in ds.visits if v.referred_from == sent.facility and v.person_id == sent.person_id)
     b_sent = ad.to_fhir(ad.parse(sent.xml).records[0]).bundle
     b_arr = ad.to_fhir(ad.parse(arrived.xml).records[0]).bundle
-    (ref,) = [e["resource"] for e in b_sent["entry"] if e["resource"]["resourceType"] == "ServiceRequest"
-              and e["resource"].get("category", [{}])[0].get("coding", [{}])[0].get("code") == "3457005"]
+    (ref,) = [
+        e["resource"]
+        for e in b_sent["entry"]
+        if e["resource"]["resourceType"] == "ServiceRequest"
+        and e["resource"].get("category", [{}])[0].get("coding", [{}])[0].get("code") == "3457005"
+    ]
     (enc,) = [e["resource"] for e in b_arr["entry"] if e["resource"]["resourceType"] == "Encounter"]
-    assert enc["basedOn"][0]["identifier"] == {"system": ref["identifier"][0]["system"],
-                                               "value": ref["identifier"][0]["value"]}
-    assert enc["hospitalization"]["origin"]["reference"] == "Organization/" + deterministic_id("Organization",
-                                                                                              sent.facility)
+    assert enc["basedOn"][0]["identifier"] == {
+        "system": ref["identifier"][0]["system"],
+        "value": ref["identifier"][0]["value"],
+    }
+    assert enc["hospitalization"]["origin"]["reference"] == "Organization/" + deterministic_id(
+        "Organization", sent.facility
+    )

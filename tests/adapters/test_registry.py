@@ -62,17 +62,24 @@ def test_shipped_vendor_profiles_load():
 def test_vendor_profile_from_temporary_directory(tmp_path, monkeypatch):
     (tmp_path / "benhvien_x.yaml").write_text(
         "name: benhvien_x\ntitle: HIS của Bệnh viện X\ndecimal_separator: ','\nempty_values: ['', 'KHONG']\n"
-        "code_maps:\n  DUONG_DUNG: {UONG: '1.01'}\ndetect:\n  envelope_contains: ['HIS-BVX']\n", encoding="utf-8")
+        "code_maps:\n  DUONG_DUNG: {UONG: '1.01'}\ndetect:\n  envelope_contains: ['HIS-BVX']\n",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("LIENTHONG_VENDOR_PATH", str(tmp_path))
     reload_vendors()
     try:
         body = SAMPLE.read_bytes()
         from adapters.synth.envelope import build_envelope, read_files
 
-        files = [(n, b.replace(b"<DON_GIA>1200.5</DON_GIA>", b"<DON_GIA>1200,5</DON_GIA>")
-                  .replace(b"<DUONG_DUNG>1.01</DUONG_DUNG>", b"<DUONG_DUNG>UONG</DUONG_DUNG>")
-                  .replace(b"<NHOM_MAU></NHOM_MAU>", b"<NHOM_MAU>KHONG</NHOM_MAU>"))
-                 for n, b in read_files(body)[0]]
+        files = [
+            (
+                n,
+                b.replace(b"<DON_GIA>1200.5</DON_GIA>", b"<DON_GIA>1200,5</DON_GIA>")
+                .replace(b"<DUONG_DUNG>1.01</DUONG_DUNG>", b"<DUONG_DUNG>UONG</DUONG_DUNG>")
+                .replace(b"<NHOM_MAU></NHOM_MAU>", b"<NHOM_MAU>KHONG</NHOM_MAU>"),
+            )
+            for n, b in read_files(body)[0]
+        ]
         env = build_envelope("79999", [files]).replace(b"<GIAMDINHHS>", b"<!-- HIS-BVX --><GIAMDINHHS>", 1)
         ad = Qd130Adapter()
         # Standard profile: the comma decimal is an error.
@@ -84,18 +91,30 @@ def test_vendor_profile_from_temporary_directory(tmp_path, monkeypatch):
             assert rec.meta["vendor"] == "benhvien_x"
             mapped = ad.to_fhir(rec, opts)
             assert mapped.errors == []
-            mrs = [e["resource"] for e in mapped.bundle["entry"] if e["resource"]["resourceType"] == "MedicationRequest"]
+            mrs = [
+                e["resource"]
+                for e in mapped.bundle["entry"]
+                if e["resource"]["resourceType"] == "MedicationRequest"
+            ]
             assert mrs[1]["dosageInstruction"][0]["route"]["coding"][0]["code"] == "1.01"
-            obs = [e["resource"] for e in mapped.bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+            obs = [
+                e["resource"]
+                for e in mapped.bundle["entry"]
+                if e["resource"]["resourceType"] == "Observation"
+            ]
             assert not [o for o in obs if o["code"].get("coding", [{}])[0].get("code") == "882-1"]
         # Also via the vendor_path option, without the environment variable.
         monkeypatch.delenv("LIENTHONG_VENDOR_PATH")
         reload_vendors()
-        assert ad.parse(env, {"vendor": "benhvien_x", "vendor_path": str(tmp_path)}).records[0].data.errors == []
+        assert (
+            ad.parse(env, {"vendor": "benhvien_x", "vendor_path": str(tmp_path)}).records[0].data.errors == []
+        )
     finally:
         reload_vendors()
 
 
 def test_unknown_vendor_is_a_clear_error():
     parsed = Qd130Adapter().parse(SAMPLE.read_bytes(), {"vendor": "khong-co"})
-    assert parsed.errors[0].location == "options/vendor" and "unknown vendor profile" in parsed.errors[0].reason
+    assert (
+        parsed.errors[0].location == "options/vendor" and "unknown vendor profile" in parsed.errors[0].reason
+    )

@@ -52,8 +52,11 @@ async def _ids(client, query: str) -> set[str]:
         resp = await client.get(url)
         assert resp.status_code == 200, (query, resp.text[:300])
         bundle = resp.json()
-        found |= {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle.get("entry", [])
-                  if e["search"]["mode"] == "match"}
+        found |= {
+            f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            for e in bundle.get("entry", [])
+            if e["search"]["mode"] == "match"
+        }
         url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
     return found
 
@@ -82,32 +85,59 @@ async def test_examples_round_trip_and_search(loaded) -> None:
     patients = by_type["Patient"]
     oracle: dict[str, set[str]] = {
         "Observation?code=http://loinc.org|85354-9": {
-            ref(o) for o in obs if any(c.get("system") == "http://loinc.org" and c.get("code") == "85354-9"
-                                       for c in _codings(o.get("code")))},
+            ref(o)
+            for o in obs
+            if any(
+                c.get("system") == "http://loinc.org" and c.get("code") == "85354-9"
+                for c in _codings(o.get("code"))
+            )
+        },
         "Observation?code=http://loinc.org|15074-8": {
-            ref(o) for o in obs if any(c.get("code") == "15074-8" for c in _codings(o.get("code")))},
+            ref(o) for o in obs if any(c.get("code") == "15074-8" for c in _codings(o.get("code")))
+        },
         "Observation?subject=Patient/example": {
-            ref(o) for o in obs if (o.get("subject") or {}).get("reference") == "Patient/example"},
+            ref(o) for o in obs if (o.get("subject") or {}).get("reference") == "Patient/example"
+        },
         "Observation?value-quantity=gt100": {
-            ref(o) for o in obs if isinstance((o.get("valueQuantity") or {}).get("value"), (int, float))
-            and o["valueQuantity"]["value"] > 100},
+            ref(o)
+            for o in obs
+            if isinstance((o.get("valueQuantity") or {}).get("value"), (int, float))
+            and o["valueQuantity"]["value"] > 100
+        },
         "Observation?status=final,amended": {ref(o) for o in obs if o.get("status") in ("final", "amended")},
         "Patient?gender=female": {ref(p) for p in patients if p.get("gender") == "female"},
         "Patient?birthdate=ge1960&birthdate=lt1980": {
-            ref(p) for p in patients if "1960" <= p.get("birthDate", "")[:4] < "1980"},
-        "Patient?family=van": {ref(p) for p in patients if any(
-            fold(n.get("family", "")).startswith("van") for n in p.get("name", []))},
+            ref(p) for p in patients if "1960" <= p.get("birthDate", "")[:4] < "1980"
+        },
+        "Patient?family=van": {
+            ref(p)
+            for p in patients
+            if any(fold(n.get("family", "")).startswith("van") for n in p.get("name", []))
+        },
         "Patient?active=true": {ref(p) for p in patients if p.get("active") is True},
         "Condition?clinical-status=active": {
-            ref(c) for c in by_type["Condition"] if any(x.get("code") == "active"
-                                                        for x in _codings(c.get("clinicalStatus")))},
+            ref(c)
+            for c in by_type["Condition"]
+            if any(x.get("code") == "active" for x in _codings(c.get("clinicalStatus")))
+        },
         "MedicationRequest?intent=order": {
-            ref(m) for m in by_type["MedicationRequest"] if m.get("intent") == "order"},
+            ref(m) for m in by_type["MedicationRequest"] if m.get("intent") == "order"
+        },
         "Encounter?subject=Patient/example": {
-            ref(e) for e in by_type["Encounter"] if (e.get("subject") or {}).get("reference") == "Patient/example"},
-        "Practitioner?name=adam": {ref(p) for p in by_type["Practitioner"] if any(
-            fold(x).startswith("adam") for n in p.get("name", [])
-            for x in [n.get("family", ""), *n.get("given", []), n.get("text", "")] if x)},
+            ref(e)
+            for e in by_type["Encounter"]
+            if (e.get("subject") or {}).get("reference") == "Patient/example"
+        },
+        "Practitioner?name=adam": {
+            ref(p)
+            for p in by_type["Practitioner"]
+            if any(
+                fold(x).startswith("adam")
+                for n in p.get("name", [])
+                for x in [n.get("family", ""), *n.get("given", []), n.get("text", "")]
+                if x
+            )
+        },
     }
     mismatches = {}
     for query, expected in oracle.items():
@@ -122,5 +152,7 @@ async def test_examples_round_trip_and_search(loaded) -> None:
         total = (await client.get(f"/{rtype}?_summary=count")).json()["total"]
         assert total == len(by_type[rtype])
     bundle = (await client.get("/Patient?_id=example&_revinclude=Observation:subject&_count=1")).json()
-    included = {f"Observation/{e['resource']['id']}" for e in bundle["entry"] if e["search"]["mode"] == "include"}
+    included = {
+        f"Observation/{e['resource']['id']}" for e in bundle["entry"] if e["search"]["mode"] == "include"
+    }
     assert included == oracle["Observation?subject=Patient/example"]

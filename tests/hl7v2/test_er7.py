@@ -37,8 +37,10 @@ def test_trailing_empty_fields_and_missing_components():
 
 
 def test_non_default_encoding_characters_and_escapes():
-    raw = ("MSH#$*@%#HIS#BV#R#F#20240101##ADT$A01#C1#P#2.5\r"
-           "PID#1##BN1$$$BV$MR*CMND9$$$BCA$CMND##PHẠM$THU @F@ HÀ#\r").encode()
+    raw = (
+        "MSH#$*@%#HIS#BV#R#F#20240101##ADT$A01#C1#P#2.5\r"
+        "PID#1##BN1$$$BV$MR*CMND9$$$BCA$CMND##PHẠM$THU @F@ HÀ#\r"
+    ).encode()
     msg = read_message(raw)
     pid = msg.first("PID")
     assert msg.encoding.component == "$" and msg.encoding.repetition == "*"
@@ -46,7 +48,10 @@ def test_non_default_encoding_characters_and_escapes():
 
 
 def test_escape_sequences():
-    raw = msh("ORU^R01", "E1").encode() + b"\rOBX|1|ST|X^Y||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X48C3A0\\\\.br\\g\r"
+    raw = (
+        msh("ORU^R01", "E1").encode()
+        + b"\rOBX|1|ST|X^Y||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X48C3A0\\\\.br\\g\r"
+    )
     assert read_message(raw).first("OBX").get(5) == "a|b^c&d~e\\fHà\ng"
 
 
@@ -78,10 +83,17 @@ def test_mllp_and_bom_residue_is_tolerated():
     assert msg.first("PID") is not None
 
 
-@pytest.mark.parametrize("raw,location", [
-    (b"", "MSH"), (b"PID|1||X\r", "MSH"), (b"MSH|", "MSH-2"), (b"MSH|^^^^|A\r", "MSH-2"),
-    (b"\x00\xff garbage \x13", "MSH"), (msh("ADT^A01", "G1").encode() + b"\rthis is not a segment\r", "segment 2"),
-])
+@pytest.mark.parametrize(
+    "raw,location",
+    [
+        (b"", "MSH"),
+        (b"PID|1||X\r", "MSH"),
+        (b"MSH|", "MSH-2"),
+        (b"MSH|^^^^|A\r", "MSH-2"),
+        (b"\x00\xff garbage \x13", "MSH"),
+        (msh("ADT^A01", "G1").encode() + b"\rthis is not a segment\r", "segment 2"),
+    ],
+)
 def test_unreadable_messages_raise_reject(raw, location):
     with pytest.raises(Hl7Error) as exc:
         read_message(raw)

@@ -9,8 +9,21 @@ from adapters.hl7v2.plugin import Hl7v2Adapter
 from adapters.ids import deterministic_id
 from mappings import profile_set
 from tests.hl7v2.samples import (
-    ADT_A01, ADT_A03, ADT_A04, ADT_A08, ADT_A11, ADT_A40, ALL_GOOD, OML_O21, ORM_O01, ORU_R01, PID_AN, PV1_IN,
-    VXU_V04, msg, msh,
+    ADT_A01,
+    ADT_A03,
+    ADT_A04,
+    ADT_A08,
+    ADT_A11,
+    ADT_A40,
+    ALL_GOOD,
+    OML_O21,
+    ORM_O01,
+    ORU_R01,
+    PID_AN,
+    PV1_IN,
+    VXU_V04,
+    msg,
+    msh,
 )
 
 SYS = profile_set("hl7vn")["identifier_systems"]
@@ -58,7 +71,9 @@ def test_adt_a01_patient_fields():
     assert ids[SYS["cccd"]]["type"]["coding"][0]["code"] == "NI"
     assert ids[SYS["bhyt"]]["value"] == "HN4010120012345"
     assert ids[SYS["bhyt"]]["period"] == {"start": "2024-01-01", "end": "2024-12-31"}
-    assert pat["name"] == [{"use": "official", "text": "NGUYỄN VĂN AN", "family": "NGUYỄN", "given": ["VĂN", "AN"]}]
+    assert pat["name"] == [
+        {"use": "official", "text": "NGUYỄN VĂN AN", "family": "NGUYỄN", "given": ["VĂN", "AN"]}
+    ]
     assert pat["gender"] == "male" and pat["birthDate"] == "1980-05-12"
     assert pat["telecom"] == [{"system": "phone", "value": "0912345678", "use": "home"}]
     addr = pat["address"][0]
@@ -99,8 +114,10 @@ def test_z_segment_kept_out_of_mapping_but_message_is_accepted():
     assert "nội dung riêng" not in str(b)
 
 
-@pytest.mark.parametrize("raw,status", [(ADT_A04, "arrived"), (ADT_A08, "in-progress"), (ADT_A03, "finished"),
-                                        (ADT_A11, "cancelled")])
+@pytest.mark.parametrize(
+    "raw,status",
+    [(ADT_A04, "arrived"), (ADT_A08, "in-progress"), (ADT_A03, "finished"), (ADT_A11, "cancelled")],
+)
 def test_trigger_sets_encounter_status(raw, status):
     [enc] = resources(bundle_of(raw), "Encounter")
     assert enc["status"] == status
@@ -116,8 +133,12 @@ def test_a03_discharge_period_and_disposition():
 def test_a04_outpatient_full_name_in_one_component_is_split_family_first():
     b = bundle_of(ADT_A04)
     [pat] = resources(b, "Patient")
-    assert pat["name"][0] == {"use": "official", "text": "TRẦN THỊ HỒNG NHUNG", "family": "TRẦN",
-                              "given": ["THỊ", "HỒNG", "NHUNG"]}
+    assert pat["name"][0] == {
+        "use": "official",
+        "text": "TRẦN THỊ HỒNG NHUNG",
+        "family": "TRẦN",
+        "given": ["THỊ", "HỒNG", "NHUNG"],
+    }
     assert pat["gender"] == "female"
     [enc] = resources(b, "Encounter")
     assert enc["class"]["code"] == "AMB"
@@ -152,31 +173,52 @@ def test_oru_observations_by_value_type():
     assert resources(b, "Encounter") == []
     enc = {"id": deterministic_id("Encounter", "01929", "visit", "VN2024000123")}
     hb = obs["718-7"]
-    assert hb["valueQuantity"] == {"value": 135, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"}
+    assert hb["valueQuantity"] == {
+        "value": 135,
+        "unit": "g/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "g/L",
+    }
     assert hb["referenceRange"][0]["low"]["value"] == 120 and hb["referenceRange"][0]["high"]["value"] == 160
     assert hb["interpretation"][0]["coding"][0]["code"] == "N"
     assert hb["effectiveDateTime"] == "2024-01-15T09:30:00+07:00"
     assert hb["status"] == "final" and hb["category"][0]["coding"][0]["code"] == "laboratory"
-    assert hb["subject"]["reference"] == f"Patient/{pat['id']}" and hb["encounter"]["reference"] == f"Encounter/{enc['id']}"
+    assert (
+        hb["subject"]["reference"] == f"Patient/{pat['id']}"
+        and hb["encounter"]["reference"] == f"Encounter/{enc['id']}"
+    )
     wbc = obs["6690-2"]
     assert wbc["valueQuantity"]["value"] == 12.5 and wbc["interpretation"][0]["coding"][0]["code"] == "H"
     assert wbc["code"]["coding"][0]["display"] == "Bạch cầu"
     assert wbc["effectiveDateTime"] == "2024-01-15T08:30:00+07:00"  # OBX-14 empty -> OBR-7
     assert obs["8251-1"]["valueString"] == "Mẫu máu hơi đục| cần lấy lại"
     blood = obs["882-1"]["valueCodeableConcept"]["coding"][0]
-    assert blood == {"system": "http://snomed.info/sct", "code": "278149003", "display": "Nhóm máu A Rh dương"}
-    assert obs["2160-0"]["valueQuantity"]["comparator"] == "<" and obs["2160-0"]["valueQuantity"]["value"] == 0.5
+    assert blood == {
+        "system": "http://snomed.info/sct",
+        "code": "278149003",
+        "display": "Nhóm máu A Rh dương",
+    }
+    assert (
+        obs["2160-0"]["valueQuantity"]["comparator"] == "<" and obs["2160-0"]["valueQuantity"]["value"] == 0.5
+    )
     assert obs["11502-2"]["valueString"] == "Thiếu máu nhẹ\nTheo dõi thêm"
     assert obs["11502-2"]["status"] == "preliminary"
     assert rep["status"] == "final" and rep["code"]["coding"][0]["code"] == "58410-2"
     assert {i["value"] for i in rep["identifier"]} == {"CD0001", "XN0001"}
-    assert [r["reference"] for r in rep["result"]] == [f"Observation/{o['id']}" for o in resources(b, "Observation")]
+    assert [r["reference"] for r in rep["result"]] == [
+        f"Observation/{o['id']}" for o in resources(b, "Observation")
+    ]
     assert rep["id"] == deterministic_id("DiagnosticReport", "01929", "obr", "FILL:XN0001")
 
 
 def test_oru_sn_range_and_ratio():
-    raw = msg(msh("ORU^R01^ORU_R01", "SN1"), PID_AN, "OBR|1||XN9|1-1^Test^LN",
-              "OBX|1|SN|a^A^LN||^10^-^20|mg^mg^UCUM", "OBX|2|SN|b^B^LN||^1^:^128")
+    raw = msg(
+        msh("ORU^R01^ORU_R01", "SN1"),
+        PID_AN,
+        "OBR|1||XN9|1-1^Test^LN",
+        "OBX|1|SN|a^A^LN||^10^-^20|mg^mg^UCUM",
+        "OBX|2|SN|b^B^LN||^1^:^128",
+    )
     obs = resources(bundle_of(raw), "Observation")
     assert obs[0]["valueRange"]["low"]["value"] == 10 and obs[0]["valueRange"]["high"]["value"] == 20
     assert obs[1]["valueRatio"]["denominator"]["value"] == 128
@@ -187,10 +229,18 @@ def test_vxu_immunization_fields():
     [imm] = resources(b, "Immunization")
     [pat] = resources(b, "Patient")
     assert imm["status"] == "completed"
-    assert imm["vaccineCode"]["coding"][0] == {"system": "http://hl7.org/fhir/sid/cvx", "code": "08",
-                                                "display": "Viêm gan B trẻ em"}
+    assert imm["vaccineCode"]["coding"][0] == {
+        "system": "http://hl7.org/fhir/sid/cvx",
+        "code": "08",
+        "display": "Viêm gan B trẻ em",
+    }
     assert imm["occurrenceDateTime"] == "2024-03-01T09:15:00+07:00"
-    assert imm["doseQuantity"] == {"value": 0.5, "unit": "mL", "system": "http://unitsofmeasure.org", "code": "mL"}
+    assert imm["doseQuantity"] == {
+        "value": 0.5,
+        "unit": "mL",
+        "system": "http://unitsofmeasure.org",
+        "code": "mL",
+    }
     assert imm["lotNumber"] == "LOT2024A" and imm["expirationDate"] == "2025-12-31"
     assert imm["manufacturer"] == {"display": "Sanofi"} and imm["primarySource"] is True
     assert imm["route"]["coding"][0]["code"] == "IM" and imm["site"]["coding"][0]["code"] == "LT"
@@ -222,8 +272,11 @@ def test_provenance_records_the_source_message():
     assert prov["entity"][0]["what"]["identifier"]["value"] == "ADT0001"
     assert prov["recorded"] == "2024-01-15T08:30:00+07:00"
     assert prov["agent"][0]["who"]["display"] == "HIS_VNPT@BV_BACHMAI"
-    assert {t["reference"] for t in prov["target"]} == {f"{e['resource']['resourceType']}/{e['resource']['id']}"
-                                                       for e in b["entry"] if e["resource"] is not prov}
+    assert {t["reference"] for t in prov["target"]} == {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in b["entry"]
+        if e["resource"] is not prov
+    }
 
 
 def test_timezone_is_configurable_and_explicit_offsets_are_kept():
@@ -251,24 +304,37 @@ def _codes(errs) -> list[tuple[str, str]]:
     return [(e.location, e.reason[:8]) for e in errs]
 
 
-@pytest.mark.parametrize("raw,location,tag", [
-    (ADT_A01.replace(b"BN000123^^^BV_BACHMAI^MR~001080012345^^^BCA^NI~HN4010120012345^^^BHXH^SB^^20240101^20241231",
-                     b""), "PID-3", "[AE 101]"),
-    (ADT_A01.replace(b"|19800512|", b"|1980-05-12|"), "PID-7", "[AE 102]"),
-    (ADT_A01.replace(b"|19800512|", b"|19801312|"), "PID-7", "[AE 102]"),
-    (ADT_A01.replace(b"VN2024000123", b""), "PV1-19", "[AE 101]"),
-    (msg(msh("ADT^A01^ADT_A01", "N1"), "EVN|A01"), "PID", "[AE 101]"),
-    (ORU_R01.replace(b"|NM|718-7", b"|NM|718-7").replace(b"||135|", b"||abc|"), "OBX[1]-5", "[AE 102]"),
-    (ORU_R01.replace(b"|NM|718-7", b"|ED|718-7"), "OBX[1]-2", "[AE 102]"),
-    (ORU_R01.replace("58410-2^Tổng phân tích tế bào máu ngoại vi^LN".encode(), b""), "OBR[1]-4", "[AE 101]"),
-    (VXU_V04.replace(b"08^Vi\xc3\xaam gan B tr\xe1\xba\xbb em^CVX", b""), "RXA[1]-5", "[AE 101]"),
-    (ADT_A40.replace(b"MRG|BN009999", b"MRG|BN000123"), "MRG[1]-1", "[AE 205]"),
-    (ADT_A01.replace(b"|2.5|", b"|2.9|"), "MSH-12", "[AR 203]"),
-    (ADT_A01.replace(b"ADT^A01^ADT_A01", b"SIU^S12^SIU_S12"), "MSH-9", "[AR 200]"),
-    (ADT_A01.replace(b"ADT^A01^ADT_A01", b"ADT^A99"), "MSH-9", "[AR 201]"),
-    (ADT_A01.replace(b"|ADT0001|", b"||"), "MSH-10", "[AR 101]"),
-    (b"NOT HL7 AT ALL", "MSH", "[AR 101]"),
-])
+@pytest.mark.parametrize(
+    "raw,location,tag",
+    [
+        (
+            ADT_A01.replace(
+                b"BN000123^^^BV_BACHMAI^MR~001080012345^^^BCA^NI~HN4010120012345^^^BHXH^SB^^20240101^20241231",
+                b"",
+            ),
+            "PID-3",
+            "[AE 101]",
+        ),
+        (ADT_A01.replace(b"|19800512|", b"|1980-05-12|"), "PID-7", "[AE 102]"),
+        (ADT_A01.replace(b"|19800512|", b"|19801312|"), "PID-7", "[AE 102]"),
+        (ADT_A01.replace(b"VN2024000123", b""), "PV1-19", "[AE 101]"),
+        (msg(msh("ADT^A01^ADT_A01", "N1"), "EVN|A01"), "PID", "[AE 101]"),
+        (ORU_R01.replace(b"|NM|718-7", b"|NM|718-7").replace(b"||135|", b"||abc|"), "OBX[1]-5", "[AE 102]"),
+        (ORU_R01.replace(b"|NM|718-7", b"|ED|718-7"), "OBX[1]-2", "[AE 102]"),
+        (
+            ORU_R01.replace("58410-2^Tổng phân tích tế bào máu ngoại vi^LN".encode(), b""),
+            "OBR[1]-4",
+            "[AE 101]",
+        ),
+        (VXU_V04.replace(b"08^Vi\xc3\xaam gan B tr\xe1\xba\xbb em^CVX", b""), "RXA[1]-5", "[AE 101]"),
+        (ADT_A40.replace(b"MRG|BN009999", b"MRG|BN000123"), "MRG[1]-1", "[AE 205]"),
+        (ADT_A01.replace(b"|2.5|", b"|2.9|"), "MSH-12", "[AR 203]"),
+        (ADT_A01.replace(b"ADT^A01^ADT_A01", b"SIU^S12^SIU_S12"), "MSH-9", "[AR 200]"),
+        (ADT_A01.replace(b"ADT^A01^ADT_A01", b"ADT^A99"), "MSH-9", "[AR 201]"),
+        (ADT_A01.replace(b"|ADT0001|", b"||"), "MSH-10", "[AR 101]"),
+        (b"NOT HL7 AT ALL", "MSH", "[AR 101]"),
+    ],
+)
 def test_bad_content_gives_precise_errors(raw, location, tag):
     errs = errors_of(raw)
     assert len(errs) == 1, errs
@@ -276,8 +342,15 @@ def test_bad_content_gives_precise_errors(raw, location, tag):
 
 
 def test_parse_and_map_never_raise_on_garbage():
-    for raw in (b"", b"\x00" * 50, b"MSH", b"MSH|^~\\&|" + b"\xff" * 100, bytes(range(256)),
-                ADT_A01[:150], ORU_R01.replace(b"OBX|", b"OBX|\xff|")):
+    for raw in (
+        b"",
+        b"\x00" * 50,
+        b"MSH",
+        b"MSH|^~\\&|" + b"\xff" * 100,
+        bytes(range(256)),
+        ADT_A01[:150],
+        ORU_R01.replace(b"OBX|", b"OBX|\xff|"),
+    ):
         errs = errors_of(raw)
         assert errs and all(e.reason.startswith(("[AR", "[AE")) for e in errs)
 

@@ -12,7 +12,7 @@ from adapters.hl7v2.mllp import MllpServer, frame
 from adapters.ids import deterministic_id
 from fhir_server.identity.service import linked_patient_ids
 from fhir_server.storage.schema import dead_letter, inbox, processed_message, resource
-from tests.hl7v2.samples import ADT_A01, ADT_A08, ALL_GOOD, ORU_R01, msg, msh
+from tests.hl7v2.samples import ADT_A01, ADT_A08, ALL_GOOD, ORU_R01, msg
 
 MRN = "http://fhir.hl7.org.vn/core/sid/mrn/01929"
 
@@ -72,7 +72,9 @@ async def test_all_message_types_are_acked_after_commit_and_searchable(server, s
         assert fields[1] == "AA", (name, ack)
         assert fields[2] == raw.split(b"|")[9].decode()
         # AA means committed: the data is readable the moment the ACK arrives.
-        assert store.read("Provenance", deterministic_id("Provenance", "01929", "hl7v2", "HIS_VNPT", fields[2]))
+        assert store.read(
+            "Provenance", deterministic_id("Provenance", "01929", "hl7v2", "HIS_VNPT", fields[2])
+        )
     await c.close()
     pat = store.read("Patient", deterministic_id("Patient", "01929", "BN000123"))
     body = orjson.loads(pat.content)
@@ -83,7 +85,9 @@ async def test_all_message_types_are_acked_after_commit_and_searchable(server, s
     r = await client.get("/Observation", params={"code": "http://loinc.org|718-7"})
     [entry] = r.json()["entry"]
     assert entry["resource"]["valueQuantity"]["value"] == 135
-    enc = orjson.loads(store.read("Encounter", deterministic_id("Encounter", "01929", "visit", "VN2024000123")).content)
+    enc = orjson.loads(
+        store.read("Encounter", deterministic_id("Encounter", "01929", "visit", "VN2024000123")).content
+    )
     assert enc["status"] == "cancelled"  # A11 was the last ADT for this visit in ALL_GOOD order
     old = orjson.loads(store.read("Patient", deterministic_id("Patient", "01929", "BN009999")).content)
     assert old["active"] is False and old["link"][0]["type"] == "replaced-by"
@@ -118,7 +122,9 @@ async def test_bad_content_gets_ae_with_err_and_dead_letter(server, store):
     assert err.startswith("ERR||PID^1^7|102^Data type error^HL70357|E")
     assert "1980-05-12" in err
     assert count(store, dead_letter) == 1 and count(store, inbox) == 1
-    assert store.read("Patient", deterministic_id("Patient", "01929", "BN000123")) is None  # nothing half-written
+    assert (
+        store.read("Patient", deterministic_id("Patient", "01929", "BN000123")) is None
+    )  # nothing half-written
     assert await c.send(bad) == ack  # AE is remembered too: the sender must fix, not resend
     await c.close()
 
@@ -148,7 +154,9 @@ async def test_wrong_version_err_names_msh_12(server):
     c = await Client.connect(server.port)
     ack = await c.send(BAD_FRAMES["wrong version"])
     assert msa(ack)[2] == "V30"
-    assert "203&" in err_segments(ack)[0] and err_segments(ack)[0].startswith("ERR|MSH^1^12")  # v2.3-style ERR-1 for a non-2.5 header
+    assert "203&" in err_segments(ack)[0] and err_segments(ack)[0].startswith(
+        "ERR|MSH^1^12"
+    )  # v2.3-style ERR-1 for a non-2.5 header
     await c.close()
 
 
@@ -184,8 +192,11 @@ async def test_many_concurrent_connections(server, store):
         c = await Client.connect(server.port)
         codes = []
         for j in range(3):
-            raw = ADT_A01.replace(b"ADT0001", f"C{i}-{j}".encode()).replace(b"BN000123", f"BN{i}{j}".encode()) \
+            raw = (
+                ADT_A01.replace(b"ADT0001", f"C{i}-{j}".encode())
+                .replace(b"BN000123", f"BN{i}{j}".encode())
                 .replace(b"VN2024000123", f"VN{i}{j}".encode())
+            )
             codes.append(msa(await c.send(raw))[1])
         await c.close()
         return codes
@@ -212,8 +223,9 @@ async def test_graceful_shutdown_answers_in_flight_messages(store):
 
 
 async def test_http_ingest_routes_to_the_hl7v2_plugin(client, store):
-    r = await client.post("http://test/ingest/hl7v2", content=ORU_R01,
-                          headers={"Content-Type": "x-application/hl7-v2+er7"})
+    r = await client.post(
+        "http://test/ingest/hl7v2", content=ORU_R01, headers={"Content-Type": "x-application/hl7-v2+er7"}
+    )
     assert r.status_code in (200, 201), r.text
     assert store.read("Patient", deterministic_id("Patient", "01929", "BN000123")) is not None
     r = await client.post("http://test/ingest", content=ADT_A01.replace(b"ADT0001", b"H2"))
@@ -230,6 +242,8 @@ async def test_same_citizen_at_two_hospitals_is_linked_after_the_acks(store):
     await c.close()
     await srv.close()  # shutdown links whatever the background linker had not reached
     with store.engine.connect() as conn:
-        patients = [r for (r,) in conn.execute(select(resource.c.res_id).where(resource.c.res_type == "Patient"))]
+        patients = [
+            r for (r,) in conn.execute(select(resource.c.res_id).where(resource.c.res_type == "Patient"))
+        ]
     assert len(patients) == 2
     assert set(linked_patient_ids(store, patients[0])) == set(patients)

@@ -11,17 +11,31 @@ SYS = PS["identifier_systems"]
 EXT = PS["extensions"]
 
 
-def patient(facility: str, ma_bn: str, name: str, birth: str | None = None, gender: str | None = None,
-            cccd: str | None = None, bhyt: str | None = None, phone: str | None = None,
-            province: str | None = None, district: str | None = None, ward: str | None = None) -> dict:
+def patient(
+    facility: str,
+    ma_bn: str,
+    name: str,
+    birth: str | None = None,
+    gender: str | None = None,
+    cccd: str | None = None,
+    bhyt: str | None = None,
+    phone: str | None = None,
+    province: str | None = None,
+    district: str | None = None,
+    ward: str | None = None,
+) -> dict:
     """A hospital's Patient resource (id from facility + MA_BN, as the QĐ130 adapter makes it)."""
     idents = [{"system": f"{SYS['mrn']}/{facility}", "value": ma_bn}]
     if cccd:
         idents.append({"system": SYS["cccd"], "value": cccd})
     if bhyt:
         idents.append({"system": SYS["bhyt"], "value": bhyt})
-    pat: dict = {"resourceType": "Patient", "id": deterministic_id("Patient", facility, ma_bn),
-                 "identifier": idents, "name": [human_name(name)]}
+    pat: dict = {
+        "resourceType": "Patient",
+        "id": deterministic_id("Patient", facility, ma_bn),
+        "identifier": idents,
+        "name": [human_name(name)],
+    }
     if gender:
         pat["gender"] = gender
     if birth:
@@ -30,12 +44,20 @@ def patient(facility: str, ma_bn: str, name: str, birth: str | None = None, gend
         pat["telecom"] = [{"system": "phone", "value": phone}]
     codes = [(k, v) for k, v in (("province", province), ("district", district), ("ward", ward)) if v]
     if codes:
-        pat["address"] = [{"use": "home", "extension": [{"url": EXT[k], "valueCoding": {"code": v}}
-                                                        for k, v in codes]}]
+        pat["address"] = [
+            {"use": "home", "extension": [{"url": EXT[k], "valueCoding": {"code": v}} for k, v in codes]}
+        ]
     return pat
 
 
 def put_all(store, patients: list[dict]) -> None:
     """Store Patients with one transaction Bundle (PUT, so ids are kept)."""
-    store.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": p, "request": {"method": "PUT", "url": f"Patient/{p['id']}"}} for p in patients]})
+    store.transaction(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": p, "request": {"method": "PUT", "url": f"Patient/{p['id']}"}} for p in patients
+            ],
+        }
+    )

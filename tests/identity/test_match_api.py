@@ -17,16 +17,37 @@ def _params(p: dict, **extra) -> dict:
 
 
 async def test_match_returns_graded_searchset(client, store):
-    known = patient("01001", "BN1", "Hoàng Thị Thu Hà", "1988-12-03", "female", cccd="001188012345",
-                    province="01", district="005", ward="00160")
-    lookalike = patient("01002", "BN7", "Hoàng Thị Thu Hà", "1988-12-03", "female",
-                        province="01", district="005", ward="00160")
+    known = patient(
+        "01001",
+        "BN1",
+        "Hoàng Thị Thu Hà",
+        "1988-12-03",
+        "female",
+        cccd="001188012345",
+        province="01",
+        district="005",
+        ward="00160",
+    )
+    lookalike = patient(
+        "01002",
+        "BN7",
+        "Hoàng Thị Thu Hà",
+        "1988-12-03",
+        "female",
+        province="01",
+        district="005",
+        ward="00160",
+    )
     stranger = patient("01002", "BN8", "Hoàng Văn Hải", "1960-01-15", "male")
     put_all(store, [known, lookalike, stranger])
     service.link_all(store)
-    query = {"resourceType": "Patient", "name": [{"family": "HOANG", "given": ["THI", "THU", "HA"]}],
-             "birthDate": "1988-12-03", "gender": "female",
-             "identifier": [{"system": "http://fhir.hl7.org.vn/core/sid/cccd", "value": "001188012345"}]}
+    query = {
+        "resourceType": "Patient",
+        "name": [{"family": "HOANG", "given": ["THI", "THU", "HA"]}],
+        "birthDate": "1988-12-03",
+        "gender": "female",
+        "identifier": [{"system": "http://fhir.hl7.org.vn/core/sid/cccd", "value": "001188012345"}],
+    }
     r = await client.post("/Patient/$match", json=_params(query))
     assert r.status_code == 200, r.text
     bundle = r.json()

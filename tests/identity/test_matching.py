@@ -50,10 +50,26 @@ def test_twins_are_not_linked_automatically():
 
 
 def test_conflicting_cccd_goes_to_review_not_link():
-    a = patient("01001", "BN1", "Đỗ Văn Nam", "1985-02-03", "male", cccd="001085012345",
-                bhyt="DN4010123456789", **HOME)
-    b = patient("01002", "BN2", "Đỗ Văn Nam", "1985-02-03", "male", cccd="001085099999",
-                bhyt="HT3010123456789", **HOME)
+    a = patient(
+        "01001",
+        "BN1",
+        "Đỗ Văn Nam",
+        "1985-02-03",
+        "male",
+        cccd="001085012345",
+        bhyt="DN4010123456789",
+        **HOME,
+    )
+    b = patient(
+        "01002",
+        "BN2",
+        "Đỗ Văn Nam",
+        "1985-02-03",
+        "male",
+        cccd="001085099999",
+        bhyt="HT3010123456789",
+        **HOME,
+    )
     d = default_matcher().decide(extract(a), extract(b))
     assert d.outcome == POSSIBLE and d.reason == "identifiers conflict"
 

@@ -20,6 +20,8 @@ def test_synthetic_records_carry_the_injected_noise():
     records = [r.resource for r in generate(2000, seed=5).records]
     assert any(len(r["birthDate"]) == 4 for r in records)  # year-only
     assert any(r["name"][0]["text"].isascii() for r in records)  # accents lost
-    assert any(r["name"][0]["text"] != r["name"][0]["text"].upper() and not r["name"][0]["text"].isascii()
-               for r in records)  # diacritics kept, mixed case
+    assert any(
+        r["name"][0]["text"] != r["name"][0]["text"].upper() and not r["name"][0]["text"].isascii()
+        for r in records
+    )  # diacritics kept, mixed case
     assert any(not any("cccd" in i["system"] for i in r["identifier"]) for r in records)  # missing CCCD

@@ -21,8 +21,13 @@ def _rows(res: dict) -> dict[str, list[dict]]:
 
 
 def test_every_official_expression_compiles_or_falls_back() -> None:
-    data = orjson.loads(gzip.decompress(
-        pkg_resources.files("fhir_server.search.data").joinpath("search-parameters-r4.json.gz").read_bytes()))
+    data = orjson.loads(
+        gzip.decompress(
+            pkg_resources.files("fhir_server.search.data")
+            .joinpath("search-parameters-r4.json.gz")
+            .read_bytes()
+        )
+    )
     assert len(data) > 1300
     fallback = []
     for sp in data:
@@ -36,34 +41,75 @@ def test_every_official_expression_compiles_or_falls_back() -> None:
     assert len(fallback) <= 5, fallback
 
 
-@pytest.mark.parametrize(("expr", "rtype", "resource", "expected"), [
-    ("Observation.value as Quantity", "Observation", {"valueQuantity": {"value": 5}}, [{"value": 5}]),
-    ("(Observation.value as CodeableConcept).text", "Observation", {"valueCodeableConcept": {"text": "Dương tính"}},
-     ["Dương tính"]),
-    ("Condition.onset.as(dateTime)", "Condition", {"onsetDateTime": "2024-01-01"}, ["2024-01-01"]),
-    ("Observation.subject.where(resolve() is Patient)", "Observation",
-     {"subject": {"reference": "Group/g1"}}, []),
-    ("Observation.subject.where(resolve() is Patient)", "Observation",
-     {"subject": {"reference": "Patient/p1"}}, [{"reference": "Patient/p1"}]),
-    ("Patient.extension('http://x/e').value", "Patient",
-     {"extension": [{"url": "http://x/e", "valueString": "Kinh"}, {"url": "other", "valueString": "no"}]}, ["Kinh"]),
-    ("Bundle.entry[0].resource", "Bundle", {"entry": [{"resource": {"id": "a"}}, {"resource": {"id": "b"}}]},
-     [{"id": "a"}]),
-    ("Patient.name | Practitioner.name", "Practitioner", {"name": [{"family": "Lê"}]}, [{"family": "Lê"}]),
-    ("Patient.deceased.exists() and Patient.deceased != false", "Patient", {"deceasedBoolean": True}, [True]),
-])
+@pytest.mark.parametrize(
+    ("expr", "rtype", "resource", "expected"),
+    [
+        ("Observation.value as Quantity", "Observation", {"valueQuantity": {"value": 5}}, [{"value": 5}]),
+        (
+            "(Observation.value as CodeableConcept).text",
+            "Observation",
+            {"valueCodeableConcept": {"text": "Dương tính"}},
+            ["Dương tính"],
+        ),
+        ("Condition.onset.as(dateTime)", "Condition", {"onsetDateTime": "2024-01-01"}, ["2024-01-01"]),
+        (
+            "Observation.subject.where(resolve() is Patient)",
+            "Observation",
+            {"subject": {"reference": "Group/g1"}},
+            [],
+        ),
+        (
+            "Observation.subject.where(resolve() is Patient)",
+            "Observation",
+            {"subject": {"reference": "Patient/p1"}},
+            [{"reference": "Patient/p1"}],
+        ),
+        (
+            "Patient.extension('http://x/e').value",
+            "Patient",
+            {
+                "extension": [
+                    {"url": "http://x/e", "valueString": "Kinh"},
+                    {"url": "other", "valueString": "no"},
+                ]
+            },
+            ["Kinh"],
+        ),
+        (
+            "Bundle.entry[0].resource",
+            "Bundle",
+            {"entry": [{"resource": {"id": "a"}}, {"resource": {"id": "b"}}]},
+            [{"id": "a"}],
+        ),
+        (
+            "Patient.name | Practitioner.name",
+            "Practitioner",
+            {"name": [{"family": "Lê"}]},
+            [{"family": "Lê"}],
+        ),
+        (
+            "Patient.deceased.exists() and Patient.deceased != false",
+            "Patient",
+            {"deceasedBoolean": True},
+            [True],
+        ),
+    ],
+)
 def test_compiled_extractors(expr, rtype, resource, expected) -> None:
     resource = {"resourceType": rtype, **resource}
     assert compile_for_type(expr, rtype)(resource) == expected
 
 
-@pytest.mark.parametrize(("text", "lo", "hi"), [
-    ("2024", "2024-01-01T00:00:00", "2024-12-31T23:59:59.999999"),
-    ("2024-02", "2024-02-01T00:00:00", "2024-02-29T23:59:59.999999"),
-    ("2024-12-31", "2024-12-31T00:00:00", "2024-12-31T23:59:59.999999"),
-    ("2024-01-15T08:30:00+07:00", "2024-01-15T01:30:00", "2024-01-15T01:30:00.999999"),
-    ("2024-01-15T08:30:00.25Z", "2024-01-15T08:30:00.250000", "2024-01-15T08:30:00.259999"),
-])
+@pytest.mark.parametrize(
+    ("text", "lo", "hi"),
+    [
+        ("2024", "2024-01-01T00:00:00", "2024-12-31T23:59:59.999999"),
+        ("2024-02", "2024-02-01T00:00:00", "2024-02-29T23:59:59.999999"),
+        ("2024-12-31", "2024-12-31T00:00:00", "2024-12-31T23:59:59.999999"),
+        ("2024-01-15T08:30:00+07:00", "2024-01-15T01:30:00", "2024-01-15T01:30:00.999999"),
+        ("2024-01-15T08:30:00.25Z", "2024-01-15T08:30:00.250000", "2024-01-15T08:30:00.259999"),
+    ],
+)
 def test_date_precision_ranges(text: str, lo: str, hi: str) -> None:
     from datetime import datetime, timezone
 
@@ -84,20 +130,29 @@ def test_vietnamese_string_folding() -> None:
 
 def test_token_shapes() -> None:
     assert token_rows({"coding": [{"system": "s", "code": "c", "display": "Cân nặng"}], "text": "Cân"}) == [
-        ("s", "c", "can nang"), (None, None, "can")]
+        ("s", "c", "can nang"),
+        (None, None, "can"),
+    ]
     assert token_rows({"system": "http://fhir.hl7.org.vn/core/sid/cccd", "value": "001085012345"}) == [
-        ("http://fhir.hl7.org.vn/core/sid/cccd", "001085012345", None)]
+        ("http://fhir.hl7.org.vn/core/sid/cccd", "001085012345", None)
+    ]
     assert token_rows({"system": "phone", "value": "0912345678"}) == [("phone", "0912345678", None)]
     assert token_rows(True) == [(None, "true", None)]
 
 
-@pytest.mark.parametrize(("ref", "parsed"), [
-    ("Patient/p1", ("Patient", "p1", None)),
-    ("Patient/p1/_history/3", ("Patient", "p1", None)),
-    ("http://other.vn/fhir/Patient/9", ("Patient", "9", "http://other.vn/fhir/Patient/9")),
-    ("http://hl7.org/fhir/Questionnaire/q|1.0", ("Questionnaire", "q", "http://hl7.org/fhir/Questionnaire/q")),
-    ("#contained", (None, None, None)),
-])
+@pytest.mark.parametrize(
+    ("ref", "parsed"),
+    [
+        ("Patient/p1", ("Patient", "p1", None)),
+        ("Patient/p1/_history/3", ("Patient", "p1", None)),
+        ("http://other.vn/fhir/Patient/9", ("Patient", "9", "http://other.vn/fhir/Patient/9")),
+        (
+            "http://hl7.org/fhir/Questionnaire/q|1.0",
+            ("Questionnaire", "q", "http://hl7.org/fhir/Questionnaire/q"),
+        ),
+        ("#contained", (None, None, None)),
+    ],
+)
 def test_parse_reference(ref: str, parsed: tuple) -> None:
     assert parse_reference(ref) == parsed
 
@@ -108,7 +163,9 @@ def test_query_value_parsing() -> None:
     assert split_prefix("enc") == ("eq", "enc")
     assert number_bounds("100") == (100.0, 99.5, 100.5)
     assert number_bounds("7.25")[1:] == pytest.approx((7.245, 7.255))
-    req = parse_request([("_sort", "-date,name"), ("_include:iterate", "Patient:organization"), ("_count", "5000")])
+    req = parse_request(
+        [("_sort", "-date,name"), ("_include:iterate", "Patient:organization"), ("_count", "5000")]
+    )
     assert req.sort == [("date", True), ("name", False)] and req.includes[0].iterate and req.count == 1000
 
 
@@ -118,8 +175,15 @@ def test_index_rows_for_vietnamese_patient() -> None:
     names = {r["value"] for r in rows["sp_string"] if r["param"] == "name"}
     assert "nguyen van an" in names
     ident = [r for r in rows["sp_token"] if r["param"] == "identifier"]
-    assert ident == [{"res_type": "Patient", "param": "identifier", "system": "http://fhir.hl7.org.vn/core/sid/cccd",
-                      "code": "001085012345", "text": None}]
+    assert ident == [
+        {
+            "res_type": "Patient",
+            "param": "identifier",
+            "system": "http://fhir.hl7.org.vn/core/sid/cccd",
+            "code": "001085012345",
+            "text": None,
+        }
+    ]
     assert [r["target_id"] for r in rows["sp_reference"] if r["param"] == "organization"] == ["org1"]
 
 

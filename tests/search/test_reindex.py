@@ -14,9 +14,18 @@ from tests.search.vn_data import resources, transaction
 def test_reindex_applies_new_parameter(store) -> None:
     code = f"nick-{uuid.uuid4().hex[:8]}"  # the registry is process-wide: a fresh code per run
     store.transaction(transaction(resources()))
-    nickname = {"resourceType": "SearchParameter", "id": code, "url": f"http://example.org/sp/{code}",
-                "name": "nickname", "status": "active", "code": code, "description": "Tên thường gọi", "base": ["Patient"], "type": "string",
-                "expression": "Patient.name.where(use='nickname').given"}
+    nickname = {
+        "resourceType": "SearchParameter",
+        "id": code,
+        "url": f"http://example.org/sp/{code}",
+        "name": "nickname",
+        "status": "active",
+        "code": code,
+        "description": "Tên thường gọi",
+        "base": ["Patient"],
+        "type": "string",
+        "expression": "Patient.name.where(use='nickname').given",
+    }
     p3 = next(r for r in resources() if r["id"] == "p3")
     p3["name"].append({"use": "nickname", "given": ["Cường Đô La"]})
     store.transaction(transaction([p3]))

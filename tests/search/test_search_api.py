@@ -119,8 +119,11 @@ async def test_search_cases(loaded) -> None:
 
 
 async def test_post_search_form(loaded) -> None:
-    resp = await loaded.post("/Patient/_search", content="name=nguyen&gender=male",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await loaded.post(
+        "/Patient/_search",
+        content="name=nguyen&gender=male",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert resp.status_code == 200, resp.text
     assert ids(resp.json()) == {"p1"}
 
@@ -142,9 +145,17 @@ async def test_unknown_param_reported_or_rejected(loaded) -> None:
     assert strict.json()["resourceType"] == "OperationOutcome"
 
 
-@pytest.mark.parametrize("query", ["Patient?identifier:in=http://x/vs", "Patient?name:foo=x",
-                                   "Patient?birthdate=not-a-date", "Observation?value-quantity=abc",
-                                   "Patient?_count=x", "Patient?_summary=maybe"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Patient?identifier:in=http://x/vs",
+        "Patient?name:foo=x",
+        "Patient?birthdate=not-a-date",
+        "Observation?value-quantity=abc",
+        "Patient?_count=x",
+        "Patient?_summary=maybe",
+    ],
+)
 async def test_bad_requests(loaded, query: str) -> None:
     resp = await loaded.get("/" + query)
     assert resp.status_code == 400
@@ -155,20 +166,25 @@ async def test_unknown_type_is_404(loaded) -> None:
     assert (await loaded.get("/Bogus?name=x")).status_code == 404
 
 
-@pytest.mark.parametrize(("sort", "order"), [
-    ("birthdate", ["p3", "p1", "p2", "p4"]),
-    ("-birthdate", ["p4", "p2", "p1", "p3"]),
-    ("gender,-birthdate", ["p4", "p2", "p1", "p3"]),
-    ("family,given", ["p4", "p1", "p2", "p3"]),
-    ("-_id", ["p4", "p3", "p2", "p1"]),
-])
+@pytest.mark.parametrize(
+    ("sort", "order"),
+    [
+        ("birthdate", ["p3", "p1", "p2", "p4"]),
+        ("-birthdate", ["p4", "p2", "p1", "p3"]),
+        ("gender,-birthdate", ["p4", "p2", "p1", "p3"]),
+        ("family,given", ["p4", "p1", "p2", "p3"]),
+        ("-_id", ["p4", "p3", "p2", "p1"]),
+    ],
+)
 async def test_sort(loaded, sort: str, order: list[str]) -> None:
     bundle = (await loaded.get(f"/Patient?_sort={sort}")).json()
     assert [e["resource"]["id"] for e in bundle["entry"]] == order
 
 
 async def test_include_revinclude_iterate(loaded) -> None:
-    b = (await loaded.get("/Observation?_id=o1&_include=Observation:subject&_include=Observation:performer")).json()
+    b = (
+        await loaded.get("/Observation?_id=o1&_include=Observation:subject&_include=Observation:performer")
+    ).json()
     assert ids(b) == {"o1"} and ids(b, "include") == {"p1", "pr1"}
     b = (await loaded.get("/Observation?_id=o1&_include=Observation:*")).json()
     assert ids(b, "include") == {"p1", "pr1"}
@@ -176,11 +192,17 @@ async def test_include_revinclude_iterate(loaded) -> None:
     assert ids(b, "include") == set()
     b = (await loaded.get("/Patient?_id=p1&_revinclude=Observation:subject")).json()
     assert ids(b) == {"p1"} and ids(b, "include") == {"o1", "o2"}
-    b = (await loaded.get("/Observation?_id=o1&_include=Observation:subject"
-                          "&_include:iterate=Patient:organization")).json()
+    b = (
+        await loaded.get(
+            "/Observation?_id=o1&_include=Observation:subject&_include:iterate=Patient:organization"
+        )
+    ).json()
     assert ids(b, "include") == {"p1", "org1"}
-    b = (await loaded.get("/Encounter?_id=e1&_revinclude=Condition:encounter"
-                          "&_include:iterate=Condition:subject")).json()
+    b = (
+        await loaded.get(
+            "/Encounter?_id=e1&_revinclude=Condition:encounter&_include:iterate=Condition:subject"
+        )
+    ).json()
     assert ids(b, "include") == {"c1", "p1"}
 
 
@@ -204,16 +226,35 @@ async def test_summary_elements_total(loaded) -> None:
 
 
 async def test_paging_keyset_survives_writes(loaded) -> None:
-    people = [{"resourceType": "Patient", "id": f"pg{i:02d}", "name": [{"family": "Phạm", "given": [f"Tên{i:02d}"]}],
-               "birthDate": f"19{50 + i}-01-01"} for i in range(25)]
+    people = [
+        {
+            "resourceType": "Patient",
+            "id": f"pg{i:02d}",
+            "name": [{"family": "Phạm", "given": [f"Tên{i:02d}"]}],
+            "birthDate": f"19{50 + i}-01-01",
+        }
+        for i in range(25)
+    ]
     assert (await loaded.post("/", json=transaction(people))).status_code == 200
     url = "/Patient?family=pham&_count=10&_sort=-birthdate"
     first = (await loaded.get(url)).json()
     seen = [e["resource"]["id"] for e in first["entry"]]
     assert seen == [f"pg{i:02d}" for i in range(24, 14, -1)]
     # A write between pages (one sorting before the cursor, one after) must not shift the pages.
-    extra = [{"resourceType": "Patient", "id": "pgnew-early", "name": [{"family": "Phạm"}], "birthDate": "1999-06-01"},
-             {"resourceType": "Patient", "id": "pgnew-late", "name": [{"family": "Phạm"}], "birthDate": "1900-06-01"}]
+    extra = [
+        {
+            "resourceType": "Patient",
+            "id": "pgnew-early",
+            "name": [{"family": "Phạm"}],
+            "birthDate": "1999-06-01",
+        },
+        {
+            "resourceType": "Patient",
+            "id": "pgnew-late",
+            "name": [{"family": "Phạm"}],
+            "birthDate": "1900-06-01",
+        },
+    ]
     assert (await loaded.post("/", json=transaction(extra))).status_code == 200
     links = {link["relation"]: link["url"] for link in first["link"]}
     assert links["self"].startswith("http://test/fhir/Patient?")
@@ -250,4 +291,6 @@ async def test_find_for_conditional_ops(store) -> None:
         assert store.search.find(conn, "Patient", [("name", "nobody")]) == []
         with pytest.raises(FhirError):
             store.search.find(conn, "Patient", [("no-such-param", "x")])
-    assert {"name", "identifier", "_id", "_lastUpdated"} <= {p["name"] for p in store.search.capability("Patient")}
+    assert {"name", "identifier", "_id", "_lastUpdated"} <= {
+        p["name"] for p in store.search.capability("Patient")
+    }

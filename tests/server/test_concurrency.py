@@ -19,8 +19,11 @@ def _race(base: str, res_id: str, version: int) -> list[int]:
         body = dict(patient(res_id=res_id), telecom=[{"system": "phone", "value": phone}])
         with httpx.Client(base_url=base, timeout=30) as c:
             barrier.wait()
-            r = c.put(f"/Patient/{res_id}", json=body,
-                      headers={"If-Match": f'W/"{version}"', "Content-Type": "application/fhir+json"})
+            r = c.put(
+                f"/Patient/{res_id}",
+                json=body,
+                headers={"If-Match": f'W/"{version}"', "Content-Type": "application/fhir+json"},
+            )
         with lock:
             statuses.append(r.status_code)
 
@@ -51,8 +54,11 @@ def test_concurrent_update_as_create_of_same_id_yields_one_version_each(live_ser
         body = dict(patient(res_id="new-one"), gender=["male", "female", "other", "unknown"][i])
         with httpx.Client(base_url=live_server, timeout=30) as c:
             barrier.wait()
-            results.append(c.put("/Patient/new-one", json=body,
-                                 headers={"Content-Type": "application/fhir+json"}).status_code)
+            results.append(
+                c.put(
+                    "/Patient/new-one", json=body, headers={"Content-Type": "application/fhir+json"}
+                ).status_code
+            )
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     for t in threads:

@@ -23,8 +23,13 @@ async def test_create_assigns_id_version_and_last_updated(client):
 
 
 async def test_create_ignores_client_id_and_keeps_element_order(client):
-    sent = {"resourceType": "Patient", "id": "client-chosen", "gender": "female", "active": True,
-            "name": [{"text": "TRẦN THỊ BÌNH"}]}
+    sent = {
+        "resourceType": "Patient",
+        "id": "client-chosen",
+        "gender": "female",
+        "active": True,
+        "name": [{"text": "TRẦN THỊ BÌNH"}],
+    }
     r = await client.post("Patient", json=sent)
     body = r.json()
     assert body["id"] != "client-chosen"
@@ -145,11 +150,13 @@ async def test_oversize_body_is_413_and_nothing_is_written(client, app):
 
 async def test_if_match_with_stale_version_is_412(client):
     created = await _create(client)
-    ok = await client.put(f"Patient/{created['id']}", json=dict(created, gender="female"),
-                          headers={"If-Match": 'W/"1"'})
+    ok = await client.put(
+        f"Patient/{created['id']}", json=dict(created, gender="female"), headers={"If-Match": 'W/"1"'}
+    )
     assert ok.status_code == 200
-    stale = await client.put(f"Patient/{created['id']}", json=dict(created, gender="other"),
-                             headers={"If-Match": 'W/"1"'})
+    stale = await client.put(
+        f"Patient/{created['id']}", json=dict(created, gender="other"), headers={"If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
     assert stale.json()["issue"][0]["code"] == "conflict"
 
@@ -197,8 +204,10 @@ async def test_update_after_delete_recreates_with_next_version(client):
 
 async def test_json_patch_changes_one_element(client):
     created = await _create(client)
-    ops = [{"op": "replace", "path": "/gender", "value": "female"},
-           {"op": "add", "path": "/telecom", "value": [{"system": "phone", "value": "0900000001"}]}]
+    ops = [
+        {"op": "replace", "path": "/gender", "value": "female"},
+        {"op": "add", "path": "/telecom", "value": [{"system": "phone", "value": "0900000001"}]},
+    ]
     r = await client.patch(f"Patient/{created['id']}", content=orjson.dumps(ops), headers=JSON_PATCH)
     assert r.status_code == 200, r.text
     assert r.json()["gender"] == "female"
@@ -294,6 +303,9 @@ async def test_capability_statement_lists_interactions(client):
 
 async def test_oversize_search_post_is_413(client, app):
     app.state.settings = app.state.settings.with_(max_body_bytes=1000)
-    r = await client.post("Patient/_search", content=b"name=" + b"n" * 5000,
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await client.post(
+        "Patient/_search",
+        content=b"name=" + b"n" * 5000,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 413

@@ -13,7 +13,9 @@ def test_index_added_after_the_database_was_created_appears_on_next_start(db_url
     store = open_store(db_url)
     with store.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_history_instance"))
-    assert "ix_history_instance" not in {i["name"] for i in inspect(store.engine).get_indexes("resource_history")}
+    assert "ix_history_instance" not in {
+        i["name"] for i in inspect(store.engine).get_indexes("resource_history")
+    }
     store.engine.dispose()
     again = open_store(db_url)
     assert "ix_history_instance" in {i["name"] for i in inspect(again.engine).get_indexes("resource_history")}
@@ -29,5 +31,7 @@ def test_a_newer_schema_version_is_refused(db_url):
             open_store(db_url)
     finally:  # the PostgreSQL database is shared by the session's tests
         with store.engine.begin() as conn:
-            conn.execute(text(f"UPDATE schema_version SET version = {SCHEMA_VERSION} WHERE component = 'core'"))
+            conn.execute(
+                text(f"UPDATE schema_version SET version = {SCHEMA_VERSION} WHERE component = 'core'")
+            )
         store.engine.dispose()

@@ -16,8 +16,11 @@ SECRET = "khoa-bi-mat-cua-benh-vien-79001-dai-du-32-byte"
 
 def token(scope: str, exp_in: int = 300, key: str = SECRET) -> str:
     """A signed access token like a SMART backend-services token endpoint would issue."""
-    return jwt.encode({"sub": "his-79001", "scope": scope, "exp": int(time.time()) + exp_in, "facility": "79001"},
-                      key, algorithm="HS256")
+    return jwt.encode(
+        {"sub": "his-79001", "scope": scope, "exp": int(time.time()) + exp_in, "facility": "79001"},
+        key,
+        algorithm="HS256",
+    )
 
 
 @pytest.fixture
@@ -39,23 +42,30 @@ async def test_capability_statement_is_public(secured):
 
 
 async def test_write_scope_allows_create(secured):
-    r = await secured.post("Patient", json=patient(), headers={"Authorization": f"Bearer {token('system/*.write')}"})
+    r = await secured.post(
+        "Patient", json=patient(), headers={"Authorization": f"Bearer {token('system/*.write')}"}
+    )
     assert r.status_code == 201
 
 
 async def test_read_only_scope_cannot_write(secured):
-    r = await secured.post("Patient", json=patient(),
-                           headers={"Authorization": f"Bearer {token('system/Patient.read')}"})
+    r = await secured.post(
+        "Patient", json=patient(), headers={"Authorization": f"Bearer {token('system/Patient.read')}"}
+    )
     assert r.status_code == 403
 
 
 async def test_type_scope_does_not_cover_other_types(secured):
-    r = await secured.get("Observation/x", headers={"Authorization": f"Bearer {token('system/Patient.read')}"})
+    r = await secured.get(
+        "Observation/x", headers={"Authorization": f"Bearer {token('system/Patient.read')}"}
+    )
     assert r.status_code == 403
 
 
 async def test_expired_token_is_401(secured):
-    r = await secured.get("Patient/x", headers={"Authorization": f"Bearer {token('system/*.read', exp_in=-60)}"})
+    r = await secured.get(
+        "Patient/x", headers={"Authorization": f"Bearer {token('system/*.read', exp_in=-60)}"}
+    )
     assert r.status_code == 401
     assert "expired" in r.json()["issue"][0]["diagnostics"].lower()
 

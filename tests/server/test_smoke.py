@@ -1,6 +1,9 @@
 """The server starts on both databases and answers a create + read round trip."""
 
-PATIENT = {"resourceType": "Patient", "name": [{"text": "NGUYỄN VĂN AN", "family": "NGUYỄN", "given": ["VĂN", "AN"]}]}
+PATIENT = {
+    "resourceType": "Patient",
+    "name": [{"text": "NGUYỄN VĂN AN", "family": "NGUYỄN", "given": ["VĂN", "AN"]}],
+}
 
 
 async def test_create_then_read_returns_the_stored_patient(client):

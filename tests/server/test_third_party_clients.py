@@ -9,8 +9,9 @@ from tests.server.vn_data import observation, patient
 
 async def test_fhirpy_create_read_update_with_version(live_server):
     client = AsyncFHIRClient(live_server, extra_headers={"Accept": "application/fhir+json"})
-    pat = client.resource("Patient", **{k: v for k, v in patient(name="PHẠM THỊ DUNG").items()
-                                        if k != "resourceType"})
+    pat = client.resource(
+        "Patient", **{k: v for k, v in patient(name="PHẠM THỊ DUNG").items() if k != "resourceType"}
+    )
     await pat.save()
     assert pat.id and pat["meta"]["versionId"] == "1"
     fetched = await client.reference("Patient", pat.id).to_resource()
@@ -24,9 +25,18 @@ async def test_fhirpy_create_read_update_with_version(live_server):
 
 async def test_fhirpy_transaction_bundle(live_server):
     client = AsyncFHIRClient(live_server)
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": "urn:uuid:aa", "resource": patient(name="HOÀNG VĂN EM"), "request": {"method": "POST", "url": "Patient"}},
-        {"resource": observation("urn:uuid:aa"), "request": {"method": "POST", "url": "Observation"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:aa",
+                "resource": patient(name="HOÀNG VĂN EM"),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"resource": observation("urn:uuid:aa"), "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
     result = await client.execute("", method="post", data=bundle)
     assert result["type"] == "transaction-response"
     obs_id = result["entry"][1]["response"]["location"].split("/")[1]

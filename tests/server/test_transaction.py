@@ -26,13 +26,17 @@ def post(resource: dict, full_url: str | None = None, if_none_exist: str | None 
 
 def put(resource: dict, url: str | None = None) -> dict:
     """A PUT entry."""
-    return {"resource": resource,
-            "request": {"method": "PUT", "url": url or f"{resource['resourceType']}/{resource['id']}"}}
+    return {
+        "resource": resource,
+        "request": {"method": "PUT", "url": url or f"{resource['resourceType']}/{resource['id']}"},
+    }
 
 
 async def test_urn_uuid_references_resolve_to_assigned_ids(client):
-    bundle = tx(post(patient(), "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"),
-                post(observation("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a")))
+    bundle = tx(
+        post(patient(), "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"),
+        post(observation("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a")),
+    )
     r = await client.post("", json=bundle)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -67,8 +71,10 @@ async def test_failing_entry_rolls_back_the_whole_transaction_and_is_named(clien
 async def test_if_match_conflict_inside_transaction_rolls_back(client):
     await client.put("Patient/p1", json=patient(res_id="p1"))
     changed = dict(patient(res_id="p1"), gender="female")
-    bundle = tx(put(patient(res_id="p2")),
-                {"resource": changed, "request": {"method": "PUT", "url": "Patient/p1", "ifMatch": 'W/"7"'}})
+    bundle = tx(
+        put(patient(res_id="p2")),
+        {"resource": changed, "request": {"method": "PUT", "url": "Patient/p1", "ifMatch": 'W/"7"'}},
+    )
     r = await client.post("", json=bundle)
     assert r.status_code == 412
     assert (await client.get("Patient/p2")).status_code == 404
@@ -82,8 +88,10 @@ async def test_two_entries_modifying_the_same_resource_are_rejected(client):
 async def test_conditional_create_inside_transaction_reuses_existing_patient(client):
     first = await client.post("Patient", json=patient())
     pid = first.json()["id"]
-    bundle = tx(post(patient(), "urn:uuid:p", if_none_exist=f"identifier={CCCD}|079090001234"),
-                post(observation("urn:uuid:p")))
+    bundle = tx(
+        post(patient(), "urn:uuid:p", if_none_exist=f"identifier={CCCD}|079090001234"),
+        post(observation("urn:uuid:p")),
+    )
     out = (await client.post("", json=bundle)).json()
     assert out["entry"][0]["response"]["status"].startswith("200")
     obs_url = out["entry"][1]["response"]["location"].rsplit("/_history", 1)[0]
@@ -108,8 +116,12 @@ async def test_get_entries_see_the_transactions_own_writes(client):
 async def test_patch_entry_with_binary_json_patch(client):
     await client.put("Patient/patched", json=patient(res_id="patched"))
     ops = base64.b64encode(orjson.dumps([{"op": "replace", "path": "/gender", "value": "female"}])).decode()
-    bundle = tx({"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": ops},
-                 "request": {"method": "PATCH", "url": "Patient/patched"}})
+    bundle = tx(
+        {
+            "resource": {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": ops},
+            "request": {"method": "PATCH", "url": "Patient/patched"},
+        }
+    )
     r = await client.post("", json=bundle)
     assert r.status_code == 200, r.text
     assert (await client.get("Patient/patched")).json()["gender"] == "female"
@@ -125,8 +137,12 @@ async def test_resending_the_same_transaction_is_idempotent(client):
 async def test_batch_entries_succeed_or_fail_independently(client):
     bad = patient(res_id="bad")
     bad["birthDate"] = "không rõ"
-    bundle = tx(put(patient(res_id="good")), put(bad), {"request": {"method": "GET", "url": "Patient/missing"}},
-                kind="batch")
+    bundle = tx(
+        put(patient(res_id="good")),
+        put(bad),
+        {"request": {"method": "GET", "url": "Patient/missing"}},
+        kind="batch",
+    )
     r = await client.post("", json=bundle)
     assert r.status_code == 200
     statuses = [e["response"]["status"][:3] for e in r.json()["entry"]]
@@ -142,7 +158,9 @@ async def test_bundle_of_wrong_type_is_400(client):
 
 
 async def test_store_transaction_is_the_adapters_one_call_write(store):
-    out = store.transaction(tx(put(patient(res_id="adapter-p")), put(observation("Patient/adapter-p", res_id="o"))))
+    out = store.transaction(
+        tx(put(patient(res_id="adapter-p")), put(observation("Patient/adapter-p", res_id="o")))
+    )
     assert [e["response"]["status"] for e in out["entry"]] == ["201 Created", "201 Created"]
     assert store.read("Observation", "o").as_dict()["subject"]["reference"] == "Patient/adapter-p"
 
@@ -150,11 +168,13 @@ async def test_store_transaction_is_the_adapters_one_call_write(store):
 def test_group_commit_keeps_each_bundle_atomic(store):
     bad = observation("Patient/g1", res_id="g-bad")
     bad["status"] = 7
-    results = store.transactions([
-        tx(put(patient(res_id="g1")), put(observation("Patient/g1", res_id="g-obs"))),
-        tx(put(patient(res_id="g2")), put(bad)),
-        tx(put(patient(res_id="g3"))),
-    ])
+    results = store.transactions(
+        [
+            tx(put(patient(res_id="g1")), put(observation("Patient/g1", res_id="g-obs"))),
+            tx(put(patient(res_id="g2")), put(bad)),
+            tx(put(patient(res_id="g3"))),
+        ]
+    )
     assert results[0]["type"] == "transaction-response"
     assert results[1].status == 400 and "Bundle.entry[1]" in results[1].diagnostics
     assert results[2]["type"] == "transaction-response"
