@@ -242,15 +242,10 @@ def _resolve_targets(tx: Tx, entries: list[Entry]) -> dict[str, str]:
         elif e.method == "PUT" and e.res_id:
             e.target = f"{e.res_type}/{e.res_id}"
         elif e.method == "PUT" and e.query:
-            matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.query))
-            if len(matches) > 1:
-                raise _fail(
-                    e.index,
-                    FhirError.precondition_failed(
-                        f"Conditional update matched {len(matches)} {e.res_type} resources"
-                    ),
-                )
-            res_id = matches[0][1] if matches else (e.resource or {}).get("id") or ix.new_id()
+            try:
+                res_id = ix.conditional_target(tx, e.res_type, e.query, e.resource or {})
+            except FhirError as exc:
+                raise _fail(e.index, exc)
             e.target, e.res_id, e.query = f"{e.res_type}/{res_id}", res_id, None
             e.resource = {**e.resource, "id": res_id}
         if e.full_url and e.target:

@@ -90,25 +90,38 @@ def update(tx: Tx, res_type: str, res_id: str, body: dict, if_match: int | None 
     return Result(201 if created else 200, stored)
 
 
-def conditional_update(tx: Tx, res_type: str, query: str, body: dict, if_match: int | None = None) -> Result:
-    """update by search criteria (PUT Type?criteria)."""
+def conditional_target(tx: Tx, res_type: str, query: str, body: dict) -> str:
+    """The id a conditional update writes to (FHIR R4 http.html#cond-update rules)."""
     matches = _find(tx, res_type, query)
     if len(matches) > 1:
         raise FhirError.precondition_failed(
             f"Conditional update criteria matched {len(matches)} {res_type} resources; expected at most one"
         )
+    given = body.get("id")
     if matches:
         target = matches[0][1]
-        if body.get("id") not in (None, target):
+        if given not in (None, target):
             raise FhirError.bad_request(
-                f"Resource id {body['id']!r} differs from the matched {res_type}/{target}",
+                f"Resource id {given!r} differs from the matched {res_type}/{target}",
                 code="invalid",
                 expression=f"{res_type}.id",
             )
-    else:
-        target = body.get("id") or new_id()
-    body = {**body, "id": target}
-    stored, created, _ = tx.put(body, target, "PUT", if_match)
+        return target
+    if given is None:
+        return new_id()
+    current = tx.current(res_type, given)
+    if current is not None and not current.deleted:
+        # No match but the id names an existing resource: writing there would bypass the criteria.
+        raise FhirError.conflict(
+            f"{res_type}/{given} exists but does not match the conditional update criteria"
+        )
+    return given
+
+
+def conditional_update(tx: Tx, res_type: str, query: str, body: dict, if_match: int | None = None) -> Result:
+    """update by search criteria (PUT Type?criteria)."""
+    target = conditional_target(tx, res_type, query, body)
+    stored, created, _ = tx.put({**body, "id": target}, target, "PUT", if_match)
     return Result(201 if created else 200, stored)
 
 

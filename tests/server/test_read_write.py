@@ -309,3 +309,18 @@ async def test_oversize_search_post_is_413(client, app):
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 413
+
+
+async def test_conditional_update_without_match_onto_an_existing_id_is_409(client):
+    await client.put("Patient/taken", json=patient(res_id="taken", cccd="001099000001"))
+    body = patient(res_id="taken", cccd="001099000002")
+    r = await client.put(f"Patient?identifier={CCCD}|001099000002", json=body)
+    assert r.status_code == 409
+    assert (await client.get("Patient/taken")).json()["identifier"][0]["value"] == "001099000001"
+
+
+async def test_conditional_update_without_match_creates_with_the_client_id(client):
+    body = patient(res_id="chosen-id", cccd="001099000003")
+    r = await client.put(f"Patient?identifier={CCCD}|001099000003", json=body)
+    assert r.status_code == 201
+    assert r.json()["id"] == "chosen-id"
