@@ -169,12 +169,14 @@ def _response(result: ix.Result | None, representation: bool) -> dict:
         )
         if representation and stored.content:
             out["resource"] = orjson.Fragment(stored.content)
+    if result is not None and result.body is not None:
+        out["resource"] = orjson.Fragment(result.body)
     if result is not None and result.outcome is not None:
         out["response"]["outcome"] = result.outcome
     return out
 
 
-def _execute(tx: Tx, e: Entry) -> ix.Result:
+def _execute(tx: Tx, e: Entry, base: str = "") -> ix.Result:
     if e.method == "POST":
         if e.skip_write:
             return ix.Result(200, tx.current(*e.target.split("/", 1)))
@@ -190,7 +192,7 @@ def _execute(tx: Tx, e: Entry) -> ix.Result:
         if e.res_id:
             return ix.delete(tx, e.res_type, e.res_id, e.if_match)
         return ix.conditional_delete(tx, e.res_type, e.query)
-    return _get(tx, e)
+    return _get(tx, e, base)
 
 
 def _single(tx: Tx, e: Entry) -> str:
@@ -200,11 +202,11 @@ def _single(tx: Tx, e: Entry) -> str:
     return matches[0][1]
 
 
-def _get(tx: Tx, e: Entry) -> ix.Result:
+def _get(tx: Tx, e: Entry, base: str = "") -> ix.Result:
     if e.res_id is None:
-        raise FhirError.make(
-            400, "not-supported", "search inside a Bundle entry is not supported; use GET /Type?"
-        )
+        tx.flush()  # the search runs in SQL, so it must see this transaction's writes
+        found = tx.store.search.search(tx.conn, e.res_type, ix.parse_query(e.query or ""), base_url=base)
+        return ix.Result(200, body=found)
     current = tx.current(e.res_type, e.res_id)
     if e.version is not None:
         stored = tx.store.vread(e.res_type, e.res_id, int(e.version)) if e.version.isdigit() else None
@@ -266,9 +268,11 @@ def _check_overlaps(entries: list[Entry]) -> None:
 
 
 def process_bundle(
-    store: Store, bundle: object, representation: bool = False, structural: bool = True
+    store: Store, bundle: object, representation: bool = False, structural: bool = True, base: str = ""
 ) -> dict:
-    """Process a transaction or batch Bundle; returns the response Bundle (dict)."""
+    """Process a transaction or batch Bundle; returns the response Bundle (dict).
+
+    `base` is the FHIR base URL used in the fullUrls of search entries' results."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError.bad_request("Expected a Bundle resource", code="structure", expression="Bundle")
     kind = bundle.get("type")
@@ -278,9 +282,9 @@ def process_bundle(
             "Bundle.entry must be an array", code="structure", expression="Bundle.entry"
         )
     if kind == "transaction":
-        return _transaction(store, raw_entries, representation, structural)
+        return _transaction(store, raw_entries, representation, structural, base)
     if kind == "batch":
-        return _batch(store, raw_entries, representation, structural)
+        return _batch(store, raw_entries, representation, structural, base)
     raise FhirError.bad_request(
         f"Bundle.type must be transaction or batch, not {kind!r}", code="value", expression="Bundle.type"
     )
@@ -297,7 +301,7 @@ def _parse_transaction(raw_entries: list, structural: bool) -> list[Entry]:
     return entries
 
 
-def _apply(tx: Tx, entries: list[Entry], representation: bool) -> list[dict]:
+def _apply(tx: Tx, entries: list[Entry], representation: bool, base: str = "") -> list[dict]:
     """Run parsed transaction entries inside `tx`: resolve targets, rewrite references, execute."""
     tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
     mapping = _resolve_targets(tx, entries)
@@ -315,7 +319,7 @@ def _apply(tx: Tx, entries: list[Entry], representation: bool) -> list[dict]:
             tx.flush()
             flushed = True
         try:
-            results[e.index] = _execute(tx, e)
+            results[e.index] = _execute(tx, e, base)
         except FhirError as exc:
             raise _fail(e.index, exc)
     return [_response(results[e.index], representation) for e in entries]
@@ -325,9 +329,9 @@ def _response_bundle(entries: list[dict]) -> dict:
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
 
-def _transaction(store: Store, raw_entries: list, representation: bool, structural: bool) -> dict:
+def _transaction(store: Store, raw_entries: list, representation: bool, structural: bool, base: str) -> dict:
     entries = _parse_transaction(raw_entries, structural)
-    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation)))
+    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation, base)))
 
 
 def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
@@ -344,7 +348,7 @@ def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
     return _response_bundle(out)
 
 
-def _batch(store: Store, raw_entries: list, representation: bool, structural: bool) -> dict:
+def _batch(store: Store, raw_entries: list, representation: bool, structural: bool, base: str) -> dict:
     out: list[dict] = []
     with store.engine.connect().execution_options(write=True) as conn, conn.begin():
         for i, raw in enumerate(raw_entries):
@@ -354,7 +358,7 @@ def _batch(store: Store, raw_entries: list, representation: bool, structural: bo
                 tx = Tx(store, conn)
                 if e.method == "POST" and e.if_none_exist:
                     _resolve_targets(tx, [e])
-                result = _execute(tx, e)
+                result = _execute(tx, e, base)
                 tx.flush()
                 savepoint.commit()
                 out.append(_response(result, representation))

@@ -25,6 +25,7 @@ class Result:
     status: int
     stored: StoredResource | None = None
     outcome: dict | None = None
+    body: bytes | None = None  # a serialized resource to return as is (e.g. a searchset Bundle)
 
 
 def parse_query(query: str) -> list[tuple[str, str]]:

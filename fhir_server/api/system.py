@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import json_body
-from fhir_server.api.responses import check_accept, fhir_json
+from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.bundles import process_bundle
 from fhir_server.validation import r4_resource_types
 
@@ -36,7 +36,9 @@ async def transaction_or_batch(request: Request) -> Response:
     check_accept(request)
     bundle = await json_body(request)
     representation = "return=representation" in request.headers.get("prefer", "")
-    result = await run_in_threadpool(process_bundle, request.app.state.store, bundle, representation)
+    result = await run_in_threadpool(
+        process_bundle, request.app.state.store, bundle, representation, True, base_url(request)
+    )
     return fhir_json(result)
 
 

@@ -191,3 +191,25 @@ def test_group_commit_later_bundle_sees_earlier_bundles_writes(store):
     assert current.version == 2
     assert current.as_dict()["gender"] == "female"
     assert [h[0].version for h in store.history("Patient", "seq")] == [2, 1]
+
+
+async def test_search_entry_in_a_batch_returns_a_searchset(client):
+    await client.put("Patient/tim-kiem", json=patient(res_id="tim-kiem", cccd="001099000009"))
+    bundle = tx(
+        {"request": {"method": "GET", "url": f"Patient?identifier={CCCD}|001099000009"}}, kind="batch"
+    )
+    out = (await client.post("", json=bundle)).json()
+    found = out["entry"][0]["resource"]
+    assert out["entry"][0]["response"]["status"].startswith("200")
+    assert found["type"] == "searchset"
+    assert [e["resource"]["id"] for e in found["entry"]] == ["tim-kiem"]
+    assert found["entry"][0]["fullUrl"] == "http://test/fhir/Patient/tim-kiem"
+
+
+async def test_search_entry_in_a_transaction_sees_the_transactions_writes(client):
+    bundle = tx(
+        put(patient(res_id="vua-tao", cccd="001099000010")),
+        {"request": {"method": "GET", "url": f"Patient?identifier={CCCD}|001099000010"}},
+    )
+    out = (await client.post("", json=bundle)).json()
+    assert [e["resource"]["id"] for e in out["entry"][1]["resource"]["entry"]] == ["vua-tao"]
