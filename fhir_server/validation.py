@@ -30,9 +30,11 @@ def r4_resource_types() -> frozenset[str]:
 def _r4_rules() -> dict:
     with open(_DATA / "r4-validation.yaml", encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
+    ignore = data.get("ignore_errors") or ()
     return {
         "unvalidated": frozenset(data.get("unvalidated_types") or ()),
-        "ignore": frozenset(data.get("ignore_errors") or ()),
+        "ignore": frozenset(e for e in ignore if not e.startswith("*.")),
+        "ignore_suffixes": tuple(e[1:] for e in ignore if e.startswith("*.")),
     }
 
 
@@ -101,7 +103,7 @@ def validate(body: object, expected_type: str | None = None) -> dict:
         for err in exc.errors():
             loc = tuple(err.get("loc", ()))
             key = ".".join([res_type] + [str(p) for p in loc if not isinstance(p, int)])
-            if key in rules["ignore"]:
+            if key in rules["ignore"] or key.endswith(rules["ignore_suffixes"] or ("\0",)):
                 continue
             expr = _expression(res_type, loc)
             issues.append(
