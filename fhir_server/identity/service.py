@@ -236,37 +236,72 @@ def link_patient(store, patient_id: str, matcher: Matcher | None = None) -> dict
 
 
 def link_patients(store, patient_ids: Iterable[str], matcher: Matcher | None = None) -> list[dict]:
-    """Link several newly ingested Patients in one transaction (one commit for a whole ingest batch)."""
+    """Link several newly ingested Patients in one transaction, with a fixed number of queries for the
+    whole batch (an ingest batch or an MLLP group commit), not a dozen per Patient."""
     matcher = matcher or default_matcher()
+    ids = list(dict.fromkeys(patient_ids))
     with store.begin() as tx:
-        return [_link_one(tx, pid, matcher) for pid in patient_ids]
+        conn = tx.conn
+        found = _load_patients(conn, ids)
+        for chunk in _chunks(ids):
+            conn.execute(delete(identity_key).where(identity_key.c.patient_id.in_(chunk)))
+        feats = {pid: extract(body) for pid, body in found.items()}
+        keys = {pid: sorted(set(blocking_keys(f))) for pid, f in feats.items()}
+        rows = [{"block_key": k, "patient_id": pid} for pid, ks in keys.items() for k in ks]
+        for chunk in _chunks(rows, 1000):
+            conn.execute(_insert_keys(conn), chunk)
+        candidates = _candidates_many(conn, keys, matcher)
+        wanted = {o for cs in candidates.values() for o in cs} - set(feats)
+        feats.update({pid: extract(body) for pid, body in _load_patients(conn, wanted).items()})
+        rejected = _rejected_pairs(conn) if ids else set()
+        edges, possibles, summaries, decided = [], [], [], set()
+        for pid in ids:
+            linked: list[str] = []
+            queued = 0
+            for other in candidates.get(pid, ()):
+                pair = _pair(pid, other)
+                if pair in rejected or pair in decided or other not in feats:
+                    continue
+                decided.add(pair)  # two records of one batch meet once, not twice
+                d = matcher.decide(feats[pid], feats[other])
+                if d.outcome == MATCH:
+                    edges.append((pid, other, d.method, round(d.score, 3)))
+                    linked.append(other)
+                elif d.outcome == POSSIBLE:
+                    possibles.append((pid, other, d))
+                    queued += 1
+            summaries.append({"patient": pid, "linked": linked, "queued": queued})
+        _apply_links(tx, edges)
+        _queue_reviews(conn, possibles)
+    return summaries
 
 
-def _link_one(tx, patient_id: str, matcher: Matcher) -> dict:
-    conn = tx.conn
-    found = _load_patients(conn, [patient_id])
-    conn.execute(delete(identity_key).where(identity_key.c.patient_id == patient_id))
-    if patient_id not in found:
-        return {"patient": patient_id, "linked": [], "queued": 0}
-    me = extract(found[patient_id])
-    keys = sorted(set(blocking_keys(me)))
-    if keys:
-        conn.execute(_insert_keys(conn), [{"block_key": k, "patient_id": patient_id} for k in keys])
-    candidates = _candidates(conn, keys, patient_id, matcher)
-    others = _load_patients(conn, candidates)
-    rejected = _rejected_pairs(conn, patient_id)
-    edges, possibles = [], []
-    for other_id, body in others.items():
-        if _pair(patient_id, other_id) in rejected:
-            continue
-        d = matcher.decide(me, extract(body))
-        if d.outcome == MATCH:
-            edges.append((patient_id, other_id, d.method, round(d.score, 3)))
-        elif d.outcome == POSSIBLE:
-            possibles.append((patient_id, other_id, d))
-    _apply_links(tx, edges)
-    queued = _queue_reviews(conn, possibles)
-    return {"patient": patient_id, "linked": [e[1] for e in edges], "queued": queued}
+def _candidates(conn: Connection, keys: list[str], patient_id: str, matcher: Matcher) -> list[str]:
+    """Other Patients sharing a usable blocking key with one Patient (used by $match too)."""
+    return _candidates_many(conn, {patient_id: keys}, matcher)[patient_id]
+
+
+def _candidates_many(conn: Connection, keys: dict[str, list[str]], matcher: Matcher) -> dict[str, list[str]]:
+    """Other Patients sharing a usable blocking key, per Patient (one size query, one lookup)."""
+    ik = identity_key.c
+    all_keys = sorted({k for ks in keys.values() for k in ks})
+    sizes: dict[str, int] = {}
+    for chunk in _chunks(all_keys):
+        sizes.update(
+            conn.execute(
+                select(ik.block_key, func.count()).where(ik.block_key.in_(chunk)).group_by(ik.block_key)
+            ).all()
+        )
+    usable = sorted(k for k in all_keys if not _capped(k, sizes.get(k, 0), matcher))
+    holders: dict[str, list[str]] = defaultdict(list)
+    for chunk in _chunks(usable):
+        for key, pid in conn.execute(select(ik.block_key, ik.patient_id).where(ik.block_key.in_(chunk))):
+            holders[key].append(pid)
+    usable_set = set(usable)
+    return {
+        pid: sorted({o for k in ks if k in usable_set for o in holders.get(k, ()) if o != pid})
+        for pid, ks in keys.items()
+    }
 
 
 def _insert_keys(conn: Connection):
@@ -277,24 +312,6 @@ def _insert_keys(conn: Connection):
 
         return pg_insert(identity_key).on_conflict_do_nothing()
     return insert(identity_key).prefix_with("OR IGNORE")
-
-
-def _candidates(conn: Connection, keys: list[str], patient_id: str, matcher: Matcher) -> list[str]:
-    ik = identity_key.c
-    if not keys:
-        return []
-    sizes = dict(
-        conn.execute(
-            select(ik.block_key, func.count()).where(ik.block_key.in_(keys)).group_by(ik.block_key)
-        ).all()
-    )
-    usable = [k for k in keys if not _capped(k, sizes.get(k, 0), matcher)]
-    if not usable:
-        return []
-    rows = conn.execute(
-        select(ik.patient_id).where(and_(ik.block_key.in_(usable), ik.patient_id != patient_id))
-    )
-    return sorted({pid for (pid,) in rows})
 
 
 def _capped(key: str, size: int, matcher: Matcher) -> bool:
