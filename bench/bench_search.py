@@ -15,48 +15,14 @@ import random
 import statistics
 import time
 
+from adapters.synth import vocab
 from fhir_server.storage.store import open_store
 
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
-FAMILIES = [
-    "Nguyễn",
-    "Trần",
-    "Lê",
-    "Phạm",
-    "Hoàng",
-    "Huỳnh",
-    "Phan",
-    "Vũ",
-    "Võ",
-    "Đặng",
-    "Bùi",
-    "Đỗ",
-    "Hồ",
-    "Ngô",
-]
-MIDDLE = ["Văn", "Thị", "Đức", "Minh", "Hữu", "Ngọc", "Thanh", "Quốc"]
-GIVEN = [
-    "An",
-    "Bình",
-    "Cường",
-    "Dũng",
-    "Giang",
-    "Hà",
-    "Hạnh",
-    "Hùng",
-    "Lan",
-    "Linh",
-    "Mai",
-    "Nam",
-    "Phúc",
-    "Quân",
-    "Sơn",
-    "Thảo",
-    "Trang",
-    "Tuấn",
-    "Việt",
-    "Yến",
-]
+# Name pools are shared with the QĐ130 synthetic generator.
+FAMILIES = vocab.FAMILY
+MIDDLE = vocab.MIDDLE_M + vocab.MIDDLE_F
+GIVEN = vocab.GIVEN_M + vocab.GIVEN_F
 CODES = [
     ("29463-7", "kg", 40, 90),
     ("8867-4", "/min", 55, 110),

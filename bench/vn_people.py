@@ -13,8 +13,9 @@ class VietnamesePeople:
 
     def __init__(self) -> None:
         data = load_yaml("synth/people.yaml")
-        self.families = list(data["family_names"])
-        self.weights = list(data["family_names"].values())
+        shares = load_yaml("identity/family_names.yaml")["frequencies"]
+        self.families = list(shares)
+        self.weights = list(shares.values())
         self.middle = data["middle_names"]
         self.given = data["given_names"]
         self.provinces = data["provinces"]
