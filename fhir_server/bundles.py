@@ -14,7 +14,7 @@ import orjson
 
 from fhir_server import interactions as ix
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.storage.store import Store, StoredResource, Tx
+from fhir_server.storage.store import Store, Tx
 from fhir_server.timeutil import instant
 from fhir_server.validation import check_shape, r4_resource_types, validate
 
@@ -385,11 +385,3 @@ def _batch(store: Store, raw_entries: list, representation: bool, structural: bo
                     }
                 )
     return {"resourceType": "Bundle", "type": "batch-response", "entry": out}
-
-
-def stored_entry(stored: StoredResource, base: str) -> dict:
-    """A Bundle entry embedding stored JSON bytes without re-parsing them."""
-    return {
-        "fullUrl": f"{base}/{stored.res_type}/{stored.res_id}",
-        "resource": orjson.Fragment(stored.content),
-    }

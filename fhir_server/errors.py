@@ -77,9 +77,3 @@ class FhirError(Exception):
     def unprocessable(cls, msg: str, expression: list[str] | str | None = None) -> "FhirError":
         """422: well-formed but violates a business rule or profile."""
         return cls.make(422, "processing", msg, expression)
-
-    def with_location(self, prefix: str) -> "FhirError":
-        """Prefix every issue's diagnostics (e.g. with the failing Bundle entry)."""
-        for issue in self.outcome.get("issue", []):
-            issue["diagnostics"] = f"{prefix}: {issue.get('diagnostics', '')}"
-        return self
