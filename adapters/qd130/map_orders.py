@@ -254,30 +254,9 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
                     "subject": subj,
                     "encounter": enc,
                 }
-                if group.get("category") == "laboratory":
-                    sr["category"] = [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://snomed.info/sct",
-                                    "code": "108252007",
-                                    "display": "Laboratory procedure",
-                                }
-                            ]
-                        }
-                    ]
-                elif group.get("category") == "imaging":
-                    sr["category"] = [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://snomed.info/sct",
-                                    "code": "363679005",
-                                    "display": "Imaging",
-                                }
-                            ]
-                        }
-                    ]
+                category = ctx.fx["service_request_category"].get(group.get("category"))
+                if category:
+                    sr["category"] = [{"coding": [category]}]
                 if ctx.dt(row.get("NGAY_TH_YL")):
                     sr["occurrenceDateTime"] = ctx.dt(row["NGAY_TH_YL"])
                 if ctx.dt(row.get("NGAY_YL")):
