@@ -117,6 +117,15 @@ def _time(value: str, where: str) -> str:
     return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
 
 
+def _result_status(seg: Segment, field: int, table: str, where: str) -> str:
+    """Map a result-status field (OBX-11, OBR-25) through its table; empty means final, unknown is AE."""
+    code = seg.get(field).upper()
+    status = tables()[table].get(code, "final" if not code else None)
+    if status is None:
+        raise content_error("103", f"{where}-{field}", f"unknown result status {code!r}")
+    return status
+
+
 def map_observation(
     b: BundleBuilder,
     obx: Segment,
@@ -132,10 +141,7 @@ def map_observation(
     code = codeable_concept(obx.comps(3))
     if not code:
         raise content_error(REQUIRED_FIELD_MISSING, f"{where}-3", "observation identifier (OBX-3) missing")
-    status_code = obx.get(11).upper()
-    status = tables()["observation_status"].get(status_code, "final" if not status_code else None)
-    if status is None:
-        raise content_error("103", f"{where}-11", f"unknown result status {status_code!r}")
+    status = _result_status(obx, 11, "observation_status", where)
     res: dict = {
         "status": status,
         "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
@@ -187,10 +193,7 @@ def map_results(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref:
         code = codeable_concept(obr.comps(4))
         if not code:
             raise content_error(REQUIRED_FIELD_MISSING, f"{where}-4", "universal service identifier missing")
-        status_code = obr.get(25).upper()
-        status = tables()["report_status"].get(status_code, "final" if not status_code else None)
-        if status is None:
-            raise content_error("103", f"{where}-25", f"unknown result status {status_code!r}")
+        status = _result_status(obr, 25, "report_status", where)
         effective = datetime_(obr.get(7), ctx, f"{where}-7")
         results = []
         for seg in children:

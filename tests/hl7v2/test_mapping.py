@@ -327,6 +327,8 @@ def _codes(errs) -> list[tuple[str, str]]:
             "[AE 101]",
         ),
         (VXU_V04.replace(b"08^Vi\xc3\xaam gan B tr\xe1\xba\xbb em^CVX", b""), "RXA[1]-5", "[AE 101]"),
+        (ORU_R01.replace(b"|4-10|H|||F", b"|4-10|H|||Q"), "OBX[2]-11", "[AE 103]"),
+        (ORU_R01.replace(b"20240115100000|||F\r", b"20240115100000|||Q\r"), "OBR[1]-25", "[AE 103]"),
         (ADT_A40.replace(b"MRG|BN009999", b"MRG|BN000123"), "MRG[1]-1", "[AE 205]"),
         (ADT_A01.replace(b"|2.5|", b"|2.9|"), "MSH-12", "[AR 203]"),
         (ADT_A01.replace(b"ADT^A01^ADT_A01", b"SIU^S12^SIU_S12"), "MSH-9", "[AR 200]"),
