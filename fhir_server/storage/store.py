@@ -18,6 +18,7 @@ import orjson
 import psycopg
 from sqlalchemy import (
     ARRAY,
+    BigInteger,
     Engine,
     String,
     and_,
@@ -283,7 +284,12 @@ class Tx:
     def _write_index(self, pendings: list[_Pending], replaced_rids: list[int]) -> None:
         indexer = self.store.indexer
         if replaced_rids:
+            pg = self.conn.dialect.name == "postgresql"
             for table in indexer.tables:
+                if pg:  # one constant statement per table, whatever the batch size (see prefetch)
+                    rids = bindparam("rids", replaced_rids, type_=ARRAY(BigInteger))
+                    self.conn.execute(delete(table).where(table.c.rid == any_(rids)))
+                    continue
                 for chunk in _chunks(replaced_rids, 500):
                     self.conn.execute(delete(table).where(table.c.rid.in_(chunk)))
         batches: dict = {}
