@@ -204,7 +204,6 @@ def _single(tx: Tx, e: Entry) -> str:
 
 def _get(tx: Tx, e: Entry, base: str = "") -> ix.Result:
     if e.res_id is None:
-        tx.flush()  # the search runs in SQL, so it must see this transaction's writes
         found = tx.store.search.search(tx.conn, e.res_type, ix.parse_query(e.query or ""), base_url=base)
         return ix.Result(200, body=found)
     current = tx.current(e.res_type, e.res_id)
@@ -316,7 +315,7 @@ def _apply(tx: Tx, entries: list[Entry], representation: bool, base: str = "") -
     flushed = False
     for e in sorted(entries, key=lambda x: _ORDER[x.method]):
         if e.method in ("GET", "HEAD") and not flushed:
-            tx.flush()
+            tx.flush()  # reads and searches (SQL) after this see the entries written before them
             flushed = True
         try:
             results[e.index] = _execute(tx, e, base)
