@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.ids import deterministic_id
 from adapters.pipeline import ingest_many
+from adapters.qd130.plugin import Qd130Adapter
 from adapters.synth import generate
 from fhir_server.identity.service import linked_patient_ids
 from fhir_server.storage import inbox as ib
@@ -39,3 +40,36 @@ def test_same_person_at_two_hospitals_is_linked_on_ingest(store):
 
 def _patient_id(visit) -> str:
     return deterministic_id("Patient", visit.facility, visit.ma_bn)
+
+
+def test_linking_on_ingest_can_be_left_to_link_all(store, monkeypatch):
+    monkeypatch.setenv("LIENTHONG_LINK_ON_INGEST", "false")
+    data = generate(hospitals=3, visits=60, seed=3)
+    by_person: dict[str, set[str]] = {}
+    for v in data.visits:
+        by_person.setdefault(v.person_id, set()).add(v.facility)
+    person = next(p for p, facilities in by_person.items() if len(facilities) >= 2)
+    mine = [v for v in data.visits if v.person_id == person]
+    ingest_many(store, [(v.xml, v.filename) for v in mine], adapter="qd130")
+    first = sorted({_patient_id(v) for v in mine})[0]
+    assert linked_patient_ids(store, first) == [first]
+
+
+def test_adapter_output_is_model_validated_when_asked(store, monkeypatch):
+    # A mapping bug that emits an invalid element: only the R4B model check catches it.
+    original = Qd130Adapter.to_fhir
+
+    def buggy_mapping(self, record, options=None):
+        mapped = original(self, record, options)
+        for entry in mapped.bundle["entry"]:
+            if entry["resource"]["resourceType"] == "Patient":
+                entry["resource"]["gender"] = {"not": "a code"}
+        return mapped
+
+    monkeypatch.setattr(Qd130Adapter, "to_fhir", buggy_mapping)
+    monkeypatch.setenv("LIENTHONG_VALIDATE_INGEST", "true")
+    visit = generate(hospitals=1, visits=1, seed=5).visits[0]
+    result = ingest_many(store, [(visit.xml, visit.filename)], adapter="qd130")[0]
+    assert result.status == "failed"
+    assert "Patient.gender" in result.records[0].errors[0]["reason"]
+    assert result.records[0].dead_letter_id is not None
