@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import signal
 
 import typer
 
@@ -46,36 +47,47 @@ def register(app: typer.Typer) -> None:
             serve_listener(*args)
             return
         ctx = multiprocessing.get_context("spawn")
-        children = [ctx.Process(target=serve_listener, args=args, daemon=True) for _ in range(processes)]
+        children = [ctx.Process(target=serve_listener, args=args) for _ in range(processes)]
         for child in children:
             child.start()
+
+        def stop_children(*_args) -> None:
+            # Each child shuts down gracefully on SIGTERM: in-flight messages commit and are ACKed.
+            for child in children:
+                if child.is_alive():
+                    child.terminate()
+
+        signal.signal(signal.SIGTERM, stop_children)
         try:
             for child in children:
                 child.join()
         except KeyboardInterrupt:
+            stop_children()
             for child in children:
-                child.terminate()
+                child.join()
 
 
 def serve_listener(
     db_url: str, host: str, port: int, max_bytes: int, workers: int, options: dict, reuse_port: bool
 ) -> None:
-    """Run one listener process until interrupted (in-flight messages finish before it exits)."""
+    """Run one listener process until SIGTERM or Ctrl-C (in-flight messages finish before it exits)."""
     from adapters.hl7v2.mllp import run_listener
     from fhir_server.storage.store import open_store
 
     store = open_store(db_url, pool_size=workers + 1, create=False)
-    try:
-        asyncio.run(
-            run_listener(
-                store,
-                host,
-                port,
-                max_bytes=max_bytes,
-                workers=workers,
-                options=options,
-                reuse_port=reuse_port,
-            )
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        await run_listener(
+            store, host, port, max_bytes=max_bytes, workers=workers, options=options, reuse_port=reuse_port
         )
-    except KeyboardInterrupt:
+
+    try:
+        asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         pass
+    finally:
+        store.engine.dispose()
