@@ -27,7 +27,9 @@ from fhir_server.api.body import json_body
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
 from fhir_server.operations.compartment import SUPPORT_TYPES, care_date_pairs, compartment_pairs
+from fhir_server.search.derived import expand_pairs
 from fhir_server.search.query import decode_token, encode_token
+from fhir_server.search.registry import get_registry
 from fhir_server.search.tables import sp_date, sp_reference
 from fhir_server.search.values import date_range
 from fhir_server.storage.schema import resource
@@ -100,18 +102,22 @@ def linked_ids(store, patient_id: str) -> list[str]:
 def _pairs_condition(table, pairs: tuple[tuple[str, str], ...]) -> ColumnElement:
     """(res_type, param) IN pairs, grouped by parameter so the planner sees few OR branches.
 
-    The pairs are constants from our own data files, rendered inline: ~150 bind parameters per call
-    cost more than the query's index probes."""
-    by_param: dict[str, list[str]] = defaultdict(list)
-    for res_type, param in pairs:
-        if not (_NAME.match(res_type) and _NAME.match(param)):
+    Derived parameters (Condition `patient` = `subject` rows pointing at a Patient) are expanded to
+    the rows that hold them. The pairs are constants from our own data files, rendered inline: ~150
+    bind parameters per call cost more than the query's index probes."""
+    by_param: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for res_type, param, target_type in expand_pairs(get_registry(), pairs):
+        if not (_NAME.match(res_type) and _NAME.match(param) and _NAME.match(target_type or "X")):
             raise ValueError(f"unexpected compartment entry {res_type}.{param}")
-        by_param[param].append(res_type)
+        by_param[(param, target_type)].append(res_type)
     alias = table.name
-    branches = [
-        f"({alias}.param = '{p}' AND {alias}.res_type IN ({', '.join(repr(t) for t in sorted(ts))}))"
-        for p, ts in sorted(by_param.items())
-    ]
+    typed_table = "target_type" in table.c
+    branches = []
+    for (p, target_type), ts in sorted(by_param.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        typed = f" AND {alias}.target_type = '{target_type}'" if target_type and typed_table else ""
+        branches.append(
+            f"({alias}.param = '{p}'{typed} AND {alias}.res_type IN ({', '.join(repr(t) for t in sorted(ts))}))"
+        )
     return text("(" + " OR ".join(branches) + ")")
 
 

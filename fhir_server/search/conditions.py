@@ -3,6 +3,7 @@
 Every filter becomes `r.rid IN (SELECT rid FROM sp_<type> WHERE res_type=? AND param=? AND <value preds>)`
 so each criterion uses one (res_type, param, value) index; comma values OR inside the subquery,
 repeated parameters AND as separate subqueries. Chains and _has nest the same construction.
+`param=?` always comes from `derived.param_clause`: a derived parameter reads its sources' rows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from fhir_server.errors import FhirError
+from fhir_server.search.derived import param_clause
 from fhir_server.search.query import Filter, number_bounds, parse_filter, split_prefix, split_values
 from fhir_server.search.registry import NOT_SUPPORTED, Registry, SearchParam
 from fhir_server.search.tables import TABLES, sp_reference, sp_token
@@ -79,19 +81,24 @@ class Conditions:
             )
         if mod == "missing":
             table = TABLES[param.type]
-            sub = select(table.c.rid).where(table.c.res_type == _rt(r, res_type), table.c.param == param.code)
+            has_rows = self._param(table, res_type, param.code)
+            sub = select(table.c.rid).where(table.c.res_type == _rt(r, res_type), has_rows)
             if res_type is None:
-                sub = select(table.c.rid).where(table.c.param == param.code)
+                sub = select(table.c.rid).where(has_rows)
             missing = [v.lower() == "true" for v in flt.values]
             clauses = [r.c.rid.not_in(sub) if m else r.c.rid.in_(sub) for m in set(missing)]
             return or_(*clauses)
-        table, preds, code = self._value_preds(param, mod, flt.values, flt.name)
-        sub = select(table.c.rid).where(table.c.param == code, or_(*preds))
+        table, preds, suffix = self._value_preds(param, mod, flt.values, flt.name)
+        sub = select(table.c.rid).where(self._param(table, res_type, param.code, suffix), or_(*preds))
         if res_type is not None:
             sub = sub.where(table.c.res_type == res_type)
         if mod == "not":
             return r.c.rid.not_in(sub)
         return r.c.rid.in_(sub)
+
+    def _param(self, table, res_type: str | None, code: str, suffix: str = "") -> ColumnElement:
+        """Rows of parameter `code` (its sources' rows when it is derived)."""
+        return param_clause(table, self.registry, res_type, code, suffix)
 
     # -- special parameters -----------------------------------------------------------------------
     def _id(self, r: FromClause, flt: Filter) -> ColumnElement:
@@ -116,7 +123,7 @@ class Conditions:
         )
         refs = select(sp_reference.c.target_id).where(
             sp_reference.c.res_type == source,
-            sp_reference.c.param == ref_code,
+            self._param(sp_reference, source, ref_code),
             sp_reference.c.target_type == res_type,
             sp_reference.c.url.is_(None),
             sp_reference.c.rid.in_(sel),
@@ -144,7 +151,7 @@ class Conditions:
             )
             sub = select(sp_reference.c.rid).where(
                 sp_reference.c.res_type == res_type,
-                sp_reference.c.param == param.code,
+                self._param(sp_reference, res_type, param.code),
                 sp_reference.c.target_type == target,
                 sp_reference.c.url.is_(None),
                 sp_reference.c.target_id.in_(ids),
@@ -159,12 +166,13 @@ class Conditions:
 
     # -- value predicates per type ---------------------------------------------------------------
     def _value_preds(self, param: SearchParam, mod: str | None, values: list[str], name: str):
+        """(table, OR-ed value predicates, suffix of the row param: "" or a companion like ":of-type")."""
         kind = param.type
-        code = param.code
+        suffix = ""
         if kind == "token":
             t = sp_token
             if mod == "of-type":
-                code = code + ":of-type"
+                suffix = ":of-type"
                 preds = []
                 for v in values:
                     parts = v.split("|")
@@ -173,42 +181,42 @@ class Conditions:
                             f":of-type needs system|code|value, got {v!r}", expression=name
                         )
                     preds.append(and_(t.c.system == parts[0], t.c.code == f"{parts[1]}|{parts[2]}"))
-                return t, preds, code
+                return t, preds, suffix
             if mod == "text":
-                return t, [_prefix(t.c.text, fold(v)) for v in values], code
-            return t, [self._token_pred(t, v) for v in values], code
+                return t, [_prefix(t.c.text, fold(v)) for v in values], suffix
+            return t, [self._token_pred(t, v) for v in values], suffix
         if kind == "string":
             t = TABLES["string"]
             if mod == "exact":
-                return t, [t.c.exact == nfc(v) for v in values], code
+                return t, [t.c.exact == nfc(v) for v in values], suffix
             if mod == "contains":
                 return (
                     t,
                     [t.c.value.like("%" + _escape_like(fold(v)) + "%", escape="\\") for v in values],
-                    code,
+                    suffix,
                 )
-            return t, [_prefix(t.c.value, fold(v)) for v in values], code
+            return t, [_prefix(t.c.value, fold(v)) for v in values], suffix
         if kind == "reference":
             if mod == "identifier":
-                return sp_token, [self._token_pred(sp_token, v) for v in values], code + ":identifier"
+                return sp_token, [self._token_pred(sp_token, v) for v in values], ":identifier"
             t = sp_reference
             type_mod = mod if mod and mod[:1].isupper() else None
-            return t, [self._reference_pred(param, type_mod, v) for v in values], code
+            return t, [self._reference_pred(param, type_mod, v) for v in values], suffix
         if kind == "date":
             t = TABLES["date"]
-            return t, [self._date_pred(t.c.lo, t.c.hi, v) for v in values], code
+            return t, [self._date_pred(t.c.lo, t.c.hi, v) for v in values], suffix
         if kind == "number":
             t = TABLES["number"]
-            return t, [_number_pred(t.c.value, v) for v in values], code
+            return t, [_number_pred(t.c.value, v) for v in values], suffix
         if kind == "quantity":
             t = TABLES["quantity"]
-            return t, [_quantity_pred(t.c.value, t.c.system, t.c.code, t.c.unit, v) for v in values], code
+            return t, [_quantity_pred(t.c.value, t.c.system, t.c.code, t.c.unit, v) for v in values], suffix
         if kind == "uri":
             t = TABLES["uri"]
-            return t, [_uri_pred(t.c.value, mod, v) for v in values], code
+            return t, [_uri_pred(t.c.value, mod, v) for v in values], suffix
         if kind == "composite":
             t = TABLES["composite"]
-            return t, [self._composite_pred(param, t, v, name) for v in values], code
+            return t, [self._composite_pred(param, t, v, name) for v in values], suffix
         raise Unknown(f"parameter type {kind!r} of {param.code!r} is not supported")
 
     @staticmethod

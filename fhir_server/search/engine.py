@@ -18,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.search.conditions import TOP, Conditions, Unknown
+from fhir_server.search.derived import param_clause
 from fhir_server.search.query import (
     RESULT_PARAMS,
     Include,
@@ -155,7 +156,8 @@ class SearchEngine:
                 col, kind = table.c[_AGG[param.type]], "str"
                 sentinel = "" if desc else TOP
             agg = func.max(col) if desc else func.min(col)
-            sub = select(agg).where(table.c.rid == r.c.rid, table.c.param == param.code).scalar_subquery()
+            rows = param_clause(table, self.registry, res_type, param.code)
+            sub = select(agg).where(table.c.rid == r.c.rid, rows).scalar_subquery()
             keys.append((func.coalesce(sub, literal(sentinel)), desc, kind))
         return keys
 
@@ -271,7 +273,8 @@ class SearchEngine:
         ref = sp_reference
         cond = [ref.c.rid.in_(rids), ref.c.url.is_(None), ref.c.target_id.is_not(None)]
         if inc.param != "*":
-            cond.append(ref.c.param == inc.param)
+            source = None if inc.source == "*" else inc.source
+            cond.append(param_clause(ref, self.registry, source, inc.param))
         if inc.target:
             cond.append(ref.c.target_type == inc.target)
         targets = {(t, i) for t, i in conn.execute(select(ref.c.target_type, ref.c.target_id).where(*cond))}
@@ -300,7 +303,8 @@ class SearchEngine:
             if inc.source != "*":
                 cond.append(ref.c.res_type == inc.source)
             if inc.param != "*":
-                cond.append(ref.c.param == inc.param)
+                source = None if inc.source == "*" else inc.source
+                cond.append(param_clause(ref, self.registry, source, inc.param))
             sub = select(ref.c.rid).where(*cond)
             stmt = (
                 select(resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.content)

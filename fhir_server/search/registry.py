@@ -11,6 +11,7 @@ from importlib import resources
 
 import orjson
 
+from fhir_server.search.derived import Source, mark_derived
 from fhir_server.search.fhirpath import Extractor, compile_for_type, compile_relative
 
 DATA = "fhir_server.search.data"
@@ -33,6 +34,9 @@ class SearchParam:
     components: list[tuple[str, str]] = field(default_factory=list)  # (definition url, expression)
     description: str | None = None
     custom: bool = False
+    # res_type -> where this parameter's rows are instead of its own (see search/derived.py); the
+    # indexer writes none for those types. One parameter may be derived for some bases only.
+    derived_from: dict[str, tuple[Source, ...]] = field(default_factory=dict)
 
     def extractor(self, res_type: str) -> Extractor | None:
         """Compiled extractor of this parameter's values for one resource type."""
@@ -81,6 +85,7 @@ class Registry:
             param = _from_resource(sp, custom=False)
             if param is not None:
                 self._add(param)
+        mark_derived(self)
 
     def _add(self, param: SearchParam) -> None:
         self.by_url[param.url] = param
