@@ -70,6 +70,8 @@ def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
         lat += [time.perf_counter() - t] * len(chunk)
         n += len(chunk)
     store.engine.dispose()
+    if store.group_retries or store.group_splits:
+        print(f"  worker {os.getpid()}: {store.group_retries} group retries, {store.group_splits} splits")
     return n, res, lat
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server.api import history, rest, system
@@ -94,6 +95,28 @@ def _auth_config(settings: Settings) -> AuthConfig | None:
     raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
 
 
+class _StoreCollector:
+    """Write-contention counters of the store, read at scrape time (no work on the write path)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self):
+        """Yield the counters in Prometheus form."""
+        retries = CounterMetricFamily(
+            "lienthong_group_commit_retries",
+            "Group commits run again because a concurrent writer created or changed the same resources",
+        )
+        retries.add_metric([], self.store.group_retries)
+        splits = CounterMetricFamily(
+            "lienthong_group_commit_splits",
+            "Group commits split into one transaction per Bundle after a database error",
+        )
+        splits.add_metric([], self.store.group_splits)
+        yield retries
+        yield splits
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """Build the app over a store (opened from settings.database_url unless given)."""
     settings = settings or Settings.from_env()
@@ -117,6 +140,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
 
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
+    registry.register(_StoreCollector(store))
 
     auth = _auth_config(settings)
     if auth is not None:

@@ -4,7 +4,7 @@ or after a bulk load that deferred indexing)."""
 from __future__ import annotations
 
 import typer
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, select
 
 from fhir_server.storage.schema import resource
 
@@ -14,6 +14,8 @@ BATCH = 500
 def reindex(store, res_type: str | None = None, progress=None) -> int:
     """Re-extract index rows of every current resource (optionally one type); returns resources indexed."""
     import orjson
+
+    from fhir_server.storage.store import copy_rows
 
     indexer = store.indexer
     with store.engine.connect() as conn:
@@ -37,13 +39,12 @@ def reindex(store, res_type: str | None = None, progress=None) -> int:
                 conn.execute(delete(table).where(table.c.rid.in_(rids)))
             batches: dict = {}
             for row in rows:
-                for table, index_rows in indexer.rows(row.res_type, orjson.loads(row.content)).items():
-                    for ir in index_rows:
-                        ir["rid"] = row.rid
+                for table, index_rows in indexer.tuples(
+                    row.rid, row.res_type, orjson.loads(row.content)
+                ).items():
                     batches.setdefault(table, []).extend(index_rows)
             for table, index_rows in batches.items():
-                if index_rows:
-                    conn.execute(insert(table), index_rows)
+                copy_rows(conn, table, index_rows)
         done += len(rows)
         last = rows[-1].rid
         if progress is not None:

@@ -235,7 +235,31 @@ def _union(compiled: list[list[tuple]], fallback: list[str]) -> Extractor:
             out.extend(slow(node))
         return out
 
+    extract.roots = None if slow is not None else _roots(compiled)  # type: ignore[attr-defined]
     return extract
+
+
+def _roots(compiled: list[list[tuple]]) -> frozenset[str] | None:
+    """Top-level element names an extractor can find anything under (None: cannot tell)."""
+    names = set()
+    for steps in compiled:
+        if not steps or steps[0][0] not in ("child", "child_as"):
+            return None
+        names.add(steps[0][1] + (steps[0][2] if steps[0][0] == "child_as" else ""))
+    return frozenset(names)
+
+
+_CHOICE_PREFIX = re.compile(r"^([a-z][a-zA-Z0-9]*?)[A-Z]")
+
+
+def element_names(resource: dict) -> set[str]:
+    """The resource's top-level keys plus the choice element each `valueX`-style key belongs to."""
+    names = set(resource)
+    for key in resource:
+        m = _CHOICE_PREFIX.match(key)
+        if m and m[1] in CHOICE_NAMES:
+            names.add(m[1])
+    return names
 
 
 @lru_cache(maxsize=1024)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 
+from fhir_server.search.fhirpath import element_names
 from fhir_server.search.registry import COLUMN_PARAMS, Registry, SearchParam, get_registry
 from fhir_server.search.tables import ALL_TABLES, TABLES
 from fhir_server.search.values import (
@@ -39,6 +40,8 @@ class Indexer:
         for code, param in sorted(self.registry.params(res_type).items()):
             if code in COLUMN_PARAMS or param.type == "special":
                 continue
+            if res_type in param.derived_from:
+                continue  # its rows are other parameters' rows (search/derived.py): never written
             extractor = param.extractor(res_type)
             if extractor is not None:
                 plan.append((param, extractor))
@@ -46,42 +49,61 @@ class Indexer:
         return plan
 
     def rows(self, res_type: str, resource: dict) -> dict[Table, list[dict]]:
-        """Return index rows per table (without `rid`, which storage fills in)."""
+        """Index rows per table as dicts by column name, without `rid` (for tests and tools)."""
+        out: dict[Table, list[dict]] = {}
+        for table, tuples in self.tuples(0, res_type, resource).items():
+            names = [c.name for c in table.columns][1:]
+            out[table] = [dict(zip(names, t[1:], strict=True)) for t in tuples]
+        return out
+
+    def tuples(self, rid: int, res_type: str, resource: dict) -> dict[Table, list[tuple]]:
+        """Index rows per table as tuples in the table's column order, `rid` first (the write path:
+        COPY takes them as they are)."""
         if res_type == "SearchParameter":
             # New parameters take effect for resources written after this one.
             self.registry.register(resource)
-        out: dict[Table, list[dict]] = {}
+        out: dict[Table, list[tuple]] = {}
+        present = element_names(resource)
         for param, extract in self._plan(res_type):
+            roots = getattr(extract, "roots", None)
+            if roots is not None and roots.isdisjoint(present):
+                continue  # most parameters of a type find nothing: skip them without walking
             values = extract(resource)
             if values:
-                _emit(out, res_type, param, values)
+                _emit(out, rid, res_type, param, values)
         return out
 
 
-def _emit(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: list) -> None:
+def _emit(out: dict[Table, list[tuple]], rid: int, rt: str, param: SearchParam, values: list) -> None:
     code = param.code
     kind = param.type
     if kind == "token":
         seen = set()
         rows = out.setdefault(_T, [])
         for v in values:
-            for system, tcode, text in token_rows(v):
-                key = (system, tcode, text)
-                if key not in seen:
-                    seen.add(key)
-                    rows.append(
-                        {"res_type": rt, "param": code, "system": system, "code": tcode, "text": text}
-                    )
+            for row in token_rows(v):
+                if row not in seen:
+                    seen.add(row)
+                    rows.append((rid, rt, code, *row))
             for system, tcode in identifier_type_rows(v):
-                rows.append(
-                    {
-                        "res_type": rt,
-                        "param": code + ":of-type",
-                        "system": system,
-                        "code": tcode,
-                        "text": None,
-                    }
-                )
+                rows.append((rid, rt, code + ":of-type", system, tcode, None))
+    elif kind == "reference":
+        seen = set()
+        rows = out.setdefault(_R, [])
+        for v in values:
+            for row in reference_rows(v):
+                if row not in seen:
+                    seen.add(row)
+                    rows.append((rid, rt, code, *row))
+            ident = v.get("identifier") if isinstance(v, dict) else None
+            if isinstance(ident, dict):
+                tokens = out.setdefault(_T, [])
+                for system, tcode, _ in token_rows(ident):
+                    tokens.append((rid, rt, code + ":identifier", system, tcode, None))
+    elif kind == "date":
+        rows = out.setdefault(_D, [])
+        for lo, hi in {r for v in values for r in date_rows(v)}:
+            rows.append((rid, rt, code, lo, hi))
     elif kind == "string":
         seen = set()
         rows = out.setdefault(_S, [])
@@ -89,52 +111,26 @@ def _emit(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: lis
             for folded, exact in string_rows(v):
                 if exact not in seen:
                     seen.add(exact)
-                    rows.append({"res_type": rt, "param": code, "value": folded, "exact": exact})
-    elif kind == "reference":
-        seen = set()
-        rows = out.setdefault(_R, [])
-        for v in values:
-            for ttype, tid, url in reference_rows(v):
-                if (ttype, tid, url) not in seen:
-                    seen.add((ttype, tid, url))
-                    rows.append(
-                        {"res_type": rt, "param": code, "target_type": ttype, "target_id": tid, "url": url}
-                    )
-            ident = v.get("identifier") if isinstance(v, dict) else None
-            if isinstance(ident, dict):
-                for system, tcode, _ in token_rows(ident):
-                    out.setdefault(_T, []).append(
-                        {
-                            "res_type": rt,
-                            "param": code + ":identifier",
-                            "system": system,
-                            "code": tcode,
-                            "text": None,
-                        }
-                    )
-    elif kind == "date":
-        rows = out.setdefault(_D, [])
-        for lo, hi in {r for v in values for r in date_rows(v)}:
-            rows.append({"res_type": rt, "param": code, "lo": lo, "hi": hi})
+                    rows.append((rid, rt, code, folded, exact))
     elif kind == "uri":
         rows = out.setdefault(_U, [])
         for value in {u for v in values for u in uri_rows(v)}:
-            rows.append({"res_type": rt, "param": code, "value": value})
+            rows.append((rid, rt, code, value))
     elif kind == "quantity":
         rows = out.setdefault(_Q, [])
-        for system, qcode, unit, num in {q for v in values for q in quantity_rows(v)}:
-            rows.append(
-                {"res_type": rt, "param": code, "system": system, "code": qcode, "unit": unit, "value": num}
-            )
+        for q in {q for v in values for q in quantity_rows(v)}:
+            rows.append((rid, rt, code, *q))
     elif kind == "number":
         rows = out.setdefault(_N, [])
         for num in {n for v in values for n in number_rows(v)}:
-            rows.append({"res_type": rt, "param": code, "value": num})
+            rows.append((rid, rt, code, num))
     elif kind == "composite":
-        _emit_composite(out, rt, param, values)
+        _emit_composite(out, rid, rt, param, values)
 
 
-def _emit_composite(out: dict[Table, list[dict]], rt: str, param: SearchParam, values: list) -> None:
+def _emit_composite(
+    out: dict[Table, list[tuple]], rid: int, rt: str, param: SearchParam, values: list
+) -> None:
     registry = get_registry()
     if len(param.components) != 2:
         return
@@ -148,35 +144,22 @@ def _emit_composite(out: dict[Table, list[dict]], rt: str, param: SearchParam, v
         if not isinstance(element, dict):
             continue
         tokens = [t for v in first(element) for t in token_rows(v) if t[1] is not None]
-        seconds = second(element)
+        seconds = [x for v in second(element) for x in _second_values(second_def.type, v)]
         for system, tcode, _ in tokens:
-            for v in seconds:
-                for extra in _second_values(second_def.type, v):
-                    rows.append(
-                        {
-                            "res_type": rt,
-                            "param": param.code,
-                            "system": system,
-                            "code": tcode,
-                            "v_system": None,
-                            "v_code": None,
-                            "v_num": None,
-                            "v_lo": None,
-                            "v_hi": None,
-                            **extra,
-                        }
-                    )
+            for extra in seconds:
+                rows.append((rid, rt, param.code, system, tcode, *extra))
 
 
-def _second_values(kind: str, value) -> list[dict]:
+# The composite's second value as (v_system, v_code, v_num, v_lo, v_hi).
+def _second_values(kind: str, value) -> list[tuple]:
     if kind == "token":
-        return [{"v_system": s, "v_code": c} for s, c, _ in token_rows(value) if c is not None]
+        return [(s, c, None, None, None) for s, c, _ in token_rows(value) if c is not None]
     if kind == "quantity":
-        return [{"v_system": s, "v_code": c, "v_num": n} for s, c, _, n in quantity_rows(value)]
+        return [(s, c, n, None, None) for s, c, _, n in quantity_rows(value)]
     if kind == "date":
-        return [{"v_lo": lo, "v_hi": hi} for lo, hi in date_rows(value)]
+        return [(None, None, None, lo, hi) for lo, hi in date_rows(value)]
     if kind == "string":
-        return [{"v_code": fold(value)[:255]}] if isinstance(value, str) else []
+        return [(None, fold(value)[:255], None, None, None)] if isinstance(value, str) else []
     if kind == "number":
-        return [{"v_num": n} for n in number_rows(value)]
+        return [(None, None, n, None, None) for n in number_rows(value)]
     return []

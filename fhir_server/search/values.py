@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from fhir_server.search.fhirpath import ref_type
 from fhir_server.text import fold, nfc
@@ -27,7 +28,13 @@ def _us(dt: datetime) -> int:
 
 def date_range(text: str) -> tuple[int, int] | None:
     """Inclusive [lo, hi] microsecond range a FHIR date/dateTime/instant covers at its precision."""
-    m = _DATE.match(text.strip()) if isinstance(text, str) else None
+    return _date_range(text) if isinstance(text, str) else None
+
+
+# Dates repeat a lot within a batch (a visit's date is on most of its resources).
+@lru_cache(maxsize=16384)
+def _date_range(text: str) -> tuple[int, int] | None:
+    m = _DATE.match(text.strip())
     if not m:
         return None
     y = int(m["y"])

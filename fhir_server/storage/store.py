@@ -29,7 +29,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     true,
     tuple_,
     update,
@@ -238,10 +237,15 @@ class Tx:
         conn = self.conn
         new = [p for p in pendings if p.final.rid is None]
         if new:
-            for p, rid in zip(
-                new, _insert_resources(conn, [_resource_row(p.final) for p in new]), strict=True
-            ):
-                p.final.rid = rid
+            rids = _insert_resources(conn, [_resource_row(p.final) for p in new])
+            raced = [p for p in new if (p.final.res_type, p.final.res_id) not in rids]
+            if raced:
+                self._absorb_identical_creates(raced)
+                dropped = {id(p) for p in raced}
+                new = [p for p in new if id(p) not in dropped]
+                pendings = [p for p in pendings if id(p) not in dropped]
+            for p in new:
+                p.final.rid = rid = rids[(p.final.res_type, p.final.res_id)]
                 for stored, _ in p.history:
                     stored.rid = rid
         new_ids = {id(p) for p in new}
@@ -271,6 +275,30 @@ class Tx:
             self._seen[(p.final.res_type, p.final.res_id)] = p.final
             self.written.append((p.final.res_type, p.final.res_id))
 
+    def _absorb_identical_creates(self, raced: list[_Pending]) -> None:
+        """Accept resources another writer created since our read when theirs is exactly what we were
+        creating (same content, version 1): the outcome is the same whichever write came first, so
+        ours becomes a no-op. Anything else is a real conflict and the unit of work runs again."""
+        keys = [(p.final.res_type, p.final.res_id) for p in raced]
+        stmt = select(*_COLS).where(
+            resource.c.res_type
+            == any_(bindparam("types", sorted({k[0] for k in keys}), type_=ARRAY(String))),
+            resource.c.res_id == any_(bindparam("ids", [k[1] for k in keys], type_=ARRAY(String))),
+        )
+        theirs = {(r.res_type, r.res_id): _row(r) for r in self.conn.execute(stmt)}
+        for p, key in zip(raced, keys):
+            other = theirs.get(key)
+            same = (
+                other is not None
+                and not other.deleted
+                and len(p.history) == 1
+                and other.version == p.final.version
+                and other.content_hash == p.final.content_hash
+            )
+            if not same:
+                raise WriteConflict(f"{key[0]}/{key[1]} was created by a concurrent writer")
+            self._seen[key] = other
+
     def _merge_into_parent(self) -> None:
         staged = self.parent._pending
         for key, p in self._pending.items():
@@ -296,14 +324,10 @@ class Tx:
         for p in pendings:
             if p.final.deleted or p.body is None:
                 continue
-            for table, rows in indexer.rows(p.final.res_type, p.body).items():
-                rid = p.final.rid
-                batch = batches.setdefault(table, [])
-                for row in rows:
-                    row["rid"] = rid
-                    batch.append(row)
+            for table, rows in indexer.tuples(p.final.rid, p.final.res_type, p.body).items():
+                batches.setdefault(table, []).extend(rows)
         for table, rows in batches.items():
-            bulk_insert(self.conn, table, rows)
+            copy_rows(self.conn, table, rows)
 
 
 _COLS = (
@@ -378,49 +402,67 @@ def _update_resources(conn: Connection, pendings: list[_Pending]) -> None:
             ],
         )
         return
-    params = {
-        "rids": [p.final.rid for p in pendings],
-        "expected": [p.base.version for p in pendings],
-        "versions": [p.final.version for p in pendings],
-        "ts": [p.final.last_updated for p in pendings],
-        "deleted": [p.final.deleted for p in pendings],
-        "hashes": [p.final.content_hash for p in pendings],
-        "contents": [p.final.content for p in pendings],
-    }
-    updated = conn.execute(_UPDATE_CURRENT, params).scalars().all()
-    if len(updated) != len(pendings):
-        raise WriteConflict(f"{len(pendings) - len(updated)} resource(s) were changed by a concurrent writer")
+    params = [
+        [p.final.rid for p in pendings],
+        [p.base.version for p in pendings],
+        [p.final.version for p in pendings],
+        [p.final.last_updated for p in pendings],
+        [p.final.deleted for p in pendings],
+        [p.final.content_hash for p in pendings],
+        [p.final.content for p in pendings],
+    ]
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute(_UPDATE_CURRENT, params, binary=True)  # binary: JSON bytes are not escaped
+    if cursor.rowcount != len(pendings):
+        raise WriteConflict(
+            f"{len(pendings) - cursor.rowcount} resource(s) were changed by a concurrent writer"
+        )
 
 
 # Arrays keep the statement text constant whatever the batch size (psycopg parses each new text).
-_UPDATE_CURRENT = text(
+_UPDATE_CURRENT = (
     "UPDATE resource AS r SET version = v.version, last_updated = v.ts, deleted = v.deleted, "
     "content_hash = v.hash, content = v.content "
-    "FROM unnest(CAST(:rids AS bigint[]), CAST(:expected AS integer[]), CAST(:versions AS integer[]), "
-    "CAST(:ts AS bigint[]), CAST(:deleted AS boolean[]), CAST(:hashes AS text[]), CAST(:contents AS bytea[])) "
-    "AS v(rid, expected, version, ts, deleted, hash, content) "
-    "WHERE r.rid = v.rid AND r.version = v.expected RETURNING r.rid"
+    "FROM unnest(%s::bigint[], %s::integer[], %s::integer[], %s::bigint[], %s::boolean[], %s::text[], "
+    "%s::bytea[]) AS v(rid, expected, version, ts, deleted, hash, content) "
+    "WHERE r.rid = v.rid AND r.version = v.expected"
 )
 
 
-def _insert_resources(conn: Connection, rows: list[dict]) -> list[int]:
-    """Insert new current-version rows; returns their rids in order."""
+def _insert_resources(conn: Connection, rows: list[dict]) -> dict[tuple[str, str], int]:
+    """Insert new current-version rows; returns the rid of each (type, id) inserted.
+
+    On PostgreSQL a row another writer created since our read is skipped (ON CONFLICT DO NOTHING,
+    which waits for that writer to commit) instead of aborting the transaction: the caller decides,
+    before any history or index work is spent, whether that is a no-op or a conflict to retry."""
     if conn.dialect.name != "postgresql":
+        # SQLite writers are serialized by BEGIN IMMEDIATE: nobody can have created these since.
         result = conn.execute(insert(resource).returning(resource.c.rid, sort_by_parameter_order=True), rows)
-        return list(result.scalars().all())
-    # Take the keys from the sequence in one round trip, then COPY the rows with them.
-    rids = list(conn.execute(_NEXT_RIDS, {"n": len(rows)}).scalars().all())
-    for row, rid in zip(rows, rids, strict=True):
-        row["rid"] = rid
-    bulk_insert(conn, resource, rows)
-    return rids
+        return {
+            (r["res_type"], r["res_id"]): rid for r, rid in zip(rows, result.scalars().all(), strict=True)
+        }
+    params = [[row[name] for row in rows] for name in _INSERT_COLUMNS]
+    cursor = conn.connection.driver_connection.cursor()
+    # Binary parameters: the JSON travels as raw bytes (text format would escape every byte).
+    cursor.execute(_INSERT_NEW, params, binary=True)
+    return {(t, i): rid for rid, t, i in cursor.fetchall()}
+
+
+_INSERT_COLUMNS = ("res_type", "res_id", "version", "last_updated", "deleted", "content_hash", "content")
+# Arrays keep the statement text constant; one statement for the whole group, like COPY, but a
+# concurrent create of the same (type, id) skips the row rather than failing the transaction.
+_INSERT_NEW = (
+    "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, content_hash, content) "
+    "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], %s::bigint[], %s::boolean[], "
+    "%s::varchar[], %s::bytea[]) "
+    "ON CONFLICT (res_type, res_id) DO NOTHING RETURNING rid, res_type, res_id"
+)
 
 
 # COPY runs on the raw psycopg connection, so its errors arrive unwrapped by SQLAlchemy.
 _CONFLICT = (IntegrityError, psycopg.errors.IntegrityError)
 _DB_ERRORS = (DBAPIError, psycopg.Error)
-
-_NEXT_RIDS = text("SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, :n)")
+_GROUP_RETRIES = 4
 
 
 def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
@@ -445,6 +487,21 @@ def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
                 copy.write_row(tuple(row.get(n) for n in names))
 
 
+def copy_rows(conn: Connection, table, rows: list[tuple]) -> None:
+    """Insert rows given as tuples in the table's column order (COPY on PostgreSQL)."""
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    if conn.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(names))
+        conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})', rows)
+        return
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f'COPY "{table.name}" ({", ".join(names)}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
 def _chunks(items: list, size: int) -> Iterator[list]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
@@ -457,6 +514,9 @@ class Store:
         self.engine = engine
         self.indexer = indexer or Indexer()
         self.search = search or SearchEngine()
+        # Counters for /metrics: how often concurrent writers made a group run again or split.
+        self.group_retries = 0
+        self.group_splits = 0
 
     @contextmanager
     def begin(self) -> Iterator[Tx]:
@@ -575,35 +635,46 @@ class Store:
         """Apply several transaction Bundles in ONE database transaction (group commit).
 
         Each Bundle stays atomic on its own: one that fails is dropped (its FhirError is returned in
-        its place) and the others commit together, with one flush and one commit for all of them. If
-        the database itself refuses the group (e.g. a concurrent insert of the same id), each Bundle
-        is retried in its own transaction. `written`, when given, collects the (type, id) of every
-        resource that got a new version (unchanged re-sends are not in it)."""
+        its place) and the others commit together, with one flush and one commit for all of them. A
+        concurrent writer of the same resources makes the whole group run again; if the database
+        itself refuses the group, each Bundle is retried in its own transaction. `written`, when
+        given, collects the (type, id) of every resource that got a new version (unchanged re-sends
+        are not in it)."""
         from fhir_server.bundles import apply_transaction
 
-        results: list[dict | FhirError] = []
-        try:
-            with self.begin() as tx:
-                tx.prefetch(_explicit_keys(bundles))  # one query for the whole group, not one per Bundle
-                for bundle in bundles:
-                    try:
-                        results.append(apply_transaction(Tx(self, tx.conn, parent=tx), bundle, validate))
-                    except FhirError as exc:
-                        results.append(exc)
-            if written is not None:
-                written.update(tx.written)
-            return results
-        except (*_DB_ERRORS, WriteConflict):
-            outcomes = [self._one(bundle, validate) for bundle in bundles]
-            if written is not None:  # one-by-one writes report no keys: count every written bundle's
-                written.update(
-                    (e["resource"]["resourceType"], e["resource"]["id"])
-                    for b, o in zip(bundles, outcomes)
-                    if isinstance(o, dict)
-                    for e in b.get("entry", [])
-                    if (e.get("resource") or {}).get("id")
-                )
-            return outcomes
+        for attempt in range(_GROUP_RETRIES):
+            results: list[dict | FhirError] = []
+            try:
+                with self.begin() as tx:
+                    tx.prefetch(_explicit_keys(bundles))  # one query for the whole group, not one per Bundle
+                    for bundle in bundles:
+                        try:
+                            results.append(apply_transaction(Tx(self, tx.conn, parent=tx), bundle, validate))
+                        except FhirError as exc:
+                            results.append(exc)
+                if written is not None:
+                    written.update(tx.written)
+                return results
+            except (*_CONFLICT, WriteConflict):
+                # Another writer created or changed a resource of this group since we read it: the
+                # group is redone (it will see their version), not split, which would cost a commit per
+                # Bundle. Creates of shared resources (facilities, practitioners, patients seen by
+                # several hospitals) make this common when hospitals push at the same time.
+                self.group_retries += 1
+                time.sleep(random.uniform(0, 0.002 * 2**attempt))
+            except _DB_ERRORS:
+                break  # something in one Bundle the database refuses: find it by going one by one
+        self.group_splits += 1
+        outcomes = [self._one(bundle, validate) for bundle in bundles]
+        if written is not None:  # one-by-one writes report no keys: count every written bundle's
+            written.update(
+                (e["resource"]["resourceType"], e["resource"]["id"])
+                for b, o in zip(bundles, outcomes)
+                if isinstance(o, dict)
+                for e in b.get("entry", [])
+                if (e.get("resource") or {}).get("id")
+            )
+        return outcomes
 
     def _one(self, bundle: dict, validate: bool) -> dict | FhirError:
         try:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import httpx
+from sqlalchemy import text
 
-from tests.server.vn_data import patient
+from tests.server.vn_data import observation, patient
 
 
 def _race(base: str, res_id: str, version: int) -> list[int]:
@@ -69,3 +71,76 @@ def test_concurrent_update_as_create_of_same_id_yields_one_version_each(live_ser
     with httpx.Client(base_url=live_server) as c:
         hist = c.get("/Patient/new-one/_history").json()
     assert sorted(int(e["resource"]["meta"]["versionId"]) for e in hist["entry"]) == [1, 2, 3, 4]
+
+
+def _bundle(*resources: dict) -> dict:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in resources
+        ],
+    }
+
+
+def _group_racing_an_open_create(store, first: dict, group: list[dict]) -> list:
+    """Hold a transaction that created `first` open while another thread group-commits `group`, which
+    creates the same resource; commit the holder only once the group is blocked on it (PostgreSQL)."""
+    out: list = []
+    with store.begin() as holder:
+        holder.put(first, first["id"], "PUT")
+        holder.flush()  # the row exists, uncommitted
+        worker = threading.Thread(target=lambda: out.append(store.transactions(group, validate=False)))
+        worker.start()
+        if store.engine.dialect.name == "postgresql":
+            _wait_for_lock_wait(holder.conn)
+        else:
+            time.sleep(0.3)  # SQLite: the group waits in BEGIN IMMEDIATE, there is no race to set up
+    worker.join(30)
+    return out[0]
+
+
+def _wait_for_lock_wait(conn) -> None:
+    check = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with conn.engine.connect() as probe:
+            if probe.execute(check).scalar_one():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the group commit never blocked on the open create")
+
+
+def test_group_commit_racing_an_identical_create_writes_nothing_twice(store):
+    org = {"resourceType": "Organization", "id": "bv-cho-ray", "name": "Bệnh viện Chợ Rẫy"}
+    pat = patient(res_id="p-race")
+    outcomes = _group_racing_an_open_create(store, org, [_bundle(org, pat)])
+    assert all(isinstance(o, dict) for o in outcomes)
+    assert store.read("Organization", "bv-cho-ray").version == 1
+    assert len(store.history("Organization", "bv-cho-ray")) == 1
+    assert store.read("Patient", "p-race").version == 1
+    assert store.group_splits == 0 and store.group_retries == 0
+
+
+def test_group_commit_racing_a_different_create_runs_again_and_writes_version_2(store):
+    first = patient(res_id="p-race", name="TRẦN THỊ BÌNH")
+    mine = patient(res_id="p-race", name="TRẦN THỊ BÌNH", cccd="079190004321")
+    obs = observation("Patient/p-race", res_id="o-race")
+    outcomes = _group_racing_an_open_create(store, first, [_bundle(mine, obs)])
+    assert all(isinstance(o, dict) for o in outcomes)
+    current = store.read("Patient", "p-race")
+    assert current.version == 2 and "079190004321" in current.content.decode()
+    assert store.read("Observation", "o-race").version == 1
+    assert store.group_splits == 0  # the group was redone as a group, not split per Bundle
+    if store.engine.dialect.name == "postgresql":
+        assert store.group_retries >= 1
+
+
+async def test_metrics_expose_group_commit_contention(client):
+    body = (await client.get("http://test/metrics")).text
+    assert "lienthong_group_commit_retries_total 0.0" in body
+    assert "lienthong_group_commit_splits_total 0.0" in body
