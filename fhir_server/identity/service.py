@@ -10,8 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import ARRAY, String, and_, any_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from adapters.ids import deterministic_id
 from fhir_server.identity.features import PatientFeatures, extract
@@ -32,6 +33,14 @@ def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
         yield items[i : i + size]
 
 
+def _among(conn: Connection, column, values: list[str]) -> ColumnElement:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one SQL text whatever the count (psycopg
+    parses every new text, and an expanded IN list makes one per batch size)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
@@ -43,7 +52,7 @@ def _load_patients(conn: Connection, ids: Iterable[str]) -> dict[str, dict]:
     for chunk in _chunks(sorted(set(ids))):
         rows = conn.execute(
             select(r.res_id, r.content).where(
-                and_(r.res_type == "Patient", r.res_id.in_(chunk), r.deleted.is_(False))
+                and_(r.res_type == "Patient", _among(conn, r.res_id, chunk), r.deleted.is_(False))
             )
         )
         for res_id, content in rows:
@@ -77,13 +86,15 @@ def _active_members(conn: Connection, patient_ids: Iterable[str]) -> dict[str, s
         persons.update(
             p
             for (p,) in conn.execute(
-                select(lk.person_id).where(and_(lk.patient_id.in_(chunk), lk.status == "active"))
+                select(lk.person_id).where(and_(_among(conn, lk.patient_id, chunk), lk.status == "active"))
             )
         )
     members: dict[str, str] = {}
     for chunk in _chunks(sorted(persons)):
         for pid, person in conn.execute(
-            select(lk.patient_id, lk.person_id).where(and_(lk.person_id.in_(chunk), lk.status == "active"))
+            select(lk.patient_id, lk.person_id).where(
+                and_(_among(conn, lk.person_id, chunk), lk.status == "active")
+            )
         ):
             members[pid] = person
     return members
@@ -111,11 +122,12 @@ def _write_persons(tx, person_ids: Iterable[str]) -> None:
     for chunk in _chunks(ids):
         for person, pid, method in tx.conn.execute(
             select(lk.person_id, lk.patient_id, lk.method).where(
-                and_(lk.person_id.in_(chunk), lk.status == "active")
+                and_(_among(tx.conn, lk.person_id, chunk), lk.status == "active")
             )
         ):
             members[person].append((pid, method))
     now = now_us()
+    tx.prefetch(("Person", person) for person in ids)  # one query, not one per Person
     for person in ids:
         current = members.get(person, [])
         if len(current) >= 2:
@@ -191,7 +203,7 @@ def _apply_links(tx, edges: list[tuple[str, str, str, float | None]]) -> list[st
         for chunk in _chunks(pids):
             conn.execute(
                 update(identity_link)
-                .where(and_(lk.patient_id.in_(chunk), lk.status == "active"))
+                .where(and_(_among(conn, lk.patient_id, chunk), lk.status == "active"))
                 .values(person_id=person_id, updated_at=now)
             )
     for chunk in _chunks(inserts, 1000):
@@ -244,12 +256,10 @@ def link_patients(store, patient_ids: Iterable[str], matcher: Matcher | None = N
         conn = tx.conn
         found = _load_patients(conn, ids)
         for chunk in _chunks(ids):
-            conn.execute(delete(identity_key).where(identity_key.c.patient_id.in_(chunk)))
+            conn.execute(delete(identity_key).where(_among(conn, identity_key.c.patient_id, chunk)))
         feats = {pid: extract(body) for pid, body in found.items()}
         keys = {pid: sorted(set(blocking_keys(f))) for pid, f in feats.items()}
-        rows = [{"block_key": k, "patient_id": pid} for pid, ks in keys.items() for k in ks]
-        for chunk in _chunks(rows, 1000):
-            conn.execute(_insert_keys(conn), chunk)
+        _add_keys(conn, [(k, pid) for pid, ks in keys.items() for k in ks])
         candidates = _candidates_many(conn, keys, matcher)
         wanted = {o for cs in candidates.values() for o in cs} - set(feats)
         feats.update({pid: extract(body) for pid, body in _load_patients(conn, wanted).items()})
@@ -289,19 +299,41 @@ def _candidates_many(conn: Connection, keys: dict[str, list[str]], matcher: Matc
     for chunk in _chunks(all_keys):
         sizes.update(
             conn.execute(
-                select(ik.block_key, func.count()).where(ik.block_key.in_(chunk)).group_by(ik.block_key)
+                select(ik.block_key, func.count())
+                .where(_among(conn, ik.block_key, chunk))
+                .group_by(ik.block_key)
             ).all()
         )
     usable = sorted(k for k in all_keys if not _capped(k, sizes.get(k, 0), matcher))
     holders: dict[str, list[str]] = defaultdict(list)
     for chunk in _chunks(usable):
-        for key, pid in conn.execute(select(ik.block_key, ik.patient_id).where(ik.block_key.in_(chunk))):
+        for key, pid in conn.execute(
+            select(ik.block_key, ik.patient_id).where(_among(conn, ik.block_key, chunk))
+        ):
             holders[key].append(pid)
     usable_set = set(usable)
     return {
         pid: sorted({o for k in ks if k in usable_set for o in holders.get(k, ()) if o != pid})
         for pid, ks in keys.items()
     }
+
+
+def _add_keys(conn: Connection, pairs: list[tuple[str, str]]) -> None:
+    """Insert (block key, patient id) rows, skipping those already there (see _insert_keys)."""
+    if not pairs:
+        return
+    if conn.dialect.name == "postgresql":
+        # One statement with two arrays instead of an executemany of one INSERT per row.
+        conn.execute(_ADD_KEYS_PG, {"keys": [k for k, _ in pairs], "pids": [p for _, p in pairs]})
+        return
+    for chunk in _chunks(pairs, 1000):
+        conn.execute(_insert_keys(conn), [{"block_key": k, "patient_id": p} for k, p in chunk])
+
+
+_ADD_KEYS_PG = text(
+    "INSERT INTO identity_key (block_key, patient_id) "
+    "SELECT * FROM unnest(CAST(:keys AS varchar[]), CAST(:pids AS varchar[])) ON CONFLICT DO NOTHING"
+)
 
 
 def _insert_keys(conn: Connection):
