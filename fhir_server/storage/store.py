@@ -235,7 +235,11 @@ class Tx:
         pendings = list(self._pending.values())
         self._pending = {}
         conn = self.conn
-        new = [p for p in pendings if p.final.rid is None]
+        # Key order: two writers inserting overlapping sets wait on each other in the same order
+        # (ON CONFLICT waits for the other's commit), so they cannot deadlock.
+        new = sorted(
+            (p for p in pendings if p.final.rid is None), key=lambda p: (p.final.res_type, p.final.res_id)
+        )
         if new:
             rids = _insert_resources(conn, [_resource_row(p.final) for p in new])
             raced = [p for p in new if (p.final.res_type, p.final.res_id) not in rids]
@@ -460,8 +464,21 @@ _INSERT_NEW = (
 
 
 # COPY runs on the raw psycopg connection, so its errors arrive unwrapped by SQLAlchemy.
-_CONFLICT = (IntegrityError, psycopg.errors.IntegrityError)
+_CONFLICT = (
+    IntegrityError,
+    psycopg.errors.IntegrityError,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+)
 _DB_ERRORS = (DBAPIError, psycopg.Error)
+
+
+def _is_conflict(exc: Exception) -> bool:
+    """A concurrent writer got in the way (worth running the unit of work again), whether the error
+    came raw from psycopg (COPY, binary statements) or wrapped by SQLAlchemy."""
+    return isinstance(exc, (*_CONFLICT, WriteConflict)) or isinstance(getattr(exc, "orig", None), _CONFLICT)
+
+
 _GROUP_RETRIES = 4
 
 
@@ -534,7 +551,9 @@ class Store:
             try:
                 with self.begin() as tx:
                     return work(tx)
-            except (*_CONFLICT, WriteConflict) as exc:
+            except (*_DB_ERRORS, WriteConflict) as exc:
+                if not _is_conflict(exc):
+                    raise
                 if attempt == retries - 1:
                     raise FhirError.conflict(
                         f"concurrent write conflict, retry the request ({type(exc).__name__})"
@@ -655,15 +674,15 @@ class Store:
                 if written is not None:
                     written.update(tx.written)
                 return results
-            except (*_CONFLICT, WriteConflict):
+            except (*_DB_ERRORS, WriteConflict) as exc:
+                if not _is_conflict(exc):
+                    break  # something in one Bundle the database refuses: find it by going one by one
                 # Another writer created or changed a resource of this group since we read it: the
                 # group is redone (it will see their version), not split, which would cost a commit per
                 # Bundle. Creates of shared resources (facilities, practitioners, patients seen by
                 # several hospitals) make this common when hospitals push at the same time.
                 self.group_retries += 1
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
-            except _DB_ERRORS:
-                break  # something in one Bundle the database refuses: find it by going one by one
         self.group_splits += 1
         outcomes = [self._one(bundle, validate) for bundle in bundles]
         if written is not None:  # one-by-one writes report no keys: count every written bundle's
