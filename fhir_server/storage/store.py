@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     tuple_,
     update,
@@ -437,19 +438,34 @@ def _insert_resources(conn: Connection, rows: list[dict]) -> dict[tuple[str, str
     """Insert new current-version rows; returns the rid of each (type, id) inserted.
 
     On PostgreSQL a row another writer created since our read is skipped (ON CONFLICT DO NOTHING,
-    which waits for that writer to commit) instead of aborting the transaction: the caller decides,
-    before any history or index work is spent, whether that is a no-op or a conflict to retry."""
+    which waits for that writer to commit) instead of aborting the transaction, and left out of the
+    result: the caller decides, before any history or index work is spent, whether that is a no-op or
+    a conflict to retry."""
     if conn.dialect.name != "postgresql":
         # SQLite writers are serialized by BEGIN IMMEDIATE: nobody can have created these since.
         result = conn.execute(insert(resource).returning(resource.c.rid, sort_by_parameter_order=True), rows)
         return {
             (r["res_type"], r["res_id"]): rid for r, rid in zip(rows, result.scalars().all(), strict=True)
         }
+    # Fast path: rids from the sequence and one COPY (psycopg formats COPY rows in C). A concurrent
+    # create of one of these ids makes the COPY fail; the savepoint keeps our transaction alive.
+    rids = list(conn.execute(_NEXT_RIDS, {"n": len(rows)}).scalars().all())
+    try:
+        with conn.begin_nested():
+            copy_rows(
+                conn, resource, [(rid, *(row[n] for n in _INSERT_COLUMNS)) for rid, row in zip(rids, rows)]
+            )
+        return {(row["res_type"], row["res_id"]): rid for rid, row in zip(rids, rows)}
+    except psycopg.errors.UniqueViolation:
+        pass
     params = [[row[name] for row in rows] for name in _INSERT_COLUMNS]
     cursor = conn.connection.driver_connection.cursor()
     # Binary parameters: the JSON travels as raw bytes (text format would escape every byte).
     cursor.execute(_INSERT_NEW, params, binary=True)
     return {(t, i): rid for rid, t, i in cursor.fetchall()}
+
+
+_NEXT_RIDS = text("SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, :n)")
 
 
 _INSERT_COLUMNS = ("res_type", "res_id", "version", "last_updated", "deleted", "content_hash", "content")
