@@ -8,6 +8,7 @@ import time
 import httpx
 from sqlalchemy import text
 
+from tests.search.vn_data import transaction
 from tests.server.vn_data import observation, patient
 
 
@@ -73,17 +74,6 @@ def test_concurrent_update_as_create_of_same_id_yields_one_version_each(live_ser
     assert sorted(int(e["resource"]["meta"]["versionId"]) for e in hist["entry"]) == [1, 2, 3, 4]
 
 
-def _bundle(*resources: dict) -> dict:
-    return {
-        "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources
-        ],
-    }
-
-
 def _group_racing_an_open_create(store, first: dict, group: list[dict]) -> list:
     """Hold a transaction that created `first` open while another thread group-commits `group`, which
     creates the same resource; commit the holder only once the group is blocked on it (PostgreSQL)."""
@@ -118,7 +108,7 @@ def _wait_for_lock_wait(conn) -> None:
 def test_group_commit_racing_an_identical_create_writes_nothing_twice(store):
     org = {"resourceType": "Organization", "id": "bv-cho-ray", "name": "Bệnh viện Chợ Rẫy"}
     pat = patient(res_id="p-race")
-    outcomes = _group_racing_an_open_create(store, org, [_bundle(org, pat)])
+    outcomes = _group_racing_an_open_create(store, org, [transaction([org, pat])])
     assert all(isinstance(o, dict) for o in outcomes)
     assert store.read("Organization", "bv-cho-ray").version == 1
     assert len(store.history("Organization", "bv-cho-ray")) == 1
@@ -130,7 +120,7 @@ def test_group_commit_racing_a_different_create_runs_again_and_writes_version_2(
     first = patient(res_id="p-race", name="TRẦN THỊ BÌNH")
     mine = patient(res_id="p-race", name="TRẦN THỊ BÌNH", cccd="079190004321")
     obs = observation("Patient/p-race", res_id="o-race")
-    outcomes = _group_racing_an_open_create(store, first, [_bundle(mine, obs)])
+    outcomes = _group_racing_an_open_create(store, first, [transaction([mine, obs])])
     assert all(isinstance(o, dict) for o in outcomes)
     current = store.read("Patient", "p-race")
     assert current.version == 2 and "079190004321" in current.content.decode()
