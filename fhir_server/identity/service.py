@@ -10,15 +10,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 import orjson
-from sqlalchemy import ARRAY, String, and_, any_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
 
 from adapters.ids import deterministic_id
 from fhir_server.identity.features import PatientFeatures, extract
 from fhir_server.identity.linker import UnionFind, blocking_keys, link_records
 from fhir_server.identity.schema import identity_key, identity_link, identity_review
 from fhir_server.identity.scorer import MATCH, POSSIBLE, Decision, Matcher, default_matcher
+from fhir_server.storage.db import among
 from fhir_server.storage.schema import resource
 from fhir_server.timeutil import now_us
 
@@ -33,14 +33,6 @@ def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
         yield items[i : i + size]
 
 
-def _among(conn: Connection, column, values: list[str]) -> ColumnElement:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`, one SQL text whatever the count (psycopg
-    parses every new text, and an expanded IN list makes one per batch size)."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-    return column.in_(values)
-
-
 def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a < b else (b, a)
 
@@ -52,7 +44,7 @@ def _load_patients(conn: Connection, ids: Iterable[str]) -> dict[str, dict]:
     for chunk in _chunks(sorted(set(ids))):
         rows = conn.execute(
             select(r.res_id, r.content).where(
-                and_(r.res_type == "Patient", _among(conn, r.res_id, chunk), r.deleted.is_(False))
+                and_(r.res_type == "Patient", among(conn, r.res_id, chunk), r.deleted.is_(False))
             )
         )
         for res_id, content in rows:
@@ -86,14 +78,14 @@ def _active_members(conn: Connection, patient_ids: Iterable[str]) -> dict[str, s
         persons.update(
             p
             for (p,) in conn.execute(
-                select(lk.person_id).where(and_(_among(conn, lk.patient_id, chunk), lk.status == "active"))
+                select(lk.person_id).where(and_(among(conn, lk.patient_id, chunk), lk.status == "active"))
             )
         )
     members: dict[str, str] = {}
     for chunk in _chunks(sorted(persons)):
         for pid, person in conn.execute(
             select(lk.patient_id, lk.person_id).where(
-                and_(_among(conn, lk.person_id, chunk), lk.status == "active")
+                and_(among(conn, lk.person_id, chunk), lk.status == "active")
             )
         ):
             members[pid] = person
@@ -122,7 +114,7 @@ def _write_persons(tx, person_ids: Iterable[str]) -> None:
     for chunk in _chunks(ids):
         for person, pid, method in tx.conn.execute(
             select(lk.person_id, lk.patient_id, lk.method).where(
-                and_(_among(tx.conn, lk.person_id, chunk), lk.status == "active")
+                and_(among(tx.conn, lk.person_id, chunk), lk.status == "active")
             )
         ):
             members[person].append((pid, method))
@@ -203,7 +195,7 @@ def _apply_links(tx, edges: list[tuple[str, str, str, float | None]]) -> list[st
         for chunk in _chunks(pids):
             conn.execute(
                 update(identity_link)
-                .where(and_(_among(conn, lk.patient_id, chunk), lk.status == "active"))
+                .where(and_(among(conn, lk.patient_id, chunk), lk.status == "active"))
                 .values(person_id=person_id, updated_at=now)
             )
     for chunk in _chunks(inserts, 1000):
@@ -256,7 +248,7 @@ def link_patients(store, patient_ids: Iterable[str], matcher: Matcher | None = N
         conn = tx.conn
         found = _load_patients(conn, ids)
         for chunk in _chunks(ids):
-            conn.execute(delete(identity_key).where(_among(conn, identity_key.c.patient_id, chunk)))
+            conn.execute(delete(identity_key).where(among(conn, identity_key.c.patient_id, chunk)))
         feats = {pid: extract(body) for pid, body in found.items()}
         keys = {pid: sorted(set(blocking_keys(f))) for pid, f in feats.items()}
         _add_keys(conn, [(k, pid) for pid, ks in keys.items() for k in ks])
@@ -300,7 +292,7 @@ def _candidates_many(conn: Connection, keys: dict[str, list[str]], matcher: Matc
         sizes.update(
             conn.execute(
                 select(ik.block_key, func.count())
-                .where(_among(conn, ik.block_key, chunk))
+                .where(among(conn, ik.block_key, chunk))
                 .group_by(ik.block_key)
             ).all()
         )
@@ -308,7 +300,7 @@ def _candidates_many(conn: Connection, keys: dict[str, list[str]], matcher: Matc
     holders: dict[str, list[str]] = defaultdict(list)
     for chunk in _chunks(usable):
         for key, pid in conn.execute(
-            select(ik.block_key, ik.patient_id).where(_among(conn, ik.block_key, chunk))
+            select(ik.block_key, ik.patient_id).where(among(conn, ik.block_key, chunk))
         ):
             holders[key].append(pid)
     usable_set = set(usable)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import ARRAY, Engine, String, any_, bindparam, create_engine, event, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from fhir_server.storage.schema import metadata, schema_version
 
@@ -20,6 +23,14 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def among(conn: Connection, column, values: list, item_type: TypeEngine | None = None) -> ColumnElement:
+    """`column IN values`; on PostgreSQL `column = ANY(array)`, one SQL text whatever the count
+    (psycopg parses every new text, and an expanded IN list makes one per batch size)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(item_type or String())))
+    return column.in_(values)
 
 
 def is_sqlite(engine: Engine) -> bool:

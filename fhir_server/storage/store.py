@@ -1,13 +1,13 @@
 """Versioned resource storage: every version kept, current row + search index rows written in bulk.
 
 Writes go through a `Tx` (one database transaction). A Tx buffers the versions it writes and flushes
-them with one executemany per table at commit, so a 100-entry bundle costs a handful of round trips.
+them with one bulk statement per table at commit (COPY on PostgreSQL), so a 100-entry bundle costs a
+handful of round trips.
 """
 
 from __future__ import annotations
 
 import hashlib
-import operator
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 import orjson
 import psycopg
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     Engine,
-    String,
     and_,
-    any_,
     bindparam,
     delete,
     func,
@@ -40,7 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from fhir_server.errors import FhirError
 from fhir_server.search.engine import SearchEngine
 from fhir_server.search.indexer import Indexer
-from fhir_server.storage.db import create_schema, is_sqlite, make_engine
+from fhir_server.storage.db import among, create_schema, is_sqlite, make_engine
 from fhir_server.storage.schema import resource, resource_history
 from fhir_server.timeutil import instant, now_us
 
@@ -139,19 +136,8 @@ class Tx:
             self.parent.prefetch(k for k in keys if k not in self._pending)
             return
         wanted = [k for k in set(keys) if k not in self._seen and k not in self._pending]
-        sqlite = is_sqlite(self.store.engine)
-        for chunk in _chunks(wanted, 500 if sqlite else 5000):
-            if sqlite:
-                stmt = select(*_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(chunk))
-            else:
-                # Two array parameters keep the SQL text constant (psycopg re-parses every distinct
-                # text; a 500-tuple IN list cost more than the query). Over-matches are dropped below.
-                stmt = select(*_COLS).where(
-                    resource.c.res_type
-                    == any_(bindparam("types", sorted({k[0] for k in chunk}), type_=ARRAY(String))),
-                    resource.c.res_id == any_(bindparam("ids", [k[1] for k in chunk], type_=ARRAY(String))),
-                )
-            found = {(r.res_type, r.res_id): _row(r) for r in self.conn.execute(stmt)}
+        for chunk in _chunks(wanted, 500 if is_sqlite(self.store.engine) else 5000):
+            found = _current_rows(self.conn, chunk)
             for key in chunk:
                 self._seen[key] = found.get(key)
 
@@ -257,23 +243,15 @@ class Tx:
         old = [p for p in pendings if id(p) not in new_ids]
         if old:
             _update_resources(conn, sorted(old, key=lambda p: p.final.rid))
-        bulk_insert(
+        copy_rows(
             conn,
             resource_history,
             [
-                {
-                    "rid": p.final.rid,
-                    "res_type": s.res_type,
-                    "res_id": s.res_id,
-                    "version": s.version,
-                    "last_updated": s.last_updated,
-                    "deleted": s.deleted,
-                    "method": method,
-                    "content": s.content,
-                }
+                (p.final.rid, s.res_type, s.res_id, s.version, s.last_updated, s.deleted, method, s.content)
                 for p in pendings
                 for s, method in p.history
             ],
+            _HISTORY_COLUMNS,
         )
         self._write_index(pendings, [p.final.rid for p in old])
         for p in pendings:
@@ -285,12 +263,7 @@ class Tx:
         creating (same content, version 1): the outcome is the same whichever write came first, so
         ours becomes a no-op. Anything else is a real conflict and the unit of work runs again."""
         keys = [(p.final.res_type, p.final.res_id) for p in raced]
-        stmt = select(*_COLS).where(
-            resource.c.res_type
-            == any_(bindparam("types", sorted({k[0] for k in keys}), type_=ARRAY(String))),
-            resource.c.res_id == any_(bindparam("ids", [k[1] for k in keys], type_=ARRAY(String))),
-        )
-        theirs = {(r.res_type, r.res_id): _row(r) for r in self.conn.execute(stmt)}
+        theirs = _current_rows(self.conn, keys)
         for p, key in zip(raced, keys):
             other = theirs.get(key)
             same = (
@@ -316,15 +289,11 @@ class Tx:
 
     def _write_index(self, pendings: list[_Pending], replaced_rids: list[int]) -> None:
         indexer = self.store.indexer
-        if replaced_rids:
-            pg = self.conn.dialect.name == "postgresql"
-            for table in indexer.tables:
-                if pg:  # one constant statement per table, whatever the batch size (see prefetch)
-                    rids = bindparam("rids", replaced_rids, type_=ARRAY(BigInteger))
-                    self.conn.execute(delete(table).where(table.c.rid == any_(rids)))
-                    continue
-                for chunk in _chunks(replaced_rids, 500):
-                    self.conn.execute(delete(table).where(table.c.rid.in_(chunk)))
+        # PostgreSQL takes all rids as one array; SQLite's IN lists stay within its variable limit.
+        size = 500 if is_sqlite(self.store.engine) else max(1, len(replaced_rids))
+        for table in indexer.tables:
+            for chunk in _chunks(replaced_rids, size):
+                self.conn.execute(delete(table).where(among(self.conn, table.c.rid, chunk, BigInteger())))
         batches: dict = {}
         for p in pendings:
             if p.final.deleted or p.body is None:
@@ -351,6 +320,21 @@ def _row(r) -> StoredResource:
     return StoredResource(
         r.rid, r.res_type, r.res_id, r.version, r.last_updated, bool(r.deleted), r.content, r.content_hash
     )
+
+
+def _current_rows(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StoredResource]:
+    """Current rows of (type, id) keys in one query (no locks: see _update_resources)."""
+    if conn.dialect.name != "postgresql":
+        stmt = select(*_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(keys))
+    else:
+        # Two array parameters keep the SQL text constant (a 500-tuple IN list cost more than the
+        # query); the few over-matches (a type of one key with the id of another) are dropped.
+        stmt = select(*_COLS).where(
+            among(conn, resource.c.res_type, sorted({k[0] for k in keys})),
+            among(conn, resource.c.res_id, [k[1] for k in keys]),
+        )
+    wanted = set(keys)
+    return {key: _row(r) for r in conn.execute(stmt) if (key := (r.res_type, r.res_id)) in wanted}
 
 
 def _resource_row(s: StoredResource) -> dict:
@@ -468,9 +452,10 @@ def _insert_resources(conn: Connection, rows: list[dict]) -> dict[tuple[str, str
 _NEXT_RIDS = text("SELECT nextval(pg_get_serial_sequence('resource', 'rid')) FROM generate_series(1, :n)")
 
 
+_HISTORY_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted", "method", "content")
 _INSERT_COLUMNS = ("res_type", "res_id", "version", "last_updated", "deleted", "content_hash", "content")
-# Arrays keep the statement text constant; one statement for the whole group, like COPY, but a
-# concurrent create of the same (type, id) skips the row rather than failing the transaction.
+# After a unique violation: a concurrent create of the same (type, id) skips the row instead of
+# failing. Arrays keep the statement text constant whatever the batch size.
 _INSERT_NEW = (
     "INSERT INTO resource (res_type, res_id, version, last_updated, deleted, content_hash, content) "
     "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::integer[], %s::bigint[], %s::boolean[], "
@@ -498,33 +483,12 @@ def _is_conflict(exc: Exception) -> bool:
 _GROUP_RETRIES = 4
 
 
-def bulk_insert(conn: Connection, table, rows: list[dict]) -> None:
-    """Insert many rows in one go: COPY on PostgreSQL, executemany on SQLite (in-process, already fast)."""
+def copy_rows(conn: Connection, table, rows: list[tuple], columns: tuple[str, ...] | None = None) -> None:
+    """Insert rows given as tuples, in the table's column order or that of `columns`: COPY on
+    PostgreSQL (psycopg formats the rows in C), one executemany on SQLite."""
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), rows)
-        return
-    present = set().union(*rows)
-    names = [c.name for c in table.columns if c.name in present]
-    columns = ", ".join(f'"{n}"' for n in names)
-    cursor = conn.connection.driver_connection.cursor()
-    # psycopg's executemany sends one statement per row; COPY streams the whole batch at once.
-    with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        if all(len(row) == len(names) for row in rows):  # every row has every column: no .get needed
-            pick = operator.itemgetter(*names)
-            for row in rows:
-                copy.write_row(pick(row) if len(names) > 1 else (pick(row),))
-        else:
-            for row in rows:
-                copy.write_row(tuple(row.get(n) for n in names))
-
-
-def copy_rows(conn: Connection, table, rows: list[tuple]) -> None:
-    """Insert rows given as tuples in the table's column order (COPY on PostgreSQL)."""
-    if not rows:
-        return
-    names = [c.name for c in table.columns]
+    names = list(columns or (c.name for c in table.columns))
     if conn.dialect.name != "postgresql":
         marks = ", ".join("?" * len(names))
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})', rows)
