@@ -399,26 +399,14 @@ def map_encounter(ctx: Ctx, row: dict, diagnoses: list[tuple[dict, str, int]]) -
                 "valueCodeableConcept": ctx.coded("ket_qua_dtri", row["KET_QUA_DTRI"]),
             }
         )
-    if row.get("MA_DOITUONG_KCB"):
-        exts.append(
-            {
-                "url": ctx.ext("patient_category"),
-                "valueCoding": {
-                    "system": ctx.ps["code_systems"]["qd130"] + "/ma-doituong-kcb",
-                    "code": row["MA_DOITUONG_KCB"],
-                },
-            }
-        )
-    if row.get("MA_TAI_NAN"):
-        exts.append(
-            {
-                "url": ctx.ext("accident"),
-                "valueCoding": {
-                    "system": ctx.ps["code_systems"]["qd130"] + "/ma-tai-nan",
-                    "code": row["MA_TAI_NAN"],
-                },
-            }
-        )
+    # QĐ130 codes carried as they are, in the Ministry's code systems (no FHIR equivalent).
+    for ext, field, code_system in (
+        ("patient_category", "MA_DOITUONG_KCB", "ma-doituong-kcb"),
+        ("accident", "MA_TAI_NAN", "ma-tai-nan"),
+    ):
+        if row.get(field):
+            system = ctx.ps["code_systems"]["qd130"] + "/" + code_system
+            exts.append({"url": ctx.ext(ext), "valueCoding": {"system": system, "code": row[field]}})
     if exts:
         enc["extension"] = exts
     return ctx.add(enc)

@@ -54,7 +54,8 @@ def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) 
         )
 
 
-def _query(request: Request) -> list[tuple[str, str]]:
+def query_pairs(request: Request) -> list[tuple[str, str]]:
+    """The query string as (name, value) pairs, repeats and blank values kept (FHIR needs both)."""
     return parse_qsl(request.url.query, keep_blank_values=True)
 
 
@@ -62,7 +63,7 @@ def _query(request: Request) -> list[tuple[str, str]]:
 async def search_type(request: Request, res_type: str) -> Response:
     """Type-level search."""
     check_accept(request)
-    return fhir_json(await run_in_threadpool(_run, request, res_type, _query(request)))
+    return fhir_json(await run_in_threadpool(_run, request, res_type, query_pairs(request)))
 
 
 @router.post("/{res_type:restype}/_search")
@@ -73,7 +74,7 @@ async def search_type_post(request: Request, res_type: str) -> Response:
     ctype = request.headers.get("content-type", "")
     if body and "application/x-www-form-urlencoded" not in ctype:
         raise FhirError.make(415, "not-supported", "POST _search needs application/x-www-form-urlencoded")
-    params = _query(request) + parse_qsl(body, keep_blank_values=True)
+    params = query_pairs(request) + parse_qsl(body, keep_blank_values=True)
     return fhir_json(await run_in_threadpool(_run, request, res_type, params))
 
 
@@ -82,7 +83,7 @@ async def search_type_post(request: Request, res_type: str) -> Response:
 async def search_system(request: Request) -> Response:
     """System-level search (use _type to restrict resource types)."""
     check_accept(request)
-    return fhir_json(await run_in_threadpool(_run, request, None, _query(request)))
+    return fhir_json(await run_in_threadpool(_run, request, None, query_pairs(request)))
 
 
 @router.post("/_search")
@@ -90,5 +91,5 @@ async def search_system_post(request: Request) -> Response:
     """System-level search with form-encoded parameters."""
     check_accept(request)
     body = (await read_bounded(request)).decode("utf-8")
-    params = _query(request) + parse_qsl(body, keep_blank_values=True)
+    params = query_pairs(request) + parse_qsl(body, keep_blank_values=True)
     return fhir_json(await run_in_threadpool(_run, request, None, params))

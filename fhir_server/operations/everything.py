@@ -14,7 +14,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import json_body
 from fhir_server.api.responses import base_url, check_accept, fhir_json
+from fhir_server.api.search import query_pairs
 from fhir_server.errors import FhirError
 from fhir_server.operations.compartment import SUPPORT_TYPES, care_date_pairs, compartment_pairs
 from fhir_server.search.derived import expand_pairs
@@ -396,10 +397,6 @@ def _run(request: Request, patient_id: str, params: list[tuple[str, str]]) -> by
     return bundle_bytes(result, base_url(request), patient_id, params)
 
 
-def _query_pairs(request: Request) -> list[tuple[str, str]]:
-    return parse_qsl(request.url.query, keep_blank_values=True)
-
-
 def _patient_param(params: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
     """Split the type-level `patient` parameter (one Patient reference or id) from the others."""
     refs = [v for k, v in params if k == "patient"]
@@ -419,14 +416,14 @@ def _patient_param(params: list[tuple[str, str]]) -> tuple[str, list[tuple[str, 
 async def everything_get(request: Request, patient_id: str) -> Response:
     """GET [base]/Patient/[id]/$everything."""
     check_accept(request)
-    return fhir_json(await run_in_threadpool(_run, request, patient_id, _query_pairs(request)))
+    return fhir_json(await run_in_threadpool(_run, request, patient_id, query_pairs(request)))
 
 
 @router.post("/Patient/{patient_id}/$everything")
 async def everything_post(request: Request, patient_id: str) -> Response:
     """POST [base]/Patient/[id]/$everything with a Parameters body (query-string parameters also apply)."""
     check_accept(request)
-    params = _query_pairs(request) + parameters_to_pairs(await json_body(request))
+    params = query_pairs(request) + parameters_to_pairs(await json_body(request))
     return fhir_json(await run_in_threadpool(_run, request, patient_id, params))
 
 
@@ -434,7 +431,7 @@ async def everything_post(request: Request, patient_id: str) -> Response:
 async def everything_type_get(request: Request) -> Response:
     """GET [base]/Patient/$everything?patient=Patient/[id] (one patient; use $export for populations)."""
     check_accept(request)
-    patient_id, params = _patient_param(_query_pairs(request))
+    patient_id, params = _patient_param(query_pairs(request))
     return fhir_json(await run_in_threadpool(_run, request, patient_id, params))
 
 
@@ -442,5 +439,5 @@ async def everything_type_get(request: Request) -> Response:
 async def everything_type_post(request: Request) -> Response:
     """POST [base]/Patient/$everything with Parameters.patient (a Patient reference)."""
     check_accept(request)
-    patient_id, params = _patient_param(_query_pairs(request) + parameters_to_pairs(await json_body(request)))
+    patient_id, params = _patient_param(query_pairs(request) + parameters_to_pairs(await json_body(request)))
     return fhir_json(await run_in_threadpool(_run, request, patient_id, params))

@@ -148,33 +148,33 @@ _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
 
+def _parts(value: dict, keys: tuple[str, ...]) -> list[str]:
+    """The string (or list-of-strings) elements `keys` of a HumanName or Address, in that order."""
+    out: list[str] = []
+    for key in keys:
+        part = value.get(key)
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, list):
+            out.extend(p for p in part if isinstance(p, str))
+    return out
+
+
 def string_values(value) -> list[str]:
     """Searchable strings of a string, HumanName, Address or other element (original text)."""
     if isinstance(value, str):
         return [value]
     if not isinstance(value, dict):
         return []
-    out: list[str] = []
-    if any(k in value for k in _NAME_PARTS) and "city" not in value and "line" not in value:
-        family = value.get("family")
-        given = [g for g in value.get("given") or [] if isinstance(g, str)]
-        for key in _NAME_PARTS:
-            part = value.get(key)
-            if isinstance(part, str):
-                out.append(part)
-            elif isinstance(part, list):
-                out.extend(p for p in part if isinstance(p, str))
-        # Vietnamese names read family first ("Nguyễn Văn An"); Western order is indexed too.
-        if isinstance(family, str) and given:
-            out.append(" ".join([family, *given]))
-            out.append(" ".join([*given, family]))
-        return out
-    for key in _ADDRESS_PARTS:
-        part = value.get(key)
-        if isinstance(part, str):
-            out.append(part)
-        elif isinstance(part, list):
-            out.extend(p for p in part if isinstance(p, str))
+    if not (any(k in value for k in _NAME_PARTS) and "city" not in value and "line" not in value):
+        return _parts(value, _ADDRESS_PARTS)
+    out = _parts(value, _NAME_PARTS)
+    family = value.get("family")
+    given = [g for g in value.get("given") or [] if isinstance(g, str)]
+    # Vietnamese names read family first ("Nguyễn Văn An"); Western order is indexed too.
+    if isinstance(family, str) and given:
+        out.append(" ".join([family, *given]))
+        out.append(" ".join([*given, family]))
     return out
 
 

@@ -24,12 +24,7 @@ def test_batch_of_payloads_archives_all_and_isolates_the_bad_one(store):
 
 
 def test_same_person_at_two_hospitals_is_linked_on_ingest(store):
-    data = generate(hospitals=3, visits=60, seed=3)
-    by_person: dict[str, set[str]] = {}
-    for v in data.visits:
-        by_person.setdefault(v.person_id, set()).add(v.facility)
-    person = next(p for p, facilities in by_person.items() if len(facilities) >= 2)
-    mine = [v for v in data.visits if v.person_id == person]
+    mine = _visits_of_someone_seen_at_two_hospitals()
     results = ingest_many(store, [(v.xml, v.filename) for v in mine], adapter="qd130")
     assert all(r.status == "processed" for r in results)
     patient_ids = {_patient_id(v) for v in mine}
@@ -38,18 +33,22 @@ def test_same_person_at_two_hospitals_is_linked_on_ingest(store):
     assert patient_ids <= set(linked_patient_ids(store, first))
 
 
+def _visits_of_someone_seen_at_two_hospitals() -> list:
+    data = generate(hospitals=3, visits=60, seed=3)
+    by_person: dict[str, set[str]] = {}
+    for v in data.visits:
+        by_person.setdefault(v.person_id, set()).add(v.facility)
+    person = next(p for p, facilities in by_person.items() if len(facilities) >= 2)
+    return [v for v in data.visits if v.person_id == person]
+
+
 def _patient_id(visit) -> str:
     return deterministic_id("Patient", visit.facility, visit.ma_bn)
 
 
 def test_linking_on_ingest_can_be_left_to_link_all(store, monkeypatch):
     monkeypatch.setenv("LIENTHONG_LINK_ON_INGEST", "false")
-    data = generate(hospitals=3, visits=60, seed=3)
-    by_person: dict[str, set[str]] = {}
-    for v in data.visits:
-        by_person.setdefault(v.person_id, set()).add(v.facility)
-    person = next(p for p, facilities in by_person.items() if len(facilities) >= 2)
-    mine = [v for v in data.visits if v.person_id == person]
+    mine = _visits_of_someone_seen_at_two_hospitals()
     ingest_many(store, [(v.xml, v.filename) for v in mine], adapter="qd130")
     first = sorted({_patient_id(v) for v in mine})[0]
     assert linked_patient_ids(store, first) == [first]
