@@ -13,7 +13,7 @@ from fhir_server.search.indexer import Indexer
 from fhir_server.search.query import number_bounds, parse_request, split_prefix, split_values
 from fhir_server.search.registry import get_registry
 from fhir_server.search.values import date_range, parse_reference, string_rows, token_rows
-from tests.search.vn_data import resources
+from tests.fhir_server.search.vn_data import resources
 
 
 def _rows(res: dict) -> dict[str, list[dict]]:
@@ -188,7 +188,7 @@ def test_index_rows_for_vietnamese_patient() -> None:
 
 
 def test_custom_search_parameter_registration() -> None:
-    from tests.search.vn_data import ethnicity_param
+    from tests.fhir_server.search.vn_data import ethnicity_param
 
     registry = get_registry()
     param = registry.register(ethnicity_param())

@@ -6,7 +6,7 @@ import base64
 
 import orjson
 
-from tests.server.vn_data import CCCD, observation, patient
+from tests.fhir_server.vn_data import CCCD, observation, patient
 
 
 def tx(*entries: dict, kind: str = "transaction") -> dict:

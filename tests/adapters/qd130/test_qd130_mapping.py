@@ -12,7 +12,7 @@ from adapters.qd130.plugin import Qd130Adapter
 
 SAMPLES = Path("/work/shared/standards/samples")
 if not SAMPLES.exists():  # CI clones shared/ beside the repo
-    SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "standards" / "samples"
+    SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "standards" / "samples"
 
 
 def _bundle(name: str, **options) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from adapters.hl7v2.er7 import read_message
 from adapters.hl7v2.errors import Hl7Error
 from adapters.hl7v2.plugin import split_messages
-from tests.hl7v2.samples import ADT_A01, msh
+from tests.adapters.hl7v2.samples import ADT_A01, msh
 
 
 def test_fields_components_and_repetitions():

@@ -8,7 +8,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from adapters.hl7v2.plugin import Hl7v2Adapter
 from adapters.ids import deterministic_id
 from mappings import profile_set
-from tests.hl7v2.samples import (
+from tests.adapters.hl7v2.samples import (
     ADT_A01,
     ADT_A03,
     ADT_A04,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fhirpy import AsyncFHIRClient
 
-from tests.server.vn_data import observation, patient
+from tests.fhir_server.vn_data import observation, patient
 
 
 async def test_fhirpy_create_read_update_with_version(live_server):

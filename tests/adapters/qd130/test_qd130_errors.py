@@ -13,7 +13,7 @@ from adapters.synth.envelope import build_envelope, read_files
 
 SAMPLES = Path("/work/shared/standards/samples")
 if not SAMPLES.exists():
-    SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "standards" / "samples"
+    SAMPLES = Path(__file__).resolve().parents[4] / "shared" / "standards" / "samples"
 AD = Qd130Adapter()
 
 

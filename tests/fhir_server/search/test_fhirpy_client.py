@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fhirpy import AsyncFHIRClient
 
-from tests.search.vn_data import ethnicity_param, resources, transaction
+from tests.fhir_server.search.vn_data import ethnicity_param, resources, transaction
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from fhir_server.search.derived import Source, sources
 from fhir_server.search.indexer import Indexer
 from fhir_server.search.registry import Registry, get_registry
 from fhir_server.search.tables import ALL_TABLES
-from tests.search.cases import ids, mismatches
-from tests.search.vn_data import CCCD, LOINC, UCUM, transaction
+from tests.fhir_server.search.cases import ids, mismatches
+from tests.fhir_server.search.vn_data import CCCD, LOINC, UCUM, transaction
 
 SNOMED = "http://snomed.info/sct"
 DAR = "http://terminology.hl7.org/CodeSystem/data-absent-reason"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from fhir_server.search.cli import reindex
 from fhir_server.search.tables import sp_string
-from tests.search.vn_data import resources, transaction
+from tests.fhir_server.search.vn_data import resources, transaction
 
 
 def test_reindex_applies_new_parameter(store) -> None:

@@ -9,7 +9,7 @@ import pytest
 from jose import jwt
 
 from fhir_server.api.app import create_app
-from tests.server.vn_data import patient
+from tests.fhir_server.vn_data import patient
 
 SECRET = "khoa-bi-mat-cua-benh-vien-79001-dai-du-32-byte"
 

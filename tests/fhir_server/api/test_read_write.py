@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tests.server.vn_data import CCCD, patient
+from tests.fhir_server.vn_data import CCCD, patient
 
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 

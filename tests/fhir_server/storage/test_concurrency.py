@@ -8,8 +8,8 @@ import time
 import httpx
 from sqlalchemy import text
 
-from tests.search.vn_data import transaction
-from tests.server.vn_data import observation, patient
+from tests.fhir_server.search.vn_data import transaction
+from tests.fhir_server.vn_data import observation, patient
 
 
 def _race(base: str, res_id: str, version: int) -> list[int]:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from adapters.hl7v2.mllp import frame
 from adapters.hl7v2.processor import process_batch
 from fhir_server.storage.schema import inbox, resource_history
-from tests.hl7v2.samples import ADT_A01, ORU_R01
+from tests.adapters.hl7v2.samples import ADT_A01, ORU_R01
 
 
 def _count(store, table, *where) -> int:

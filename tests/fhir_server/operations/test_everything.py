@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.operations import vn_record as rec
+from tests.fhir_server.operations import vn_record as rec
 
 pytestmark = pytest.mark.asyncio
 

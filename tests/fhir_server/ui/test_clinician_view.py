@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fhir_server.ui.view import patient_view
-from tests.operations import vn_record as rec
+from tests.fhir_server.operations import vn_record as rec
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from tests.search.cases import ids, mismatches
-from tests.search.vn_data import CCCD, ETHNICITY_SYSTEM, LOINC, UCUM, ethnicity_param, resources, transaction
+from tests.fhir_server.search.cases import ids, mismatches
+from tests.fhir_server.search.vn_data import (
+    CCCD,
+    ETHNICITY_SYSTEM,
+    LOINC,
+    UCUM,
+    ethnicity_param,
+    resources,
+    transaction,
+)
 
 
 @pytest_asyncio.fixture
