@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from fhir_server.settings import Settings
+
 console = Console()
-DEFAULT_DB = "sqlite:///./lienthong.db"
 
 
-def _db(url: str | None) -> str:
+def _settings(db: str | None) -> Settings:
     """--db flag, else LIENTHONG_DATABASE_URL, else ./lienthong.db."""
-    return url or os.environ.get("LIENTHONG_DATABASE_URL") or DEFAULT_DB
+    return Settings.from_env().with_(database_url=db)
 
 
 def _files(paths: list[Path]) -> list[Path]:
@@ -45,8 +46,8 @@ def _options(vendor: str | None, profile_set: str | None) -> dict:
     return {k: v for k, v in (("vendor", vendor), ("profile_set", profile_set)) if v}
 
 
-def register(app: typer.Typer) -> None:
-    """Add the adapter commands to the main Typer app."""
+def register(app: typer.Typer, open_runtime: Callable) -> None:
+    """Add the adapter commands to the main Typer app; `open_runtime(settings)` opens a wired store."""
 
     @app.command("ingest")
     def ingest_cmd(
@@ -59,9 +60,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Ingest files/folders through the adapters; prints a per-file summary table."""
         from adapters.pipeline import ingest_many
-        from fhir_server.storage.store import open_store
 
-        store = open_store(_db(db))
+        runtime = open_runtime(_settings(db))
+        store = runtime.store
         files = _files(paths)
         table = Table(title="Ingest summary")
         for col in ("file", "status", "accepted", "rejected", "first error"):
@@ -83,6 +84,7 @@ def register(app: typer.Typer) -> None:
                     [(f.read_bytes(), f"file:{f}") for f in chunk],
                     adapter=adapter,
                     options=_options(vendor, profile_set),
+                    settings=runtime.settings,
                 )
                 for f, res in zip(chunk, results):
                     totals["accepted"] += res.accepted
@@ -108,9 +110,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Re-run dead letters through their adapter after a mapping fix."""
         from adapters.pipeline import replay
-        from fhir_server.storage.store import open_store
 
-        outcomes = replay(open_store(_db(db)), dl_id)
+        runtime = open_runtime(_settings(db))
+        outcomes = replay(runtime.store, dl_id, settings=runtime.settings)
         table = Table(title="Replay")
         table.add_column("dead letter")
         table.add_column("status")
@@ -126,10 +128,10 @@ def register(app: typer.Typer) -> None:
         profile_set: str = typer.Option("hl7vn", "--profile-set", help="hl7vn | ehealth"),
     ) -> None:
         """Load the QĐ130 code maps (mappings/qd130) into the server as ConceptMap resources."""
-        from fhir_server.storage.store import open_store
-        from mappings.conceptmaps import qd130_conceptmap_bundle
+        from adapters.qd130.conceptmaps import qd130_conceptmap_bundle
+        from fhir_server.interactions.bundles import transaction
 
-        out = open_store(_db(db)).transaction(qd130_conceptmap_bundle(profile_set))
+        out = transaction(open_runtime(_settings(db)).store, qd130_conceptmap_bundle(profile_set))
         console.print(f"{len(out['entry'])} ConceptMap(s) loaded; browse them at [base]/ConceptMap")
 
     @app.command("adapters")
@@ -157,9 +159,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Poll a drop folder: ingest each new file, then move it to done/ or failed/."""
         from adapters.pipeline import ingest
-        from fhir_server.storage.store import open_store
 
-        store = open_store(_db(db))
+        runtime = open_runtime(_settings(db))
+        store = runtime.store
         done, failed = folder / "done", folder / "failed"
         done.mkdir(parents=True, exist_ok=True)
         failed.mkdir(parents=True, exist_ok=True)
@@ -178,6 +180,7 @@ def register(app: typer.Typer) -> None:
                         source=f"watch:{f}",
                         adapter=adapter,
                         options=_options(vendor, None),
+                        settings=runtime.settings,
                     )
                     target = done if res.status == "processed" else failed
                     shutil.move(str(f), target / f.name)

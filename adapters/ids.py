@@ -1,14 +1,7 @@
-"""Deterministic FHIR ids, so re-sending the same source data updates instead of duplicating."""
+"""Deterministic FHIR ids for adapter output (the server's own scheme, so link sets and sources agree)."""
 
 from __future__ import annotations
 
-import uuid
+from fhir_server.ids import deterministic_id
 
-# Fixed namespace: changing it would re-key every resource ever ingested.
-_NAMESPACE = uuid.UUID("6f1c2a52-6b53-4a8e-9b1e-4c1f0d1e7a11")
-
-
-def deterministic_id(kind: str, *parts: str | int | None) -> str:
-    """Return a stable FHIR id (UUID v5) for a resource kind and its source key parts."""
-    name = kind + "|" + "|".join("" if p is None else str(p).strip() for p in parts)
-    return str(uuid.uuid5(_NAMESPACE, name))
+__all__ = ["deterministic_id"]

@@ -3,22 +3,27 @@
 Order matters: the raw payload is committed to `inbox` before parsing, so nothing received is ever
 lost; each record is written in its own transaction, so one bad record never blocks the others; a
 record that fails anywhere lands in `dead_letter` with its own payload and can be replayed.
+
+Commits are tagged with origin "ingest": the server's after-commit listeners (cross-hospital identity
+linking) act on them; the pipeline itself knows nothing about linking.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from adapters.base import Adapter, RecordError, SourceRecord
 from adapters.registry import adapters as all_adapters
 from adapters.registry import detect, get_adapter
+from adapters.repository import IngestRepository, ingest_repository
+from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
-from fhir_server.storage import inbox as ib
+from fhir_server.settings import Settings, get_settings
+from fhir_server.storage.base import Storage
 
 log = logging.getLogger(__name__)
+ORIGIN = "ingest"
 
 
 @dataclass
@@ -86,7 +91,7 @@ def _count(response: dict) -> tuple[int, int]:
 
 
 def _dead(
-    store,
+    repo: IngestRepository,
     ad: Adapter,
     inbox_id: int | None,
     key: str | None,
@@ -99,8 +104,7 @@ def _dead(
         return None
     first = errors[0] if errors else RecordError("unknown", "unknown failure")
     reason = "; ".join(f"{e.location}: {e.reason}" for e in errors) or first.reason
-    return ib.add_dead_letter(
-        store.engine,
+    return repo.add_dead_letter(
         channel=ad.channel,
         reason=reason,
         inbox_id=inbox_id,
@@ -122,7 +126,7 @@ class _Staged:
 
 
 def _stage(
-    store,
+    repo: IngestRepository,
     ad: Adapter,
     payload: bytes,
     options: dict,
@@ -140,7 +144,7 @@ def _stage(
         for e in file_errors:
             by_key.setdefault(e.record_key, []).append(e)
         for key, errs in by_key.items():
-            dl = _dead(store, ad, inbox_id, key, errs, payload, dead_letters)
+            dl = _dead(repo, ad, inbox_id, key, errs, payload, dead_letters)
             if key is None:
                 result.errors += [e.as_dict() for e in errs]
             result.records.append(
@@ -163,25 +167,24 @@ def _stage(
         result.records.append(rr)
         if errs:
             rr.errors = [e.as_dict() for e in errs]
-            rr.dead_letter_id = _dead(store, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
+            rr.dead_letter_id = _dead(repo, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
         else:
             staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
     return staged
 
 
 def _commit(
-    store,
+    store: Storage,
+    repo: IngestRepository,
     staged: list[_Staged],
     options: dict,
     dead_letters: bool = True,
-    on_written: Callable[[set[tuple[str, str]]], None] | None = None,
 ) -> None:
     """Write all staged records in one database transaction, each record still atomic on its own."""
     if not staged:
         return
-    written: set[tuple[str, str]] = set()
-    outcomes = store.transactions(
-        [s.bundle for s in staged], validate=_validate_output(options), written=written
+    outcomes = commit_group(
+        store, [s.bundle for s in staged], validate=_validate_output(options), origin=ORIGIN
     )
     for s, outcome in zip(staged, outcomes, strict=True):
         rr = s.result
@@ -194,39 +197,12 @@ def _commit(
         errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
         rr.errors = [e.as_dict() for e in errs]
         rr.dead_letter_id = _dead(
-            store, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
+            repo, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
         )
-    if on_written is not None:
-        on_written(written)
-    else:
-        link_written(store, written)
-
-
-def link_written(store, written: set[tuple[str, str]]) -> None:
-    """Link new or changed Patients across hospitals (identity); never fails the ingest.
-
-    Unchanged re-sent Patients (every lab message repeats PID) are not re-linked."""
-    patient_ids = {res_id for res_type, res_id in written if res_type == "Patient"}
-    if not patient_ids or os.environ.get("LIENTHONG_LINK_ON_INGEST", "true").lower() in ("0", "false", "no"):
-        return
-    try:
-        from fhir_server.identity.service import link_patient, link_patients
-    except ModuleNotFoundError:
-        return
-    try:
-        link_patients(store, sorted(patient_ids))
-        return
-    except Exception as exc:  # one bad record must not stop the others: fall back to one at a time
-        log_failure(log, "identity linking of %d patients failed; retrying one by one", exc, len(patient_ids))
-    for pid in sorted(patient_ids):
-        try:
-            link_patient(store, pid)
-        except Exception as exc:  # linking is best effort here; `lienthong link --all` catches up
-            log_failure(log, "identity linking failed for one patient", exc)
 
 
 def process_records(
-    store,
+    store: Storage,
     ad: Adapter,
     payload: bytes,
     options: dict,
@@ -237,7 +213,9 @@ def process_records(
     """Parse, map and write every record of a payload into `result` (no inbox bookkeeping).
 
     With dead_letters=False (replays) failures are only reported: the caller updates the existing row."""
-    _commit(store, _stage(store, ad, payload, options, inbox_id, result, dead_letters), options, dead_letters)
+    repo = ingest_repository(store)
+    staged = _stage(repo, ad, payload, options, inbox_id, result, dead_letters)
+    _commit(store, repo, staged, options, dead_letters)
 
 
 def _validate_output(options: dict) -> bool:
@@ -246,9 +224,18 @@ def _validate_output(options: dict) -> bool:
     Off by default: adapters are trusted producers whose mappings their tests validate resource by
     resource, and model validation is most of the write cost. Turn it on per call (option
     `validate`) or for a deployment (LIENTHONG_VALIDATE_INGEST=true) while onboarding a new mapping."""
-    if "validate" in options:
-        return bool(options["validate"])
-    return os.environ.get("LIENTHONG_VALIDATE_INGEST", "").lower() in ("1", "true", "yes")
+    return bool(options.get("validate", False))
+
+
+def _with_settings(options: dict | None, settings: Settings | None) -> dict:
+    """Call options, with the deployment's defaults (profile set, vendor path, validation) filled in."""
+    settings = settings or get_settings()
+    out = dict(options or {})
+    out.setdefault("profile_set", settings.profile_set)
+    if settings.vendor_path:
+        out.setdefault("vendor_path", settings.vendor_path)
+    out.setdefault("validate", settings.validate_ingest)
+    return out
 
 
 def _status(result: IngestResult) -> str:
@@ -259,47 +246,49 @@ def _status(result: IngestResult) -> str:
 
 
 def ingest(
-    store,
+    store: Storage,
     payload: bytes,
     *,
     source: str,
     adapter: str | None = None,
     content_type: str | None = None,
     options: dict | None = None,
+    settings: Settings | None = None,
 ) -> IngestResult:
     """Archive, parse, map and store one payload; returns per-record results. Re-sending is idempotent."""
     return ingest_many(
-        store, [(payload, source)], adapter=adapter, content_type=content_type, options=options
+        store,
+        [(payload, source)],
+        adapter=adapter,
+        content_type=content_type,
+        options=options,
+        settings=settings,
     )[0]
 
 
 def ingest_many(
-    store,
+    store: Storage,
     items: list[tuple[bytes, str]],
     *,
     adapter: str | None = None,
     content_type: str | None = None,
     options: dict | None = None,
-    on_written: Callable[[set[tuple[str, str]]], None] | None = None,
+    settings: Settings | None = None,
 ) -> list[IngestResult]:
     """Ingest several payloads ((bytes, source) pairs) with one archive commit and one data commit.
-
-    After the commit, new or changed Patients are linked across hospitals, here and now unless
-    `on_written` takes the written (type, id) keys to do it later (the MLLP listener does, so that
-    ACKs do not wait for record linkage).
 
     Every payload is archived before any is parsed; the records of all payloads are then written in
     one database transaction (each record atomic on its own), so a busy MLLP link or a folder of
     files pays two commits per batch instead of three per file."""
-    options = dict(options or {})
+    options = _with_settings(options, settings)
+    repo = ingest_repository(store)
     resolved: list[tuple[Adapter | None, str | None]] = []
     for payload, _source in items:
         try:
             resolved.append((_resolve(payload, adapter, content_type), None))
         except KeyError as exc:
             resolved.append((None, str(exc.args[0]) if exc.args else str(exc)))
-    inbox_ids = ib.archive_many(
-        store.engine,
+    inbox_ids = repo.archive_many(
         [
             {
                 "payload": payload,
@@ -325,12 +314,12 @@ def ingest_many(
             result.errors.append(RecordError("file", reason).as_dict())
             continue
         try:
-            staged += _stage(store, ad, payload, options, inbox_id, result)
+            staged += _stage(repo, ad, payload, options, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
             log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
             result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
     try:
-        _commit(store, staged, options, on_written=on_written)
+        _commit(store, repo, staged, options)
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
         log_failure(log, "group commit of %d records failed", exc, len(staged))
         for s in staged:
@@ -357,7 +346,7 @@ def ingest_many(
                 },
             )
         )
-    ib.mark_many(store.engine, marks)
+    repo.mark_many(marks)
     return results
 
 
@@ -369,40 +358,40 @@ def _adapter_for_channel(channel: str) -> Adapter:
     raise KeyError(f"no installed adapter for channel {channel!r}")
 
 
-def replay(store, dl_id: int | None = None, *, options: dict | None = None) -> list[dict]:
+def replay(
+    store: Storage, dl_id: int | None = None, *, options: dict | None = None, settings: Settings | None = None
+) -> list[dict]:
     """Re-run one dead letter (or all open ones) through its adapter; returns one outcome per dead letter."""
-    ids = (
-        [dl_id]
-        if dl_id is not None
-        else [d["dl_id"] for d in ib.list_dead_letters(store.engine, "open", 100000)]
-    )
+    repo = ingest_repository(store)
+    ids = [dl_id] if dl_id is not None else [d["dl_id"] for d in repo.list_dead_letters("open", 100000)]
     outcomes = []
     for i in ids:
-        dl = ib.get_dead_letter(store.engine, i)
+        dl = repo.get_dead_letter(i)
         if dl is None:
             outcomes.append({"dead_letter_id": i, "status": "not-found"})
             continue
         if not dl.get("payload"):
-            ib.mark_dead_letter(store.engine, i, "failed", "nothing to replay: no payload kept")
+            repo.mark_dead_letter(i, "failed", "nothing to replay: no payload kept")
             outcomes.append({"dead_letter_id": i, "status": "failed", "errors": ["no payload"]})
             continue
         opts = dict(options or {})
         if dl.get("inbox_id"):
-            row = ib.get_inbox(store.engine, dl["inbox_id"])
+            row = repo.get_inbox(dl["inbox_id"])
             for k, v in ((row or {}).get("summary") or {}).get("options", {}).items():
                 opts.setdefault(k, v)
         try:
             ad = _adapter_for_channel(dl["channel"])
         except KeyError as exc:
-            ib.mark_dead_letter(store.engine, i, "open", str(exc))
+            repo.mark_dead_letter(i, "open", str(exc))
             outcomes.append({"dead_letter_id": i, "status": "failed", "errors": [str(exc)]})
             continue
         res = IngestResult(dl.get("inbox_id"), ad.name, "failed")
+        opts = _with_settings(opts, settings)
         process_records(store, ad, dl["payload"], opts, dl.get("inbox_id"), res, dead_letters=False)
         ok = bool(res.records) and all(r.status == "accepted" for r in res.records)
         errs = [e for r in res.records for e in r.errors]
         reason = "; ".join(f"{e['location']}: {e['reason']}" for e in errs) or None
-        ib.mark_dead_letter(store.engine, i, "replayed" if ok else "open", reason)
+        repo.mark_dead_letter(i, "replayed" if ok else "open", reason)
         outcomes.append(
             {
                 "dead_letter_id": i,

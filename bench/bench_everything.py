@@ -22,9 +22,11 @@ from sqlalchemy import func, select, text
 from adapters.pipeline import ingest
 from adapters.synth import generate
 from adapters.synth.envelope import build_envelope, read_files
-from fhir_server.operations.everything import Query, everything, statement_and_params
-from fhir_server.storage.schema import resource
-from fhir_server.storage.store import open_store
+from fhir_server.operations.everything import Query, everything
+from fhir_server.settings import Settings
+from fhir_server.storage.sql.compartment import statement_and_params
+from fhir_server.storage.sql.schema import resource
+from lienthong.runtime import open_runtime
 
 FOCUS_MARK = "BNFOCUS"
 
@@ -118,7 +120,7 @@ def main() -> None:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.execute(f'CREATE DATABASE "{name}"')
-    store = open_store(args.db, pool_size=4)
+    store = open_runtime(Settings.from_env().with_(database_url=args.db), pool_size=4).store
     if not args.skip_load:
         load(store, args.focus_visits, args.background_visits)
     if store.engine.dialect.name == "postgresql":
@@ -154,8 +156,7 @@ def main() -> None:
 
     import httpx
 
-    from fhir_server.api.app import create_app
-    from fhir_server.config import Settings
+    from lienthong.app import create_app
 
     app = create_app(Settings(database_url=args.db, max_count=1000), store=store)
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fhir_server.identity.evaluate import pair_quality  # noqa: E402
+from devtools.identity.evaluate import pair_quality  # noqa: E402
+from devtools.identity.synth import generate  # noqa: E402
 from fhir_server.identity.features import extract  # noqa: E402
 from fhir_server.identity.linker import link_records  # noqa: E402
 from fhir_server.identity.scorer import default_matcher  # noqa: E402
-from fhir_server.identity.synth import generate  # noqa: E402
 
 
 def in_memory(n: int, hospitals: int, seed: int) -> None:
@@ -66,7 +66,8 @@ def in_memory(n: int, hospitals: int, seed: int) -> None:
 def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
     """Load n records into a real store, then time link_all and incremental link_patient."""
     from fhir_server.identity import service
-    from fhir_server.storage.store import open_store
+    from fhir_server.interactions.bundles import transaction
+    from fhir_server.storage import open_store
 
     tmp = None
     if not db:
@@ -79,7 +80,8 @@ def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
     incremental = records[-500:]
     for i in range(0, len(records), 500):
         chunk = records[i : i + 500]
-        store.transaction(
+        transaction(
+            store,
             {
                 "resourceType": "Bundle",
                 "type": "transaction",
@@ -90,7 +92,7 @@ def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
                     }
                     for r in chunk
                 ],
-            }
+            },
         )
     load_s = time.perf_counter() - t0
     print(f"\nstore: {db.split('@')[-1]}  loaded {len(records)} Patients in {load_s:.1f}s")
@@ -109,7 +111,7 @@ def in_store(n: int, hospitals: int, seed: int, db: str | None) -> None:
         f"link_patient (re-link, {len(lat)} calls): p50 {statistics.median(lat):.1f} ms, "
         f"p95 {lat[int(len(lat) * 0.95)]:.1f} ms, p99 {lat[int(len(lat) * 0.99)]:.1f} ms"
     )
-    store.engine.dispose()
+    store.close()
 
 
 def main() -> None:

@@ -24,8 +24,10 @@ from pathlib import Path
 from sqlalchemy import text
 
 from adapters.hl7v2.mllp import MllpServer, frame
-from fhir_server.storage.schema import metadata
-from fhir_server.storage.store import open_store
+from adapters.repository import TABLES as INGEST_TABLES
+from fhir_server.settings import Settings
+from fhir_server.storage.sql.db import store_metadata
+from lienthong.runtime import open_runtime
 
 FAMILY = [
     "NGUYỄN",
@@ -119,7 +121,7 @@ def make_messages(count: int, seed: int = 7) -> list[bytes]:
 
 def _reset(store) -> None:
     with store.engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
+        for table in [*reversed(store_metadata().sorted_tables), *INGEST_TABLES]:
             if table.name != "schema_version":
                 conn.execute(text(f'DELETE FROM "{table.name}"'))
 
@@ -175,7 +177,10 @@ async def run(
     db: str, count: int, connections: int, workers: int, hl7apy_validate: bool, processes: int = 0
 ) -> None:
     """Run one benchmark and print the numbers."""
-    store = open_store(db, pool_size=workers)
+    runtime = open_runtime(
+        Settings.from_env().with_(database_url=db), pool_size=workers, deferred_linking=True
+    )
+    store = runtime.store
     _reset(store)
     messages = make_messages(count + 50)
     warm, messages = messages[:50], messages[50:]
@@ -184,7 +189,13 @@ async def run(
         server = None
         proc, port = _spawn_listener(db, workers, processes)
     else:
-        server = MllpServer(store, port=0, workers=workers, options={"hl7apy_validate": hl7apy_validate})
+        server = MllpServer(
+            store,
+            port=0,
+            workers=workers,
+            options={"hl7apy_validate": hl7apy_validate},
+            linker=runtime.linker,
+        )
         port = await server.start()
     await _client(port, warm, [], {})
     latencies: list[float] = []
@@ -210,7 +221,7 @@ async def run(
         f"latency ms: p50={q[49] * 1000:.1f} p90={q[89] * 1000:.1f} p99={q[98] * 1000:.1f} "
         f"max={latencies[-1] * 1000:.1f}"
     )
-    store.engine.dispose()
+    store.close()
 
 
 def main() -> None:

@@ -51,10 +51,12 @@ def _convert(indices: range) -> tuple[int, int, list[float]]:
 def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
     """End-to-end ingest of a slice, `batch` files per group commit; returns (visits, resources, latencies)."""
     from adapters.pipeline import ingest_many
-    from fhir_server.storage.store import open_store
+    from fhir_server.interactions.group import STATS
+    from fhir_server.settings import Settings
+    from lienthong.runtime import open_runtime
 
     url, indices, batch = args
-    store = open_store(url, pool_size=2)
+    store = open_runtime(Settings.from_env().with_(database_url=url), pool_size=2, create=False).store
     n = res = 0
     lat = []
     ids = list(indices)
@@ -69,9 +71,9 @@ def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
         # Every file of a batch is acknowledged when the batch commits: that is its latency.
         lat += [time.perf_counter() - t] * len(chunk)
         n += len(chunk)
-    store.engine.dispose()
-    if store.group_retries or store.group_splits:
-        print(f"  worker {os.getpid()}: {store.group_retries} group retries, {store.group_splits} splits")
+    store.close()
+    if STATS.retries or STATS.splits:
+        print(f"  worker {os.getpid()}: {STATS.retries} group retries, {STATS.splits} splits")
     return n, res, lat
 
 
@@ -134,9 +136,11 @@ def main() -> None:
     if a.workers > 1:
         _run(f"conversion, {a.workers} processes", _convert, _split(n, a.workers), a.workers)
     if a.db:
-        from fhir_server.storage.store import open_store
+        from fhir_server.settings import Settings
+        from lienthong.runtime import open_runtime
 
-        open_store(a.db).engine.dispose()  # create the schema once, before the workers race for it
+        # Create the schema once, before the workers race for it.
+        open_runtime(Settings.from_env().with_(database_url=a.db)).store.close()
         # First pass writes fresh data; the second re-sends the same files (idempotent no-op writes).
         if a.workers > 1:
             _run(

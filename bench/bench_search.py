@@ -16,7 +16,8 @@ import statistics
 import time
 
 from adapters.synth import vocab
-from fhir_server.storage.store import open_store
+from fhir_server.interactions.bundles import transaction
+from fhir_server.storage import open_store
 
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
 # Name pools are shared with the QĐ130 synthetic generator.
@@ -98,19 +99,20 @@ def load(store, patients: int, per_bundle: int) -> None:
         {"resourceType": "Organization", "id": f"org{k}", "name": f"Bệnh viện Đa khoa số {k}"}
         for k in range(20)
     ]
-    store.transaction(
+    transaction(
+        store,
         {
             "resourceType": "Bundle",
             "type": "transaction",
             "entry": [
                 {"resource": o, "request": {"method": "PUT", "url": f"Organization/{o['id']}"}} for o in orgs
             ],
-        }
+        },
     )
     rng = random.Random(42)
     start = time.perf_counter()
     for first in range(0, patients, per_bundle):
-        store.transaction(patient_bundle(first, min(per_bundle, patients - first), rng))
+        transaction(store, patient_bundle(first, min(per_bundle, patients - first), rng))
         done = first + per_bundle
         if done % (per_bundle * 50) == 0:
             rate = done * 10 / (time.perf_counter() - start)

@@ -20,11 +20,13 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import text
 
-from fhir_server.api.app import create_app
-from fhir_server.config import Settings
-from fhir_server.storage.db import make_engine
-from fhir_server.storage.schema import metadata
-from fhir_server.storage.store import Store, open_store
+from adapters.repository import TABLES as INGEST_TABLES
+from adapters.repository import ingest_repository
+from fhir_server.settings import Settings
+from fhir_server.storage import SqlStore, open_store
+from fhir_server.storage.sql.db import make_engine, store_metadata
+from lienthong.app import create_app
+from lienthong.runtime import attach_linker
 
 PG_URL = os.environ.get("LIENTHONG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -50,7 +52,7 @@ def pg_session_url() -> Iterator[str | None]:
     base, _, _ = PG_URL.rpartition("/")
     url = f"{base}/{name}"
     store = open_store(url)  # create the schema once
-    store.engine.dispose()
+    store.close()
     yield url
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
@@ -58,7 +60,8 @@ def pg_session_url() -> Iterator[str | None]:
 
 def _truncate_pg(url: str) -> None:
     engine = make_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables if t.name != "schema_version")
+    every = [*store_metadata().sorted_tables, *INGEST_TABLES]
+    tables = ", ".join(f'"{t.name}"' for t in every if t.name != "schema_version")
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
@@ -71,17 +74,23 @@ def db_url(request, tmp_path, pg_session_url) -> str:
         return f"sqlite:///{tmp_path / 'lienthong.db'}"
     if pg_session_url is None:
         pytest.skip("PostgreSQL not reachable (set LIENTHONG_TEST_PG_URL)")
-    open_store(pg_session_url).engine.dispose()  # tables added by components imported since session start
+    from adapters.repository import IngestRepository
+
+    engine = make_engine(pg_session_url)
+    IngestRepository(engine)  # the ingest side's tables, created on first use in production
+    engine.dispose()
     _truncate_pg(pg_session_url)
     return pg_session_url
 
 
 @pytest.fixture
-def store(db_url) -> Iterator[Store]:
-    """An open store on the fresh database."""
+def store(db_url) -> Iterator[SqlStore]:
+    """An open store on the fresh database, wired as in production (identity linking on ingest)."""
     s = open_store(db_url)
+    ingest_repository(s)
+    attach_linker(s, Settings(database_url=db_url))
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 @pytest.fixture

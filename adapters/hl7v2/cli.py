@@ -6,12 +6,15 @@ import asyncio
 import logging
 import multiprocessing
 import signal
+from collections.abc import Callable
 
 import typer
 
+from fhir_server.settings import Settings
 
-def register(app: typer.Typer) -> None:
-    """Add the `mllp` command to the lienthong CLI."""
+
+def register(app: typer.Typer, open_runtime: Callable) -> None:
+    """Add the `mllp` command to the lienthong CLI; `open_runtime(settings, ...)` opens a wired store."""
 
     @app.command()
     def mllp(
@@ -27,12 +30,9 @@ def register(app: typer.Typer) -> None:
         hl7apy_validate: bool = typer.Option(False, help="Also run hl7apy's full tolerant parse (slower)"),
     ) -> None:
         """Receive HL7 v2 over MLLP; ACK AA only after the data is committed (AE/AR with ERR otherwise)."""
-        from fhir_server.config import Settings
-        from fhir_server.storage.store import open_store
-
         settings = Settings.from_env().with_(database_url=db)
         logging.basicConfig(level=logging.INFO)
-        open_store(settings.database_url).engine.dispose()  # create the schema once, before listeners start
+        open_runtime(settings).store.close()  # create the schema once, before listeners start
         options = {
             "tz_offset": tz_offset,
             "profile_set": settings.profile_set,
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             f"MLLP listening on {host}:{port} with {processes} process(es) "
             f"(database: {settings.database_url.split('@')[-1]})"
         )
-        args = (settings.database_url, host, port, max_bytes, workers, options, processes > 1)
+        args = (open_runtime, settings, host, port, max_bytes, workers, options, processes > 1)
         if processes == 1:
             serve_listener(*args)
             return
@@ -68,13 +68,21 @@ def register(app: typer.Typer) -> None:
 
 
 def serve_listener(
-    db_url: str, host: str, port: int, max_bytes: int, workers: int, options: dict, reuse_port: bool
+    open_runtime: Callable,
+    settings: Settings,
+    host: str,
+    port: int,
+    max_bytes: int,
+    workers: int,
+    options: dict,
+    reuse_port: bool,
 ) -> None:
     """Run one listener process until SIGTERM or Ctrl-C (in-flight messages finish before it exits)."""
     from adapters.hl7v2.mllp import run_listener
-    from fhir_server.storage.store import open_store
 
-    store = open_store(db_url, pool_size=workers + 1, create=False)
+    # Linking is deferred: the listener drains the durable pending queue after ACKs went out.
+    runtime = open_runtime(settings, pool_size=workers + 1, create=False, deferred_linking=True)
+    store = runtime.store
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -82,7 +90,14 @@ def serve_listener(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         await run_listener(
-            store, host, port, max_bytes=max_bytes, workers=workers, options=options, reuse_port=reuse_port
+            store,
+            host,
+            port,
+            max_bytes=max_bytes,
+            workers=workers,
+            options=options,
+            reuse_port=reuse_port,
+            linker=runtime.linker,
         )
 
     try:
@@ -90,4 +105,4 @@ def serve_listener(
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     finally:
-        store.engine.dispose()
+        store.close()

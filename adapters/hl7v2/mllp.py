@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from adapters.hl7v2.ack import AckError, Header, build_ack
 from adapters.hl7v2.processor import Outcome, process_batch
-from adapters.pipeline import link_written
 from fhir_server.logsafe import log_failure
 
 log = logging.getLogger(__name__)
@@ -26,6 +25,14 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 def frame(message: bytes) -> bytes:
     """Wrap a message in MLLP framing."""
     return VT + message + END
+
+
+class Drainable(Protocol):
+    """Deferred work to finish after commits (the identity linker's pending queue)."""
+
+    def drain(self) -> int:
+        """Do the pending work; returns how much was done."""
+        ...
 
 
 class MllpServer:
@@ -43,6 +50,7 @@ class MllpServer:
         idle_timeout: float = 600.0,
         max_batch: int = 64,
         reuse_port: bool = False,
+        linker: Drainable | None = None,
     ):
         self.store = store
         self.host = host
@@ -62,16 +70,20 @@ class MllpServer:
         self.reuse_port = reuse_port
         self._queue: asyncio.Queue | None = None
         self._batchers: list[asyncio.Task] = []
-        # Patients written by committed batches, linked across hospitals after their ACKs went out.
-        self._to_link: set[tuple[str, str]] = set()
-        self._link_lock = threading.Lock()
-        self._linker: asyncio.Task | None = None
+        # Patients written by committed batches wait in the store's durable pending queue; the linker
+        # drains it in the background after their ACKs went out (and at start, after a crash).
+        self.linker = linker
+        self._committed: asyncio.Event | None = None
+        self._link_task: asyncio.Task | None = None
 
     async def start(self) -> int:
         """Start listening; returns the bound port (useful with port 0)."""
         self._queue = asyncio.Queue()
         self._batchers = [asyncio.create_task(self._batcher()) for _ in range(self.workers)]
-        self._linker = asyncio.create_task(self._link_loop())
+        if self.linker is not None:
+            self._committed = asyncio.Event()
+            self._committed.set()  # drain what a previous run left pending
+            self._link_task = asyncio.create_task(self._link_loop())
         self._server = await asyncio.start_server(
             self._serve, self.host, self.port, limit=2**20, reuse_port=self.reuse_port or None
         )
@@ -101,11 +113,11 @@ class MllpServer:
         for task in self._batchers:
             task.cancel()
         await asyncio.gather(*self._batchers, return_exceptions=True)
-        if self._linker is not None:
-            self._linker.cancel()
-            await asyncio.gather(self._linker, return_exceptions=True)
+        if self._link_task is not None:
+            self._link_task.cancel()
+            await asyncio.gather(self._link_task, return_exceptions=True)
         self._executor.shutdown(wait=True)
-        self._link_pending()  # whatever the linker had not reached yet
+        self._drain()  # whatever the linker had not reached yet
 
     async def _process(self, raw: bytes, peer: str) -> Outcome:
         fut = asyncio.get_running_loop().create_future()
@@ -131,9 +143,7 @@ class MllpServer:
             try:
                 outcomes = await loop.run_in_executor(
                     self._executor,
-                    lambda: process_batch(
-                        self.store, items, options=self.options, on_written=self._defer_link
-                    ),
+                    lambda: process_batch(self.store, items, options=self.options),
                 )
             except Exception as exc:  # process_batch never raises; belt and braces for the futures
                 for _, _, fut in batch:
@@ -141,27 +151,29 @@ class MllpServer:
                         fut.set_exception(exc)
                 continue
             self.stats["batches"] += 1
+            if self._committed is not None:
+                self._committed.set()
             for (_, _, fut), outcome in zip(batch, outcomes):
                 if not fut.done():
                     fut.set_result(outcome)
 
-    def _defer_link(self, written: set[tuple[str, str]]) -> None:
-        with self._link_lock:
-            self._to_link |= written
-
-    def _link_pending(self) -> None:
-        with self._link_lock:
-            written, self._to_link = self._to_link, set()
-        if written:
-            link_written(self.store, written)
+    def _drain(self) -> None:
+        if self.linker is None:
+            return
+        try:
+            self.linker.drain()
+        except Exception as exc:  # linking is best effort here: the work stays pending for the next drain
+            log_failure(log, "background identity linking failed", exc)
 
     async def _link_loop(self, interval: float = 0.2) -> None:
-        """Link Patients of committed messages in the background, coalescing repeats."""
+        """Link Patients of committed messages in the background, coalescing the batches of `interval`."""
         loop = asyncio.get_running_loop()
+        assert self._committed is not None
         while True:
+            await self._committed.wait()
+            self._committed.clear()
+            await loop.run_in_executor(self._executor, self._drain)
             await asyncio.sleep(interval)
-            if self._to_link:
-                await loop.run_in_executor(self._executor, self._link_pending)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer_info = writer.get_extra_info("peername")

@@ -10,17 +10,12 @@ import logging
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-
 from adapters.hl7v2.ack import AckError, Header, build_ack
 from adapters.hl7v2.er7 import read_message
 from adapters.hl7v2.errors import INTERNAL_ERROR
 from adapters.pipeline import ingest_many
+from adapters.repository import ingest_repository
 from fhir_server.logsafe import log_failure
-from fhir_server.storage import inbox as ib
-from fhir_server.storage.schema import processed_message
-from fhir_server.timeutil import now_us
 
 log = logging.getLogger(__name__)
 CHANNEL = "hl7v2"
@@ -41,49 +36,6 @@ class Outcome:
 def message_key(header: Header) -> str:
     """Idempotency key: MSH-10 is only unique per sending application and facility."""
     return f"{header.sending_app}|{header.sending_facility}|{header.control_id}"[:255]
-
-
-def _stored_acks(engine, keys: list[str]) -> dict[str, bytes]:
-    """ACKs already sent for these message keys (re-sends get the same answer)."""
-    if not keys:
-        return {}
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(processed_message.c.message_key, processed_message.c.response).where(
-                processed_message.c.channel == CHANNEL, processed_message.c.message_key.in_(keys)
-            )
-        ).all()
-    return {r.message_key: r.response for r in rows}
-
-
-def _remember(engine, acks: dict[str, bytes]) -> dict[str, bytes]:
-    """Store ACKs for re-sends; where a concurrent re-send won the race, answer with its ACK instead."""
-    if not acks:
-        return {}
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(processed_message),
-                [
-                    {"channel": CHANNEL, "message_key": k, "processed_at": now_us(), "response": a}
-                    for k, a in acks.items()
-                ],
-            )
-        return acks
-    except IntegrityError:
-        out = {}
-        for key, ack in acks.items():
-            try:
-                with engine.begin() as conn:
-                    conn.execute(
-                        insert(processed_message).values(
-                            channel=CHANNEL, message_key=key, processed_at=now_us(), response=ack
-                        )
-                    )
-                out[key] = ack
-            except IntegrityError:
-                out[key] = _stored_acks(engine, [key]).get(key, ack)
-        return out
 
 
 def _ack_errors(result) -> tuple[str, list[AckError]]:
@@ -124,9 +76,7 @@ def process(store, raw: bytes, *, peer: str = "mllp", options: dict | None = Non
     return process_batch(store, [(raw, peer)], options=options)[0]
 
 
-def process_batch(
-    store, items: list[tuple[bytes, str]], *, options: dict | None = None, on_written=None
-) -> list[Outcome]:
+def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None = None) -> list[Outcome]:
     """Archive, de-duplicate, ingest and acknowledge several messages with one group commit.
 
     Messages that arrived on different connections while the previous batch was being written share
@@ -136,7 +86,8 @@ def process_batch(
     keys = [message_key(h) if h.control_id else None for h in headers]
     outcomes: list[Outcome | None] = [None] * len(items)
     try:
-        stored = _stored_acks(store.engine, sorted({k for k in keys if k}))
+        repo = ingest_repository(store)
+        stored = repo.stored_responses(CHANNEL, sorted({k for k in keys if k}))
         first_of: dict[str, int] = {}
         fresh = []
         for i, key in enumerate(keys):
@@ -151,7 +102,6 @@ def process_batch(
             adapter="hl7v2",
             content_type=CONTENT_TYPE,
             options=options,
-            on_written=on_written,
         )
         to_remember: dict[str, bytes] = {}
         for i, result in zip(fresh, results):
@@ -161,7 +111,7 @@ def process_batch(
             # AR answers are not remembered: "retry later" must be able to succeed later.
             if keys[i] and code in ("AA", "AE"):
                 to_remember[keys[i]] = ack
-        for key, ack in _remember(store.engine, to_remember).items():
+        for key, ack in repo.remember(CHANNEL, to_remember).items():
             i = first_of[key]
             outcomes[i] = Outcome(ack, _code_of(ack), inbox_id=outcomes[i].inbox_id)
             stored[key] = ack
@@ -180,8 +130,8 @@ def _answer_duplicates(store, items, keys, outcomes, stored: dict[str, bytes]) -
     dups = [i for i, o in enumerate(outcomes) if o is None]
     if not dups:
         return
-    ids = ib.archive_many(
-        store.engine,
+    repo = ingest_repository(store)
+    ids = repo.archive_many(
         [
             {
                 "payload": items[i][0],
@@ -193,7 +143,7 @@ def _answer_duplicates(store, items, keys, outcomes, stored: dict[str, bytes]) -
             for i in dups
         ],
     )
-    ib.mark_many(store.engine, [(inbox_id, "duplicate", None) for inbox_id in ids])
+    repo.mark_many([(inbox_id, "duplicate", None) for inbox_id in ids])
     for i, inbox_id in zip(dups, ids):
         ack = stored.get(keys[i])
         if ack is None:  # the first copy was answered AR (not remembered): the re-send is answered the same

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from adapters.base import MappedRecord, ParseResult, RecordError, SourceRecord
 from adapters.ids import deterministic_id
+from fhir_server.settings import get_settings
 
 from .context import Ctx
 from .envelope import (
@@ -49,7 +48,7 @@ class Qd130Adapter:
 
     def _vendor(self, payload: bytes, options: dict) -> VendorProfile:
         """Vendor profile from options['vendor'] (name | 'auto' | None) and options['vendor_path']."""
-        extra = options.get("vendor_path")
+        extra = options.get("vendor_path") or get_settings().vendor_path
         name = options.get("vendor")
         if name and name != "auto":
             return get_vendor(name, extra)
@@ -108,7 +107,9 @@ class Qd130Adapter:
         warnings = list(data.warnings)
         row1 = data.tables["XML1"][0]
         try:
-            vendor = get_vendor(record.meta.get("vendor"), options.get("vendor_path"))
+            vendor = get_vendor(
+                record.meta.get("vendor"), options.get("vendor_path") or get_settings().vendor_path
+            )
         except ValueError:
             vendor = get_vendor(None)
         facility = row1.get("MA_CSKCB") or data.facility or vendor.facility.get("code")
@@ -119,7 +120,7 @@ class Qd130Adapter:
                 [RecordError("XML1/TONG_HOP/MA_CSKCB", "no facility code (MA_CSKCB / MACSKCB)", record.key)],
                 warnings,
             )
-        profile = options.get("profile_set") or os.environ.get("LIENTHONG_PROFILE_SET") or "hl7vn"
+        profile = options.get("profile_set") or get_settings().profile_set
         try:
             bundle = build_bundle(data, facility, vendor, profile, warnings, record.key)
         except Exception as exc:  # a mapping bug must reject this record only, never the file

@@ -12,7 +12,6 @@ import yaml
 from mappings import MAPPINGS_DIR
 
 VENDOR_DIR = MAPPINGS_DIR / "vendors"
-ENV_PATH = "LIENTHONG_VENDOR_PATH"
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,11 @@ def _from_dict(data: dict, source: str) -> VendorProfile:
 
 
 def _search_dirs(extra: str | os.PathLike | None = None) -> list[Path]:
-    """Directories searched for profiles; later ones override earlier ones of the same name."""
+    """Directories searched for profiles; later ones override earlier ones of the same name. `extra` is
+    one folder or an os.pathsep-separated list (LIENTHONG_VENDOR_PATH, via Settings.vendor_path)."""
     dirs = [VENDOR_DIR]
-    env = os.environ.get(ENV_PATH)
-    if env:
-        dirs += [Path(p) for p in env.split(os.pathsep) if p]
     if extra:
-        dirs.append(Path(extra))
+        dirs += [Path(p) for p in str(extra).split(os.pathsep) if p]
     return dirs
 
 

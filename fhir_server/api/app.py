@@ -1,48 +1,36 @@
-"""The ASGI application: FHIR REST API, operations, ingest endpoints and the clinician view."""
+"""The FHIR server's ASGI application: REST API, operations, identity review queue and clinician view.
+
+`create_app` takes the routers of other components (the ingest endpoints of the adapters) from its
+caller, the composition root (`lienthong.app`), so this package never imports them.
+"""
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
+from collections.abc import Sequence
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fhir_server.api import history, rest, system
+from fhir_server.api import history, rest, search, system
+from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, fhir_json
-from fhir_server.config import Settings
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.identity import api as identity_api
+from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
+from fhir_server.operations import OPERATIONS
 from fhir_server.security import AuthConfig, authorize
-from fhir_server.storage.store import Store, open_store
+from fhir_server.settings import Settings
+from fhir_server.storage import Storage, open_store
+from fhir_server.ui import routes as ui_routes
 
 log = logging.getLogger("lienthong.api")
-
-# Routers owned by optional components, mounted when present: (module, prefix-relative-to-base?).
-# Order matters: operation and search routes must win over the generic /{type}/{id} routes.
-_FHIR_ROUTERS = (
-    "fhir_server.identity.api",
-    "fhir_server.operations.everything",
-    "fhir_server.operations.export",
-    "fhir_server.operations.reports",
-    "fhir_server.api.search",
-)
-_OTHER_ROUTERS = ("fhir_server.api.ingest", "fhir_server.ui.routes")
-
-
-def _optional_module(module: str):
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        # Only a missing component is optional; a broken import inside one must fail loudly.
-        if exc.name and module.startswith(exc.name):
-            return None
-        raise
 
 
 class MetricsMiddleware:
@@ -95,11 +83,8 @@ def _auth_config(settings: Settings) -> AuthConfig | None:
     raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
 
 
-class _StoreCollector:
-    """Write-contention counters of the store, read at scrape time (no work on the write path)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
+class _GroupCommitCollector:
+    """Write-contention counters of group commits, read at scrape time (no work on the write path)."""
 
     def collect(self):
         """Yield the counters in Prometheus form."""
@@ -107,29 +92,27 @@ class _StoreCollector:
             "lienthong_group_commit_retries",
             "Group commits run again because a concurrent writer created or changed the same resources",
         )
-        retries.add_metric([], self.store.group_retries)
+        retries.add_metric([], GROUP_STATS.retries)
         splits = CounterMetricFamily(
             "lienthong_group_commit_splits",
             "Group commits split into one transaction per Bundle after a database error",
         )
-        splits.add_metric([], self.store.group_splits)
+        splits.add_metric([], GROUP_STATS.splits)
         yield retries
         yield splits
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """Build the app over a store (opened from settings.database_url unless given)."""
+def create_app(
+    settings: Settings | None = None, store: Storage | None = None, extra_routers: Sequence[APIRouter] = ()
+) -> FastAPI:
+    """Build the app over a store (opened from settings.database_url unless given); `extra_routers`
+    are mounted at the root, beside the FHIR base (e.g. the ingest endpoints)."""
     settings = settings or Settings.from_env()
     store = store or open_store(settings.database_url, pool_size=settings.pool_size)
     app = FastAPI(
         title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json"
     )
-    app.state.settings = settings
-    app.state.store = store
-    app.state.search = store.search
-    app.state.indexer = store.indexer
-    app.state.operations = []
-    app.state.capability_bytes = None
+    app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
     app.state.metrics_registry = registry
     requests_total = Counter(
@@ -140,7 +123,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
 
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
-    registry.register(_StoreCollector(store))
+    registry.register(_GroupCommitCollector())
 
     auth = _auth_config(settings)
     if auth is not None:
@@ -187,15 +170,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     base = settings.base_path
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
-    for name in _FHIR_ROUTERS:
-        module = _optional_module(name)
-        if module is not None:
-            app.include_router(module.router, prefix=base)
-            # Operations a component implements are advertised in the CapabilityStatement.
-            app.state.operations.extend(getattr(module, "OPERATIONS", []))
+    # Order matters: operation and search routes must win over the generic /{type}/{id} routes.
+    for op in OPERATIONS:
+        app.include_router(op.router, prefix=base)
+    app.include_router(identity_api.router, prefix=base)
+    app.include_router(search.router, prefix=base)
     app.include_router(rest.router, prefix=base)
-    for name in _OTHER_ROUTERS:
-        module = _optional_module(name)
-        if module is not None:
-            app.include_router(module.router)
+    app.include_router(ui_routes.router)
+    for router in extra_routers:
+        app.include_router(router)
     return app

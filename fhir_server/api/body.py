@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from fastapi import Request
 
+from fhir_server.api.deps import get_settings
 from fhir_server.errors import FhirError
 
 JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
@@ -13,7 +14,7 @@ PATCH_MEDIA = ("application/json-patch+json",)
 
 async def read_bounded(request: Request) -> bytes:
     """Read the body, refusing (413) anything over the configured limit without buffering it all."""
-    limit = request.app.state.settings.max_body_bytes
+    limit = get_settings(request).max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise FhirError.make(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from fhir_server.api.deps import get_settings, get_store
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
 from fhir_server.timeutil import instant, parse_instant
@@ -18,7 +19,7 @@ router = APIRouter()
 
 
 def _count(request: Request) -> int:
-    settings = request.app.state.settings
+    settings = get_settings(request)
     raw = request.query_params.get("_count")
     if raw is None:
         return settings.default_count
@@ -50,7 +51,7 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     check_accept(request)
     if res_type:
         check_type(res_type)
-    store = request.app.state.store
+    store = get_store(request)
     count = _count(request)
     since = _instant_param(request, "_since")
     at = _instant_param(request, "_at")
@@ -63,7 +64,8 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     more = len(rows) > count
     rows = rows[:count]
     entries = []
-    for stored, method, _hid in rows:
+    for row in rows:
+        stored, method = row.stored, row.method
         url = f"{stored.res_type}/{stored.res_id}"
         entry: dict = {"fullUrl": f"{base}/{url}"}
         if stored.content is not None:
@@ -84,7 +86,7 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
         {"relation": "self", "url": f"{base}/{path}" + (f"?{request.url.query}" if request.url.query else "")}
     ]
     if more and rows:
-        last_ts, last_hid = rows[-1][0].last_updated, rows[-1][2]
+        last_ts, last_hid = rows[-1].stored.last_updated, rows[-1].position
         links.append(
             {
                 "relation": "next",

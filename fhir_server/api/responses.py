@@ -6,8 +6,9 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
+from fhir_server.api.deps import get_settings
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.storage.store import StoredResource
+from fhir_server.storage.base import StoredResource
 from fhir_server.timeutil import http_date
 
 FHIR_JSON = "application/fhir+json; charset=utf-8"
@@ -36,7 +37,7 @@ def error_response(exc: FhirError) -> Response:
 
 def base_url(request: Request) -> str:
     """The FHIR base URL as clients see it (LIENTHONG_PUBLIC_BASE_URL wins behind proxies)."""
-    settings = request.app.state.settings
+    settings = get_settings(request)
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
     return str(request.base_url).rstrip("/") + settings.base_path

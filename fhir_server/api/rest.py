@@ -6,17 +6,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from fhir_server import interactions as ix
 from fhir_server.api.body import JSON_MEDIA, PATCH_MEDIA, json_body
+from fhir_server.api.deps import Store
 from fhir_server.api.responses import check_accept, fhir_json, version_headers, write_response
 from fhir_server.errors import FhirError
+from fhir_server.interactions import core as ix
 from fhir_server.validation import check_type, validate
 
 router = APIRouter()
-
-
-def _store(request: Request):
-    return request.app.state.store
 
 
 def _criteria(request: Request) -> str:
@@ -25,10 +22,10 @@ def _criteria(request: Request) -> str:
 
 
 @router.get("/{res_type}/{res_id}")
-async def read(request: Request, res_type: str, res_id: str) -> Response:
+async def read(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """read: current version with ETag/Last-Modified; 304 when If-None-Match still matches."""
     check_accept(request)
-    stored = await run_in_threadpool(ix.read, _store(request), res_type, res_id)
+    stored = await run_in_threadpool(ix.read, store, res_type, res_id)
     headers = version_headers(stored)
     if request.headers.get("if-none-match") == stored.etag:
         return Response(status_code=304, headers=headers)
@@ -36,36 +33,35 @@ async def read(request: Request, res_type: str, res_id: str) -> Response:
 
 
 @router.get("/{res_type}/{res_id}/_history/{version}")
-async def vread(request: Request, res_type: str, res_id: str, version: str) -> Response:
+async def vread(request: Request, store: Store, res_type: str, res_id: str, version: str) -> Response:
     """vread: one version."""
     check_accept(request)
-    stored = await run_in_threadpool(ix.vread, _store(request), res_type, res_id, version)
+    stored = await run_in_threadpool(ix.vread, store, res_type, res_id, version)
     return fhir_json(stored.content, 200, version_headers(stored))
 
 
 @router.post("/{res_type}")
-async def create(request: Request, res_type: str) -> Response:
+async def create(request: Request, store: Store, res_type: str) -> Response:
     """create, or conditional create with If-None-Exist."""
     check_accept(request)
     check_type(res_type)
     body = validate(await json_body(request), res_type)
     if_none_exist = request.headers.get("if-none-exist")
-    store = _store(request)
     result = await run_in_threadpool(store.run, lambda tx: ix.create(tx, body, if_none_exist))
     return write_response(request, result.stored, result.status)
 
 
 @router.put("/{res_type}/{res_id}")
-async def update(request: Request, res_type: str, res_id: str) -> Response:
+async def update(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """update (or update-as-create with the client's id), honouring If-Match."""
     check_accept(request)
     check_type(res_type)
     body = validate(await json_body(request), res_type)
-    return await _write(request, lambda tx, if_match: ix.update(tx, res_type, res_id, body, if_match))
+    return await _write(request, store, lambda tx, if_match: ix.update(tx, res_type, res_id, body, if_match))
 
 
 @router.put("/{res_type}")
-async def conditional_update(request: Request, res_type: str) -> Response:
+async def conditional_update(request: Request, store: Store, res_type: str) -> Response:
     """conditional update: PUT Type?criteria."""
     check_accept(request)
     check_type(res_type)
@@ -74,45 +70,41 @@ async def conditional_update(request: Request, res_type: str) -> Response:
         raise FhirError.bad_request("PUT on a type needs search criteria (conditional update) or use Type/id")
     body = validate(await json_body(request), res_type)
     return await _write(
-        request, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match)
+        request, store, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match)
     )
 
 
 @router.patch("/{res_type}/{res_id}")
-async def patch(request: Request, res_type: str, res_id: str) -> Response:
+async def patch(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """patch with JSON Patch (application/json-patch+json)."""
     check_accept(request)
     check_type(res_type)
     ops = await json_body(request, PATCH_MEDIA + JSON_MEDIA)
-    return await _write(request, lambda tx, if_match: ix.patch(tx, res_type, res_id, ops, if_match))
+    return await _write(request, store, lambda tx, if_match: ix.patch(tx, res_type, res_id, ops, if_match))
 
 
-async def _write(request: Request, work) -> Response:
+async def _write(request: Request, store, work) -> Response:
     """Run a write interaction (work(tx, if_match)) in a retried transaction and answer it."""
     if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(_store(request).run, lambda tx: work(tx, if_match))
+    result = await run_in_threadpool(store.run, lambda tx: work(tx, if_match))
     return write_response(request, result.stored, result.status)
 
 
 @router.delete("/{res_type}/{res_id}")
-async def delete(request: Request, res_type: str, res_id: str) -> Response:
+async def delete(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """delete (soft); idempotent."""
     check_type(res_type)
     if_match = ix.parse_version(request.headers.get("if-match"))
-    result = await run_in_threadpool(
-        _store(request).run, lambda tx: ix.delete(tx, res_type, res_id, if_match)
-    )
+    result = await run_in_threadpool(store.run, lambda tx: ix.delete(tx, res_type, res_id, if_match))
     return fhir_json(result.outcome, 200)
 
 
 @router.delete("/{res_type}")
-async def conditional_delete(request: Request, res_type: str) -> Response:
+async def conditional_delete(request: Request, store: Store, res_type: str) -> Response:
     """conditional delete: DELETE Type?criteria (single match)."""
     check_type(res_type)
     query = _criteria(request)
     if not query:
         raise FhirError.bad_request("DELETE on a type needs search criteria")
-    result = await run_in_threadpool(
-        _store(request).run, lambda tx: ix.conditional_delete(tx, res_type, query)
-    )
+    result = await run_in_threadpool(store.run, lambda tx: ix.conditional_delete(tx, res_type, query))
     return fhir_json(result.outcome, 200)

@@ -10,9 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 
 from fhir_server.api.body import read_bounded
+from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
-from fhir_server.search.engine import SearchEngine
+from fhir_server.search.registry import get_registry
+from fhir_server.search.run import run_search
 
 
 class _ResourceTypeConvertor(Convertor):
@@ -37,21 +39,18 @@ def _strict(request: Request) -> bool:
 
 
 def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) -> bytes:
-    app_state = request.app.state
-    engine: SearchEngine = getattr(app_state, "search", None) or app_state.store.search
-    settings = app_state.settings
-    if res_type is not None and res_type not in engine.registry.resource_types:
+    ctx: AppContext = get_context(request)
+    if res_type is not None and res_type not in get_registry().resource_types:
         raise FhirError.not_found(f"unknown resource type {res_type!r}")
-    with app_state.store.engine.connect() as conn:
-        return engine.search(
-            conn,
-            res_type,
-            params,
-            base_url(request),
-            strict=_strict(request),
-            default_count=settings.default_count,
-            max_count=settings.max_count,
-        )
+    return run_search(
+        ctx.store,
+        res_type,
+        params,
+        base_url(request),
+        strict=_strict(request),
+        default_count=ctx.settings.default_count,
+        max_count=ctx.settings.max_count,
+    )
 
 
 def query_pairs(request: Request) -> list[tuple[str, str]]:

@@ -10,8 +10,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import json_body
+from fhir_server.api.deps import AppContext, Ctx, Store
 from fhir_server.api.responses import base_url, check_accept, fhir_json
-from fhir_server.bundles import process_bundle
+from fhir_server.interactions.bundles import process_bundle
+from fhir_server.search.registry import get_registry
 from fhir_server.validation import r4_resource_types
 
 router = APIRouter()
@@ -31,31 +33,28 @@ _TYPE_INTERACTIONS = [
 
 @router.post("")
 @router.post("/")
-async def transaction_or_batch(request: Request) -> Response:
+async def transaction_or_batch(request: Request, store: Store) -> Response:
     """Process a transaction or batch Bundle posted to the base."""
     check_accept(request)
     bundle = await json_body(request)
     representation = "return=representation" in request.headers.get("prefer", "")
-    result = await run_in_threadpool(
-        process_bundle, request.app.state.store, bundle, representation, True, base_url(request)
-    )
+    result = await run_in_threadpool(process_bundle, store, bundle, representation, True, base_url(request))
     return fhir_json(result)
 
 
 @router.get("/metadata")
-async def metadata(request: Request) -> Response:
+async def metadata(request: Request, ctx: Ctx) -> Response:
     """The CapabilityStatement: exactly what this server implements."""
     check_accept(request)
-    app = request.app
-    if getattr(app.state, "capability_bytes", None) is None:
-        app.state.capability_bytes = orjson.dumps(capability_statement(app))
-    return fhir_json(app.state.capability_bytes)
+    if ctx.capability is None:
+        ctx.capability = orjson.dumps(capability_statement(ctx))
+    return fhir_json(ctx.capability)
 
 
-def capability_statement(app) -> dict:
-    """Build the CapabilityStatement from the live search engine and registered operations."""
-    search = app.state.search
-    operations: list[dict] = getattr(app.state, "operations", [])
+def capability_statement(ctx: AppContext) -> dict:
+    """Build the CapabilityStatement from the search parameter registry and the mounted operations."""
+    search = get_registry()
+    operations = ctx.operations
     resources = []
     for res_type in sorted(r4_resource_types()):
         entry = {

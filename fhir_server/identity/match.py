@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhir_server.identity.features import extract
-from fhir_server.identity.linker import blocking_keys
 from fhir_server.identity.scorer import MATCH, POSSIBLE, Decision, Matcher, default_matcher
-from fhir_server.identity.service import _candidates, _load_patients
+from fhir_server.identity.service import candidates_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +42,8 @@ def match_patient(
     """Candidates for `patient` among stored, indexed Patients, best first (non-matches left out)."""
     matcher = matcher or default_matcher()
     me = extract(patient)
-    keys = sorted(set(blocking_keys(me)))
-    with store.engine.connect() as conn:
-        ids = _candidates(conn, keys, patient.get("id") or "", matcher)
-        found = _load_patients(conn, ids)
+    ids = candidates_for(store, patient, matcher)
+    found = store.identity.load_patients_committed(ids)
     results = []
     for pid, body in found.items():
         d = matcher.decide(me, extract(body))

@@ -1,1 +1,15 @@
-"""FHIR operations beyond the REST interactions (Patient/$everything, ...)."""
+"""FHIR operations beyond the REST interactions, one module each, mounted through `OPERATIONS`.
+
+Adding an operation: write `operations/<name>.py` with its parameters, its query (through storage)
+and its Bundle, declare `OPERATION = Operation(...)`, and list it here; the app mounts its router
+before the generic REST routes and the CapabilityStatement advertises it.
+"""
+
+from __future__ import annotations
+
+from fhir_server.operations import everything, match
+from fhir_server.operations.registry import Operation
+
+OPERATIONS: tuple[Operation, ...] = (everything.OPERATION, match.OPERATION)
+
+__all__ = ["OPERATIONS", "Operation"]

@@ -13,36 +13,21 @@ that type) are exactly covered by other parameters of the same type and kind:
 
 The rule is read from the vendored official definitions when the registry loads; custom parameters
 are never derived (nor used as sources). The indexer skips derived parameters and every SQL site that
-picks index rows by parameter goes through `param_clause` (or `expand_pairs`), which widens
-`param = code` to the sources' rows.
+picks index rows by parameter goes through `sources` (storage's `param_clause`) or `expand_pairs`,
+which widen `param = code` to the sources' rows.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from sqlalchemy import and_, or_
-from sqlalchemy.sql import ColumnElement
 
 from fhir_server.search.fhirpath import parse_fragment, split_top
-
-if TYPE_CHECKING:
-    from fhir_server.search.registry import Registry, SearchParam
+from fhir_server.search.params import ParamTable, SearchParam, Source
 
 _RESOLVE_IS = re.compile(r"^(?P<path>.+)\.where\(\s*resolve\(\)\s+is\s+(?P<type>\w+)\s*\)$")
 # (path, type named by a trailing `.where(resolve() is Type)` or None)
 Fragment = tuple[str, str | None]
-
-
-@dataclass(frozen=True)
-class Source:
-    """Rows of parameter `code` (of the same resource type), only those pointing at `target_type` if set."""
-
-    code: str
-    target_type: str | None = None
 
 
 # -- finding derived parameters (once, when the registry loads) --------------------------------------
@@ -66,7 +51,7 @@ def _fragments(param: SearchParam, res_type: str) -> frozenset[Fragment] | None:
     return frozenset(out)
 
 
-def _signature(registry: Registry, param: SearchParam) -> tuple:
+def _signature(registry: ParamTable, param: SearchParam) -> tuple:
     """What must be equal for two parameters' rows to be interchangeable: kind, and for composites
     the component expressions and the kinds of the component definitions."""
     if param.type != "composite":
@@ -94,7 +79,7 @@ def _covers(
     return out
 
 
-def _derive_type(registry: Registry, res_type: str) -> dict[str, tuple[Source, ...]]:
+def _derive_type(registry: ParamTable, res_type: str) -> dict[str, tuple[Source, ...]]:
     """code -> sources for the derived parameters of one resource type."""
     candidates: dict[str, tuple[tuple, frozenset[Fragment]]] = {}
     for code, param in registry.by_type.get(res_type, {}).items():
@@ -135,7 +120,7 @@ def _maximal(covers: list[tuple[Source, frozenset[Fragment]]]) -> list[tuple[Sou
     ]
 
 
-def mark_derived(registry: Registry) -> int:
+def mark_derived(registry: ParamTable) -> int:
     """Set `derived_from[res_type]` on every derived official parameter; returns how many (type, code)."""
     count = 0
     for res_type in sorted(registry.by_type):
@@ -145,8 +130,8 @@ def mark_derived(registry: Registry) -> int:
     return count
 
 
-# -- using them in SQL -------------------------------------------------------------------------------
-def sources(registry: Registry, res_type: str, code: str) -> tuple[Source, ...]:
+# -- where a parameter's rows are -------------------------------------------------------------------------------
+def sources(registry: ParamTable, res_type: str, code: str) -> tuple[Source, ...]:
     """Where the rows of parameter `code` of `res_type` are: its own, or its sources' (the one expansion)."""
     param = registry.get(res_type, code)
     if param is not None:
@@ -156,43 +141,8 @@ def sources(registry: Registry, res_type: str, code: str) -> tuple[Source, ...]:
     return (Source(code),)
 
 
-def param_clause(
-    table, registry: Registry, res_type: str | None, code: str, suffix: str = ""
-) -> ColumnElement:
-    """`table.param = code+suffix`, widened to the source rows when the parameter is derived.
-
-    `res_type` None means rows of any type (system searches, `*` includes): each type where `code`
-    is derived gets its own branch. `suffix` picks companion rows (":identifier", ":of-type").
-
-    A target-type constraint needs the table's target_type column. `patient:identifier` rows are
-    `subject:identifier` token rows, which have none, so that search matches a subject given by that
-    identifier whatever type it names (a logical reference rarely names one anyway)."""
-    if res_type is not None:
-        return _expanded(table, sources(registry, res_type, code), suffix)
-    branches = [table.c.param == code + suffix]
-    for rtype, params in sorted(registry.by_type.items()):
-        param = params.get(code)
-        if param is not None and rtype in param.derived_from:
-            expanded = _expanded(table, param.derived_from[rtype], suffix)
-            branches.append(and_(table.c.res_type == rtype, expanded))
-    return or_(*branches) if len(branches) > 1 else branches[0]
-
-
-def _expanded(table, found: tuple[Source, ...], suffix: str) -> ColumnElement:
-    """OR of the sources' rows: unconstrained ones in one IN list, typed ones with their target type."""
-    typed = "target_type" in table.c
-    plain = list(dict.fromkeys(s.code + suffix for s in found if s.target_type is None or not typed))
-    clauses = []
-    if plain:
-        clauses.append(table.c.param == plain[0] if len(plain) == 1 else table.c.param.in_(plain))
-    for s in found:
-        if s.target_type is not None and typed:
-            clauses.append(and_(table.c.param == s.code + suffix, table.c.target_type == s.target_type))
-    return or_(*clauses) if len(clauses) > 1 else clauses[0]
-
-
 def expand_pairs(
-    registry: Registry, pairs: Iterable[tuple[str, str]]
+    registry: ParamTable, pairs: Iterable[tuple[str, str]]
 ) -> tuple[tuple[str, str, str | None], ...]:
     """(res_type, param, target_type or None) rows to look up for (res_type, param) pairs, sorted."""
     out = {

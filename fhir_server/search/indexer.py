@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
-
 from fhir_server.search.fhirpath import element_names
-from fhir_server.search.registry import COLUMN_PARAMS, Registry, SearchParam, get_registry
-from fhir_server.search.tables import ALL_TABLES, TABLES
+from fhir_server.search.params import COLUMN_PARAMS, ParamTable, SearchParam
+from fhir_server.search.registry import Registry, get_registry
 from fhir_server.search.values import (
     date_rows,
     identifier_type_rows,
@@ -19,16 +17,35 @@ from fhir_server.search.values import (
 )
 from fhir_server.text import fold
 
-_S, _T, _R = TABLES["string"], TABLES["token"], TABLES["reference"]
-_D, _N, _Q, _U, _C = TABLES["date"], TABLES["number"], TABLES["quantity"], TABLES["uri"], TABLES["composite"]
+# Row kinds = search parameter types with their own index table (storage maps each to its table).
+_S, _T, _R, _D, _N, _Q, _U, _C = (
+    "string",
+    "token",
+    "reference",
+    "date",
+    "number",
+    "quantity",
+    "uri",
+    "composite",
+)
+# Columns of each kind's rows after (rid, res_type, param), for callers that want dicts.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    _S: ("value", "exact"),
+    _T: ("system", "code", "text"),
+    _R: ("target_type", "target_id", "url"),
+    _D: ("lo", "hi"),
+    _N: ("value",),
+    _Q: ("system", "code", "unit", "value"),
+    _U: ("value",),
+    _C: ("system", "code", "v_system", "v_code", "v_num", "v_lo", "v_hi"),
+}
 
 
 class Indexer:
-    """Turns a resource into rows for the index tables; storage inserts them with the resource's rid."""
+    """Turns a resource into index rows per kind; storage inserts them with the resource's rid."""
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or get_registry()
-        self.tables: list[Table] = list(ALL_TABLES)
         self._plans: dict[str, tuple[int, list[tuple[SearchParam, object]]]] = {}
 
     def _plan(self, res_type: str) -> list[tuple[SearchParam, object]]:
@@ -48,21 +65,18 @@ class Indexer:
         self._plans[res_type] = (self.registry.generation, plan)
         return plan
 
-    def rows(self, res_type: str, resource: dict) -> dict[Table, list[dict]]:
-        """Index rows per table as dicts by column name, without `rid` (for tests and tools)."""
-        out: dict[Table, list[dict]] = {}
-        for table, tuples in self.tuples(0, res_type, resource).items():
-            names = [c.name for c in table.columns][1:]
-            out[table] = [dict(zip(names, t[1:], strict=True)) for t in tuples]
+    def rows(self, res_type: str, resource: dict) -> dict[str, list[dict]]:
+        """Index rows per kind as dicts by column name, without `rid` (for tests and tools)."""
+        out: dict[str, list[dict]] = {}
+        for kind, tuples in self.tuples(0, res_type, resource).items():
+            names = ("res_type", "param", *COLUMNS[kind])
+            out[kind] = [dict(zip(names, t[1:], strict=True)) for t in tuples]
         return out
 
-    def tuples(self, rid: int, res_type: str, resource: dict) -> dict[Table, list[tuple]]:
-        """Index rows per table as tuples in the table's column order, `rid` first (the write path:
-        COPY takes them as they are)."""
-        if res_type == "SearchParameter":
-            # New parameters take effect for resources written after this one.
-            self.registry.register(resource)
-        out: dict[Table, list[tuple]] = {}
+    def tuples(self, rid: int, res_type: str, resource: dict) -> dict[str, list[tuple]]:
+        """Index rows per kind as tuples in the index table's column order, `rid` first (the write
+        path: COPY takes them as they are)."""
+        out: dict[str, list[tuple]] = {}
         present = element_names(resource)
         for param, extract in self._plan(res_type):
             roots = getattr(extract, "roots", None)
@@ -70,11 +84,13 @@ class Indexer:
                 continue  # most parameters of a type find nothing: skip them without walking
             values = extract(resource)
             if values:
-                _emit(out, rid, res_type, param, values)
+                _emit(out, rid, res_type, param, values, self.registry)
         return out
 
 
-def _emit(out: dict[Table, list[tuple]], rid: int, rt: str, param: SearchParam, values: list) -> None:
+def _emit(
+    out: dict[str, list[tuple]], rid: int, rt: str, param: SearchParam, values: list, registry: ParamTable
+) -> None:
     code = param.code
     kind = param.type
     if kind == "token":
@@ -125,13 +141,12 @@ def _emit(out: dict[Table, list[tuple]], rid: int, rt: str, param: SearchParam, 
         for num in {n for v in values for n in number_rows(v)}:
             rows.append((rid, rt, code, num))
     elif kind == "composite":
-        _emit_composite(out, rid, rt, param, values)
+        _emit_composite(out, rid, rt, param, values, registry)
 
 
 def _emit_composite(
-    out: dict[Table, list[tuple]], rid: int, rt: str, param: SearchParam, values: list
+    out: dict[str, list[tuple]], rid: int, rt: str, param: SearchParam, values: list, registry: ParamTable
 ) -> None:
-    registry = get_registry()
     if len(param.components) != 2:
         return
     first_def = registry.by_url.get(param.components[0][0])

@@ -1,52 +1,24 @@
 """Search parameter registry: the official R4 definitions (vendored data) plus SearchParameter resources
-posted to the server. One process-wide instance, loaded on first use."""
+posted to the server. One process-wide instance, loaded on first use.
+
+Custom parameters change only after the SearchParameter that defines them is committed (storage calls
+`reload_custom` with the committed set when its version row moves), never from inside a write.
+"""
 
 from __future__ import annotations
 
 import gzip
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 
 import orjson
 
-from fhir_server.search.derived import Source, mark_derived
-from fhir_server.search.fhirpath import Extractor, compile_for_type, compile_relative
+from fhir_server.search.derived import mark_derived
+from fhir_server.search.params import COLUMN_PARAMS, NOT_SUPPORTED, SearchParam
 
 DATA = "fhir_server.search.data"
-# Parameters defined for Resource/DomainResource that need no index (served from the resource table)
-# or are stated as not supported.
-COLUMN_PARAMS = {"_id", "_lastUpdated"}
-NOT_SUPPORTED = {"_text", "_content", "_list", "_query", "_filter", "_has_not", "near", "_containedType"}
-
-
-@dataclass
-class SearchParam:
-    """One search parameter as the engine uses it."""
-
-    code: str
-    type: str
-    url: str
-    base: list[str]
-    expression: str | None
-    target: list[str] = field(default_factory=list)
-    components: list[tuple[str, str]] = field(default_factory=list)  # (definition url, expression)
-    description: str | None = None
-    custom: bool = False
-    # res_type -> where this parameter's rows are instead of its own (see search/derived.py); the
-    # indexer writes none for those types. One parameter may be derived for some bases only.
-    derived_from: dict[str, tuple[Source, ...]] = field(default_factory=dict)
-
-    def extractor(self, res_type: str) -> Extractor | None:
-        """Compiled extractor of this parameter's values for one resource type."""
-        if not self.expression:
-            return None
-        return compile_for_type(self.expression, res_type)
-
-    def component_extractors(self) -> list[Extractor]:
-        """Extractors of composite components, relative to the composite's element."""
-        return [compile_relative(expr) for _, expr in self.components]
 
 
 def _load_gz(name: str):
@@ -122,22 +94,36 @@ class Registry:
             self._add(param)
         return param
 
-    def load_custom(self, conn) -> int:
-        """Register every SearchParameter resource stored in the database; returns how many."""
-        from sqlalchemy import and_, select
+    def reload_custom(self, resources: Iterable[dict]) -> int:
+        """Replace every custom parameter by those of these SearchParameter resources (the committed
+        state of the database); returns how many were registered."""
+        with self._lock:
+            for url in [u for u, p in self.by_url.items() if p.custom]:
+                param = self.by_url.pop(url)
+                for base in param.base:
+                    table = (
+                        self.common if base in ("Resource", "DomainResource") else self.by_type.get(base, {})
+                    )
+                    if table.get(param.code) is param:
+                        del table[param.code]
+            self.generation += 1
+        return sum(1 for sp in resources if self.register(sp) is not None)
 
-        from fhir_server.storage.schema import resource
-
-        rows = conn.execute(
-            select(resource.c.content).where(
-                and_(resource.c.res_type == "SearchParameter", resource.c.deleted.is_(False))
-            )
-        ).all()
-        count = 0
-        for (content,) in rows:
-            if content and self.register(orjson.loads(content)) is not None:
-                count += 1
-        return count
+    def capability(self, res_type: str) -> list[dict]:
+        """Search parameters supported for a type, for the CapabilityStatement."""
+        out = []
+        for code, param in sorted(self.params(res_type).items()):
+            if code in NOT_SUPPORTED or param.type == "special" or code == "phonetic":
+                continue
+            if param.type == "composite" and len(param.components) != 2:
+                continue
+            if not param.expression and code not in COLUMN_PARAMS:
+                continue
+            entry = {"name": code, "type": param.type, "definition": param.url}
+            if param.description:
+                entry["documentation"] = param.description
+            out.append(entry)
+        return out
 
 
 @cache

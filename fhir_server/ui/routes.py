@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
+from fhir_server.api.deps import get_store
 from fhir_server.errors import FhirError
 from fhir_server.ui.search import find_patients
 from fhir_server.ui.view import patient_view
@@ -51,7 +52,7 @@ def render(name: str, status: int = 200, **context) -> HTMLResponse:
 async def search_page(request: Request, q: str = "") -> HTMLResponse:
     """Search form and results."""
     q = q.strip()[:200]
-    results, more = await run_in_threadpool(find_patients, request.app.state.store, q) if q else ([], False)
+    results, more = await run_in_threadpool(find_patients, get_store(request), q) if q else ([], False)
     return render("search.html", query=q, results=results, more=more)
 
 
@@ -59,7 +60,7 @@ async def search_page(request: Request, q: str = "") -> HTMLResponse:
 async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
     """One patient's records from every linked hospital on one timeline."""
     try:
-        view = await run_in_threadpool(patient_view, request.app.state.store, patient_id)
+        view = await run_in_threadpool(patient_view, get_store(request), patient_id)
     except FhirError as exc:
         if exc.status in (404, 410):
             return render(

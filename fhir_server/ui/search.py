@@ -1,16 +1,12 @@
 """Patient lookup for the clinician view: CCCD / BHYT / record number, or an accent-insensitive name.
 
-Uses the search engine's index (`SearchEngine.find`), so "nguyen van an" finds "NGUYỄN VĂN AN".
+Uses the search index (`Storage.find`), so "nguyen van an" finds "NGUYỄN VĂN AN".
 """
 
 from __future__ import annotations
 
 import re
 
-import orjson
-from sqlalchemy import select
-
-from fhir_server.storage.schema import resource
 from fhir_server.text import fold
 from fhir_server.ui import labels as lb
 from fhir_server.ui.view import BHYT, CCCD, Hospitals
@@ -30,22 +26,12 @@ def find_patients(store, query: str) -> tuple[list[dict], bool]:
     """Matching Patient records as display rows (at most MAX_RESULTS) and whether more exist."""
     if not query.strip():
         return [], False
-    with store.engine.connect() as conn:
-        matches = store.search.find(conn, "Patient", search_params(query))
-        rids = [rid for rid, _ in matches[:MAX_RESULTS]]
-        rows = conn.execute(select(resource.c.content).where(resource.c.rid.in_(rids))).all() if rids else []
-        patients = [orjson.loads(c) for (c,) in rows if c]
-        org_ids = sorted({ref.split("/")[-1] for p in patients for ref in _org_refs(p)})
-        orgs = (
-            conn.execute(
-                select(resource.c.content).where(
-                    resource.c.res_type == "Organization", resource.c.res_id.in_(org_ids)
-                )
-            ).all()
-            if org_ids
-            else []
-        )
-    by_ref = {f"Organization/{o['id']}": o for o in (orjson.loads(c) for (c,) in orgs if c)}
+    matches = store.find("Patient", search_params(query))
+    found = store.read_many(("Patient", pid) for pid in matches[:MAX_RESULTS])
+    patients = [s.as_dict() for s in found.values() if s.content and not s.deleted]
+    org_ids = sorted({ref.split("/")[-1] for p in patients for ref in _org_refs(p)})
+    orgs = store.read_many(("Organization", oid) for oid in org_ids) if org_ids else {}
+    by_ref = {f"Organization/{o.res_id}": o.as_dict() for o in orgs.values() if o.content and not o.deleted}
     by_ref.update({f"Patient/{p['id']}": p for p in patients})
     hospitals = Hospitals(by_ref)
     unknown = lb.vocabulary()["unknown_hospital"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from fhir_server.cli import app
+from lienthong.cli import app
 
 
 async def test_conceptmaps_command_loads_searchable_conceptmaps(db_url, client):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from adapters.ids import deterministic_id
 from adapters.pipeline import ingest_many
 from adapters.qd130.plugin import Qd130Adapter
+from adapters.repository import ingest_repository
 from adapters.synth import generate
-from fhir_server.identity.service import linked_patient_ids
-from fhir_server.storage import inbox as ib
+from fhir_server.identity.service import link_all, linked_patient_ids
+from fhir_server.settings import Settings
+from lienthong.runtime import open_runtime
 
 
 def test_batch_of_payloads_archives_all_and_isolates_the_bad_one(store):
@@ -17,8 +19,10 @@ def test_batch_of_payloads_archives_all_and_isolates_the_bad_one(store):
     results = ingest_many(store, items, adapter="qd130")
     assert [r.status for r in results] == ["processed", "processed", "failed", "processed", "processed"]
     assert all(r.inbox_id for r in results)
-    assert ib.get_inbox(store.engine, results[2].inbox_id)["payload"] == b"<GIAMDINHHS><THONGTINDONVI>"
-    assert ib.count_dead_letters(store.engine) == 1
+    assert (
+        ingest_repository(store).get_inbox(results[2].inbox_id)["payload"] == b"<GIAMDINHHS><THONGTINDONVI>"
+    )
+    assert ingest_repository(store).count_dead_letters() == 1
     for visit in visits:
         assert store.read("Patient", _patient_id(visit)) is not None
 
@@ -46,12 +50,17 @@ def _patient_id(visit) -> str:
     return deterministic_id("Patient", visit.facility, visit.ma_bn)
 
 
-def test_linking_on_ingest_can_be_left_to_link_all(store, monkeypatch):
+def test_linking_on_ingest_can_be_left_to_link_all(db_url, monkeypatch):
     monkeypatch.setenv("LIENTHONG_LINK_ON_INGEST", "false")
+    runtime = open_runtime(Settings.from_env().with_(database_url=db_url))
+    assert runtime.linker is None
     mine = _visits_of_someone_seen_at_two_hospitals()
-    ingest_many(store, [(v.xml, v.filename) for v in mine], adapter="qd130")
+    ingest_many(runtime.store, [(v.xml, v.filename) for v in mine], adapter="qd130")
     first = sorted({_patient_id(v) for v in mine})[0]
-    assert linked_patient_ids(store, first) == [first]
+    assert linked_patient_ids(runtime.store, first) == [first]
+    link_all(runtime.store)
+    assert len(linked_patient_ids(runtime.store, first)) >= 2
+    runtime.store.close()
 
 
 def test_adapter_output_is_model_validated_when_asked(store, monkeypatch):

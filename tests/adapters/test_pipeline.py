@@ -13,12 +13,11 @@ from sqlalchemy import select
 from adapters.ids import deterministic_id
 from adapters.pipeline import ingest, replay
 from adapters.qd130.vendors import reload_vendors
+from adapters.repository import inbox, ingest_repository
 from adapters.synth import generate
 from adapters.synth.envelope import build_envelope, read_files
-from fhir_server.api.app import create_app
-from fhir_server.config import Settings
-from fhir_server.storage import inbox as ib
-from fhir_server.storage.schema import inbox
+from fhir_server.settings import Settings
+from lienthong.app import create_app
 
 SAMPLES = Path("/work/shared/standards/samples")
 if not SAMPLES.exists():
@@ -63,9 +62,9 @@ def test_samples_ingest_and_reingest_is_idempotent(store):
 def test_payload_is_archived_even_when_unparseable(store):
     res = ingest(store, b"\x00garbage", source="test", adapter="qd130")
     assert res.status == "failed" and res.rejected == 1
-    row = ib.get_inbox(store.engine, res.inbox_id)
+    row = ingest_repository(store).get_inbox(res.inbox_id)
     assert row["payload"] == b"\x00garbage" and row["status"] == "failed" and len(row["sha256"]) == 64
-    (dl,) = ib.list_dead_letters(store.engine)
+    (dl,) = ingest_repository(store).list_dead_letters()
     assert dl["location"] == "file" and dl["inbox_id"] == res.inbox_id
 
 
@@ -74,7 +73,7 @@ def test_partial_file_dead_letters_only_the_bad_record(store):
     assert res.status == "partial" and (res.accepted, res.rejected) == (1, 1)
     bad = res.records[1]
     assert bad.key == "79999_BAD" and bad.errors[0]["location"] == "XML1/TONG_HOP/SO_CCCD"
-    dl = ib.get_dead_letter(store.engine, bad.dead_letter_id)
+    dl = ingest_repository(store).get_dead_letter(bad.dead_letter_id)
     assert dl["record_key"] == "79999_BAD" and b"HOSO" in dl["payload"]
     assert store.read("Encounter", deterministic_id("Encounter", "79999", "79999_2024_03_BN000123_KB01"))
     assert store.read("Encounter", deterministic_id("Encounter", "79999", "79999_BAD")) is None
@@ -94,13 +93,13 @@ def test_replay_after_mapping_fix(store, tmp_path, monkeypatch):
         assert res.status == "failed"
         dl_id = res.records[0].dead_letter_id
         assert replay(store, dl_id)[0]["status"] == "failed"  # nothing fixed yet
-        assert ib.get_dead_letter(store.engine, dl_id)["attempts"] == 1
+        assert ingest_repository(store).get_dead_letter(dl_id)["attempts"] == 1
         profile.write_text("name: his_y\ndecimal_separator: ','\n", encoding="utf-8")  # the fix
         reload_vendors()
         (outcome,) = replay(store)
         assert outcome["status"] == "replayed"
-        assert ib.get_dead_letter(store.engine, dl_id)["status"] == "replayed"
-        assert ib.list_dead_letters(store.engine) == []
+        assert ingest_repository(store).get_dead_letter(dl_id)["status"] == "replayed"
+        assert ingest_repository(store).list_dead_letters() == []
         assert store.read("Encounter", deterministic_id("Encounter", "79999", "79999_2024_03_BN000123_KB01"))
     finally:
         reload_vendors()

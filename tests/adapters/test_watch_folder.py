@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fhir_server.cli import app
-from fhir_server.storage import inbox as ib
+from adapters.repository import ingest_repository
+from lienthong.cli import app
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "standards" / "samples"
 
@@ -23,5 +23,5 @@ def test_drop_folder_ingests_good_files_and_sets_bad_ones_aside(tmp_path, db_url
     assert (drop / "done" / "bv79999-ngoai-tru.xml").exists()
     assert (drop / "failed" / "hong.xml").exists()
     assert not list(drop.glob("*.xml"))
-    archived = {r["source"].rsplit("/", 1)[-1]: r["status"] for r in ib.list_inbox(store.engine)}
+    archived = {r["source"].rsplit("/", 1)[-1]: r["status"] for r in ingest_repository(store).list_inbox()}
     assert archived == {"bv79999-ngoai-tru.xml": "processed", "hong.xml": "failed"}

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from adapters.hl7v2.mllp import frame
 from adapters.hl7v2.processor import process_batch
-from fhir_server.storage.schema import inbox, resource_history
+from adapters.repository import inbox
+from fhir_server.storage.sql.schema import resource_history
 from tests.adapters.hl7v2.samples import ADT_A01, ORU_R01
 
 

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 
 from adapters.hl7v2.mllp import MllpServer, frame
 from adapters.ids import deterministic_id
+from adapters.repository import dead_letter, inbox, processed_message
 from fhir_server.identity.service import linked_patient_ids
-from fhir_server.storage.schema import dead_letter, inbox, processed_message, resource
+from fhir_server.storage.sql.schema import resource
 from tests.adapters.hl7v2.samples import ADT_A01, ADT_A08, ALL_GOOD, ORU_R01, msg
 
 MRN = "http://fhir.hl7.org.vn/core/sid/mrn/01929"

@@ -249,7 +249,7 @@ def test_ids_are_deterministic():
 
 
 def test_code_maps_export_as_valid_conceptmaps():
-    from mappings.conceptmaps import qd130_conceptmap_bundle
+    from adapters.qd130.conceptmaps import qd130_conceptmap_bundle
 
     bundle = qd130_conceptmap_bundle()
     names = {e["resource"]["name"] for e in bundle["entry"]}

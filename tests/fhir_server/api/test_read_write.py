@@ -139,7 +139,7 @@ async def test_xml_requested_is_406(client):
 
 
 async def test_oversize_body_is_413_and_nothing_is_written(client, app):
-    app.state.settings = app.state.settings.with_(max_body_bytes=2000)
+    app.state.context.settings = app.state.context.settings.with_(max_body_bytes=2000)
     big = patient()
     big["address"][0]["text"] = "Đường " * 1000
     r = await client.post("Patient", content=orjson.dumps(big))
@@ -302,7 +302,7 @@ async def test_capability_statement_lists_interactions(client):
 
 
 async def test_oversize_search_post_is_413(client, app):
-    app.state.settings = app.state.settings.with_(max_body_bytes=1000)
+    app.state.context.settings = app.state.context.settings.with_(max_body_bytes=1000)
     r = await client.post(
         "Patient/_search",
         content=b"name=" + b"n" * 5000,

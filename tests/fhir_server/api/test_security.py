@@ -8,7 +8,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from fhir_server.api.app import create_app
+from lienthong.app import create_app
 from tests.fhir_server.vn_data import patient
 
 SECRET = "khoa-bi-mat-cua-benh-vien-79001-dai-du-32-byte"

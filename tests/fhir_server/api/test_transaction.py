@@ -6,6 +6,8 @@ import base64
 
 import orjson
 
+from fhir_server.interactions import bundles
+from fhir_server.interactions.group import commit_group
 from tests.fhir_server.vn_data import CCCD, observation, patient
 
 
@@ -158,8 +160,8 @@ async def test_bundle_of_wrong_type_is_400(client):
 
 
 async def test_store_transaction_is_the_adapters_one_call_write(store):
-    out = store.transaction(
-        tx(put(patient(res_id="adapter-p")), put(observation("Patient/adapter-p", res_id="o")))
+    out = bundles.transaction(
+        store, tx(put(patient(res_id="adapter-p")), put(observation("Patient/adapter-p", res_id="o")))
     )
     assert [e["response"]["status"] for e in out["entry"]] == ["201 Created", "201 Created"]
     assert store.read("Observation", "o").as_dict()["subject"]["reference"] == "Patient/adapter-p"
@@ -168,12 +170,13 @@ async def test_store_transaction_is_the_adapters_one_call_write(store):
 def test_group_commit_keeps_each_bundle_atomic(store):
     bad = observation("Patient/g1", res_id="g-bad")
     bad["status"] = 7
-    results = store.transactions(
+    results = commit_group(
+        store,
         [
             tx(put(patient(res_id="g1")), put(observation("Patient/g1", res_id="g-obs"))),
             tx(put(patient(res_id="g2")), put(bad)),
             tx(put(patient(res_id="g3"))),
-        ]
+        ],
     )
     assert results[0]["type"] == "transaction-response"
     assert results[1].status == 400 and "Bundle.entry[1]" in results[1].diagnostics
@@ -186,11 +189,11 @@ def test_group_commit_keeps_each_bundle_atomic(store):
 def test_group_commit_later_bundle_sees_earlier_bundles_writes(store):
     first = patient(res_id="seq")
     second = dict(patient(res_id="seq"), gender="female")
-    store.transactions([tx(put(first)), tx(put(second))])
+    commit_group(store, [tx(put(first)), tx(put(second))])
     current = store.read("Patient", "seq")
     assert current.version == 2
     assert current.as_dict()["gender"] == "female"
-    assert [h[0].version for h in store.history("Patient", "seq")] == [2, 1]
+    assert [h.stored.version for h in store.history("Patient", "seq")] == [2, 1]
 
 
 async def test_search_entry_in_a_batch_returns_a_searchset(client):

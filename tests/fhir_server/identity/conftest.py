@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.ids import deterministic_id
 from adapters.names import human_name
+from fhir_server.interactions import bundles
 from mappings import profile_set
 
 PS = profile_set("hl7vn")
@@ -52,12 +53,13 @@ def patient(
 
 def put_all(store, patients: list[dict]) -> None:
     """Store Patients with one transaction Bundle (PUT, so ids are kept)."""
-    store.transaction(
+    bundles.transaction(
+        store,
         {
             "resourceType": "Bundle",
             "type": "transaction",
             "entry": [
                 {"resource": p, "request": {"method": "PUT", "url": f"Patient/{p['id']}"}} for p in patients
             ],
-        }
+        },
     )

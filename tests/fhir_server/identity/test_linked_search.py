@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fhir_server.identity.service import link_patients
+from fhir_server.interactions import bundles
 
 BHYT = "http://fhir.hl7.org.vn/core/sid/bhyt"
 
@@ -33,10 +34,11 @@ def _put(*resources: dict) -> dict:
 
 async def test_bhyt_search_through_the_link_set_finds_the_other_hospitals_record(client, store):
     # The card prefix changed between visits (benefit group DN -> HC); the 10-digit BHXH part did not.
-    store.transaction(
+    bundles.transaction(
+        store,
         _put(
             _patient("bv-a-001", "DN4797912345678", "79001"), _patient("bv-b-777", "HC4797912345678", "01001")
-        )
+        ),
     )
     link_patients(store, ["bv-a-001", "bv-b-777"])
     direct = (await client.get(f"Patient?identifier={BHYT}|DN4797912345678")).json()

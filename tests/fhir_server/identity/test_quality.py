@@ -1,10 +1,10 @@
 """Precision / recall floor of the whole linker on a seeded, labelled synthetic set."""
 
-from fhir_server.identity.evaluate import pair_quality
+from devtools.identity.evaluate import pair_quality
+from devtools.identity.synth import generate
 from fhir_server.identity.features import extract
 from fhir_server.identity.linker import link_records
 from fhir_server.identity.scorer import default_matcher
-from fhir_server.identity.synth import generate
 
 
 def test_precision_and_recall_on_seeded_synthetic_patients():

@@ -3,7 +3,7 @@
 from sqlalchemy import select
 
 from fhir_server.identity import service
-from fhir_server.identity.schema import identity_link
+from fhir_server.storage.sql.identity import identity_link
 
 from .conftest import patient, put_all
 

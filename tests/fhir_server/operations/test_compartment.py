@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.operations.compartment import care_date_params, compartment_pairs, patient_compartment
+from fhir_server.search.compartment import care_date_params, compartment_pairs, patient_compartment
 from fhir_server.search.registry import get_registry
 
 

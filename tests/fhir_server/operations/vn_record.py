@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapters.ids import deterministic_id
+from fhir_server.interactions import bundles
 
 MRN = "http://fhir.hl7.org.vn/core/sid/mrn"
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
@@ -214,6 +215,6 @@ def load_and_link(store) -> list[str]:
     """Store the scenario and link the two records through the identity service; returns the link set."""
     from fhir_server.identity.service import link_all, linked_patient_ids
 
-    store.transaction(transaction())
+    bundles.transaction(store, transaction())
     link_all(store)
     return linked_patient_ids(store, PA)

@@ -10,7 +10,7 @@ from sqlalchemy import and_, select, tuple_
 from fhir_server.search.derived import Source, sources
 from fhir_server.search.indexer import Indexer
 from fhir_server.search.registry import Registry, get_registry
-from fhir_server.search.tables import ALL_TABLES
+from fhir_server.storage.sql.index_tables import ALL_TABLES
 from tests.fhir_server.search.cases import ids, mismatches
 from tests.fhir_server.search.vn_data import CCCD, LOINC, UCUM, transaction
 

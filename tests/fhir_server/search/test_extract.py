@@ -17,7 +17,7 @@ from tests.fhir_server.search.vn_data import resources
 
 
 def _rows(res: dict) -> dict[str, list[dict]]:
-    return {t.name: rows for t, rows in Indexer().rows(res["resourceType"], res).items()}
+    return {f"sp_{kind}": rows for kind, rows in Indexer().rows(res["resourceType"], res).items()}
 
 
 def test_every_official_expression_compiles_or_falls_back() -> None:

@@ -6,14 +6,14 @@ import uuid
 
 from sqlalchemy import select
 
-from fhir_server.search.cli import reindex
-from fhir_server.search.tables import sp_string
+from fhir_server.interactions import bundles
+from fhir_server.storage.sql.index_tables import sp_string
 from tests.fhir_server.search.vn_data import resources, transaction
 
 
 def test_reindex_applies_new_parameter(store) -> None:
     code = f"nick-{uuid.uuid4().hex[:8]}"  # the registry is process-wide: a fresh code per run
-    store.transaction(transaction(resources()))
+    bundles.transaction(store, transaction(resources()))
     nickname = {
         "resourceType": "SearchParameter",
         "id": code,
@@ -28,14 +28,13 @@ def test_reindex_applies_new_parameter(store) -> None:
     }
     p3 = next(r for r in resources() if r["id"] == "p3")
     p3["name"].append({"use": "nickname", "given": ["Cường Đô La"]})
-    store.transaction(transaction([p3]))
-    store.transaction(transaction([nickname]))  # registered now, after p3 was indexed
+    bundles.transaction(store, transaction([p3]))
+    bundles.transaction(store, transaction([nickname]))  # registered now, after p3 was indexed
+    assert store.find("Patient", [(code, "cuong do")]) == []
+    assert store.reindex("Patient") == 4
+    assert store.find("Patient", [(code, "cuong do")]) == ["p3"]
+    # Reindexing replaces rows instead of duplicating them.
+    assert store.reindex() >= 12
     with store.engine.connect() as conn:
-        assert store.search.find(conn, "Patient", [(code, "cuong do")]) == []
-    assert reindex(store, "Patient") == 4
-    with store.engine.connect() as conn:
-        assert [i for _, i in store.search.find(conn, "Patient", [(code, "cuong do")])] == ["p3"]
-        # Reindexing replaces rows instead of duplicating them.
-        assert reindex(store) >= 12
         names = conn.execute(select(sp_string.c.value).where(sp_string.c.param == code)).scalars().all()
-        assert names == ["cuong do la"]
+    assert names == ["cuong do la"]

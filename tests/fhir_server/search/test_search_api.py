@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
+from fhir_server.interactions import bundles
+from fhir_server.search.registry import get_registry
 from tests.fhir_server.search.cases import ids, mismatches
 from tests.fhir_server.search.vn_data import (
     CCCD,
@@ -277,13 +279,11 @@ async def test_deleted_and_updated_resources(loaded) -> None:
 async def test_find_for_conditional_ops(store) -> None:
     from fhir_server.errors import FhirError
 
-    store.transaction(transaction(resources()))
-    with store.engine.connect() as conn:
-        found = store.search.find(conn, "Patient", [("identifier", f"{CCCD}|079190000111")])
-        assert [i for _, i in found] == ["p2"]
-        assert store.search.find(conn, "Patient", [("name", "nobody")]) == []
-        with pytest.raises(FhirError):
-            store.search.find(conn, "Patient", [("no-such-param", "x")])
+    bundles.transaction(store, transaction(resources()))
+    assert store.find("Patient", [("identifier", f"{CCCD}|079190000111")]) == ["p2"]
+    assert store.find("Patient", [("name", "nobody")]) == []
+    with pytest.raises(FhirError):
+        store.find("Patient", [("no-such-param", "x")])
     assert {"name", "identifier", "_id", "_lastUpdated"} <= {
-        p["name"] for p in store.search.capability("Patient")
+        p["name"] for p in get_registry().capability("Patient")
     }

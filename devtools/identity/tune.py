@@ -1,6 +1,6 @@
 """Estimate m/u probabilities of every comparison level from labelled synthetic data.
 
-Run `python -m fhir_server.identity.tune [n_records] [seed]`; it prints the estimates next to the
+Run `python -m devtools.identity.tune [n_records] [seed]`; it prints the estimates next to the
 values in mappings/identity/matcher.yaml and precision / recall over a grid of thresholds. The YAML
 is edited by hand from this output (estimates are rounded, and kept conservative where the
 synthetic noise model is a guess).
@@ -12,11 +12,11 @@ import random
 import sys
 from collections import Counter, defaultdict
 
-from fhir_server.identity.evaluate import pair_quality
+from devtools.identity.evaluate import pair_quality
+from devtools.identity.synth import generate
 from fhir_server.identity.features import extract
 from fhir_server.identity.linker import UnionFind, candidate_pairs
 from fhir_server.identity.scorer import FIELDS, MATCH, default_matcher
-from fhir_server.identity.synth import generate
 
 
 def estimate(

@@ -16,12 +16,12 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from fhir_server.errors import FhirError
-from fhir_server.search.derived import param_clause
+from fhir_server.search.derived import sources
+from fhir_server.search.params import NOT_SUPPORTED, ParamTable, SearchParam, Source
 from fhir_server.search.query import Filter, number_bounds, parse_filter, split_prefix, split_values
-from fhir_server.search.registry import NOT_SUPPORTED, Registry, SearchParam
-from fhir_server.search.tables import TABLES, sp_reference, sp_token
 from fhir_server.search.values import MAX_US, MIN_US, date_range, parse_reference
-from fhir_server.storage.schema import resource
+from fhir_server.storage.sql.index_tables import TABLES, sp_reference, sp_token
+from fhir_server.storage.sql.schema import resource
 from fhir_server.text import fold, nfc
 
 TOP = "\U0010ffff"
@@ -44,7 +44,7 @@ class Unknown(Exception):
 class Conditions:
     """Builds WHERE clauses for one registry; `base_url` lets absolute local references match."""
 
-    def __init__(self, registry: Registry, base_url: str | None = None) -> None:
+    def __init__(self, registry: ParamTable, base_url: str | None = None) -> None:
         self.registry = registry
         self.base_url = (base_url or "").rstrip("/")
 
@@ -361,3 +361,39 @@ def _rt(r: FromClause, res_type: str | None):
 
 
 __all__ = ["Conditions", "Unknown", "split_values"]
+
+
+# -- derived parameters: which rows hold a parameter --------------------------------------------
+def param_clause(
+    table, registry: ParamTable, res_type: str | None, code: str, suffix: str = ""
+) -> ColumnElement:
+    """`table.param = code+suffix`, widened to the source rows when the parameter is derived.
+
+    `res_type` None means rows of any type (system searches, `*` includes): each type where `code`
+    is derived gets its own branch. `suffix` picks companion rows (":identifier", ":of-type").
+
+    A target-type constraint needs the table's target_type column. `patient:identifier` rows are
+    `subject:identifier` token rows, which have none, so that search matches a subject given by that
+    identifier whatever type it names (a logical reference rarely names one anyway)."""
+    if res_type is not None:
+        return _expanded(table, sources(registry, res_type, code), suffix)
+    branches = [table.c.param == code + suffix]
+    for rtype, params in sorted(registry.by_type.items()):
+        param = params.get(code)
+        if param is not None and rtype in param.derived_from:
+            expanded = _expanded(table, param.derived_from[rtype], suffix)
+            branches.append(and_(table.c.res_type == rtype, expanded))
+    return or_(*branches) if len(branches) > 1 else branches[0]
+
+
+def _expanded(table, found: tuple[Source, ...], suffix: str) -> ColumnElement:
+    """OR of the sources' rows: unconstrained ones in one IN list, typed ones with their target type."""
+    typed = "target_type" in table.c
+    plain = list(dict.fromkeys(s.code + suffix for s in found if s.target_type is None or not typed))
+    clauses = []
+    if plain:
+        clauses.append(table.c.param == plain[0] if len(plain) == 1 else table.c.param.in_(plain))
+    for s in found:
+        if s.target_type is not None and typed:
+            clauses.append(and_(table.c.param == s.code + suffix, table.c.target_type == s.target_type))
+    return or_(*clauses) if len(clauses) > 1 else clauses[0]

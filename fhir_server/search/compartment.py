@@ -1,6 +1,6 @@
 """The Patient compartment (official R4 CompartmentDefinition) and the care-date parameters per type.
 
-Both are data files in `fhir_server/operations/data/`: the compartment is vendored from the FHIR R4
+Both are data files in `fhir_server/search/data/`: the compartment is vendored from the FHIR R4
 package (see docs/clinician-view.md for its source), the care dates are Lienthong's choice of official
 date SearchParameters used by `$everything` start/end.
 """
@@ -12,7 +12,7 @@ from importlib import resources
 
 import orjson
 
-DATA = "fhir_server.operations.data"
+DATA = "fhir_server.search.data"
 
 
 def _load(name: str) -> dict:

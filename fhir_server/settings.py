@@ -1,14 +1,25 @@
-"""Runtime configuration from environment variables (LIENTHONG_*), overridable by CLI flags."""
+"""Runtime configuration: the only reader of environment variables (LIENTHONG_*).
+
+CLI flags override the environment through `Settings.with_`; components receive a `Settings` (or call
+`get_settings()` when they run outside an app, e.g. an adapter used as a library).
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -30,10 +41,14 @@ class Settings:
     jwt_public_key: str | None = None
     jwt_algorithms: str = "HS256,RS256,ES256"
     jwt_audience: str | None = None
+    # Ingest side (adapters and the pipeline)
+    link_on_ingest: bool = True
+    validate_ingest: bool = False
+    vendor_path: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         """Read settings from LIENTHONG_* environment variables."""
         return cls(
             database_url=os.environ.get("LIENTHONG_DATABASE_URL", cls.database_url),
@@ -51,8 +66,20 @@ class Settings:
             jwt_public_key=os.environ.get("LIENTHONG_JWT_PUBLIC_KEY") or None,
             jwt_algorithms=os.environ.get("LIENTHONG_JWT_ALGORITHMS", cls.jwt_algorithms),
             jwt_audience=os.environ.get("LIENTHONG_JWT_AUDIENCE") or None,
+            link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
+            validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
+            vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
         )
 
-    def with_(self, **changes) -> "Settings":
-        """Return a copy with some fields replaced (CLI flags win over the environment)."""
+    def with_(self, **changes) -> Settings:
+        """Return a copy with some fields replaced (CLI flags win over the environment); None is ignored."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def get_settings() -> Settings:
+    """The settings of this process as the environment says now (not cached: tests and tools change it)."""
+    return Settings.from_env()

@@ -1,24 +1,17 @@
-"""Search execution: filters -> SQL over the index tables, keyset paging, includes, searchset Bundles.
+"""Search execution over the index tables: filters -> SQL, keyset paging, _include/_revinclude.
 
-Bundles are assembled from the stored JSON bytes without re-parsing them (unless _summary/_elements
-asks for a trimmed copy).
+Returns `search.page.Page` objects of stored JSON bytes; the searchset Bundle is built above storage
+(`fhir_server/search/bundle.py`), so this module never serializes anything.
 """
 
 from __future__ import annotations
 
-import threading
-import uuid
-from dataclasses import dataclass
-from urllib.parse import urlencode
-
-import orjson
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.search.conditions import TOP, Conditions, Unknown
-from fhir_server.search.derived import param_clause
+from fhir_server.errors import FhirError
+from fhir_server.search.page import Hit, Page
 from fhir_server.search.query import (
     RESULT_PARAMS,
     Include,
@@ -27,12 +20,11 @@ from fhir_server.search.query import (
     encode_token,
     parse_request,
 )
-from fhir_server.search.registry import COLUMN_PARAMS, NOT_SUPPORTED, Registry, get_registry
-from fhir_server.search.shaping import shape
-from fhir_server.search.tables import TABLES, sp_reference
+from fhir_server.search.registry import Registry
 from fhir_server.search.values import MAX_US, MIN_US
-from fhir_server.storage.schema import resource
-from fhir_server.timeutil import instant, now_us
+from fhir_server.storage.sql.conditions import TOP, Conditions, Unknown, param_clause
+from fhir_server.storage.sql.index_tables import TABLES, sp_reference
+from fhir_server.storage.sql.schema import resource
 
 MAX_INCLUDED = 1000
 MAX_ITERATE = 4
@@ -46,62 +38,20 @@ _AGG = {
 }
 
 
-@dataclass
-class Page:
-    """One page of matches plus what the links and total need."""
+class SqlSearch:
+    """Finds current, non-deleted resources matching FHIR search parameters, in SQL."""
 
-    rows: list  # (rid, res_type, res_id, content, *sort keys)
-    included: list  # (res_type, res_id, content)
-    next_token: str | None
-    prev_token: str | None
-    total: int | None
-    issues: list[str]
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
 
-
-class SearchEngine:
-    """Finds current, non-deleted resources matching FHIR search parameters."""
-
-    def __init__(self, registry: Registry | None = None) -> None:
-        self.registry = registry or get_registry()
-        self._custom_loaded = False
-        self._lock = threading.Lock()
-
-    def _ensure_custom(self, conn: Connection) -> None:
-        """Register SearchParameter resources stored before this process started (once)."""
-        if self._custom_loaded:
-            return
-        with self._lock:
-            if not self._custom_loaded:
-                try:
-                    self.registry.load_custom(conn)
-                finally:
-                    self._custom_loaded = True
-
-    # -- conditional interactions ----------------------------------------------------------------
-    def find(self, conn: Connection, res_type: str, params: list[tuple[str, str]]) -> list[tuple[int, str]]:
-        """Return (rid, id) of matches, for conditional create/update/delete."""
-        self._ensure_custom(conn)
+    def find(self, conn: Connection, res_type: str, params: list[tuple[str, str]]) -> list[str]:
+        """Ids of matches, for conditional create/update/delete/patch (unknown parameters refused)."""
         req = parse_request([(k, v) for k, v in params if k.split(":", 1)[0] not in RESULT_PARAMS])
         r = resource.alias("r")
         conds = self._where(r, res_type, req, strict=True, base_url=None)
-        rows = conn.execute(select(r.c.rid, r.c.res_id).where(*conds)).all()
-        return [(row.rid, row.res_id) for row in rows]
-
-    def capability(self, res_type: str) -> list[dict]:
-        """Search parameters supported for a type, for the CapabilityStatement."""
-        out = []
-        for code, param in sorted(self.registry.params(res_type).items()):
-            if code in NOT_SUPPORTED or param.type == "special" or code == "phonetic":
-                continue
-            if param.type == "composite" and len(param.components) != 2:
-                continue
-            if not param.expression and code not in COLUMN_PARAMS:
-                continue
-            entry = {"name": code, "type": param.type, "definition": param.url}
-            if param.description:
-                entry["documentation"] = param.description
-            out.append(entry)
-        return out
+        return [
+            row.res_id for row in conn.execute(select(r.c.rid, r.c.res_id).where(*conds).order_by(r.c.rid))
+        ]
 
     # -- search -----------------------------------------------------------------------------------
     def _where(
@@ -161,44 +111,17 @@ class SearchEngine:
             keys.append((func.coalesce(sub, literal(sentinel)), desc, kind))
         return keys
 
-    def search(
+    def page(
         self,
         conn: Connection,
         res_type: str | None,
-        params: list[tuple[str, str]],
+        req: SearchRequest,
         base_url: str,
         strict: bool = False,
         default_count: int = 50,
-        max_count: int = 1000,
-    ) -> bytes:
-        """Run a type (or system, when res_type is None) search and return the searchset Bundle bytes."""
-        self._ensure_custom(conn)
-        req = parse_request(params, max_count)
-        types = None
-        if res_type is None and req.types:
-            unknown = [t for t in req.types if t not in self.registry.resource_types]
-            if unknown:
-                raise FhirError.bad_request(
-                    f"unknown resource type(s) in _type: {', '.join(unknown)}", expression="_type"
-                )
-            types = req.types
-            if len(types) == 1:
-                res_type, types = types[0], None
-        if strict and req.issues:
-            raise FhirError.bad_request(req.issues[0], code="not-supported")
-        page = self._page(conn, res_type, types, req, strict, base_url, default_count)
-        return self._bundle(res_type, params, req, page, base_url)
-
-    def _page(
-        self,
-        conn: Connection,
-        res_type: str | None,
-        types: list[str] | None,
-        req: SearchRequest,
-        strict: bool,
-        base_url: str,
-        default_count: int,
+        types: list[str] | None = None,
     ) -> Page:
+        """One page of a type search (or a system search over `types`, or every type when None)."""
         r = resource.alias("r")
         conds = self._where(r, res_type, req, strict, base_url, types)
         count = default_count if req.count is None else req.count
@@ -226,7 +149,7 @@ class SearchEngine:
         cols = [r.c.rid, r.c.res_type, r.c.res_id, r.c.content] + [k[0] for k in keys]
         rows = conn.execute(select(*cols).where(*conds).order_by(*order).limit(count + 1)).all()
         more = len(rows) > count
-        rows = list(rows[:count])
+        rows = [Hit(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in rows[:count]]
         if backwards:
             rows.reverse()
         next_token = prev_token = None
@@ -242,10 +165,10 @@ class SearchEngine:
         return Page(rows, included, next_token, prev_token, total, req.issues)
 
     # -- _include / _revinclude -------------------------------------------------------------------
-    def _includes(self, conn: Connection, rows: list, req: SearchRequest) -> list[tuple[str, str, bytes]]:
+    def _includes(self, conn: Connection, rows: list[Hit], req: SearchRequest) -> list[Hit]:
         seen = {(row.res_type, row.res_id) for row in rows}
         frontier = [(row.rid, row.res_type, row.res_id) for row in rows]
-        out: list[tuple[str, str, bytes]] = []
+        out: list[Hit] = []
         for depth in range(MAX_ITERATE):
             specs = [inc for inc in req.includes if depth == 0 or inc.iterate]
             if not specs or not frontier:
@@ -262,7 +185,7 @@ class SearchEngine:
                 if (rtype, rid_str) in seen or len(out) >= MAX_INCLUDED:
                     continue
                 seen.add((rtype, rid_str))
-                out.append((rtype, rid_str, content))
+                out.append(Hit(rid, rtype, rid_str, content))
                 frontier.append((rid, rtype, rid_str))
         return out
 
@@ -314,73 +237,9 @@ class SearchEngine:
             found += [tuple(row) for row in conn.execute(stmt)]
         return found
 
-    # -- Bundle -----------------------------------------------------------------------------------
-    def _bundle(
-        self,
-        res_type: str | None,
-        params: list[tuple[str, str]],
-        req: SearchRequest,
-        page: Page,
-        base_url: str,
-    ) -> bytes:
-        base = base_url.rstrip("/")
-        path = f"{base}/{res_type}" if res_type else base
-        keep = [(k, v) for k, v in params if k != "_page_token"]
 
-        def link(relation: str, token: str | None) -> dict:
-            query = keep + ([("_page_token", token)] if token else [])
-            return {"relation": relation, "url": path + ("?" + urlencode(query) if query else "")}
-
-        links = [link("self", req.page_token)]
-        if page.next_token:
-            links.append(link("next", page.next_token))
-        if page.prev_token:
-            links.append(link("previous", page.prev_token))
-        head: dict = {
-            "resourceType": "Bundle",
-            "id": str(uuid.uuid4()),
-            "meta": {"lastUpdated": instant(now_us())},
-            "type": "searchset",
-        }
-        if page.total is not None:
-            head["total"] = page.total
-        head["link"] = links
-        shaped = req.summary in ("true", "text", "data") or bool(req.elements)
-        entries: list[bytes] = []
-        for row in page.rows:
-            entries.append(_entry(base, row.res_type, row.res_id, row.content, b"match", shaped, req))
-        for rtype, rid_str, content in page.included:
-            entries.append(_entry(base, rtype, rid_str, content, b"include", shaped, req))
-        if page.issues:
-            outcome = operation_outcome("warning", "not-supported", page.issues[0])
-            outcome["issue"] += [
-                {"severity": "warning", "code": "not-supported", "diagnostics": m} for m in page.issues[1:]
-            ]
-            entries.append(b'{"resource":' + orjson.dumps(outcome) + b',"search":{"mode":"outcome"}}')
-        body = orjson.dumps(head)
-        if not entries:
-            return body
-        return body[:-1] + b',"entry":[' + b",".join(entries) + b"]}"
-
-
-def _entry(
-    base: str, rtype: str, rid_str: str, content: bytes, mode: bytes, shaped: bool, req: SearchRequest
-) -> bytes:
-    if shaped:
-        content = orjson.dumps(shape(orjson.loads(content), req.summary, req.elements))
-    return (
-        b'{"fullUrl":'
-        + orjson.dumps(f"{base}/{rtype}/{rid_str}")
-        + b',"resource":'
-        + bytes(content)
-        + b',"search":{"mode":"'
-        + mode
-        + b'"}}'
-    )
-
-
-def _key_values(row, n: int) -> list:
-    return [row[4 + i] for i in range(n)]
+def _key_values(row: Hit, n: int) -> list:
+    return list(row.keys[:n])
 
 
 def _after(keys: list[tuple], values: list, rid_col, last_rid: int, backwards: bool) -> ColumnElement:

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-
-from sqlalchemy import ARRAY, Engine, String, any_, bindparam, create_engine, event, insert, select
+from sqlalchemy import ARRAY, Engine, MetaData, String, any_, bindparam, create_engine, event, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from fhir_server.storage.schema import metadata, schema_version
-
 SCHEMA_VERSION = 1
-
-# Modules that add tables to the shared metadata; imported before create_all so every table exists.
-TABLE_MODULES = ("fhir_server.search.indexer", "fhir_server.identity.schema")
 
 
 def normalize_url(url: str) -> str:
@@ -74,28 +67,38 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def create_schema(engine: Engine) -> None:
-    """Create missing tables and record the schema version (idempotent)."""
-    for module in TABLE_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # Optional components (not yet installed) are skipped; a broken import inside one is not.
-            if not exc.name or not module.startswith(exc.name):
-                raise
+def store_metadata() -> MetaData:
+    """The metadata of every table the FHIR store owns (resources, index, identity)."""
+    # Imported here so each table module registers its tables on the shared metadata first.
+    from fhir_server.storage.sql import identity, index_tables  # noqa: F401
+    from fhir_server.storage.sql.schema import metadata
+
+    return metadata
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create missing tables and indexes of one metadata (idempotent; add-only migrations)."""
     metadata.create_all(engine)
     # create_all skips existing tables entirely: indexes added since a database was created are
     # created here, so an index-only schema change needs no manual step.
     for table in metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the store's missing tables and record the schema version (idempotent)."""
+    from fhir_server.storage.sql.schema import PARAMS_COMPONENT, schema_version
+
+    create_tables(engine, store_metadata())
     with engine.connect().execution_options(write=True) as conn, conn.begin():
-        have = conn.execute(
-            select(schema_version.c.version).where(schema_version.c.component == "core")
-        ).scalar()
+        versions = dict(conn.execute(select(schema_version.c.component, schema_version.c.version)).all())
+        have = versions.get("core")
         if have is None:
             conn.execute(insert(schema_version).values(component="core", version=SCHEMA_VERSION))
         elif have > SCHEMA_VERSION:
             raise RuntimeError(
                 f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})"
             )
+        if PARAMS_COMPONENT not in versions:
+            conn.execute(insert(schema_version).values(component=PARAMS_COMPONENT, version=0))

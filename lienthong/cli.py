@@ -1,14 +1,20 @@
-"""The `lienthong` command line: serve the FHIR API, plus commands contributed by each component."""
+"""The `lienthong` command line: `serve`, plus the commands of the server and of each adapter plug-in,
+registered here explicitly (a component that fails to import stops the CLI with its error)."""
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
 
 import typer
 from rich.console import Console
 
-from fhir_server.config import Settings
+import adapters.cli
+import adapters.hl7v2.cli
+import fhir_server.commands
+from fhir_server.settings import Settings
+from lienthong.app import app_from_settings
+from lienthong.runtime import open_runtime
 
 app = typer.Typer(
     help="Lienthong: Vietnamese hospital data to FHIR R4, and a FHIR server to share it.",
@@ -16,15 +22,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-
-# Components add their own commands through a `register(app)` function.
-_COMMAND_MODULES = (
-    "adapters.cli",
-    "adapters.hl7v2.cli",
-    "fhir_server.search.cli",
-    "fhir_server.identity.cli",
-    "fhir_server.operations.cli",
-)
 
 
 @app.command()
@@ -37,34 +34,33 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes (use the core count in production)"),
 ) -> None:
     """Run the FHIR server (uvicorn)."""
-    import os
-
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     settings = Settings.from_env().with_(database_url=db, host=host, port=port)
-    # Workers are separate processes: hand the effective settings over through the environment.
-    os.environ["LIENTHONG_DATABASE_URL"] = settings.database_url
-    from fhir_server.storage.store import open_store
-
-    open_store(settings.database_url).engine.dispose()  # create/migrate the schema once, before workers start
+    open_runtime(settings).store.close()  # create/migrate the schema once, before workers start
     console.print(
         f"[bold green]Lienthong[/] FHIR base: http://{settings.host}:{settings.port}{settings.base_path}"
         f"  (database: {settings.database_url.split('@')[-1]})"
     )
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(
-        "fhir_server.api.asgi:app",
+    # Workers build their app from these settings (handed over pickled, not through the environment).
+    config = uvicorn.Config(
+        functools.partial(app_from_settings, settings),
+        factory=True,
         host=settings.host,
         port=settings.port,
         workers=workers,
         log_level="warning",
         access_log=False,
     )
+    server = uvicorn.Server(config)
+    if workers <= 1:
+        server.run()
+        return
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
-for _module in _COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as _exc:
-        if not (_exc.name and _module.startswith(_exc.name)):
-            raise
+fhir_server.commands.register(app, open_runtime)
+adapters.cli.register(app, open_runtime)
+adapters.hl7v2.cli.register(app, open_runtime)

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from fhir_server.config import Settings
+from fhir_server.settings import Settings
 
 console = Console()
 _DB = typer.Option(None, "--db", help="Database URL (env LIENTHONG_DATABASE_URL)")
 
 
-def _store(db: str | None):
-    from fhir_server.storage.store import open_store
-
-    return open_store(Settings.from_env().with_(database_url=db).database_url)
-
-
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the identity commands to the main CLI."""
+
+    def _store(db: str | None):
+        return open_runtime(Settings.from_env().with_(database_url=db)).store
+
     review = typer.Typer(help="Review queue of uncertain patient matches.", no_args_is_help=True)
 
     @app.command("link")

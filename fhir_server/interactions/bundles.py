@@ -12,9 +12,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from fhir_server import interactions as ix
 from fhir_server.errors import FhirError, operation_outcome
-from fhir_server.storage.store import Store, Tx
+from fhir_server.ids import new_id
+from fhir_server.interactions import conditional
+from fhir_server.interactions import core as ix
+from fhir_server.search.run import run_search
+from fhir_server.storage.base import Storage, UnitOfWork
 from fhir_server.timeutil import instant
 from fhir_server.validation import check_shape, r4_resource_types, validate
 
@@ -125,7 +128,7 @@ def _patch_body(resource: object) -> object:
     raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
 
 
-def _fix_refs(tx: Tx, node: object, mapping: dict[str, str], cache: dict[str, str]) -> None:
+def _fix_refs(tx: UnitOfWork, node: object, mapping: dict[str, str], cache: dict[str, str]) -> None:
     """In one walk: point fullUrl references at the ids they resolved to, and resolve conditional
     references ("Patient?identifier=...") to the single matching resource."""
     if isinstance(node, dict):
@@ -143,15 +146,11 @@ def _fix_refs(tx: Tx, node: object, mapping: dict[str, str], cache: dict[str, st
                 _fix_refs(tx, item, mapping, cache)
 
 
-def _conditional_target(tx: Tx, reference: str, cache: dict[str, str]) -> str:
+def _conditional_target(tx: UnitOfWork, reference: str, cache: dict[str, str]) -> str:
     if reference not in cache:
         res_type, _, query = reference.partition("?")
-        matches = tx.store.search.find(tx.conn, res_type, ix.parse_query(query))
-        if len(matches) != 1:
-            raise FhirError.precondition_failed(
-                f"Conditional reference {reference!r} matched {len(matches)} resources; expected one"
-            )
-        cache[reference] = f"{res_type}/{matches[0][1]}"
+        target = conditional.exactly_one(tx, res_type, query, f"Conditional reference {reference!r}")
+        cache[reference] = f"{res_type}/{target}"
     return cache[reference]
 
 
@@ -176,39 +175,33 @@ def _response(result: ix.Result | None, representation: bool) -> dict:
     return out
 
 
-def _execute(tx: Tx, e: Entry, base: str = "") -> ix.Result:
+def _execute(tx: UnitOfWork, e: Entry, base: str = "") -> ix.Result:
     if e.method == "POST":
-        if e.skip_write:
-            return ix.Result(200, tx.current(*e.target.split("/", 1)))
-        return ix.create(tx, e.resource, res_id=e.target.split("/", 1)[1] if e.target else None)
+        if e.skip_write and e.target:
+            res_type, res_id = e.target.split("/", 1)
+            return ix.Result(200, tx.current(res_type, res_id))
+        return ix.create(tx, e.resource or {}, res_id=e.target.split("/", 1)[1] if e.target else None)
     if e.method == "PUT":
         if e.res_id:
-            return ix.update(tx, e.res_type, e.res_id, e.resource, e.if_match)
-        return ix.conditional_update(tx, e.res_type, e.query, e.resource, e.if_match)
+            return ix.update(tx, e.res_type, e.res_id, e.resource or {}, e.if_match)
+        return ix.conditional_update(tx, e.res_type, e.query or "", e.resource or {}, e.if_match)
     if e.method == "PATCH":
-        res_id = e.res_id or _single(tx, e)
+        res_id = e.res_id or conditional.exactly_one(tx, e.res_type, e.query or "", "Conditional PATCH")
         return ix.patch(tx, e.res_type, res_id, e.extra["patch"], e.if_match)
     if e.method == "DELETE":
         if e.res_id:
             return ix.delete(tx, e.res_type, e.res_id, e.if_match)
-        return ix.conditional_delete(tx, e.res_type, e.query)
+        return ix.conditional_delete(tx, e.res_type, e.query or "")
     return _get(tx, e, base)
 
 
-def _single(tx: Tx, e: Entry) -> str:
-    matches = tx.store.search.find(tx.conn, e.res_type, ix.parse_query(e.query or ""))
-    if len(matches) != 1:
-        raise FhirError.precondition_failed(f"Conditional {e.method} matched {len(matches)} resources")
-    return matches[0][1]
-
-
-def _get(tx: Tx, e: Entry, base: str = "") -> ix.Result:
+def _get(tx: UnitOfWork, e: Entry, base: str = "") -> ix.Result:
     if e.res_id is None:
-        found = tx.store.search.search(tx.conn, e.res_type, ix.parse_query(e.query or ""), base_url=base)
+        found = run_search(tx, e.res_type, conditional.parse_query(e.query or ""), base_url=base)
         return ix.Result(200, body=found)
     current = tx.current(e.res_type, e.res_id)
     if e.version is not None:
-        stored = tx.store.vread(e.res_type, e.res_id, int(e.version)) if e.version.isdigit() else None
+        stored = tx.vread(e.res_type, e.res_id, int(e.version)) if e.version.isdigit() else None
         if stored is None or stored.deleted:
             raise FhirError.not_found(f"{e.res_type}/{e.res_id}/_history/{e.version} not found")
         return ix.Result(200, stored)
@@ -219,32 +212,26 @@ def _get(tx: Tx, e: Entry, base: str = "") -> ix.Result:
     return ix.Result(200, current)
 
 
-def _resolve_targets(tx: Tx, entries: list[Entry]) -> dict[str, str]:
+def _resolve_targets(tx: UnitOfWork, entries: list[Entry]) -> dict[str, str]:
     """Decide every entry's target id before any write, so references can be rewritten."""
     mapping: dict[str, str] = {}
     for e in sorted(entries, key=lambda x: _ORDER[x.method]):
         if e.method == "POST":
             if e.if_none_exist:
-                matches = tx.store.search.find(
-                    tx.conn, e.res_type, ix.parse_query(e.if_none_exist.lstrip("?"))
-                )
-                if len(matches) > 1:
-                    raise _fail(
-                        e.index,
-                        FhirError.precondition_failed(
-                            f"ifNoneExist matched {len(matches)} {e.res_type} resources"
-                        ),
-                    )
-                if matches:
+                try:
+                    found = conditional.at_most_one(tx, e.res_type, e.if_none_exist, "ifNoneExist")
+                except FhirError as exc:
+                    raise _fail(e.index, exc)
+                if found is not None:
                     e.skip_write = True
-                    e.target = f"{e.res_type}/{matches[0][1]}"
+                    e.target = f"{e.res_type}/{found}"
             if e.target is None:
-                e.target = f"{e.res_type}/{ix.new_id()}"
+                e.target = f"{e.res_type}/{new_id()}"
         elif e.method == "PUT" and e.res_id:
             e.target = f"{e.res_type}/{e.res_id}"
         elif e.method == "PUT" and e.query:
             try:
-                res_id = ix.conditional_target(tx, e.res_type, e.query, e.resource or {})
+                res_id = conditional.update_target(tx, e.res_type, e.query, e.resource or {})
             except FhirError as exc:
                 raise _fail(e.index, exc)
             e.target, e.res_id, e.query = f"{e.res_type}/{res_id}", res_id, None
@@ -267,7 +254,12 @@ def _check_overlaps(entries: list[Entry]) -> None:
 
 
 def process_bundle(
-    store: Store, bundle: object, representation: bool = False, structural: bool = True, base: str = ""
+    store: Storage,
+    bundle: object,
+    representation: bool = False,
+    structural: bool = True,
+    base: str = "",
+    origin: str = "api",
 ) -> dict:
     """Process a transaction or batch Bundle; returns the response Bundle (dict).
 
@@ -281,9 +273,9 @@ def process_bundle(
             "Bundle.entry must be an array", code="structure", expression="Bundle.entry"
         )
     if kind == "transaction":
-        return _transaction(store, raw_entries, representation, structural, base)
+        return _transaction(store, raw_entries, representation, structural, base, origin)
     if kind == "batch":
-        return _batch(store, raw_entries, representation, structural, base)
+        return _batch(store, raw_entries, representation, structural, base, origin)
     raise FhirError.bad_request(
         f"Bundle.type must be transaction or batch, not {kind!r}", code="value", expression="Bundle.type"
     )
@@ -300,7 +292,7 @@ def _parse_transaction(raw_entries: list, structural: bool) -> list[Entry]:
     return entries
 
 
-def _apply(tx: Tx, entries: list[Entry], representation: bool, base: str = "") -> list[dict]:
+def _apply(tx: UnitOfWork, entries: list[Entry], representation: bool, base: str = "") -> list[dict]:
     """Run parsed transaction entries inside `tx`: resolve targets, rewrite references, execute."""
     tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
     mapping = _resolve_targets(tx, entries)
@@ -328,13 +320,23 @@ def _response_bundle(entries: list[dict]) -> dict:
     return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
 
-def _transaction(store: Store, raw_entries: list, representation: bool, structural: bool, base: str) -> dict:
+def _transaction(
+    store: Storage, raw_entries: list, representation: bool, structural: bool, base: str, origin: str
+) -> dict:
     entries = _parse_transaction(raw_entries, structural)
-    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation, base)))
+    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation, base), origin=origin))
 
 
-def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
-    """Apply a transaction Bundle inside an open `Tx` (the caller owns commit/savepoints).
+def transaction(store: Storage, bundle: dict, validate: bool = True, origin: str = "api") -> dict:
+    """Process one transaction Bundle atomically; returns the transaction-response Bundle.
+
+    `validate=False` skips the R4B structural validation for trusted producers (adapter output whose
+    mappings are validated by their tests); shape, ids and references are still checked."""
+    return process_bundle(store, bundle, structural=validate, origin=origin)
+
+
+def apply_transaction(tx: UnitOfWork, bundle: dict, structural: bool = True) -> dict:
+    """Apply a transaction Bundle inside an open unit of work (the caller owns commit/savepoints).
 
     Lets a caller commit several source messages in one database transaction (group commit)."""
     if not isinstance(bundle, dict) or bundle.get("type") != "transaction":
@@ -347,22 +349,20 @@ def apply_transaction(tx: Tx, bundle: dict, structural: bool = True) -> dict:
     return _response_bundle(out)
 
 
-def _batch(store: Store, raw_entries: list, representation: bool, structural: bool, base: str) -> dict:
+def _batch(
+    store: Storage, raw_entries: list, representation: bool, structural: bool, base: str, origin: str
+) -> dict:
     out: list[dict] = []
-    with store.engine.connect().execution_options(write=True) as conn, conn.begin():
+    with store.begin(origin) as outer:
         for i, raw in enumerate(raw_entries):
-            savepoint = conn.begin_nested()
             try:
-                e = parse_entry(i, raw, structural)
-                tx = Tx(store, conn)
-                if e.method == "POST" and e.if_none_exist:
-                    _resolve_targets(tx, [e])
-                result = _execute(tx, e, base)
-                tx.flush()
-                savepoint.commit()
+                with outer.savepoint() as tx:
+                    e = parse_entry(i, raw, structural)
+                    if e.method == "POST" and e.if_none_exist:
+                        _resolve_targets(tx, [e])
+                    result = _execute(tx, e, base)
                 out.append(_response(result, representation))
             except FhirError as exc:
-                savepoint.rollback()
                 out.append(
                     {
                         "response": {
@@ -372,7 +372,6 @@ def _batch(store: Store, raw_entries: list, representation: bool, structural: bo
                     }
                 )
             except Exception as exc:  # an entry must never take the rest of the batch down
-                savepoint.rollback()
                 out.append(
                     {
                         "response": {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Float, Index, String, Table, Text
 
-from fhir_server.storage.schema import metadata
+from fhir_server.storage.sql.schema import metadata
 
 # Byte-order text on PostgreSQL (index range scans for prefixes); SQLite's default BINARY is the same.
 CText = Text().with_variant(Text(collation="C"), "postgresql")

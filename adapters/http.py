@@ -15,8 +15,9 @@ from starlette.concurrency import run_in_threadpool
 from adapters import registry
 from adapters.pipeline import ingest as run_ingest
 from adapters.pipeline import replay as run_replay
+from adapters.repository import ingest_repository
 from fhir_server.api.body import read_bounded
-from fhir_server.storage import inbox as ib
+from fhir_server.api.deps import Ctx, Store
 
 router = APIRouter(tags=["ingest"])
 
@@ -39,7 +40,7 @@ def _status(result) -> int:
     return 207 if result.accepted else 422
 
 
-async def _ingest(request: Request, adapter: str | None) -> Response:
+async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
     """Shared body of both POST routes."""
     if adapter is not None:
         try:
@@ -47,48 +48,47 @@ async def _ingest(request: Request, adapter: str | None) -> Response:
         except KeyError as exc:
             return _json({"error": str(exc.args[0])}, 404)
     payload = await read_bounded(request)
-    store = request.app.state.store
     options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
     client = request.client.host if request.client else "unknown"
     source = request.query_params.get("source") or f"http:{client}"
     result = await run_in_threadpool(
         run_ingest,
-        store,
+        ctx.store,
         payload,
         source=source,
         adapter=adapter,
         content_type=request.headers.get("content-type"),
         options=options,
+        settings=ctx.settings,
     )
     return _json(result.as_dict(), _status(result))
 
 
 @router.post("/ingest")
-async def ingest_auto(request: Request) -> Response:
+async def ingest_auto(request: Request, ctx: Ctx) -> Response:
     """Ingest a raw payload, detecting the adapter by sniffing."""
-    return await _ingest(request, None)
+    return await _ingest(request, ctx, None)
 
 
 @router.get("/ingest/dead-letters")
-async def dead_letters(request: Request, status: str = "open", limit: int = 100, offset: int = 0) -> Response:
+async def dead_letters(store: Store, status: str = "open", limit: int = 100, offset: int = 0) -> Response:
     """List dead letters (without payloads); status=all lists every state."""
-    engine = request.app.state.store.engine
+    repo = ingest_repository(store)
     st = None if status == "all" else status
-    rows = await run_in_threadpool(ib.list_dead_letters, engine, st, min(limit, 1000), offset)
-    total = await run_in_threadpool(ib.count_dead_letters, engine, st)
+    rows = await run_in_threadpool(repo.list_dead_letters, st, min(limit, 1000), offset)
+    total = await run_in_threadpool(repo.count_dead_letters, st)
     return _json({"total": total, "items": rows})
 
 
 @router.post("/ingest/dead-letters/{dl_id}/replay")
-async def replay_one(request: Request, dl_id: int) -> Response:
+async def replay_one(ctx: Ctx, dl_id: int) -> Response:
     """Re-run one dead letter through its adapter (after a mapping fix)."""
-    store = request.app.state.store
-    outcome = (await run_in_threadpool(run_replay, store, dl_id))[0]
+    outcome = (await run_in_threadpool(run_replay, ctx.store, dl_id, settings=ctx.settings))[0]
     code = {"replayed": 200, "not-found": 404}.get(outcome["status"], 422)
     return _json(outcome, code)
 
 
 @router.post("/ingest/{adapter}")
-async def ingest_named(request: Request, adapter: str) -> Response:
+async def ingest_named(request: Request, ctx: Ctx, adapter: str) -> Response:
     """Ingest a raw payload with the named adapter (e.g. qd130, hl7v2)."""
-    return await _ingest(request, adapter)
+    return await _ingest(request, ctx, adapter)

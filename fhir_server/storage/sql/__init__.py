@@ -1,0 +1,1 @@
+"""The SQL implementation of storage: SQLite (embedded default) and PostgreSQL (production)."""

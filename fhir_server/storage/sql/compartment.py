@@ -1,0 +1,209 @@
+"""The Patient compartment query behind `$everything`, in one SQL statement.
+
+The compartment comes from the official CompartmentDefinition (`search/compartment.py`) and is
+resolved through the `sp_reference` index: the given Patients, every resource whose compartment
+parameter points at one of them (optionally limited to a care-date range via `sp_date`), and the
+Organizations/Practitioners/Encounters/... those resources reference. Pages are keyset-ordered by
+(kind, rid) — patients first, then the compartment, then supporting resources — never by OFFSET.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    union,
+    union_all,
+)
+from sqlalchemy.sql import ColumnElement
+
+from fhir_server.errors import FhirError
+from fhir_server.search.compartment import SUPPORT_TYPES, care_date_pairs, compartment_pairs
+from fhir_server.search.derived import expand_pairs
+from fhir_server.search.page import (
+    KIND_COMPARTMENT,
+    KIND_PATIENT,
+    KIND_SUPPORT,
+    CompartmentPage,
+    CompartmentQuery,
+    CompartmentRow,
+)
+from fhir_server.search.registry import get_registry
+from fhir_server.storage.sql.index_tables import sp_date, sp_reference
+from fhir_server.storage.sql.schema import resource
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
+
+
+def _pairs_condition(table, pairs: tuple[tuple[str, str], ...]) -> ColumnElement:
+    """(res_type, param) IN pairs, grouped by parameter so the planner sees few OR branches.
+
+    Derived parameters (Condition `patient` = `subject` rows pointing at a Patient) are expanded to
+    the rows that hold them. The pairs are constants from our own data files, rendered inline: ~150
+    bind parameters per call cost more than the query's index probes."""
+    by_param: dict[tuple[str, str | None], list[str]] = defaultdict(list)
+    for res_type, param, target_type in expand_pairs(get_registry(), pairs):
+        if not (_NAME.match(res_type) and _NAME.match(param) and _NAME.match(target_type or "X")):
+            raise ValueError(f"unexpected compartment entry {res_type}.{param}")
+        by_param[(param, target_type)].append(res_type)
+    alias = table.name
+    typed_table = "target_type" in table.c
+    branches = []
+    for (p, target_type), ts in sorted(by_param.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        typed = f" AND {alias}.target_type = '{target_type}'" if target_type and typed_table else ""
+        branches.append(
+            f"({alias}.param = '{p}'{typed} AND {alias}.res_type IN ({', '.join(repr(t) for t in sorted(ts))}))"
+        )
+    return text("(" + " OR ".join(branches) + ")")
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """Which optional clauses a statement has; statements are built once per shape."""
+
+    start: bool
+    end: bool
+    types: bool
+    since: bool
+    after: bool
+    limit: bool
+
+
+@cache
+def _statement(shape: _Shape):
+    """The one SELECT producing (kind, rid, res_type, res_id, content, total); values are bind parameters."""
+    r = resource
+    ref = sp_reference.alias("ref")
+    ids = bindparam("ids", expanding=True)
+    patients = select(r.c.rid.label("rid"), literal(KIND_PATIENT).label("kind")).where(
+        r.c.res_type == "Patient", r.c.res_id.in_(ids), r.c.deleted == false()
+    )
+    comp_where = (
+        ref.c.target_type == "Patient",
+        ref.c.target_id.in_(ids),
+        _pairs_condition(ref, compartment_pairs()),
+    )
+    if not (shape.start or shape.end):
+        compartment = select(ref.c.rid.label("rid"), literal(KIND_COMPARTMENT).label("kind")).where(
+            *comp_where
+        )
+    else:
+        comp = union(select(ref.c.rid.label("rid")).where(*comp_where)).subquery("comp_all")
+        d = sp_date.alias("d")
+        dated = _pairs_condition(d, care_date_pairs())
+        overlap = [d.c.hi >= bindparam("start")] if shape.start else []
+        overlap += [d.c.lo <= bindparam("end")] if shape.end else []
+        # Resources without any care date stay in: a diagnosis with no date is still the patient's.
+        keep = or_(
+            ~exists().where(d.c.rid == comp.c.rid, dated),
+            exists().where(d.c.rid == comp.c.rid, dated, *overlap),
+        )
+        compartment = select(comp.c.rid, literal(KIND_COMPARTMENT).label("kind")).where(keep)
+    base = union_all(patients, compartment).cte("base")
+    # Distinct targets first: hundreds of rows point at the same few Practitioners and Organizations.
+    ref2 = sp_reference.alias("ref2")
+    targets = (
+        select(ref2.c.target_type, ref2.c.target_id)
+        .where(ref2.c.rid.in_(select(base.c.rid)), ref2.c.target_type.in_(SUPPORT_TYPES))
+        .distinct()
+        .subquery("targets")
+    )
+    target = resource.alias("target")
+    support = select(target.c.rid.label("rid"), literal(KIND_SUPPORT).label("kind")).select_from(
+        targets.join(
+            target, and_(target.c.res_type == targets.c.target_type, target.c.res_id == targets.c.target_id)
+        )
+    )
+    every = union_all(select(base.c.rid, base.c.kind), support).subquery("every")
+    agg = select(every.c.rid, func.min(every.c.kind).label("kind")).group_by(every.c.rid).subquery("agg")
+    conds: list[ColumnElement] = [r.c.deleted == false()]
+    if shape.types:
+        conds.append(r.c.res_type.in_(bindparam("types", expanding=True)))
+    if shape.since:
+        conds.append(or_(agg.c.kind == KIND_PATIENT, r.c.last_updated >= bindparam("since")))
+    ranked = (
+        select(agg.c.kind, r.c.rid, r.c.res_type, r.c.res_id, func.count().over().label("total"))
+        .select_from(agg.join(r, r.c.rid == agg.c.rid))
+        .where(*conds)
+        .subquery("ranked")
+    )
+    body = resource.alias("body")
+    stmt = select(
+        ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, body.c.content, ranked.c.total
+    ).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
+    if shape.after:
+        kind, rid = bindparam("after_kind"), bindparam("after_rid")
+        stmt = stmt.where(or_(ranked.c.kind > kind, and_(ranked.c.kind == kind, ranked.c.rid > rid)))
+    stmt = stmt.order_by(ranked.c.kind, ranked.c.rid)
+    if shape.limit:
+        stmt = stmt.limit(bindparam("limit"))
+    return stmt
+
+
+def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[object, dict]:
+    """The (cached) statement for this query's shape and its bind values."""
+    shape = _Shape(
+        q.start is not None,
+        q.end is not None,
+        q.types is not None,
+        q.since is not None,
+        q.after is not None,
+        q.count is not None,
+    )
+    params: dict = {"ids": ids}
+    if shape.start:
+        params["start"] = q.start
+    if shape.end:
+        params["end"] = q.end
+    if shape.types:
+        params["types"] = list(q.types or ())
+    if shape.since:
+        params["since"] = q.since
+    if shape.after:
+        params["after_kind"], params["after_rid"] = q.after
+    if shape.limit:
+        params["limit"] = (q.count or 0) + 1
+    return _statement(shape), params
+
+
+def compartment(engine: Engine, ids: list[str], q: CompartmentQuery) -> CompartmentPage:
+    """Run the compartment query for these Patient ids (the first one must exist and not be deleted)."""
+    patient_id = ids[0]
+    result = CompartmentPage(patient_ids=ids)
+    r = resource.c
+    with engine.connect() as conn:
+        found = conn.execute(select(r.deleted).where(r.res_type == "Patient", r.res_id == patient_id)).first()
+        if found is None:
+            raise FhirError.not_found(f"Patient/{patient_id} not found")
+        if found.deleted:
+            raise FhirError.gone(f"Patient/{patient_id} was deleted")
+        if q.count == 0:
+            stmt, params = statement_and_params(
+                ids, CompartmentQuery(q.start, q.end, q.types, q.since, None, None)
+            )
+            result.total = conn.execute(
+                select(func.count()).select_from(stmt.subquery()), params
+            ).scalar_one()
+            return result
+        stmt, params = statement_and_params(ids, q)
+        rows = conn.execute(stmt, params).all()
+    if q.count is not None and len(rows) > q.count:
+        rows = rows[: q.count]
+        result.next_after = (rows[-1].kind, rows[-1].rid)
+    result.rows = [CompartmentRow(x.kind, x.rid, x.res_type, x.res_id, x.content) for x in rows]
+    if rows:
+        result.total = rows[0].total
+    return result

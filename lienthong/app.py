@@ -1,0 +1,25 @@
+"""The ASGI application as deployed: the FHIR server plus the adapters' ingest endpoints."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from adapters.http import router as ingest_router
+from fhir_server.api.app import create_app as create_fhir_app
+from fhir_server.settings import Settings
+from fhir_server.storage import SqlStore
+from lienthong.runtime import open_runtime
+
+
+def create_app(settings: Settings | None = None, store: SqlStore | None = None) -> FastAPI:
+    """Build the app over a store: opened and wired (`open_runtime`) from settings unless given, in
+    which case the caller has wired it."""
+    settings = settings or Settings.from_env()
+    if store is None:
+        store = open_runtime(settings).store
+    return create_fhir_app(settings, store, extra_routers=[ingest_router])
+
+
+def app_from_settings(settings: Settings) -> FastAPI:
+    """Factory for server worker processes: each builds its app from the settings the CLI resolved."""
+    return create_app(settings)
