@@ -26,7 +26,7 @@ from sqlalchemy import text
 from adapters.hl7v2.mllp import MllpServer, frame
 from adapters.repository import TABLES as INGEST_TABLES
 from fhir_server.settings import Settings
-from fhir_server.storage.sql.db import store_metadata
+from fhir_server.storage.sql.migrate import store_metadata
 from lienthong.runtime import open_runtime
 
 FAMILY = [

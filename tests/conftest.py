@@ -24,7 +24,8 @@ from adapters.repository import TABLES as INGEST_TABLES
 from adapters.repository import ingest_repository
 from fhir_server.settings import Settings
 from fhir_server.storage import SqlStore, open_store
-from fhir_server.storage.sql.db import make_engine, store_metadata
+from fhir_server.storage.sql.db import make_engine
+from fhir_server.storage.sql.migrate import store_metadata
 from lienthong.app import create_app
 from lienthong.runtime import attach_linker
 

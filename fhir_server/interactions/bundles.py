@@ -235,7 +235,7 @@ def _resolve_targets(tx: UnitOfWork, entries: list[Entry]) -> dict[str, str]:
             except FhirError as exc:
                 raise _fail(e.index, exc)
             e.target, e.res_id, e.query = f"{e.res_type}/{res_id}", res_id, None
-            e.resource = {**e.resource, "id": res_id}
+            e.resource = {**(e.resource or {}), "id": res_id}
         if e.full_url and e.target:
             mapping[e.full_url] = e.target
     return mapping

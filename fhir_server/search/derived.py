@@ -71,9 +71,9 @@ def _covers(
         return [(Source(source), sfrags)]
     if any(t is not None for _, t in sfrags):
         return []  # a filtered source is only used as it is
-    out = []
+    out: list[tuple[Source, frozenset[Fragment]]] = []
     for target in sorted({t for _, t in frags if t is not None}):
-        lifted = frozenset((path, target) for path, _ in sfrags)
+        lifted: frozenset[Fragment] = frozenset((path, target) for path, _ in sfrags)
         if lifted <= frags:
             out.append((Source(source, target), lifted))
     return out

@@ -110,9 +110,10 @@ def parse_fragment(fragment: str) -> tuple[str, list[tuple]] | None:
         steps = inner + [("as", m["type"])]
         root = m["path"].split(".", 1)[0]
     else:
-        steps = _parse_path(fragment)
-        if steps is None:
+        parsed = _parse_path(fragment)
+        if parsed is None:
             return None
+        steps = parsed
         root = fragment.split(".", 1)[0]
     if not _NAME.match(root):
         return None
@@ -193,7 +194,7 @@ def _fallback(expression: str) -> Extractor:
 
     def extract(resource: dict) -> list:
         try:
-            return [v for v in compiled(resource) if v is not None]
+            return [v for v in compiled(resource) if v is not None]  # type: ignore[call-arg]
         except Exception:  # an expression failing on odd data must not block a write
             return []
 
@@ -211,8 +212,8 @@ def compile_for_type(expression: str, res_type: str) -> Extractor | None:
             fragment = f"{res_type}.{fragment}"  # a few official expressions omit the root type
         parsed = parse_fragment(fragment)
         if parsed is None:
-            root = re.match(r"^\(?\s*(\w+)", fragment)
-            if root and root.group(1) in (res_type, "Resource", "DomainResource"):
+            head = re.match(r"^\(?\s*(\w+)", fragment)
+            if head and head.group(1) in (res_type, "Resource", "DomainResource"):
                 fallback.append(fragment)
             continue
         root, steps = parsed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fhir_server.search.fhirpath import element_names
+from fhir_server.search.fhirpath import Extractor, element_names
 from fhir_server.search.params import COLUMN_PARAMS, ParamTable, SearchParam
 from fhir_server.search.registry import Registry, get_registry
 from fhir_server.search.values import (
@@ -46,14 +46,14 @@ class Indexer:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or get_registry()
-        self._plans: dict[str, tuple[int, list[tuple[SearchParam, object]]]] = {}
+        self._plans: dict[str, tuple[int, list[tuple[SearchParam, Extractor]]]] = {}
 
-    def _plan(self, res_type: str) -> list[tuple[SearchParam, object]]:
+    def _plan(self, res_type: str) -> list[tuple[SearchParam, Extractor]]:
         """(param, extractor) pairs for a type, rebuilt when custom parameters were registered."""
         cached = self._plans.get(res_type)
         if cached is not None and cached[0] == self.registry.generation:
             return cached[1]
-        plan = []
+        plan: list[tuple[SearchParam, Extractor]] = []
         for code, param in sorted(self.registry.params(res_type).items()):
             if code in COLUMN_PARAMS or param.type == "special":
                 continue
@@ -104,29 +104,29 @@ def _emit(
             for system, tcode in identifier_type_rows(v):
                 rows.append((rid, rt, code + ":of-type", system, tcode, None))
     elif kind == "reference":
-        seen = set()
+        refs: set[tuple] = set()
         rows = out.setdefault(_R, [])
         for v in values:
             for row in reference_rows(v):
-                if row not in seen:
-                    seen.add(row)
+                if row not in refs:
+                    refs.add(row)
                     rows.append((rid, rt, code, *row))
             ident = v.get("identifier") if isinstance(v, dict) else None
             if isinstance(ident, dict):
                 tokens = out.setdefault(_T, [])
-                for system, tcode, _ in token_rows(ident):
-                    tokens.append((rid, rt, code + ":identifier", system, tcode, None))
+                for ident_system, ident_code, _ in token_rows(ident):
+                    tokens.append((rid, rt, code + ":identifier", ident_system, ident_code, None))
     elif kind == "date":
         rows = out.setdefault(_D, [])
         for lo, hi in {r for v in values for r in date_rows(v)}:
             rows.append((rid, rt, code, lo, hi))
     elif kind == "string":
-        seen = set()
+        exacts: set[str] = set()
         rows = out.setdefault(_S, [])
         for v in values:
             for folded, exact in string_rows(v):
-                if exact not in seen:
-                    seen.add(exact)
+                if exact not in exacts:
+                    exacts.add(exact)
                     rows.append((rid, rt, code, folded, exact))
     elif kind == "uri":
         rows = out.setdefault(_U, [])

@@ -28,7 +28,8 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select, TextClause
+from sqlalchemy.sql.elements import BindParameter
 
 from fhir_server.errors import FhirError
 from fhir_server.search.compartment import SUPPORT_TYPES, care_date_pairs, compartment_pairs
@@ -48,7 +49,7 @@ from fhir_server.storage.sql.schema import resource
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 
 
-def _pairs_condition(table, pairs: tuple[tuple[str, str], ...]) -> ColumnElement:
+def _pairs_condition(table, pairs: tuple[tuple[str, str], ...]) -> TextClause:
     """(res_type, param) IN pairs, grouped by parameter so the planner sees few OR branches.
 
     Derived parameters (Condition `patient` = `subject` rows pointing at a Patient) are expanded to
@@ -83,11 +84,11 @@ class _Shape:
 
 
 @cache
-def _statement(shape: _Shape):
+def _statement(shape: _Shape) -> Select:
     """The one SELECT producing (kind, rid, res_type, res_id, content, total); values are bind parameters."""
     r = resource
     ref = sp_reference.alias("ref")
-    ids = bindparam("ids", expanding=True)
+    ids: BindParameter = bindparam("ids", expanding=True)
     patients = select(r.c.rid.label("rid"), literal(KIND_PATIENT).label("kind")).where(
         r.c.res_type == "Patient", r.c.res_id.in_(ids), r.c.deleted == false()
     )
@@ -145,7 +146,8 @@ def _statement(shape: _Shape):
         ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, body.c.content, ranked.c.total
     ).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
     if shape.after:
-        kind, rid = bindparam("after_kind"), bindparam("after_rid")
+        kind: BindParameter = bindparam("after_kind")
+        rid: BindParameter = bindparam("after_rid")
         stmt = stmt.where(or_(ranked.c.kind > kind, and_(ranked.c.kind == kind, ranked.c.rid > rid)))
     stmt = stmt.order_by(ranked.c.kind, ranked.c.rid)
     if shape.limit:
@@ -153,7 +155,7 @@ def _statement(shape: _Shape):
     return stmt
 
 
-def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[object, dict]:
+def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[Select, dict]:
     """The (cached) statement for this query's shape and its bind values."""
     shape = _Shape(
         q.start is not None,
@@ -173,6 +175,7 @@ def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[object, d
     if shape.since:
         params["since"] = q.since
     if shape.after:
+        assert q.after is not None
         params["after_kind"], params["after_rid"] = q.after
     if shape.limit:
         params["limit"] = (q.count or 0) + 1

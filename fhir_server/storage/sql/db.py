@@ -1,13 +1,19 @@
-"""Engine creation for SQLite (file, WAL) and PostgreSQL (psycopg 3), and schema creation."""
+"""Engine creation for SQLite (file, WAL) and PostgreSQL (psycopg 3), and small SQL helpers."""
 
 from __future__ import annotations
 
-from sqlalchemy import ARRAY, Engine, MetaData, String, any_, bindparam, create_engine, event, insert, select
+from typing import Protocol
+
+from sqlalchemy import ARRAY, Engine, String, any_, bindparam, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 1
+
+class SqlUnit(Protocol):
+    """A unit of work of the SQL store, as repositories see it: an open connection in a transaction."""
+
+    conn: Connection
 
 
 def normalize_url(url: str) -> str:
@@ -65,40 +71,3 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(conn) -> None:
         mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
         conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def store_metadata() -> MetaData:
-    """The metadata of every table the FHIR store owns (resources, index, identity)."""
-    # Imported here so each table module registers its tables on the shared metadata first.
-    from fhir_server.storage.sql import identity, index_tables  # noqa: F401
-    from fhir_server.storage.sql.schema import metadata
-
-    return metadata
-
-
-def create_tables(engine: Engine, metadata: MetaData) -> None:
-    """Create missing tables and indexes of one metadata (idempotent; add-only migrations)."""
-    metadata.create_all(engine)
-    # create_all skips existing tables entirely: indexes added since a database was created are
-    # created here, so an index-only schema change needs no manual step.
-    for table in metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create the store's missing tables and record the schema version (idempotent)."""
-    from fhir_server.storage.sql.schema import PARAMS_COMPONENT, schema_version
-
-    create_tables(engine, store_metadata())
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
-        versions = dict(conn.execute(select(schema_version.c.component, schema_version.c.version)).all())
-        have = versions.get("core")
-        if have is None:
-            conn.execute(insert(schema_version).values(component="core", version=SCHEMA_VERSION))
-        elif have > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})"
-            )
-        if PARAMS_COMPONENT not in versions:
-            conn.execute(insert(schema_version).values(component=PARAMS_COMPONENT, version=0))

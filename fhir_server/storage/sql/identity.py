@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy import (
@@ -34,13 +33,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Executable
 
-from fhir_server.storage.sql.db import among
+from fhir_server.storage.sql.db import SqlUnit, among
 from fhir_server.storage.sql.schema import RID, metadata, resource
 from fhir_server.timeutil import now_us
-
-if TYPE_CHECKING:
-    from fhir_server.storage.sql.tx import Tx
 
 _CHUNK = 500
 
@@ -107,7 +104,7 @@ class IdentityRepository:
         self.engine = engine
 
     # -- Patients ---------------------------------------------------------------------------------
-    def load_patients(self, tx: Tx, ids: Iterable[str]) -> dict[str, dict]:
+    def load_patients(self, tx: SqlUnit, ids: Iterable[str]) -> dict[str, dict]:
         """Current, non-deleted Patients by id (parsed)."""
         return _load_patients(tx.conn, ids)
 
@@ -116,7 +113,7 @@ class IdentityRepository:
         with self.engine.connect() as conn:
             return _load_patients(conn, ids)
 
-    def iter_all_patients(self, tx: Tx) -> Iterator[dict]:
+    def iter_all_patients(self, tx: SqlUnit) -> Iterator[dict]:
         """Every current Patient, streamed."""
         r = resource.c
         stmt = select(r.content).where(and_(r.res_type == "Patient", r.deleted.is_(False)))
@@ -125,7 +122,7 @@ class IdentityRepository:
                 yield orjson.loads(content)
 
     # -- link sets --------------------------------------------------------------------------------
-    def rejected_pairs(self, tx: Tx, patient_id: str | None = None) -> set[tuple[str, str]]:
+    def rejected_pairs(self, tx: SqlUnit, patient_id: str | None = None) -> set[tuple[str, str]]:
         """Pairs a reviewer (or an unlink) said must not be linked."""
         rv = identity_review.c
         cond = rv.status == "rejected"
@@ -133,7 +130,7 @@ class IdentityRepository:
             cond = and_(cond, or_(rv.patient_a == patient_id, rv.patient_b == patient_id))
         return {(a, b) for a, b in tx.conn.execute(select(rv.patient_a, rv.patient_b).where(cond))}
 
-    def active_members(self, tx: Tx, patient_ids: Iterable[str]) -> dict[str, str]:
+    def active_members(self, tx: SqlUnit, patient_ids: Iterable[str]) -> dict[str, str]:
         """patient id -> person id for active memberships of these patients and everyone in their sets."""
         conn = tx.conn
         lk = identity_link.c
@@ -155,7 +152,7 @@ class IdentityRepository:
                 members[pid] = person
         return members
 
-    def members_of(self, tx: Tx, person_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
+    def members_of(self, tx: SqlUnit, person_ids: list[str]) -> dict[str, list[tuple[str, str]]]:
         """person id -> [(patient id, link method)] of active memberships."""
         lk = identity_link.c
         members: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -168,7 +165,7 @@ class IdentityRepository:
                 members[person].append((pid, method))
         return members
 
-    def retire_person(self, tx: Tx, person_id: str, now: int) -> None:
+    def retire_person(self, tx: SqlUnit, person_id: str, now: int) -> None:
         """Mark every active membership of a link set undone."""
         lk = identity_link.c
         tx.conn.execute(
@@ -177,7 +174,7 @@ class IdentityRepository:
             .values(status="undone", updated_at=now)
         )
 
-    def move_members(self, tx: Tx, person_id: str, patient_ids: list[str], now: int) -> None:
+    def move_members(self, tx: SqlUnit, person_id: str, patient_ids: list[str], now: int) -> None:
         """Point these patients' active memberships at another link set."""
         lk = identity_link.c
         for chunk in _chunks(patient_ids):
@@ -187,7 +184,7 @@ class IdentityRepository:
                 .values(person_id=person_id, updated_at=now)
             )
 
-    def add_members(self, tx: Tx, rows: list[dict]) -> None:
+    def add_members(self, tx: SqlUnit, rows: list[dict]) -> None:
         """Insert new memberships (dicts with the identity_link columns)."""
         for chunk in _chunks(rows, 1000):
             tx.conn.execute(insert(identity_link), chunk)
@@ -218,7 +215,7 @@ class IdentityRepository:
         ids.add(patient_id)
         return sorted(ids)
 
-    def unlink(self, tx: Tx, patient_id: str, by: str | None) -> tuple[str | None, list[str]]:
+    def unlink(self, tx: SqlUnit, patient_id: str, by: str | None) -> tuple[str | None, list[str]]:
         """Take a Patient out of its set and record "do not link" for each former partner."""
         lk, rv = identity_link.c, identity_review.c
         conn = tx.conn
@@ -263,7 +260,7 @@ class IdentityRepository:
         return person, others
 
     # -- review queue -----------------------------------------------------------------------------
-    def queued_pairs(self, tx: Tx, firsts: list[str]) -> set[tuple[str, str]]:
+    def queued_pairs(self, tx: SqlUnit, firsts: list[str]) -> set[tuple[str, str]]:
         """Pairs already in the queue (any status) whose first patient is one of these."""
         rv = identity_review.c
         have: set[tuple[str, str]] = set()
@@ -274,7 +271,7 @@ class IdentityRepository:
             )
         return have
 
-    def add_reviews(self, tx: Tx, rows: list[dict]) -> None:
+    def add_reviews(self, tx: SqlUnit, rows: list[dict]) -> None:
         """Insert pending review rows."""
         for chunk in _chunks(rows, 1000):
             tx.conn.execute(insert(identity_review), chunk)
@@ -302,7 +299,7 @@ class IdentityRepository:
             )
         return _review_dict(row) if row else None
 
-    def decide(self, tx: Tx, review_id: int, status: str, by: str | None) -> dict:
+    def decide(self, tx: SqlUnit, review_id: int, status: str, by: str | None) -> dict:
         """Set a pending review row's decision; KeyError if unknown, ValueError if already decided."""
         rv = identity_review.c
         row = tx.conn.execute(select(identity_review).where(rv.review_id == review_id)).mappings().first()
@@ -318,14 +315,14 @@ class IdentityRepository:
         return {str(k): row[k] for k in row.keys()}
 
     # -- blocking keys ----------------------------------------------------------------------------
-    def replace_keys(self, tx: Tx, patient_ids: list[str], pairs: list[tuple[str, str]]) -> None:
+    def replace_keys(self, tx: SqlUnit, patient_ids: list[str], pairs: list[tuple[str, str]]) -> None:
         """Drop these patients' blocking keys and insert the new (key, patient) pairs."""
         conn = tx.conn
         for chunk in _chunks(patient_ids):
             conn.execute(delete(identity_key).where(among(conn, identity_key.c.patient_id, chunk)))
         _add_keys(conn, pairs)
 
-    def reset_keys(self, tx: Tx, pairs: list[tuple[str, str]]) -> None:
+    def reset_keys(self, tx: SqlUnit, pairs: list[tuple[str, str]]) -> None:
         """Replace every blocking key (a full re-link)."""
         tx.conn.execute(delete(identity_key))
         rows = [{"block_key": k, "patient_id": p} for k, p in pairs]
@@ -333,7 +330,7 @@ class IdentityRepository:
             tx.conn.execute(_insert_keys(tx.conn), chunk)
 
     def candidates(
-        self, tx: Tx | None, keys: dict[str, list[str]], capped: Callable[[str, int], bool]
+        self, tx: SqlUnit | None, keys: dict[str, list[str]], capped: Callable[[str, int], bool]
     ) -> dict[str, list[str]]:
         """Other Patients sharing a usable blocking key, per Patient (one size query, one lookup);
         `capped(key, size)` says a key is too common to block on."""
@@ -343,12 +340,13 @@ class IdentityRepository:
             return _candidates(conn, keys, capped)
 
     # -- pending work (durable across crashes) ----------------------------------------------------
-    def queue_pending(self, tx: Tx, patient_ids: list[str]) -> None:
+    def queue_pending(self, tx: SqlUnit, patient_ids: list[str]) -> None:
         """Remember, in the writing transaction, Patients that still need linking."""
         if not patient_ids:
             return
         now = now_us()
         rows = [{"patient_id": p, "queued_at": now} for p in sorted(set(patient_ids))]
+        stmt: Executable
         if tx.conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -364,7 +362,7 @@ class IdentityRepository:
         with self.engine.connect() as conn:
             return [r for (r,) in conn.execute(select(p.patient_id).order_by(p.queued_at).limit(limit))]
 
-    def done_pending(self, tx: Tx, patient_ids: list[str]) -> None:
+    def done_pending(self, tx: SqlUnit, patient_ids: list[str]) -> None:
         """Forget pending entries once their linking commits (in the linking transaction)."""
         for chunk in _chunks(sorted(set(patient_ids))):
             tx.conn.execute(

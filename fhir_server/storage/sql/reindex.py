@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import orjson
 from sqlalchemy import Engine, and_, delete, select
+from sqlalchemy.sql import ColumnElement
 
 from fhir_server.search.indexer import Indexer
 from fhir_server.storage.sql.index_tables import ALL_TABLES, TABLES
@@ -23,7 +24,7 @@ def reindex(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Re-extract index rows of every current resource (optionally one type); returns resources indexed."""
-    cond = [resource.c.deleted.is_(False)]
+    cond: list[ColumnElement] = [resource.c.deleted.is_(False)]
     if res_type:
         cond.append(resource.c.res_type == res_type)
     done, last = 0, -1

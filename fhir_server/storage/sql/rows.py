@@ -7,7 +7,7 @@ decides what to write, these functions decide how to get it to the database in f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import psycopg
 from sqlalchemy import Table, bindparam, insert, select, text, tuple_, update
@@ -18,8 +18,16 @@ from fhir_server.storage.base import StoredResource, WriteConflict
 from fhir_server.storage.sql.db import among
 from fhir_server.storage.sql.schema import resource
 
-if TYPE_CHECKING:
-    from fhir_server.storage.sql.tx import Pending
+
+@dataclass
+class Pending:
+    """The state a Tx will leave one resource in, plus the history rows leading there."""
+
+    base: StoredResource | None  # what the database had when the Tx first touched it
+    final: StoredResource
+    body: dict | None
+    history: list[tuple[StoredResource, str]] = field(default_factory=list)
+
 
 COLS = (
     resource.c.rid,
@@ -98,14 +106,14 @@ def update_resources(conn: Connection, pendings: list[Pending]) -> None:
         return
     params = [
         [p.final.rid for p in pendings],
-        [p.base.version for p in pendings],
+        [p.base.version if p.base else 0 for p in pendings],
         [p.final.version for p in pendings],
         [p.final.last_updated for p in pendings],
         [p.final.deleted for p in pendings],
         [p.final.content_hash for p in pendings],
         [p.final.content for p in pendings],
     ]
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = _raw(conn).cursor()
     cursor.execute(_UPDATE_CURRENT, params, binary=True)  # binary: JSON bytes are not escaped
     if cursor.rowcount != len(pendings):
         raise WriteConflict(
@@ -148,7 +156,7 @@ def insert_resources(conn: Connection, rows: list[dict]) -> dict[tuple[str, str]
     except psycopg.errors.UniqueViolation:
         pass
     params = [[row[name] for row in rows] for name in _INSERT_COLUMNS]
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = _raw(conn).cursor()
     # Binary parameters: the JSON travels as raw bytes (text format would escape every byte).
     cursor.execute(_INSERT_NEW, params, binary=True)
     return {(t, i): rid for rid, t, i in cursor.fetchall()}
@@ -197,12 +205,20 @@ def copy_rows(
         marks = ", ".join("?" * len(names))
         conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})', rows)
         return
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = _raw(conn).cursor()
     with cursor.copy(f'COPY "{table.name}" ({", ".join(names)}) FROM STDIN') as copy:
         for row in rows:
             copy.write_row(row)
 
 
+def _raw(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under a SQLAlchemy one (COPY and binary array statements need it)."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
+
+
 def chunks(items: list, size: int) -> Iterator[list]:
+    """Successive slices of at most `size` items."""
     for i in range(0, len(items), size):
         yield items[i : i + size]

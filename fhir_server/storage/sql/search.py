@@ -96,6 +96,7 @@ class SqlSearch:
                 req.issues.append(msg + "; the sort key was ignored")
                 continue
             table = TABLES[param.type]
+            sentinel: int | float | str
             if param.type == "date":
                 col, kind = (table.c.hi if desc else table.c.lo), "int"
                 sentinel = MIN_US - 1 if desc else MAX_US + 1
@@ -147,9 +148,9 @@ class SqlSearch:
             order.append(expr.desc() if desc != backwards else expr.asc())
         order.append(r.c.rid.desc() if backwards else r.c.rid.asc())
         cols = [r.c.rid, r.c.res_type, r.c.res_id, r.c.content] + [k[0] for k in keys]
-        rows = conn.execute(select(*cols).where(*conds).order_by(*order).limit(count + 1)).all()
-        more = len(rows) > count
-        rows = [Hit(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in rows[:count]]
+        found = conn.execute(select(*cols).where(*conds).order_by(*order).limit(count + 1)).all()
+        more = len(found) > count
+        rows = [Hit(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in found[:count]]
         if backwards:
             rows.reverse()
         next_token = prev_token = None
@@ -194,7 +195,7 @@ class SqlSearch:
         if not rids:
             return []
         ref = sp_reference
-        cond = [ref.c.rid.in_(rids), ref.c.url.is_(None), ref.c.target_id.is_not(None)]
+        cond: list[ColumnElement] = [ref.c.rid.in_(rids), ref.c.url.is_(None), ref.c.target_id.is_not(None)]
         if inc.param != "*":
             source = None if inc.source == "*" else inc.source
             cond.append(param_clause(ref, self.registry, source, inc.param))
@@ -222,7 +223,11 @@ class SqlSearch:
         ref = sp_reference
         found = []
         for t, ids in by_type.items():
-            cond = [ref.c.target_type == t, ref.c.target_id.in_(ids), ref.c.url.is_(None)]
+            cond: list[ColumnElement] = [
+                ref.c.target_type == t,
+                ref.c.target_id.in_(ids),
+                ref.c.url.is_(None),
+            ]
             if inc.source != "*":
                 cond.append(ref.c.res_type == inc.source)
             if inc.param != "*":

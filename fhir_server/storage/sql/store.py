@@ -37,8 +37,9 @@ from fhir_server.storage.base import (
 )
 from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
-from fhir_server.storage.sql.db import among, create_schema, make_engine
+from fhir_server.storage.sql.db import among, make_engine
 from fhir_server.storage.sql.identity import IdentityRepository
+from fhir_server.storage.sql.migrate import create_schema
 from fhir_server.storage.sql.rows import COLS, DB_ERRORS, chunks, is_conflict, to_stored
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, resource, resource_history, schema_version
 from fhir_server.storage.sql.search import SqlSearch

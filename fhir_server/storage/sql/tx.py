@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy import BigInteger, delete, text
+from sqlalchemy import BigInteger, Engine, delete, text
 from sqlalchemy.engine import Connection
 
 from fhir_server.errors import FhirError
+from fhir_server.search.indexer import Indexer
 from fhir_server.search.page import Page
 from fhir_server.search.query import SearchRequest
 from fhir_server.storage.base import Key, StoredResource, WriteConflict, content_hash, render
@@ -23,6 +23,7 @@ from fhir_server.storage.sql.db import among, is_sqlite
 from fhir_server.storage.sql.index_tables import ALL_TABLES, TABLES
 from fhir_server.storage.sql.rows import (
     HISTORY_COLUMNS,
+    Pending,
     chunks,
     copy_rows,
     current_rows,
@@ -31,20 +32,24 @@ from fhir_server.storage.sql.rows import (
     update_resources,
 )
 from fhir_server.storage.sql.schema import resource_history
+from fhir_server.storage.sql.search import SqlSearch
 from fhir_server.timeutil import now_us
 
-if TYPE_CHECKING:
-    from fhir_server.storage.sql.store import SqlStore
 
+class Owner(Protocol):
+    """What a Tx needs of the store that opened it."""
 
-@dataclass
-class Pending:
-    """The state a Tx will leave one resource in, plus the history rows leading there."""
+    engine: Engine
+    indexer: Indexer
+    searcher: SqlSearch
 
-    base: StoredResource | None  # what the database had when the Tx first touched it
-    final: StoredResource
-    body: dict | None
-    history: list[tuple[StoredResource, str]] = field(default_factory=list)
+    def vread_on(self, conn: Connection, res_type: str, res_id: str, version: int) -> StoredResource | None:
+        """One version, read on this connection."""
+        ...
+
+    def flushed(self, tx: Tx, keys: list[Key]) -> None:
+        """Called after a flush wrote these keys."""
+        ...
 
 
 def check_if_match(current: StoredResource | None, if_match: int | None, res_type: str, res_id: str) -> None:
@@ -61,11 +66,11 @@ def check_if_match(current: StoredResource | None, if_match: int | None, res_typ
 class Tx:
     """One database transaction of resource writes (a `UnitOfWork`); open one with `SqlStore.begin()`."""
 
-    def __init__(self, store: SqlStore, conn: Connection, parent: Tx | None = None, origin: str = "api"):
+    def __init__(self, store: Owner, conn: Connection, parent: Tx | None = None, origin: str = "api"):
         self.store = store
         self.conn = conn
         self.parent = parent
-        self.origin = parent.origin if parent is not None else origin
+        self.origin: str = parent.origin if parent is not None else origin
         self.params_changed = False  # a SearchParameter was written: the registry changes after commit
         self._pending: dict[Key, Pending] = {}
         self._seen: dict[Key, StoredResource | None] = {}

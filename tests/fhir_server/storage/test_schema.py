@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from fhir_server.storage import open_store
-from fhir_server.storage.sql.db import SCHEMA_VERSION
+from fhir_server.storage.sql.migrate import SCHEMA_VERSION
 
 
 def test_index_added_after_the_database_was_created_appears_on_next_start(db_url):

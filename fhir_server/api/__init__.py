@@ -1,0 +1,1 @@
+"""The FHIR REST API over HTTP (FastAPI): routes, request bodies, responses, dependencies."""

@@ -1,0 +1,42 @@
+"""Schema creation and versioning: every table the store owns, created and upgraded by the app (add-only)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, MetaData, insert, select
+
+from fhir_server.storage.sql import identity, index_tables
+from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
+
+SCHEMA_VERSION = 1
+
+
+def store_metadata() -> MetaData:
+    """The metadata of every table the FHIR store owns (resources, index, identity)."""
+    assert identity.identity_link.metadata is metadata and index_tables.sp_token.metadata is metadata
+    return metadata
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    """Create missing tables and indexes of one metadata (idempotent; add-only migrations)."""
+    metadata.create_all(engine)
+    # create_all skips existing tables entirely: indexes added since a database was created are
+    # created here, so an index-only schema change needs no manual step.
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the store's missing tables and record the schema version (idempotent)."""
+    create_tables(engine, store_metadata())
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        versions = dict(conn.execute(select(schema_version.c.component, schema_version.c.version)).all())
+        have = versions.get("core")
+        if have is None:
+            conn.execute(insert(schema_version).values(component="core", version=SCHEMA_VERSION))
+        elif have > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"database schema version {have} is newer than this Lienthong ({SCHEMA_VERSION})"
+            )
+        if PARAMS_COMPONENT not in versions:
+            conn.execute(insert(schema_version).values(component=PARAMS_COMPONENT, version=0))
