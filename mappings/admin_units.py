@@ -143,9 +143,13 @@ _PREFIX_RAW_RE = re.compile(
 )
 
 
+_D_MAP = str.maketrans({"đ": "d", "Đ": "D", "Ð": "D", "ð": "d"})
+
+
 def fold(text: str) -> str:
     """Lower-case, accent-free, 'đ' -> 'd', punctuation -> space, single spaces."""
-    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    # Ð (U+00D0) looks like Đ and turns up in typed data
+    decomposed = unicodedata.normalize("NFD", text.translate(_D_MAP))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()
     return " ".join(re.sub(r"[^0-9a-z]+", " ", bare).split())
 
