@@ -1,0 +1,1 @@
+"""Tests of the data packages under mappings/ (admin units, facilities, reporting)."""
