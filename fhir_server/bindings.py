@@ -96,12 +96,18 @@ def load() -> Bindings:
     return Bindings(types=types, skipped=tuple(data["skipped"]))
 
 
-def _issue(expression: str, value: str, vs: ValueSet) -> dict:
+def _issue(expression: str, value: str | None, vs: ValueSet) -> dict:
+    if value is None:  # a CodeableConcept with text only, or no usable coding
+        vi = f"{expression}: không có mã nào, trong khi phải có một mã thuộc tập mã bắt buộc {vs.describe()}"
+        en = f"{expression}: no coding, but one from the required value set {vs.describe()} is needed"
+    else:
+        vi = f"{expression}: giá trị {value} không thuộc tập mã bắt buộc {vs.describe()}"
+        en = f"{expression}: {value} is not in the required value set {vs.describe()}"
     return {
         "severity": "error",
         "code": "code-invalid",
-        "details": {"text": f"{expression}: giá trị {value} không thuộc tập mã bắt buộc {vs.describe()}"},
-        "diagnostics": f"{expression}: {value} is not in the required value set {vs.describe()}",
+        "details": {"text": vi},
+        "diagnostics": en,
         "expression": [expression],
     }
 
@@ -120,6 +126,7 @@ class _Walker:
         self.issues: list[dict] = []
 
     def resource(self, node: object, path: str) -> None:
+        """A resource (top level, contained, Bundle entry): its type comes from resourceType."""
         if isinstance(node, dict):
             rtype = node.get("resourceType")
             tree = self.types.get(rtype) if isinstance(rtype, str) else None
@@ -127,6 +134,7 @@ class _Walker:
                 self.node(node, tree, path)
 
     def node(self, node: dict, tree: dict, path: str) -> None:
+        """An object of a known type: visit the keys its tree says can lead to a binding."""
         for key, value in node.items():
             entry = tree.get(key)
             if entry is None:
@@ -143,6 +151,7 @@ class _Walker:
                 self.value(value, child, vs, f"{path}.{name}")
 
     def value(self, value: object, child: str, vs: ValueSet | None, path: str) -> None:
+        """One value of an element: check its binding, then descend into it."""
         if vs is not None:
             if child == "code":
                 if isinstance(value, str) and not vs.has_code(value):
@@ -160,23 +169,26 @@ class _Walker:
                 self.node(value, tree, path)
 
     def codeable_concept(self, cc: object, vs: ValueSet, path: str) -> None:
+        """R4 required binding on a CodeableConcept: one coding from the value set, none wrong in its system."""
         if not isinstance(cc, dict):
             return
         codings = cc.get("coding")
-        codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+        if not isinstance(codings, list):
+            codings = []
         found = False
         for i, coding in enumerate(codings):
+            if not isinstance(coding, dict):
+                continue
             system = coding.get("system")
             if vs.has_coding(system, coding.get("code")):
                 found = True
-            elif (
-                isinstance(system, str) and system in vs.by_system
-            ):  # the bound code system, but a code it does not allow
+            elif isinstance(system, str) and system in vs.by_system:
+                # the bound code system but a code it does not have: reported on the coding itself
                 self.issues.append(_issue(f"{path}.coding[{i}]", f"'{_coding_text(coding)}'", vs))
-                found = True  # reported on the coding itself; no second issue on the concept
+                found = True
         if not found:
-            shown = ", ".join(f"'{_coding_text(c)}'" for c in codings) or "no coding"
-            self.issues.append(_issue(path, shown, vs))
+            shown = ", ".join(f"'{_coding_text(c)}'" for c in codings if isinstance(c, dict))
+            self.issues.append(_issue(path, shown or None, vs))
 
 
 def check_required_bindings(resource: dict) -> list[dict]:
