@@ -202,7 +202,7 @@ def build(pkg: str) -> dict:
     expander = Expander(valuesets, codesystems)
     trees, bound, comments = _trees(sds)
 
-    keys: dict[str, str] = {}
+    keys: dict[str, str | None] = {}
     out_vs: dict[str, dict] = {}
     skipped = []
     for url in sorted(bound):
