@@ -81,13 +81,23 @@ def _decode_findings(rule: Rule, file: str, data: HosoData) -> tuple[list[Findin
 
 
 def check_hoso(
-    data: HosoData, file: str = "", lists: CodeLists | None = None, statuses: dict | None = None
+    data: HosoData,
+    file: str = "",
+    lists: CodeLists | None = None,
+    statuses: dict | None = None,
+    bare_table: str | None = None,
 ) -> list[Finding]:
-    """All findings for one decoded HOSO (rule statuses are counted into `statuses` when given)."""
+    """All findings for one decoded HOSO (rule statuses are counted into `statuses` when given).
+
+    `bare_table`: the file held only this table (no envelope), so the other tables are unknown rather
+    than absent and cross-table sums are not judged.
+    """
     ruleset = load_rules()
     statuses = statuses if statuses is not None else _statuses(ruleset)
     decode_rule = ruleset.by_id("QD130-FILE-001")
     findings, broken = _decode_findings(decode_rule, file, data)
+    if bare_table:
+        broken |= {t for t in ruleset.sizes if t != bare_table}
     if not data.tables.get("XML1"):
         findings.append(_file_finding(decode_rule, file, "no_xml1", table="XML1"))
         return findings
@@ -136,7 +146,7 @@ def check_bytes(
         vendor = _standard()
         for i, hoso in enumerate(env.hosos, start=1):
             data = decode_hoso(env, i, hoso, vendor)
-            report.findings += check_hoso(data, name, lists, report.rules)
+            report.findings += check_hoso(data, name, lists, report.rules, env.bare_table)
             report.records += 1
     report.seconds = time.perf_counter() - start
     return report
