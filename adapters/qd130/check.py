@@ -103,6 +103,8 @@ def check_hoso(
         return findings
     ctx = HosoCtx(file, data, ruleset, lists or default_lists(), findings, broken)
     run_hoso(ctx, statuses)
+    # read like the record: table by table, row by row (rule order kept within a row)
+    findings.sort(key=lambda f: (int(f.table[3:]) if _TABLE.match(f.table) else 0, f.row or 0))
     return findings
 
 

@@ -56,10 +56,13 @@ class RuleSet:
 
     def by_id(self, rule_id: str) -> Rule:
         """Look a rule up by id (KeyError if unknown)."""
-        for r in self.rules:
-            if r.id == rule_id:
-                return r
-        raise KeyError(rule_id)
+        return _index(self)[rule_id]
+
+
+@lru_cache(maxsize=4)
+def _index(ruleset: RuleSet) -> dict[str, Rule]:
+    """Rules by id (built once per rule set)."""
+    return {r.id: r for r in ruleset.rules}
 
 
 @lru_cache(maxsize=1)

@@ -125,6 +125,7 @@ class Dossier:
         self._put("XML1", fld, value)
 
     def _put(self, loai: str, fld: str, value: str | None) -> None:
+        """Set or (None) remove a field of the single record of a table."""
         if value is None:
             self.remove(loai, 0, fld)
         else:
@@ -179,19 +180,23 @@ Where = tuple[str, str, str]
 
 
 def _x1(d: Dossier, fld: str) -> Where:
+    """Where a finding on the XML1 record lands."""
     return ("XML1", d.stt("XML1", 0), fld)
 
 
 def _at(d: Dossier, loai: str, i: int, fld: str) -> Where:
+    """Where a finding on record i of a table lands."""
     return (loai, d.stt(loai, i), fld)
 
 
 def _outpatient(d: Dossier) -> None:
+    """Require an outpatient examination (no stay), else NotApplicable."""
     if d.get("XML1", 0, "MA_LOAI_KCB") != "01" or d.get("XML1", 0, "NGAY_VAO_NOI_TRU"):
         raise NotApplicable("needs an outpatient examination (MA_LOAI_KCB 01)")
 
 
 def _referral(d: Dossier) -> None:
+    """Require a referral out with its XML13, else NotApplicable."""
     if d.get("XML1", 0, "MA_LOAI_RV") not in ("2", "5") or not d.has("XML13"):
         raise NotApplicable("needs a referral (MA_LOAI_RV 2/5 with XML13)")
 
@@ -307,6 +312,8 @@ def _r_xml1_022(d: Dossier) -> Where:
 
 
 def _r_xml1_sum(fld: str, value: str | None = None) -> Callable[[Dossier], Where]:
+    """Recipe: an XML1 total off by 1,000 VND (or set to `value`), detail rows unchanged."""
+
     def recipe(d: Dossier) -> Where:
         if value is None:
             d.add_money("XML1", 0, fld, "1000")
@@ -423,6 +430,8 @@ def _echoed(fld: str, value: str) -> Callable[[Dossier], Where]:
 def _then(
     *steps: Callable[[Dossier], object], where: Callable[[Dossier], Where]
 ) -> Callable[[Dossier], Where]:
+    """Recipe: several edits, then report where the finding lands."""
+
     def recipe(d: Dossier) -> Where:
         for step in steps:
             step(d)
