@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from mappings import load_yaml
 
@@ -56,13 +56,12 @@ class RuleSet:
 
     def by_id(self, rule_id: str) -> Rule:
         """Look a rule up by id (KeyError if unknown)."""
-        return _index(self)[rule_id]
+        return self.index[rule_id]
 
-
-@lru_cache(maxsize=4)
-def _index(ruleset: RuleSet) -> dict[str, Rule]:
-    """Rules by id (built once per rule set)."""
-    return {r.id: r for r in ruleset.rules}
+    @cached_property
+    def index(self) -> Mapping[str, Rule]:
+        """Rules by id (built on first use)."""
+        return {r.id: r for r in self.rules}
 
 
 @lru_cache(maxsize=1)
