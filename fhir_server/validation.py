@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from fhir_server.bindings import check_required_bindings
 from fhir_server.errors import FhirError, operation_outcome
 
 _DATA = Path(__file__).parent / "data"
@@ -93,6 +94,10 @@ def validate(body: object, expected_type: str | None = None) -> dict:
     """Check a parsed JSON body is a structurally valid R4 resource; raise 400 with expressions if not."""
     check_shape(body, expected_type)
     res_type = body["resourceType"]
+    # R4's required bindings (R4B models do not check codes); they apply to the types R4B rewrote too.
+    bad_codes = check_required_bindings(body)
+    if bad_codes:
+        raise FhirError(400, {"resourceType": "OperationOutcome", "issue": bad_codes})
     rules = _r4_rules()
     if res_type in rules["unvalidated"]:
         return body
