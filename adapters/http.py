@@ -51,6 +51,8 @@ async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
     options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
     client = request.client.host if request.client else "unknown"
     source = request.query_params.get("source") or f"http:{client}"
+    if ctx.settings.broker_url:
+        return await _enqueue(ctx, payload, source, adapter, request.headers.get("content-type"), options)
     result = await run_in_threadpool(
         run_ingest,
         ctx.store,
@@ -62,6 +64,29 @@ async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
         settings=ctx.settings,
     )
     return _json(result.as_dict(), _status(result))
+
+
+async def _enqueue(ctx, payload: bytes, source: str, adapter: str | None, content_type, options) -> Response:
+    """Broker mode: archive, queue for the workers, answer 202 with the inbox id to follow."""
+    from adapters.broker import enqueue
+
+    try:
+        queued = await enqueue(ctx.store, ctx.settings, [(payload, source)], adapter, content_type, options)
+    except KeyError as exc:  # no adapter recognises the payload: nothing to queue
+        return _json({"error": str(exc.args[0]) if exc.args else str(exc)}, 422)
+    inbox_id, published = queued[0]
+    body = {"inbox_id": inbox_id, "status": "queued", "published": published}
+    return _json(body, 202)
+
+
+@router.get("/ingest/inbox/{inbox_id}")
+async def inbox_status(store: Store, inbox_id: int) -> Response:
+    """Status and per-record outcome of one archived payload (follow a 202 from broker mode)."""
+    row = await run_in_threadpool(ingest_repository(store).get_inbox, inbox_id)
+    if row is None:
+        return _json({"error": f"no inbox row {inbox_id}"}, 404)
+    row.pop("payload", None)
+    return _json(row)
 
 
 @router.post("/ingest")

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from adapters.base import Adapter, RecordError, SourceRecord
 from adapters.registry import adapters as all_adapters
 from adapters.registry import detect, get_adapter
-from adapters.repository import IngestRepository, ingest_repository
+from adapters.repository import ClosedElsewhere, IngestRepository, ingest_repository
 from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
 from fhir_server.settings import Settings, get_settings
@@ -329,25 +329,167 @@ def ingest_many(
     marks = []
     for result in results:
         result.status = _status(result)
-        marks.append(
-            (
-                result.inbox_id,
-                result.status,
-                {
-                    "options": options,
-                    "adapter": result.adapter,
-                    "accepted": result.accepted,
-                    "rejected": result.rejected,
-                    "errors": result.errors,
-                    "records": [
-                        {"key": r.key, "status": r.status, "dead_letter_id": r.dead_letter_id}
-                        for r in result.records
-                    ],
-                },
-            )
-        )
+        marks.append((result.inbox_id, result.status, summary(result, options)))
     repo.mark_many(marks)
     return results
+
+
+def summary(result: IngestResult, options: dict) -> dict:
+    """What the inbox row keeps about its outcome (no payload data)."""
+    return {
+        "options": options,
+        "adapter": result.adapter,
+        "accepted": result.accepted,
+        "rejected": result.rejected,
+        "errors": result.errors,
+        "records": [
+            {"key": r.key, "status": r.status, "dead_letter_id": r.dead_letter_id} for r in result.records
+        ],
+    }
+
+
+class DeferredDeadLetters:
+    """Stands in for the repository while records are processed: dead letters are collected (with a
+    placeholder id) instead of written, so a broker worker writes them together with the inbox marks."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add_dead_letter(self, **row) -> int:
+        """Keep the row; returns -(its position + 1) until `resolve` swaps in the real id."""
+        self.rows.append(row)
+        return -len(self.rows)
+
+    @staticmethod
+    def resolve(results: list[IngestResult], ids: list[int]) -> None:
+        """Replace the placeholders in `results` by the ids the database gave the rows."""
+        for result in results:
+            for rec in result.records:
+                if rec.dead_letter_id is not None and rec.dead_letter_id < 0:
+                    rec.dead_letter_id = ids[-rec.dead_letter_id - 1]
+
+
+@dataclass
+class Archived:
+    """A payload already in the inbox (a broker worker got its id from the stream)."""
+
+    inbox_id: int
+    payload: bytes
+    adapter: str | None
+    content_type: str | None
+    options: dict
+
+
+def _apply_outcomes(staged: list[_Staged], outcomes: list, sink) -> None:
+    """Per-record status from a group commit's outcomes (failed Bundles become dead letters in `sink`).
+    Safe to run again on a retried transaction: every field it sets is reset first."""
+    for s, outcome in zip(staged, outcomes, strict=True):
+        rr = s.result
+        rr.errors, rr.dead_letter_id, rr.status = [], None, "rejected"
+        if isinstance(outcome, dict):
+            rr.status = "accepted"
+            rr.resources = len(s.bundle.get("entry", []))
+            rr.created, rr.existing = _count(outcome)
+            continue
+        detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
+        errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
+        rr.errors = [e.as_dict() for e in errs]
+        rr.dead_letter_id = _dead(sink, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload)
+
+
+def process_archived(
+    store: Storage,
+    items: list[Archived],
+    *,
+    settings: Settings | None = None,
+    extra_marks: list[tuple[int, str, dict]] = (),  # type: ignore[assignment]
+) -> tuple[list[IngestResult], set[int]]:
+    """Parse, map and group-commit archived ("queued") payloads, closing their inbox rows (status,
+    summary, dead letters) IN THE SAME TRANSACTION as their data (broker workers).
+
+    A row that another delivery closed first is left out (its data is not applied again), so a
+    payload is committed once however often the broker delivers it. A database that cannot be reached
+    raises `StorageUnavailable` (nothing committed) so the worker retries. Returns the results of the
+    rows this call closed and their ids; `extra_marks` close more rows (e.g. HL7 re-sends) likewise."""
+    repo = ingest_repository(store)
+    while True:
+        results, staged, stage_sink, validate = _stage_archived(items, settings)
+        by_id = {it.inbox_id: it for it in items}
+        closed: set[int] = set()
+        marks_extra = [m for m in extra_marks if m[0] not in closed]
+
+        def close(tx, outcomes, staged=staged, results=results, stage_sink=stage_sink) -> None:
+            closed.clear()  # a retried transaction closes the rows again
+            sink = DeferredDeadLetters()
+            sink.rows = list(stage_sink.rows)
+            _apply_outcomes(staged, outcomes, sink)
+            marks = []
+            for r in results:
+                r.status = _status(r)
+                marks.append((r.inbox_id, r.status, _summary_builder(r, by_id[r.inbox_id].options, settings)))
+            marks += [(i, st, (lambda _ids, sm=sm: sm)) for i, st, sm in marks_extra]
+            closed.update(repo.finish_on(tx, sink.rows, marks))
+
+        try:
+            outcomes = commit_group(
+                store, [s.bundle for s in staged], validate=validate, origin=ORIGIN, before_commit=close
+            )
+        except ClosedElsewhere as exc:
+            items = [it for it in items if it.inbox_id not in exc.ids]
+            extra_marks = [m for m in extra_marks if m[0] not in exc.ids]
+            continue
+        if not closed and (results or marks_extra):
+            # The group was split into one transaction per Bundle (a Bundle the database refused):
+            # the rows are closed on their own now (not atomically with the data, in this rare case).
+            sink = DeferredDeadLetters()
+            sink.rows = list(stage_sink.rows)
+            _apply_outcomes(staged, outcomes, sink)
+            marks = [
+                (r.inbox_id, _status(r), _summary_builder(r, by_id[r.inbox_id].options, settings))
+                for r in results
+            ]
+            marks += [(i, st, (lambda _ids, sm=sm: sm)) for i, st, sm in marks_extra]
+            closed = repo.finish_many(sink.rows, marks)
+        return [r for r in results if r.inbox_id in closed], closed
+
+
+def _summary_builder(result: IngestResult, options: dict, settings: Settings | None):
+    """Summary of one result, built once its dead letters have ids."""
+
+    def build(ids: list[int]) -> dict:
+        DeferredDeadLetters.resolve([result], ids)
+        return summary(result, _with_settings(options, settings))
+
+    return build
+
+
+def _stage_archived(items: list[Archived], settings: Settings | None):
+    """Parse and map archived payloads; record-level failures go to a deferred sink."""
+    sink = DeferredDeadLetters()
+    results: list[IngestResult] = []
+    staged: list[_Staged] = []
+    validate = False
+    for item in items:
+        options = _with_settings(item.options, settings)
+        validate = validate or _validate_output(options)
+        try:
+            ad = _resolve(item.payload, item.adapter, item.content_type)
+            err = None
+        except KeyError as exc:
+            ad, err = None, str(exc.args[0]) if exc.args else str(exc)
+        result = IngestResult(item.inbox_id, ad.name if ad else item.adapter, "failed")
+        results.append(result)
+        if ad is None:
+            result.errors.append(
+                RecordError("file", err or "no installed adapter recognises this payload").as_dict()
+            )
+            continue
+        try:
+            staged += _stage(sink, ad, item.payload, options, item.inbox_id, result)  # type: ignore[arg-type]
+        except Exception as exc:  # a parser crash fails this payload only
+            log_failure(log, "parsing inbox %s crashed", exc, item.inbox_id)
+            result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
+    return results, staged, sink, validate
 
 
 def _adapter_for_channel(channel: str) -> Adapter:

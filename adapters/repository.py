@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import weakref
+from collections.abc import Callable
 
 import orjson
 from sqlalchemy import (
@@ -91,6 +92,14 @@ def _plain(row) -> dict:
     return {str(k): v for k, v in row.items()}
 
 
+class ClosedElsewhere(Exception):
+    """Inbox rows a worker meant to close were closed by another delivery of the same payloads."""
+
+    def __init__(self, ids: set[int]):
+        super().__init__(f"{len(ids)} inbox row(s) closed by another delivery")
+        self.ids = ids
+
+
 class IngestRepository:
     """Archive, dead-letter and idempotency rows of one database."""
 
@@ -110,7 +119,7 @@ class IngestRepository:
                 "received_at": now_us(),
                 "content_type": (i.get("content_type") or None) and i["content_type"][:128],
                 "payload": i["payload"],
-                "status": "received",
+                "status": i.get("status", "received"),
                 "summary": orjson.dumps(i["summary"]).decode() if i.get("summary") is not None else None,
             }
             for i in items
@@ -146,6 +155,104 @@ class IngestRepository:
                     .values(status=bindparam("b_status")),
                     status_only,
                 )
+
+    # -- broker side (payloads waiting in the stream are "queued") -------------------------------
+    def load_inbox(self, ids: list[int]) -> dict[int, dict]:
+        """Inbox rows (payload, channel, status, summary parsed) by id; missing ids are absent."""
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(inbox).where(inbox.c.inbox_id.in_(sorted(set(ids))))).mappings().all()
+        out = {}
+        for row in rows:
+            d = _plain(row)
+            d["summary"] = orjson.loads(d["summary"]) if d.get("summary") else None
+            out[int(d["inbox_id"])] = d
+        return out
+
+    def queued_before(self, received_before: int, limit: int = 1000) -> list[dict]:
+        """Queued rows archived before a time (microseconds): candidates for publishing again."""
+        c = inbox.c
+        stmt = (
+            select(c.inbox_id, c.channel, c.summary)
+            .where(c.status == "queued", c.received_at < received_before)
+            .order_by(c.inbox_id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_plain(r) for r in conn.execute(stmt).mappings().all()]
+
+    def count_by_status(self) -> dict[str, int]:
+        """Number of inbox rows per status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status)).all()
+        return {str(st): int(n) for st, n in rows}
+
+    def finish_many(
+        self, dead_letters: list[dict], marks: list[tuple[int, str, Callable[[list[int]], dict]]]
+    ) -> set[int]:
+        """Close queued inbox rows in a transaction of their own (see `finish_on`); rows another
+        delivery closed first are skipped. Returns the ids this call closed."""
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            return self._finish(conn, dead_letters, marks, strict=False)
+
+    def finish_on(
+        self, unit, dead_letters: list[dict], marks: list[tuple[int, str, Callable[[list[int]], dict]]]
+    ) -> set[int]:
+        """Close queued inbox rows inside a FHIR unit of work (`unit.conn`), atomically with the data it
+        writes: their dead letters, then their status and summary. Raises ClosedElsewhere (which rolls
+        the unit back) when another delivery closed some of them first, so their data is not applied
+        twice. The summary builders get the dead letters' ids (in the order given)."""
+        return self._finish(unit.conn, dead_letters, marks, strict=True)
+
+    def _finish(self, conn, dead_letters: list[dict], marks, strict: bool) -> set[int]:
+        ids = sorted({m[0] for m in marks})
+        if not ids:
+            return set()
+        stmt = select(inbox.c.inbox_id).where(inbox.c.inbox_id.in_(ids), inbox.c.status == "queued")
+        if conn.dialect.name == "postgresql":
+            stmt = (
+                stmt.with_for_update()
+            )  # a concurrent delivery of the same row waits here, then sees it closed
+        won = {int(r) for r in conn.execute(stmt).scalars()}
+        if strict and len(won) < len(ids):
+            raise ClosedElsewhere(set(ids) - won)
+        now = now_us()
+        positions = [i for i, d in enumerate(dead_letters) if d.get("inbox_id") in won]
+        rows = [
+            {
+                "inbox_id": d.get("inbox_id"),
+                "channel": d["channel"][:32],
+                "record_key": d.get("record_key") and d["record_key"][:255],
+                "location": d.get("location") and d["location"][:255],
+                "reason": d["reason"],
+                "payload": d.get("payload"),
+                "created_at": now,
+                "status": "open",
+                "attempts": 0,
+            }
+            for d in (dead_letters[i] for i in positions)
+        ]
+        dl_ids: list[int] = [0] * len(dead_letters)
+        if rows:
+            res = conn.execute(
+                insert(dead_letter).returning(dead_letter.c.dl_id, sort_by_parameter_order=True), rows
+            )
+            for pos, dl_id in zip(positions, res.scalars().all()):
+                dl_ids[pos] = int(dl_id)
+        updates = [
+            {"b_id": i, "b_status": st, "b_summary": orjson.dumps(build(dl_ids)).decode()}
+            for i, st, build in marks
+            if i in won
+        ]
+        if updates:
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.inbox_id == bindparam("b_id"))
+                .values(status=bindparam("b_status"), summary=bindparam("b_summary")),
+                updates,
+            )
+        return won
 
     def get_inbox(self, inbox_id: int) -> dict | None:
         """One inbox row as a dict (summary parsed), or None."""
@@ -282,3 +389,13 @@ def ingest_repository(store) -> IngestRepository:
         if repo is None:
             repo = _REPOS[engine] = IngestRepository(engine)
         return repo
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached now" (retry later), as opposed to
+    errors about the data: a dropped or refused connection, a terminated backend."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from fhir_server.storage.base import StorageUnavailable
+
+    return isinstance(exc, (StorageUnavailable, OperationalError, InterfaceError))

@@ -45,6 +45,13 @@ class Settings:
     link_on_ingest: bool = True
     validate_ingest: bool = False
     vendor_path: str | None = None
+    # Broker (NATS JetStream) between ingest front ends and `lienthong worker` processes; None: in-process
+    broker_url: str | None = None
+    broker_stream: str = "LIENTHONG_INGEST"
+    broker_max_deliver: int = 5
+    broker_ack_wait: float = 30.0
+    # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
+    outbox: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +76,11 @@ class Settings:
             link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
+            broker_url=os.environ.get("LIENTHONG_BROKER_URL") or None,
+            broker_stream=os.environ.get("LIENTHONG_BROKER_STREAM", cls.broker_stream),
+            broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
+            broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
+            outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
         )
 
     def with_(self, **changes) -> Settings:

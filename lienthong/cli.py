@@ -11,7 +11,9 @@ from rich.console import Console
 
 import adapters.cli
 import adapters.hl7v2.cli
+import adapters.worker
 import fhir_server.commands
+import fhir_server.hub.cli
 from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
 from lienthong.runtime import open_runtime
@@ -64,3 +66,5 @@ def serve(
 fhir_server.commands.register(app, open_runtime)
 adapters.cli.register(app, open_runtime)
 adapters.hl7v2.cli.register(app, open_runtime)
+adapters.worker.register(app, open_runtime)
+fhir_server.hub.cli.register(app, open_runtime)

@@ -158,3 +158,57 @@ def _code_of(ack: bytes) -> str:
         if seg.startswith(b"MSA|"):
             return seg[4:6].decode("ascii", "replace")
     return "AR"
+
+
+@dataclass
+class QueuedBatch:
+    """HL7 v2 messages a broker worker processed: the inbox rows it closed and the ACK of each."""
+
+    closed: set[int]  # inbox rows closed by this call (with their data, in one transaction)
+    acks: dict[int, bytes]  # inbox id -> ACK (for the listener waiting on the commit)
+    to_remember: dict[str, bytes]  # message key -> ACK, for re-sends
+    first_inbox: dict[str, int]  # message key -> inbox id of its first copy
+
+
+def process_queued(store, items: list, *, settings=None) -> QueuedBatch:
+    """Process archived HL7 v2 messages (broker worker): de-duplicate on MSH-10 like the listener, then
+    commit the fresh ones as one group that also closes every row (re-sends marked "duplicate")."""
+    from adapters.pipeline import process_archived
+
+    headers = {it.inbox_id: _header(it.payload) for it in items}
+    keys = {
+        it.inbox_id: (message_key(headers[it.inbox_id]) if headers[it.inbox_id].control_id else None)
+        for it in items
+    }
+    repo = ingest_repository(store)
+    stored = repo.stored_responses(CHANNEL, sorted({k for k in keys.values() if k}))
+    first: dict[str, int] = {}
+    fresh, dups = [], []
+    for it in items:
+        key = keys[it.inbox_id]
+        if key and (key in stored or key in first):
+            dups.append((it.inbox_id, key))
+            continue
+        if key:
+            first[key] = it.inbox_id
+        fresh.append(it)
+    results, closed = process_archived(
+        store, fresh, settings=settings, extra_marks=[(i, "duplicate", {"duplicate_of": k}) for i, k in dups]
+    )
+    acks: dict[int, bytes] = {}
+    remember: dict[str, bytes] = {}
+    for result in results:
+        code, errors = _ack_errors(result)
+        acks[result.inbox_id] = build_ack(headers[result.inbox_id], code, errors)
+        key = keys[result.inbox_id]
+        if key and code in ("AA", "AE"):
+            remember[key] = acks[result.inbox_id]
+    for inbox_id, key in dups:
+        acks[inbox_id] = (
+            stored.get(key)
+            or acks.get(first.get(key, -1))
+            or build_ack(
+                headers[inbox_id], "AR", [AckError(INTERNAL_ERROR, "", "first copy not answered yet")]
+            )
+        )
+    return QueuedBatch(closed, acks, remember, first)

@@ -11,11 +11,19 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fhir_server.errors import FhirError
 from fhir_server.interactions.bundles import apply_transaction, transaction
-from fhir_server.storage.base import Key, Storage, StorageRefused, StorageUnavailable, WriteConflict
+from fhir_server.storage.base import (
+    Key,
+    Storage,
+    StorageRefused,
+    StorageUnavailable,
+    UnitOfWork,
+    WriteConflict,
+)
 
 RETRIES = 4
 
@@ -58,11 +66,15 @@ def commit_group(
     validate: bool = True,
     written: set[Key] | None = None,
     origin: str = "ingest",
+    before_commit: Callable[[UnitOfWork, list[dict | FhirError]], None] | None = None,
 ) -> list[dict | FhirError]:
     """Apply transaction Bundles in one database transaction; one result (response or error) each.
 
     `written`, when given, collects the (type, id) of every resource that got a new version (unchanged
-    re-sends are not in it)."""
+    re-sends are not in it). `before_commit(unit, results)`, when given, runs inside the transaction
+    after every Bundle was applied (again on each retry), so a caller's own bookkeeping (a broker
+    worker closing its inbox rows) commits atomically with the data; it is not called when the group
+    had to be split into one transaction per Bundle."""
     for attempt in range(RETRIES):
         results: list[dict | FhirError] = []
         try:
@@ -74,6 +86,8 @@ def commit_group(
                             results.append(apply_transaction(unit, bundle, validate))
                     except FhirError as exc:
                         results.append(exc)
+                if before_commit is not None:
+                    before_commit(tx, results)
             if written is not None:
                 written.update(tx.written)
             return results
