@@ -46,6 +46,37 @@ def _options(vendor: str | None, profile_set: str | None) -> dict:
     return {k: v for k, v in (("vendor", vendor), ("profile_set", profile_set)) if v}
 
 
+def _enqueue_files(runtime, files: list[Path], adapter: str | None, options: dict, batch: int) -> None:
+    """Broker mode of `ingest`: archive each batch of files and publish it; workers do the rest."""
+    import asyncio
+
+    from adapters.broker import enqueue, publisher
+
+    async def main() -> tuple[int, int]:
+        queued = unpublished = 0
+        for i in range(0, len(files), max(1, batch)):
+            chunk = files[i : i + max(1, batch)]
+            out = await enqueue(
+                runtime.store,
+                runtime.settings,
+                [(f.read_bytes(), f"file:{f}") for f in chunk],
+                adapter,
+                None,
+                options,
+            )
+            queued += len(out)
+            unpublished += sum(1 for _i, ok in out if not ok)
+        from adapters.broker import BrokerConfig
+
+        await publisher(BrokerConfig.from_settings(runtime.settings)).close()
+        return queued, unpublished
+
+    queued, unpublished = asyncio.run(main())
+    console.print(
+        f"{queued} file(s) archived and queued for the workers ({unpublished} waiting for the broker)"
+    )
+
+
 def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the adapter commands to the main Typer app; `open_runtime(settings)` opens a wired store."""
 
@@ -57,13 +88,19 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         profile_set: str = typer.Option(None, "--profile-set", help="hl7vn | ehealth"),
         db: str = typer.Option(None, "--db", help="database URL"),
         batch: int = typer.Option(50, help="files per group commit (1 = commit each file alone)"),
+        broker: str = typer.Option(
+            None, "--broker", help="archive and queue the files on this NATS JetStream for `lienthong worker`"
+        ),
     ) -> None:
         """Ingest files/folders through the adapters; prints a per-file summary table."""
         from adapters.pipeline import ingest_many
 
-        runtime = open_runtime(_settings(db))
+        runtime = open_runtime(_settings(db).with_(broker_url=broker))
         store = runtime.store
         files = _files(paths)
+        if broker:
+            _enqueue_files(runtime, files, adapter, _options(vendor, profile_set), batch)
+            return
         table = Table(title="Ingest summary")
         for col in ("file", "status", "accepted", "rejected", "first error"):
             table.add_column(col)

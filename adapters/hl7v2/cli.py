@@ -28,9 +28,16 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         ),
         tz_offset: str = typer.Option("+07:00", help="Offset for HL7 times sent without one"),
         hl7apy_validate: bool = typer.Option(False, help="Also run hl7apy's full tolerant parse (slower)"),
+        broker: str = typer.Option(
+            None,
+            "--broker",
+            help="Queue messages on this NATS JetStream (env LIENTHONG_BROKER_URL) for `lienthong worker`; "
+            "each ACK still waits for the worker's commit",
+        ),
+        ack_timeout: float = typer.Option(30.0, help="Broker mode: seconds to wait for a commit before AR"),
     ) -> None:
         """Receive HL7 v2 over MLLP; ACK AA only after the data is committed (AE/AR with ERR otherwise)."""
-        settings = Settings.from_env().with_(database_url=db)
+        settings = Settings.from_env().with_(database_url=db, broker_url=broker)
         logging.basicConfig(level=logging.INFO)
         open_runtime(settings).store.close()  # create the schema once, before listeners start
         options = {
@@ -42,7 +49,7 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             f"MLLP listening on {host}:{port} with {processes} process(es) "
             f"(database: {settings.database_url.split('@')[-1]})"
         )
-        args = (open_runtime, settings, host, port, max_bytes, workers, options, processes > 1)
+        args = (open_runtime, settings, host, port, max_bytes, workers, options, processes > 1, ack_timeout)
         if processes == 1:
             serve_listener(*args)
             return
@@ -76,6 +83,7 @@ def serve_listener(
     workers: int,
     options: dict,
     reuse_port: bool,
+    ack_timeout: float = 30.0,
 ) -> None:
     """Run one listener process until SIGTERM or Ctrl-C (in-flight messages finish before it exits)."""
     from adapters.hl7v2.mllp import run_listener
@@ -89,16 +97,28 @@ def serve_listener(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
-        await run_listener(
-            store,
-            host,
-            port,
-            max_bytes=max_bytes,
-            workers=workers,
-            options=options,
-            reuse_port=reuse_port,
-            linker=runtime.linker,
-        )
+        processor = None
+        if settings.broker_url:
+            from adapters.hl7v2.brokered import BrokeredProcessor
+
+            processor = BrokeredProcessor(store, settings, options, ack_timeout)
+            await processor.start()
+        try:
+            await run_listener(
+                store,
+                host,
+                port,
+                max_bytes=max_bytes,
+                workers=workers,
+                options=options,
+                reuse_port=reuse_port,
+                # Broker mode writes no FHIR data here: the workers link what they commit.
+                linker=None if processor else runtime.linker,
+                processor=processor,
+            )
+        finally:
+            if processor is not None:
+                await processor.close()
 
     try:
         asyncio.run(main())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -51,6 +52,7 @@ class MllpServer:
         max_batch: int = 64,
         reuse_port: bool = False,
         linker: Drainable | None = None,
+        processor: Callable[[list[tuple[bytes, str]]], Awaitable[list[Outcome]]] | None = None,
     ):
         self.store = store
         self.host = host
@@ -73,6 +75,9 @@ class MllpServer:
         # Patients written by committed batches wait in the store's durable pending queue; the linker
         # drains it in the background after their ACKs went out (and at start, after a crash).
         self.linker = linker
+        # Broker mode (adapters/hl7v2/brokered.py): messages are queued for workers and each ACK waits
+        # for the worker's commit notification instead of a local commit.
+        self.processor = processor
         self._committed: asyncio.Event | None = None
         self._link_task: asyncio.Task | None = None
 
@@ -141,10 +146,13 @@ class MllpServer:
                 batch.append(self._queue.get_nowait())
             items = [(raw, peer) for raw, peer, _ in batch]
             try:
-                outcomes = await loop.run_in_executor(
-                    self._executor,
-                    lambda: process_batch(self.store, items, options=self.options),
-                )
+                if self.processor is not None:
+                    outcomes = await self.processor(items)
+                else:
+                    outcomes = await loop.run_in_executor(
+                        self._executor,
+                        lambda: process_batch(self.store, items, options=self.options),
+                    )
             except Exception as exc:  # process_batch never raises; belt and braces for the futures
                 for _, _, fut in batch:
                     if not fut.done():
