@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.repository import ingest_repository
+from fhir_server.hub.outbox import attach_outbox
 from fhir_server.identity.hook import Linker
 from fhir_server.settings import Settings
 from fhir_server.storage import SqlStore, open_store
@@ -35,4 +36,6 @@ def open_runtime(
     store = open_store(settings.database_url, pool_size=pool_size or settings.pool_size, create=create)
     if create:
         ingest_repository(store)  # the ingest side's tables, beside the store's
+    if settings.outbox:
+        attach_outbox(store)  # committed changes wait for a central hub to pull them
     return Runtime(settings, store, attach_linker(store, settings, deferred_linking))

@@ -197,3 +197,27 @@ def test_a_bad_config_is_refused_with_the_reason(bad, message):
 
     with pytest.raises(ValueError, match=message):
         parse_config(bad)
+
+
+def test_the_lienthong_hub_command_serves_the_federation_from_a_config_file(nodes, tmp_path):
+    import yaml
+
+    from tests.processes import EXE, Proc, child_env, free_port, wait_http
+
+    config = tmp_path / "hub.yaml"
+    config.write_text(yaml.safe_dump(hub_config(nodes)), encoding="utf-8")
+    port = free_port()
+    hub = Proc(
+        [EXE, "hub", "--config", str(config), "--port", str(port)],
+        child_env(),
+        tmp_path / "hub.log",
+        port=port,
+    )
+    hub.start()
+    try:
+        wait_http(f"{hub.base}/metadata", hub)
+        bundle = httpx.get(f"{hub.base}/Patient", params={"identifier": AN}, timeout=10).json()
+    finally:
+        hub.stop()
+    assert bundle["total"] == 1
+    assert "federated, 3 node(s)" in hub.output()
