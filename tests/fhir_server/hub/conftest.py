@@ -4,7 +4,6 @@ PostgreSQL, each its own database), loaded once per module, and a hub over them.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 from fhir_server.hub.app import create_hub_app
 from fhir_server.hub.config import parse_config
 from tests.fhir_server.hub import hospitals
-from tests.processes import EXE, child_env, drop_pg_database, free_port, new_pg_database, serve
+from tests.processes import drop_pg_database, free_port, new_pg_database, serve
 
 PG_URL = os.environ.get("LIENTHONG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -35,7 +34,12 @@ def load(base: str, node: str, db: str | None = None) -> None:
     r = httpx.post(base, json=hospitals.transaction(node), headers={"Content-Type": "application/fhir+json"})
     assert r.status_code == 200, r.text
     if db:
-        subprocess.run([EXE, "link", "--all", "--db", db], check=True, capture_output=True, env=child_env())
+        from fhir_server.identity.service import link_all
+        from fhir_server.storage import open_store
+
+        store = open_store(db, create=False)
+        link_all(store)
+        store.close()
 
 
 @pytest.fixture(scope="module")
