@@ -65,12 +65,16 @@ class BrokerConfig:
 async def connect(cfg: BrokerConfig, name: str) -> tuple[Client, JetStreamContext]:
     """Connect (reconnecting forever after a broker restart) and make sure the stream exists."""
 
+    holder: list[Client] = []
+
     async def _disconnected() -> None:
-        log.warning("broker connection lost; reconnecting")
+        if holder and not (holder[0].is_closed or holder[0].is_draining):
+            log.warning("broker connection lost; reconnecting")
 
     nc = await nats.connect(
         cfg.url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, disconnected_cb=_disconnected
     )
+    holder.append(nc)
     js = nc.jetstream()
     await ensure_stream(js, cfg)
     return nc, js
