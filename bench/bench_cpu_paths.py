@@ -23,23 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def _app_and_store(url: str):
-    """The deployed app over a wired store (works on layouts before and after the composition root)."""
-    try:
-        from fhir_server.settings import Settings
-        from lienthong.app import create_app
-        from lienthong.runtime import open_runtime
+    """The deployed app over a wired store."""
+    from fhir_server.settings import Settings
+    from lienthong.app import create_app
+    from lienthong.runtime import open_runtime
 
-        settings = Settings(database_url=url)
-        store = open_runtime(settings).store
-        return create_app(settings, store=store), store
-    except ImportError:  # the layout before the restructure
-        from fhir_server.api.app import create_app
-        from fhir_server.config import Settings
-        from fhir_server.storage.store import open_store
-
-        settings = Settings(database_url=url)
-        store = open_store(url)
-        return create_app(settings, store=store), store
+    settings = Settings(database_url=url)
+    store = open_runtime(settings).store
+    return create_app(settings, store=store), store
 
 
 async def _run(args) -> None:
