@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from adapters.base import RecordError
-from adapters.hl7v2.datatypes import Context, codeable_concept, datetime_
+from adapters.hl7v2.datatypes import Context, codeable_concept, datetime_, profile
 from adapters.hl7v2.er7 import Message, Segment
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, Hl7Error, warning
 from adapters.ids import deterministic_id
 from fhir_server.timeutil import instant, now_us
-from mappings import profile_set
 
 
 class BundleBuilder:
@@ -21,7 +20,7 @@ class BundleBuilder:
         self.ctx = ctx
         self.record_key = record_key
         self._entries: dict[tuple[str, str], dict] = {}
-        self._profiles = profile_set(ctx.profile).get("profiles", {})
+        self._profiles = profile(ctx.profile).get("profiles", {})
         self.used: set[int] = set()  # indexes of segments that were mapped
         self.produced: dict[int, str] = {}  # segment index -> the resource it became (notes attach there)
         self.warnings: list[RecordError] = []

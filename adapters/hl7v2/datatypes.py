@@ -24,6 +24,12 @@ def tables() -> dict:
 
 
 @lru_cache(maxsize=None)
+def profile(name: str) -> dict:
+    """mappings/profiles/<name>.yaml (cached here: profile_set checks the file on every call)."""
+    return profile_set(name)
+
+
+@lru_cache(maxsize=None)
 def identifier_rules() -> dict:
     """mappings/hl7v2/identifiers.yaml (cached)."""
     return load_yaml("hl7v2/identifiers.yaml")
@@ -45,12 +51,12 @@ class Context:
         """Context from options (tz_offset, profile_set) and the mapping data files."""
         options = options or {}
         defaults = tables()["defaults"]
-        profile = options.get("profile_set") or "hl7vn"
+        profile_name = options.get("profile_set") or "hl7vn"
         return cls(
             facility=facility,
             tz_offset=options.get("tz_offset") or defaults["tz_offset"],
-            profile=profile,
-            systems=profile_set(profile)["identifier_systems"],
+            profile=profile_name,
+            systems=profile(profile_name)["identifier_systems"],
             local_base=defaults["local_system_base"],
             encoding=encoding,
         )

@@ -86,12 +86,10 @@ def map_encounter(
         res["class"] = {"system": "http://terminology.hl7.org/CodeSystem/v2-0004", "code": pclass}
     else:
         res["class"] = {"system": V3_ACT, "code": "AMB", "display": "ambulatory"}
-    admission = codeable_concept(pv1.comps(4)[:2] + ["HL70007"] if pv1.get(4) else [])
+    admission = _coded(pv1, 4, "HL70007")
     if admission:
         res["type"] = [admission]
-    service = codeable_concept(
-        pv1.comps(10)[:2] + [f"{ctx.local_base}/{ctx.facility}/service"] if pv1.get(10) else []
-    )
+    service = _coded(pv1, 10, f"{ctx.local_base}/{ctx.facility}/service")
     if service:
         res["serviceType"] = service
     res["subject"] = {"reference": patient_ref}
@@ -110,7 +108,7 @@ def map_encounter(
         res["participant"] = participants
     if start or end:
         res["period"] = {k: v for k, v in (("start", start), ("end", end)) if v}
-    disposition = codeable_concept(pv1.comps(36)[:2] + ["HL70112"] if pv1.get(36) else [])
+    disposition = _coded(pv1, 36, "HL70112")
     if disposition:
         res["hospitalization"] = {"dischargeDisposition": disposition}
     locations = _locations(pv1, bool(end))
@@ -133,6 +131,14 @@ def map_encounter(
     ref = b.put("Encounter", key, res)
     b.use(pv1, ref)
     return ref
+
+
+def _coded(seg: Segment, n: int, system: str) -> dict | None:
+    """A code^text field of a known table (PV1-4 0007, PV1-10 local, PV1-36 0112) -> CodeableConcept."""
+    if not seg.get(n):
+        return None
+    code, text = (seg.comps(n) + [""])[:2]
+    return codeable_concept([code, text, system])
 
 
 def _locations(pv1: Segment, ended: bool) -> list[dict]:

@@ -12,12 +12,12 @@ from adapters.hl7v2.datatypes import (
     human_name_,
     identifier,
     identifier_rules,
+    profile,
     tables,
     telecom,
 )
 from adapters.hl7v2.er7 import Message, Segment, split_components
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, content_error
-from mappings import profile_set
 
 
 def facility_code(msg: Message) -> str:
@@ -109,11 +109,11 @@ def map_patient(b: BundleBuilder, msg: Message, org_ref: str | None, pid: Segmen
     marital = codeable_concept(pid.comps(16))
     if marital:
         res["maritalStatus"] = marital
-    exts = profile_set(ctx.profile)["extensions"]
+    exts = profile(ctx.profile)["extensions"]
     ethnic = pid.comps(22)
     if ethnic and ethnic[0]:
         cc = codeable_concept(ethnic[:2] + [""])
-        cc["coding"][0]["system"] = profile_set(ctx.profile)["code_systems"]["ethnicity"]
+        cc["coding"][0]["system"] = profile(ctx.profile)["code_systems"]["ethnicity"]
         res.setdefault("extension", []).append({"url": exts["ethnicity"], "valueCodeableConcept": cc})
     nation = pid.get(28)
     if nation:

@@ -174,6 +174,9 @@ def map_medication_request(
         if reasons:
             res["reasonCode"] = reasons
     group = _group(msg, rx)
+    if orc is not None:
+        # Order timing (TQ1 between ORC and RXE) after the pharmacy's encoded timing (TQ1 after RXE).
+        group += [s for s in msg.segments[orc.index + 1 : rx.index] if s.name == "TQ1"]
     dosage = _dosage(b, rx, group, where)
     if dosage:
         res["dosageInstruction"] = [dosage]

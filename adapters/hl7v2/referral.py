@@ -133,7 +133,8 @@ def _provider(b: BundleBuilder, prd: Segment) -> dict | None:
     ctx = b.ctx
     name = human_name_(prd.comps(2))
     provider_id = prd.get(7)
-    facility = prd.comps(4)[3] if len(prd.comps(4)) > 3 else ""
+    place = prd.comps(4) + [""] * 9
+    facility, label = place[3], place[8]  # PL.4 facility (a mã CSKCB in VN), PL.9 description
     if name or provider_id:
         body: dict = {}
         if provider_id:
@@ -145,9 +146,10 @@ def _provider(b: BundleBuilder, prd: Segment) -> dict | None:
     if facility:
         if re.match(identifier_rules()["facility_code_pattern"], facility):
             rid = deterministic_id("Organization", facility, "organization")
-            return {
+            ref = {
                 "reference": f"Organization/{rid}",
                 "identifier": {"system": ctx.systems["facility"], "value": facility},
             }
-        return {"display": facility}
+            return ref | ({"display": label} if label else {})
+        return {"display": label or facility}
     return None
