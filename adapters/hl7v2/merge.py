@@ -52,9 +52,9 @@ def map_change_identifier(
 
 def map_merge_account(b: BundleBuilder, msg: Message, subjects: Subjects, org_ref: str | None) -> list[str]:
     """A41: MRG-3 prior account -> Account (inactive, as MRG[Account] maps it); PID-18 the surviving one."""
-    from adapters.hl7v2.financial import account
+    from adapters.hl7v2.financial import account, map_accounts
 
-    out = []
+    out = list(map_accounts(b, msg, subjects).values())  # PID-18: the surviving account
     for i, mrg in enumerate(_mrgs(msg), start=1):
         subject = subjects.patient_of(mrg, "an account merge")
         prior = mrg.get(3)
