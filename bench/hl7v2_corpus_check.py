@@ -107,22 +107,27 @@ def _found(client: httpx.Client, resource: str, params: dict) -> bool:
     return (r.json().get("total") or 0) > 0
 
 
-def check_facts(base: str, files: list[Path]) -> tuple[int, int, int, int]:
-    """(identifiers found, identifiers, values found, values) over all files."""
+def check_facts(base: str, files: list[Path], missing: list[str] | None = None) -> tuple[int, int, int, int]:
+    """(identifiers found, identifiers, values found, values) over all files; not found ones go to `missing`."""
     ids_found = ids_total = vals_found = vals_total = 0
     with httpx.Client(base_url=base, timeout=60) as client:
         for path in files:
             ids, values = facts(path.read_bytes())
             for value in ids:
                 ids_total += 1
-                ids_found += _found(client, "Patient", {"identifier": value})
+                found = _found(client, "Patient", {"identifier": value})
+                ids_found += found
+                if not found and missing is not None:
+                    missing.append(f"{path.name}: PID-3 {value}")
             for code, number, repeated in values:
                 vals_total += 1
                 params = {"code": code}
-                direct = _found(client, "Observation", {**params, "value-quantity": number})
-                vals_found += direct or _found(
+                found = _found(client, "Observation", {**params, "value-quantity": number}) or _found(
                     client, "Observation", {**params, "component-value-quantity": number}
                 )
+                vals_found += found
+                if not found and missing is not None:
+                    missing.append(f"{path.name}: OBX {code} = {number}")
     return ids_found, ids_total, vals_found, vals_total
 
 
@@ -164,7 +169,9 @@ def main() -> None:
     ap.add_argument("--mllp", help="host:port of a running listener (default: start one)")
     ap.add_argument("--fhir", help="FHIR base URL of a running server (default: start one)")
     ap.add_argument("--db", help="database for the started servers (default: a temporary SQLite file)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print the ERR segments of every non-AA")
+    ap.add_argument(
+        "-v", "--verbose", action="store_true", help="also print warnings of AA and the facts not found"
+    )
     args = ap.parse_args()
     files = sorted(p for p in args.folder.iterdir() if p.suffix.lower() in (".hl7", ".txt", ".er7"))
     if not files:
@@ -190,7 +197,11 @@ def main() -> None:
                 if reasons or code != "AA":
                     print(f"{code} {name}: " + " | ".join(reasons))
         time.sleep(0.5)  # the listener links patients in the background; reads do not depend on it
-        ids_found, ids_total, vals_found, vals_total = check_facts(base, files)
+        missing: list[str] = []
+        ids_found, ids_total, vals_found, vals_total = check_facts(base, files, missing)
+        if args.verbose:
+            for line in missing:
+                print(f"not found: {line}")
         total = len(files)
         print(
             f"messages={total} AA={codes.get('AA', 0)} AE={codes.get('AE', 0)} AR={codes.get('AR', 0)} "

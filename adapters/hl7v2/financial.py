@@ -13,7 +13,7 @@ from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import codeable_concept, identifier_rules, money, organization_name, tables
 from adapters.hl7v2.encounter import add_practitioner
 from adapters.hl7v2.er7 import Message, Segment
-from adapters.hl7v2.errors import ACCEPTED, DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, content_error
+from adapters.hl7v2.errors import ACCEPTED, DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, Hl7Error, content_error
 from adapters.hl7v2.subjects import Subject, Subjects
 from fhir_server.text import nfc
 
@@ -85,7 +85,6 @@ def charge(
         )
         b.use(ft1)
         return None
-    enc = ft1.encoding
     res: dict = {}
     transaction_id = ft1.get(2)
     if transaction_id:
@@ -104,10 +103,10 @@ def charge(
             res["quantity"] = {"value": float(quantity) if "." in quantity else int(quantity)}
         else:
             b.warn(DATA_TYPE_ERROR, f"{where}-10", f"not a quantity: {quantity!r}; left out")
-    unit_price = money(ft1.reps(12)[0], enc, f"{where}-12") if ft1.reps(12) else None
+    unit_price = _amount(b, ft1, 12, where)
     if unit_price:
         res["priceOverride"] = unit_price
-    total = money(ft1.reps(11)[0], enc, f"{where}-11") if ft1.reps(11) else None
+    total = _amount(b, ft1, 11, where)
     if total and not unit_price:
         res["priceOverride"] = total
     if kind == "CD" and "priceOverride" in res:
@@ -135,6 +134,17 @@ def charge(
     ref = b.put("ChargeItem", key, res)
     b.use(ft1, ref)
     return ref
+
+
+def _amount(b: BundleBuilder, ft1: Segment, n: int, where: str) -> dict | None:
+    """FT1-11/12 (CP): an unreadable amount is left out with a warning; the charge itself is still stored."""
+    if not ft1.reps(n):
+        return None
+    try:
+        return money(ft1.reps(n)[0], ft1.encoding, f"{where}-{n}")
+    except Hl7Error as err:
+        b.warn(DATA_TYPE_ERROR, err.location, f"{err.reason}; left out")
+        return None
 
 
 def coverage(b: BundleBuilder, in1: Segment, subject: Subject, index: int) -> str | None:

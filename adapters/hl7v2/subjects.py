@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.encounter import encounter_ref, map_encounter
 from adapters.hl7v2.er7 import Message, Segment
-from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE, content_error
+from adapters.hl7v2.errors import ACCEPTED, REQUIRED_FIELD_MISSING, SEGMENT_SEQUENCE, content_error
 from adapters.hl7v2.patient import map_patient, patient_key
 
 
@@ -92,7 +92,9 @@ def _visit(b: BundleBuilder, msg: Message, pv1: Segment, subject: Subject, mode:
         b.use(pv1)
         if any(pv1.raw(n) for n in range(3, 53)):
             b.warn(
-                "0", "PV1", "PV1 without visit number (PV1-19) on a person-level event: no Encounter written"
+                ACCEPTED,
+                "PV1",
+                "PV1 without visit number (PV1-19) on a person-level event: no Encounter written",
             )
         return Subject(subject.patient_ref, subject.patient_key)
     ref = encounter_ref(b, pv1)

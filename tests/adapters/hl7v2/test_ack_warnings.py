@@ -58,7 +58,9 @@ async def test_http_ingest_result_lists_the_warnings(client):
     assert r.status_code in (200, 201), r.text
     [record] = r.json()["records"]
     assert record["status"] == "accepted"
-    assert [w["reason"] for w in record["warnings"]] == ["[W 0] segment ZPK not mapped; kept in the archived message"]
+    assert [w["reason"] for w in record["warnings"]] == [
+        "[W 0] segment ZPK not mapped; kept in the archived message"
+    ]
 
 
 async def test_a_resend_with_a_restamped_msh7_gets_the_stored_ack(server, store):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from mappings import profile_set
-from tests.adapters.hl7v2.corpus_files import bundle_of, mapped, one, ref, resources
+from tests.adapters.hl7v2.corpus_files import bundle_of, corpus, mapped, one, ref, resources
 
 SYS = profile_set("hl7vn")["identifier_systems"]
 THUOC = "http://lienthong.vn/fhir/CodeSystem/qd130/thuoc"
@@ -88,3 +88,14 @@ def test_a41_merge_account_closes_the_prior_account():
     b = bundle_of("adt-a41-v2.5-merge-account.hl7")
     status = {a["identifier"][0]["value"]: a["status"] for a in resources(b, "Account")}
     assert status == {"TK-CR-2025-0031": "active", "TK-CR-2025-0030": "inactive"}
+
+
+def test_unreadable_charge_amount_is_left_out_with_a_warning():
+    raw = corpus("dft-p03-v2.5.1-charges.hl7").replace(b"|38700&VND|38700&VND|", b"|38.700 d|38.700 d|")
+    result = mapped(raw)
+    exam = [c for c in resources(result.bundle, "ChargeItem") if c["identifier"][0]["value"] == "GD-0001"][0]
+    assert "priceOverride" not in exam and exam["quantity"] == {"value": 1}
+    assert {(w.location, w.reason[:8]) for w in result.warnings} >= {
+        ("FT1[1]-12", "[W 102] "),
+        ("FT1[1]-11", "[W 102] "),
+    }
