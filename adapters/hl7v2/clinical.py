@@ -28,6 +28,7 @@ from adapters.hl7v2.datatypes import (
 from adapters.hl7v2.encounter import add_practitioner
 from adapters.hl7v2.er7 import Message, Segment
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING
+from adapters.hl7v2.financial import charge, coverage
 from adapters.hl7v2.results import map_observation
 from adapters.hl7v2.subjects import Subject, Subjects
 from adapters.ids import deterministic_id
@@ -378,14 +379,10 @@ def _allergy(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, ind
 
 
 def _in1(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, index: int) -> None:
-    from adapters.hl7v2.financial import coverage
-
     coverage(b, seg, subject, index)
 
 
 def _ft1(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, index: int) -> None:
-    from adapters.hl7v2.financial import charge
-
     charge(b, seg, subject, None, index)
 
 

@@ -15,7 +15,14 @@ from adapters.hl7v2.clinical import map_patient_segments
 from adapters.hl7v2.datatypes import Context
 from adapters.hl7v2.documents import map_documents
 from adapters.hl7v2.er7 import Message
-from adapters.hl7v2.errors import ACCEPTED, INTERNAL_ERROR, Hl7Error, reject
+from adapters.hl7v2.errors import (
+    ACCEPTED,
+    INTERNAL_ERROR,
+    REQUIRED_FIELD_MISSING,
+    Hl7Error,
+    content_error,
+    reject,
+)
 from adapters.hl7v2.financial import map_accounts, map_financial
 from adapters.hl7v2.immunization import map_immunizations
 from adapters.hl7v2.merge import map_change_identifier, map_merge, map_merge_account, map_move_visit
@@ -33,8 +40,6 @@ from adapters.hl7v2.validate import check_supported, hl7apy_parse, segment_warni
 def _adt(b: BundleBuilder, msg: Message, subjects: Subjects, org_ref: str | None) -> None:
     """ADT: Patient/Encounter are mapped by subjects; PID-18 adds the Account (segment map PID[Account])."""
     if subjects.first.patient_ref is None:
-        from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, content_error
-
         raise content_error(REQUIRED_FIELD_MISSING, "PID", "PID segment missing")
     map_accounts(b, msg, subjects)
 

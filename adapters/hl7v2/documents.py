@@ -14,6 +14,7 @@ from adapters.hl7v2.datatypes import codeable_concept, entity_identifier, tables
 from adapters.hl7v2.encounter import add_practitioner
 from adapters.hl7v2.er7 import Message, Segment, split_components, unescape
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, content_error
+from adapters.hl7v2.orders import map_orders
 from adapters.hl7v2.subjects import Subjects
 from adapters.ids import deterministic_id
 from fhir_server.text import nfc
@@ -25,8 +26,6 @@ _TEXT_TYPES = ("TX", "FT", "ST", "CE", "CWE", "NM", "SN", "DT", "DTM", "TS")
 
 def map_documents(b: BundleBuilder, msg: Message, subjects: Subjects) -> list[str]:
     """The TXA of the message (with its OBX content and ORC/OBR order) -> one DocumentReference."""
-    from adapters.hl7v2.orders import map_orders
-
     txa = msg.first("TXA")
     if txa is None:
         raise content_error(

@@ -13,6 +13,7 @@ from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import human_name_
 from adapters.hl7v2.er7 import Message, Segment
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, content_error
+from adapters.hl7v2.financial import account, map_accounts
 from adapters.hl7v2.patient import patient_identifiers, patient_key
 from adapters.hl7v2.subjects import Subjects
 
@@ -52,8 +53,6 @@ def map_change_identifier(
 
 def map_merge_account(b: BundleBuilder, msg: Message, subjects: Subjects, org_ref: str | None) -> list[str]:
     """A41: MRG-3 prior account -> Account (inactive, as MRG[Account] maps it); PID-18 the surviving one."""
-    from adapters.hl7v2.financial import account, map_accounts
-
     out = list(map_accounts(b, msg, subjects).values())  # PID-18: the surviving account
     for i, mrg in enumerate(_mrgs(msg), start=1):
         subject = subjects.patient_of(mrg, "an account merge")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from adapters.hl7v2.bundle import BundleBuilder
+from adapters.hl7v2.clinical import map_patient_segments
 from adapters.hl7v2.datatypes import (
     codeable_concept,
     entity_identifier,
@@ -26,8 +27,6 @@ from adapters.ids import deterministic_id
 
 def map_referrals(b: BundleBuilder, msg: Message, subjects: Subjects) -> list[str]:
     """The RF1 of the message -> ServiceRequest keyed on the originating referral id (RF1-6)."""
-    from adapters.hl7v2.clinical import map_patient_segments
-
     rf1 = msg.first("RF1")
     if rf1 is None:
         raise content_error(
