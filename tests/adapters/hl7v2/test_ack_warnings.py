@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.hl7v2.mllp import MllpServer
-from fhir_server.storage.schema import processed_message
+from adapters.repository import processed_message
 from tests.adapters.hl7v2.corpus_files import corpus
 from tests.adapters.hl7v2.test_mllp import Client, count, err_segments, msa
 
