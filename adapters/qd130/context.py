@@ -8,6 +8,7 @@ from html import escape
 
 from adapters.ids import deterministic_id
 from mappings import load_yaml, profile_set
+from mappings.profile_rules import profile_for
 
 from .values import to_date, to_datetime
 from .vendors import VendorProfile
@@ -55,7 +56,7 @@ class Ctx:
         key = (res["resourceType"], res["id"])
         if key not in self._seen:
             self._seen.add(key)
-            prof = self.ps.get("profiles", {}).get(res["resourceType"])
+            prof = profile_for(self.ps, res)
             if prof:
                 res["meta"] = {"profile": [prof]}
             self.entries.append({"resource": res, "request": {"method": "PUT", "url": f"{key[0]}/{key[1]}"}})

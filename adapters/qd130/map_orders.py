@@ -1,4 +1,4 @@
-"""XML2 drugs, XML3 services/supplies, XML4 results, XML5 progress notes → FHIR clinical resources."""
+"""XML3 services/supplies, XML4 results, XML5 progress notes → FHIR clinical resources (XML2: map_drugs)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def _charge(
     code: dict,
     total_field: str,
     service: list[dict] | None = None,
-    product: dict | None = None,
+    product_ref: dict | None = None,
 ) -> dict:
     """ChargeItem for one billed row: code, quantity, total price and the payment split."""
     ci: dict = {
@@ -107,106 +107,9 @@ def _charge(
         ci["enterer"] = doc
     if service:
         ci["service"] = service
-    if product:
-        ci["productCodeableConcept"] = product
+    if product_ref:
+        ci["productReference"] = {"reference": product_ref["reference"]}
     return ctx.add(ci)
-
-
-def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
-    """XML2 row → MedicationRequest + MedicationDispense (outpatient) or MedicationAdministration + ChargeItem."""
-    outpatient = ctx.kcb in ctx.codes["outpatient_kcb"]
-    route_map = ctx.code_map("duong_dung")
-    for key, row in zip(row_keys(rows), rows):
-        coding = {"system": ctx.cs("drug"), "code": row.get("MA_THUOC", "")}
-        if row.get("TEN_THUOC"):
-            coding["display"] = row["TEN_THUOC"]
-        med = {
-            "coding": [coding] if row.get("MA_THUOC") else [],
-            "text": " ".join(x for x in (row.get("TEN_THUOC"), row.get("HAM_LUONG")) if x)
-            or row.get("MA_THUOC", ""),
-        }
-        if not med["coding"]:
-            del med["coding"]
-        dosage: dict = {}
-        if row.get("LIEU_DUNG"):
-            dosage["text"] = row["LIEU_DUNG"]
-        if row.get("CACH_DUNG"):
-            dosage["patientInstruction"] = row["CACH_DUNG"]
-        if row.get("DUONG_DUNG"):
-            route = ctx.coded("duong_dung", row["DUONG_DUNG"])
-            t = route_map["codes"].get(row["DUONG_DUNG"])
-            if t:
-                route["coding"].append(
-                    {"system": route_map["target"], "code": t["target"], "display": t["target_display"]}
-                )
-            dosage["route"] = route
-        subj = {"reference": ctx.patient_ref}
-        enc = {"reference": ctx.encounter_ref}
-        mr: dict = {
-            "resourceType": "MedicationRequest",
-            "id": ctx.rid("MedicationRequest", "XML2", key),
-            "status": "completed",
-            "intent": "order",
-            "medicationCodeableConcept": med,
-            "subject": subj,
-            "encounter": enc,
-        }
-        if ctx.dt(row.get("NGAY_YL")):
-            mr["authoredOn"] = ctx.dt(row["NGAY_YL"])
-        doc = ctx.practitioner(row.get("MA_BAC_SI"))
-        if doc:
-            mr["requester"] = doc
-        if ctx.condition_refs:
-            mr["reasonReference"] = ctx.condition_refs[:1]
-        if dosage:
-            mr["dosageInstruction"] = [dosage]
-        qty = _num(ctx, row.get("SO_LUONG"))
-        quantity = (
-            {"value": qty, "unit": row["DON_VI_TINH"]}
-            if qty is not None and row.get("DON_VI_TINH")
-            else ({"value": qty} if qty is not None else None)
-        )
-        if quantity:
-            mr["dispenseRequest"] = {"quantity": quantity}
-        mr_ref = ctx.add(mr)
-        when = ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL"))
-        if outpatient:
-            md: dict = {
-                "resourceType": "MedicationDispense",
-                "id": ctx.rid("MedicationDispense", "XML2", key),
-                "status": "completed",
-                "medicationCodeableConcept": med,
-                "subject": subj,
-                "context": enc,
-                "authorizingPrescription": [mr_ref],
-            }
-            if quantity:
-                md["quantity"] = quantity
-            if when:
-                md["whenHandedOver"] = when
-            if dosage:
-                md["dosageInstruction"] = [dosage]
-            given = ctx.add(md)
-        else:
-            ma: dict = {
-                "resourceType": "MedicationAdministration",
-                "id": ctx.rid("MedicationAdministration", "XML2", key),
-                "status": "completed",
-                "medicationCodeableConcept": med,
-                "subject": subj,
-                "context": enc,
-                "request": mr_ref,
-            }
-            ma["effectiveDateTime"] = when or ctx.dt(ctx.xml1.get("NGAY_VAO")) or "1900"
-            dose: dict = {}
-            if row.get("LIEU_DUNG"):
-                dose["text"] = row["LIEU_DUNG"]
-            if "route" in dosage:
-                dose["route"] = dosage["route"]
-            if dose:
-                ma["dosage"] = dose
-            given = ctx.add(ma)
-        _charge(ctx, "XML2", key, row, med, "THANH_TIEN_BV", service=[given], product=med)
 
 
 def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:

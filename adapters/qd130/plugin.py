@@ -23,8 +23,9 @@ from .map_docs import (
     map_sick_leave,
     map_summary,
 )
+from .map_drugs import map_drugs
 from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
-from .map_orders import map_drugs, map_progress, map_results, map_services
+from .map_orders import map_progress, map_results, map_services
 from .validate import validate
 from .vendors import VendorProfile, detect_vendor, get_vendor
 from .xmlsafe import BadXml, UnsafeXml, strip_bom

@@ -149,7 +149,12 @@ def test_drugs_outpatient_dispense_and_price(outpatient):
     reqs = _by_type(outpatient, "MedicationRequest")
     assert len(reqs) == 2
     mr = reqs[1]
-    assert mr["medicationCodeableConcept"]["coding"][0]["code"] == "40.226"
+    med = next(
+        m
+        for m in _by_type(outpatient, "Medication")
+        if f"Medication/{m['id']}" == mr["medicationReference"]["reference"]
+    )
+    assert med["code"]["coding"][0]["code"] == "40.226"
     assert mr["dosageInstruction"][0]["text"] == "1 viên/lần * 1 lần/ngày * 5 ngày [1 viên/ngày]"
     assert mr["dosageInstruction"][0]["route"]["coding"][1]["code"] == "26643006"
     assert mr["dispenseRequest"]["quantity"] == {"value": 5, "unit": "Viên"}
