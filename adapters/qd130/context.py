@@ -83,6 +83,12 @@ class Ctx:
         suffix = self.fx["code_systems"].get(key) or self.codes["maps"][key]["source"]
         return f"{base}/{suffix}"
 
+    def dx_coding(self, code: str) -> dict:
+        """Coding of a diagnosis code: ICD-10 when it passes the check, else the unverified local system."""
+        from . import icd
+
+        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"))
+
     def code_map(self, name: str) -> dict:
         """One code map of mappings/qd130/codes.yaml."""
         return self.codes["maps"][name]

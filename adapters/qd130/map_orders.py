@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from . import lab
 from .context import Ctx
 from .values import to_number
 
@@ -119,7 +120,6 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
     groups = ctx.code_map("ma_nhom")["codes"]
     by_service: dict[str, dict] = {}
     icd9 = ctx.fx["icd9cm"]
-    icd10 = ctx.ps["code_systems"]["icd10"]
     for key, row in zip(row_keys(rows), rows):
         group = groups.get(row.get("MA_NHOM", ""), {})
         if row.get("MA_DICH_VU"):
@@ -141,9 +141,7 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
         subj = {"reference": ctx.patient_ref}
         enc = {"reference": ctx.encounter_ref}
         reasons = [
-            {"coding": [{"system": icd10, "code": c.strip()}]}
-            for c in (row.get("MA_BENH") or "").split(";")
-            if c.strip()
+            {"coding": [ctx.dx_coding(c.strip())]} for c in (row.get("MA_BENH") or "").split(";") if c.strip()
         ]
         service_refs = []
         for rtype in group.get("resources", []):
@@ -233,8 +231,6 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
 
 def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
     """XML4 rows → Observations, grouped into one DiagnosticReport per MA_DICH_VU."""
-    ucum = set(ctx.codes["ucum_units"])
-    aliases = ctx.codes["ucum_aliases"]
     groups: dict[str, list] = {}
     for key, row in zip(row_keys(rows), rows):
         svc = row.get("MA_DICH_VU", "")
@@ -251,6 +247,9 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         code: dict = {"text": row.get("TEN_CHI_SO") or row.get("MA_CHI_SO") or svc or "CLS"}
         if coding:
             code["coding"] = [coding]
+        standard = lab.loinc_coding(row) if cat == "laboratory" else None
+        if standard:
+            code["coding"] = [standard, *code.get("coding", [])]  # LOINC first, local code kept beside
         has_result = bool(row.get("GIA_TRI") or row.get("KET_LUAN") or row.get("MO_TA"))
         obs: dict = {
             "resourceType": "Observation",
@@ -271,19 +270,20 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         if doc:
             obs["performer"] = [doc]
         val = row.get("GIA_TRI")
+        n = _num(ctx, val) if val else None
         if val:
-            n = _num(ctx, val)
             if n is not None:
-                q: dict = {"value": n}
-                unit = row.get("DON_VI_DO")
-                if unit:
-                    q["unit"] = unit
-                    if unit in ucum or unit in aliases:
-                        q["system"] = ctx.fx["ucum"]
-                        q["code"] = aliases.get(unit, unit)
-                obs["valueQuantity"] = q
+                obs["valueQuantity"] = lab.quantity(n, row.get("DON_VI_DO"))
             else:
                 obs["valueString"] = val + (f" {row['DON_VI_DO']}" if row.get("DON_VI_DO") else "")
+        if cat == "laboratory":
+            written = [t for t in (row.get("MO_TA"), row.get("KET_LUAN")) if t]
+            rng = lab.reference_range(written, row.get("DON_VI_DO"))
+            flag = lab.interpretation([row["KET_LUAN"]] if row.get("KET_LUAN") else [], n, rng)
+            if flag:
+                obs["interpretation"] = [flag]
+            if rng:
+                obs["referenceRange"] = [rng]
         notes = [t for t in (row.get("KET_LUAN"),) if t]
         if notes:
             obs["note"] = [{"text": t} for t in notes]

@@ -179,10 +179,27 @@ def test_lab_results(outpatient):
         for o in _by_type(outpatient, "Observation")
         if o["category"][0]["coding"][0]["code"] == "laboratory"
     ]
-    wbc = next(o for o in obs if o["code"]["coding"][0]["code"] == "WBC")
-    assert wbc["valueQuantity"]["value"] == 11.2 and wbc["valueQuantity"]["unit"] == "G/L"
+    wbc = next(o for o in obs if o["code"]["coding"][1]["code"] == "WBC")
+    # LOINC first, the hospital's own analyte code kept beside it
+    assert wbc["code"]["coding"][0] == {
+        "system": "http://loinc.org",
+        "code": "6690-2",
+        "display": "Leukocytes [#/volume] in Blood by Automated count",
+    }
+    assert wbc["code"]["text"] == "Số lượng bạch cầu"
+    # G/L (giga per litre) in UCUM, the spelling as written kept in unit
+    assert wbc["valueQuantity"] == {
+        "value": 11.2,
+        "unit": "G/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "10*9/L",
+    }
     assert wbc["effectiveDateTime"] == "2024-03-15T09:00:00+07:00"
     assert wbc["note"] == [{"text": "Tăng nhẹ"}]
+    assert wbc["interpretation"][0]["coding"][0]["code"] == "H"  # "Tăng nhẹ" = slightly raised
+    hgb = next(o for o in obs if o["code"]["coding"][1]["code"] == "HGB")
+    assert hgb["code"]["coding"][0]["code"] == "718-7"
+    assert hgb["interpretation"][0]["coding"][0]["code"] == "N"  # "Bình thường"
     (report,) = _by_type(outpatient, "DiagnosticReport")
     assert report["code"]["coding"][0]["code"] == "23.0166.1494"
     assert len(report["result"]) == 2
