@@ -10,6 +10,7 @@ linking) act on them; the pipeline itself knows nothing about linking.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 
@@ -333,8 +334,10 @@ def ingest_many(
             )
             result.errors.append(RecordError("file", reason).as_dict())
             continue
+        # What the adapter records in its Provenance: the archived file's name and SHA-256.
+        source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
         try:
-            staged += _stage(repo, ad, payload, options, inbox_id, result)
+            staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
             log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
             result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())

@@ -419,9 +419,15 @@ def map_progress(ctx: Ctx, rows: list[dict]) -> None:
         if when:
             ci["effectiveDateTime"] = when
             ci["date"] = when
-        doc = ctx.practitioner(row.get("NGUOI_THUC_HIEN"))
-        if doc:
-            ci["assessor"] = doc
+        authors = [
+            p for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";")) if p
+        ]
+        if authors:
+            ci["assessor"] = authors[0]  # the main author comes first (QĐ130 XML5 NGUOI_THUC_HIEN)
+            # ClinicalImpression has one assessor; the co-authors are kept in an extension, in order.
+            ci.setdefault("extension", []).extend(
+                {"url": ctx.ext("co_author"), "valueReference": a} for a in authors[1:]
+            )
         notes = [
             f"{label}: {row[f]}"
             for f, label in (
