@@ -17,7 +17,9 @@ def _bundle(*patients: dict) -> dict:
     return {
         "resourceType": "Bundle",
         "type": "transaction",
-        "entry": [{"resource": p, "request": {"method": "PUT", "url": f"Patient/{p['id']}"}} for p in patients],
+        "entry": [
+            {"resource": p, "request": {"method": "PUT", "url": f"Patient/{p['id']}"}} for p in patients
+        ],
     }
 
 
