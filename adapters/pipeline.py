@@ -10,6 +10,7 @@ linking) act on them; the pipeline itself knows nothing about linking.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 
@@ -88,6 +89,18 @@ def _count(response: dict) -> tuple[int, int]:
         elif status.startswith("200"):
             existing += 1
     return created, existing
+
+
+def _reference_warnings(bundle: dict, response: dict, key: str) -> list[dict]:
+    """Per-record warnings for references to resources that did not exist when the record was written."""
+    out = []
+    entries = bundle.get("entry", [])
+    for at, e in enumerate(response.get("entry", [])):
+        for issue in ((e.get("response") or {}).get("outcome") or {}).get("issue", []):
+            if issue.get("severity") == "warning" and issue.get("code") == "not-found":
+                where = (entries[at].get("request") or {}).get("url", "") if at < len(entries) else ""
+                out.append(RecordError(where, issue.get("diagnostics", ""), key, "warning").as_dict())
+    return out
 
 
 def _dead(
@@ -184,7 +197,14 @@ def _commit(
     if not staged:
         return
     outcomes = commit_group(
-        store, [s.bundle for s in staged], validate=_validate_output(options), origin=ORIGIN
+        store,
+        [s.bundle for s in staged],
+        validate=_validate_output(options),
+        origin=ORIGIN,
+        # Messages arrive out of order (an order before the admission that creates its Encounter): a
+        # reference to a resource not written yet is kept with a warning, and resolves when the target
+        # arrives under its deterministic id. Unresolved urn:uuid references are still refused.
+        integrity_policy="lenient",
     )
     for s, outcome in zip(staged, outcomes, strict=True):
         rr = s.result
@@ -192,6 +212,7 @@ def _commit(
             rr.status = "accepted"
             rr.resources = len(s.bundle.get("entry", []))
             rr.created, rr.existing = _count(outcome)
+            rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
         errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
@@ -313,8 +334,10 @@ def ingest_many(
             )
             result.errors.append(RecordError("file", reason).as_dict())
             continue
+        # What the adapter records in its Provenance: the archived file's name and SHA-256.
+        source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
         try:
-            staged += _stage(repo, ad, payload, options, inbox_id, result)
+            staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
             log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
             result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
@@ -380,16 +403,17 @@ class Archived:
     options: dict
 
 
-def _apply_outcomes(staged: list[_Staged], outcomes: list, sink) -> None:
+def _apply_outcomes(staged: list[_Staged], outcomes: list, sink, warnings: list[list[dict]]) -> None:
     """Per-record status from a group commit's outcomes (failed Bundles become dead letters in `sink`).
     Safe to run again on a retried transaction: every field it sets is reset first."""
-    for s, outcome in zip(staged, outcomes, strict=True):
+    for s, outcome, before in zip(staged, outcomes, warnings, strict=True):
         rr = s.result
-        rr.errors, rr.dead_letter_id, rr.status = [], None, "rejected"
+        rr.errors, rr.dead_letter_id, rr.status, rr.warnings = [], None, "rejected", list(before)
         if isinstance(outcome, dict):
             rr.status = "accepted"
             rr.resources = len(s.bundle.get("entry", []))
             rr.created, rr.existing = _count(outcome)
+            rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
         errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
@@ -414,6 +438,7 @@ def process_archived(
     repo = ingest_repository(store)
     while True:
         results, staged, stage_sink, validate = _stage_archived(items, settings)
+        staged_warnings = [list(s.result.warnings) for s in staged]
         by_id = {it.inbox_id: it for it in items}
         closed: set[int] = set()
         marks_extra = [m for m in extra_marks if m[0] not in closed]
@@ -422,7 +447,7 @@ def process_archived(
             closed.clear()  # a retried transaction closes the rows again
             sink = DeferredDeadLetters()
             sink.rows = list(stage_sink.rows)
-            _apply_outcomes(staged, outcomes, sink)
+            _apply_outcomes(staged, outcomes, sink, staged_warnings)
             marks = []
             for r in results:
                 r.status = _status(r)
@@ -432,7 +457,12 @@ def process_archived(
 
         try:
             outcomes = commit_group(
-                store, [s.bundle for s in staged], validate=validate, origin=ORIGIN, before_commit=close
+                store,
+                [s.bundle for s in staged],
+                validate=validate,
+                origin=ORIGIN,
+                integrity_policy="lenient",  # as `_commit`: references may arrive before their targets
+                before_commit=close,
             )
         except ClosedElsewhere as exc:
             items = [it for it in items if it.inbox_id not in exc.ids]
@@ -443,7 +473,7 @@ def process_archived(
             # the rows are closed on their own now (not atomically with the data, in this rare case).
             sink = DeferredDeadLetters()
             sink.rows = list(stage_sink.rows)
-            _apply_outcomes(staged, outcomes, sink)
+            _apply_outcomes(staged, outcomes, sink, staged_warnings)
             marks = [
                 (r.inbox_id, _status(r), _summary_builder(r, by_id[r.inbox_id].options, settings))
                 for r in results

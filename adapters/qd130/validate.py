@@ -7,6 +7,7 @@ import re
 from adapters.base import RecordError
 from mappings import load_yaml
 
+from . import icd
 from .envelope import HosoData, tables_config
 from .values import FORMATTERS, to_birth
 from .vendors import VendorProfile
@@ -72,6 +73,8 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
     if not xml1:
         err.append(RecordError("XML1", "XML1 (TONG_HOP) is missing; every HOSO needs one", key))
         return
+    for problem in icd.check(data.tables, vendor, key):
+        (err if problem.severity == "error" else warn).append(problem)
     if len(xml1) > 1:
         err.append(RecordError("XML1", f"{len(xml1)} TONG_HOP records in one HOSO; expected 1", key))
     row1 = xml1[0]

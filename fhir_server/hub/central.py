@@ -126,7 +126,8 @@ async def pull_node(store, client: NodeClient, batch: int = 500, ack: bool = Tru
     if not entries:
         return 0
     bundle = copy_bundle(client.node, entries)
-    await asyncio.to_thread(transaction, store, bundle, False, ORIGIN)
+    # Lenient references: the node checked them; a target may come in a later pull.
+    await asyncio.to_thread(transaction, store, bundle, False, ORIGIN, "lenient")
     if ack:
         await client.request("POST", "$outbox-ack", body=_acks(entries))
     return len(entries)

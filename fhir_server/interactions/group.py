@@ -66,15 +66,18 @@ def commit_group(
     validate: bool = True,
     written: set[Key] | None = None,
     origin: str = "ingest",
+    integrity_policy: str = "strict",
     before_commit: Callable[[UnitOfWork, list[dict | FhirError]], None] | None = None,
 ) -> list[dict | FhirError]:
     """Apply transaction Bundles in one database transaction; one result (response or error) each.
 
     `written`, when given, collects the (type, id) of every resource that got a new version (unchanged
-    re-sends are not in it). `before_commit(unit, results)`, when given, runs inside the transaction
-    after every Bundle was applied (again on each retry), so a caller's own bookkeeping (a broker
-    worker closing its inbox rows) commits atomically with the data; it is not called when the group
-    had to be split into one transaction per Bundle."""
+    re-sends are not in it). References are checked per Bundle as on the FHIR API; a Bundle may point
+    at resources an earlier Bundle of the same group writes (its unit reads through the group's).
+    `before_commit(unit, results)`, when given, runs inside the transaction after every Bundle was
+    applied (again on each retry), so a caller's own bookkeeping (a broker worker closing its inbox
+    rows) commits atomically with the data; it is not called when the group had to be split into one
+    transaction per Bundle."""
     for attempt in range(RETRIES):
         results: list[dict | FhirError] = []
         try:
@@ -83,7 +86,7 @@ def commit_group(
                 for bundle in bundles:
                     try:
                         with tx.child() as unit:
-                            results.append(apply_transaction(unit, bundle, validate))
+                            results.append(apply_transaction(unit, bundle, validate, integrity_policy))
                     except FhirError as exc:
                         results.append(exc)
                 if before_commit is not None:
@@ -103,7 +106,7 @@ def commit_group(
         except StorageRefused:
             break  # something in one Bundle the database refuses: find it by going one by one
     STATS.add(splits=1)
-    outcomes = [_one(store, bundle, validate, origin) for bundle in bundles]
+    outcomes = [_one(store, bundle, validate, origin, integrity_policy) for bundle in bundles]
     if written is not None:  # one-by-one writes report no keys: count every written bundle's
         written.update(
             (e["resource"]["resourceType"], e["resource"]["id"])
@@ -115,8 +118,10 @@ def commit_group(
     return outcomes
 
 
-def _one(store: Storage, bundle: dict, validate: bool, origin: str) -> dict | FhirError:
+def _one(
+    store: Storage, bundle: dict, validate: bool, origin: str, integrity_policy: str
+) -> dict | FhirError:
     try:
-        return transaction(store, bundle, validate, origin)
+        return transaction(store, bundle, validate, origin, integrity_policy)
     except FhirError as exc:
         return exc
