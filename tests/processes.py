@@ -100,7 +100,7 @@ def serve(db: str, tmp: Path, name: str = "serve", **env: str) -> Proc:
     return p
 
 
-def wait_http(url: str, p: Proc, timeout: float = 60) -> None:
+def wait_http(url: str, p: Proc, timeout: float = 120) -> None:
     """Poll a URL until it answers (any status), or fail with the process output."""
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -115,7 +115,7 @@ def wait_http(url: str, p: Proc, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer:\n{p.output()[-3000:]}")
 
 
-def wait_port(port: int, p: Proc, timeout: float = 60) -> None:
+def wait_port(port: int, p: Proc, timeout: float = 120) -> None:
     """Poll a TCP port until it accepts connections."""
     deadline = time.time() + timeout
     while time.time() < deadline:
