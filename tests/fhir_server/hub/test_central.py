@@ -157,3 +157,48 @@ def test_updates_and_deletes_on_a_node_reach_the_hub(outbox_nodes, hub_store):
     assert copy.as_dict()["telecom"][0]["value"] == "0912345678"
     assert copy.as_dict()["meta"]["source"].endswith(f"/Patient/{pid}/_history/2")
     assert hub_store.read("Condition", condition["id"]).deleted
+
+
+def test_a_central_hub_serves_the_copies_it_pulls_on_its_own_fhir_api(outbox_nodes, db_url, tmp_path):
+    import uvicorn
+
+    from fhir_server.hub.app import create_hub_app
+
+    config = parse_config(
+        {
+            "mode": "central",
+            "store": db_url,
+            "pull_interval": 0.2,
+            "nodes": [{"name": n, "base_url": p.base} for n, p in outbox_nodes.items()],
+        }
+    )
+    rt = open_runtime(Settings(database_url=db_url, link_on_ingest=False))
+    attach_hub_linker(rt.store)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_hub_app(config, Settings(database_url=db_url), rt.store), port=port, log_level="warning"
+        )
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        deadline = time.time() + 30
+        found = {}
+        while time.time() < deadline:
+            try:
+                found = httpx.get(
+                    f"http://127.0.0.1:{port}/fhir/Patient",
+                    params={"identifier": f"{hospitals.CCCD}|{hospitals.AN_CCCD}"},
+                ).json()
+                if found.get("total") == 2:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        status = httpx.get(f"http://127.0.0.1:{port}/hub/nodes").json()
+    finally:
+        server.should_exit = True
+        time.sleep(0.3)
+        rt.store.close()
+    assert found["total"] == 2  # the person's records from both hospitals, copied to the hub
+    assert {s["node"]: s["status"] for s in status} == {"bv-cho-ray": "up", "bv-bach-mai": "up"}
