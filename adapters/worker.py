@@ -21,23 +21,20 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import nats.errors
-
-from adapters.broker import (
-    REPLY_HEADER,
-    BrokerConfig,
-    connect,
-    consumer_config,
-    inbox_id_of,
-    republish_queued,
-)
 from adapters.hl7v2.processor import CHANNEL as HL7_CHANNEL
 from adapters.hl7v2.processor import process_queued
 from adapters.pipeline import Archived, process_archived
 from adapters.repository import ingest_repository, is_unavailable
 from fhir_server.logsafe import log_failure
 from fhir_server.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.broker import BrokerConfig
+
+# The broker client (nats-py) is imported where it is used: every `lienthong` command registers this
+# module, and only `lienthong worker` needs the client.
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +76,10 @@ class Worker:
     # -- the loop -----------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished first."""
+        import nats.errors
+
+        from adapters.broker import connect, consumer_config
+
         nc, js = await connect(self.cfg, "lienthong-worker")
         sub = await js.pull_subscribe(
             f"{self.cfg.prefix}.>",
@@ -112,6 +113,8 @@ class Worker:
     async def _sweep(self, js, sub) -> None:
         """Republish rows a front end archived but never got into the stream (it died in between);
         only when this consumer has nothing pending, so a long backlog is never queued twice."""
+        from adapters.broker import republish_queued
+
         try:
             info = await sub.consumer_info()
             if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -121,6 +124,8 @@ class Worker:
 
     async def _handle(self, nc, msgs: list, stop: asyncio.Event) -> None:
         """Process one fetched batch; acknowledge after commit; retry while the database is away."""
+        from adapters.broker import REPLY_HEADER, inbox_id_of
+
         deliveries = []
         for msg in msgs:
             try:
@@ -262,6 +267,7 @@ class Worker:
         """Dead-letter a payload that keeps failing (or killing its worker), and close its row."""
         row = self.repo.load_inbox([d.inbox_id]).get(d.inbox_id) if d.inbox_id is not None else None
         if row is None:
+            d.error = reason
             self._dead_message(d)
             return
         dead = {
@@ -301,6 +307,8 @@ class Worker:
 
 def run_worker(store, settings: Settings, *, batch: int = 50, linker=None) -> WorkerStats:
     """Run one worker until SIGTERM/SIGINT (the batch in hand is committed and acknowledged first)."""
+    from adapters.broker import BrokerConfig
+
     worker = Worker(store, settings, BrokerConfig.from_settings(settings), batch=batch)
 
     async def main() -> None:
