@@ -155,7 +155,7 @@ def _register_replay(app: typer.Typer, open_runtime: Callable) -> None:
         db: str = typer.Option(None, "--db", help=_("database URL")),
     ) -> None:
         """Re-run dead letters; one line per dead letter with what happened."""
-        from adapters.dead_letters import replay_table
+        from adapters.dead_letters import print_replay
         from adapters.pipeline import replay
 
         runtime = open_runtime(_settings(db))
@@ -163,7 +163,7 @@ def _register_replay(app: typer.Typer, open_runtime: Callable) -> None:
         if not outcomes:
             console.print(_("no open dead letters"))
             return
-        console.print(replay_table(outcomes))
+        print_replay(outcomes)
         ok = sum(1 for o in outcomes if o["status"] == "replayed")
         console.print(_("{ok} of {total} dead letter(s) replayed", ok=ok, total=len(outcomes)))
         if ok < len(outcomes):

@@ -99,25 +99,40 @@ def _status_label(status: str) -> str:
     }.get(status, status)
 
 
+def print_replay(outcomes: list[dict]) -> None:
+    """What `replay` did, per dead letter: a table on a terminal, one tab-separated line each otherwise."""
+    if console.is_terminal:
+        console.print(replay_table(outcomes))
+        return
+    for o in outcomes:
+        typer.echo(
+            f"{o['dead_letter_id']}\t{o.get('record_key') or ''}\t{_status_label(o['status'])}\t{_what(o)}"
+        )
+
+
+def _what(o: dict) -> str:
+    """What happened to one dead letter on replay, in a sentence."""
+    records = o.get("records") or []
+    if o["status"] == "replayed":
+        return _(
+            "{records} record(s) written: {created} resource(s) created, {existing} updated or unchanged",
+            records=len(records),
+            created=sum(r.get("created", 0) for r in records),
+            existing=sum(r.get("existing", 0) for r in records),
+        )
+    if o["status"] == "not-found":
+        return _("no dead letter with this id")
+    errs = o.get("errors") or [e for r in records for e in r.get("errors", [])]
+    return "; ".join(_one_line(e) for e in errs) or _("no record could be read")
+
+
 def replay_table(outcomes: list[dict]) -> Table:
     """What `replay` did, one row per dead letter: written (how many resources) or why it still fails."""
     t = Table(title=_("Replay"))
     for col in (_("dead letter"), "MA_LK", _("status"), _("what happened")):
         t.add_column(col, overflow="fold")
     for o in outcomes:
-        records = o.get("records") or []
-        if o["status"] == "replayed":
-            what = _(
-                "{records} record(s) written: {created} resource(s) created, {existing} updated or unchanged",
-                records=len(records),
-                created=sum(r.get("created", 0) for r in records),
-                existing=sum(r.get("existing", 0) for r in records),
-            )
-        elif o["status"] == "not-found":
-            what = _("no dead letter with this id")
-        else:
-            errs = o.get("errors") or [e for r in records for e in r.get("errors", [])]
-            what = "; ".join(_one_line(e) for e in errs) or _("no record could be read")
+        what = _what(o)
         style = "green" if o["status"] == "replayed" else "red"
         t.add_row(
             str(o["dead_letter_id"]),
@@ -161,6 +176,22 @@ def _list_table(title: str, items: list[dict]) -> Table:
             _messages(d),
         )
     return t
+
+
+def _show_tables(dl_id: int, fields: list[tuple[str, str]], errors: list[dict]) -> None:
+    """`dead-letters show` on a terminal: the dead letter, then its errors."""
+    t = Table(show_header=False, title=_("Dead letter {id}", id=dl_id))
+    t.add_column(overflow="fold")
+    t.add_column(overflow="fold")
+    for label, value in fields:
+        t.add_row(label, value)
+    console.print(t)
+    errs = Table(title=_("Errors"))
+    for col in (_("table"), "STT", _("field"), _("location"), _("message")):
+        errs.add_column(col, overflow="fold")
+    for e in errors:
+        errs.add_row(e["table"], e["stt"], e["field"], e["location"], e["message"])
+    console.print(errs)
 
 
 def _to_csv(items: list[dict]) -> str:
@@ -210,7 +241,8 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         if console.is_terminal:
             console.print(_list_table(title, items))
             return
-        console.print(title, markup=False, highlight=False, soft_wrap=True)
+        # Off a terminal: one tab-separated line per dead letter (greppable, never cut).
+        typer.echo(title)
         for d in items:
             place = " ".join(
                 x
@@ -223,7 +255,7 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
                 if x
             )
             line = f"{d['id']}\t{_status_label(d['status'])}\t{d['file']}\t{place}: {_messages(d)}"
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            typer.echo(line)
 
     @group.command("show", help=_("Show one dead letter: where it came from and every error."))
     def show_cmd(
@@ -238,10 +270,7 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             console.print(_("no dead letter with id {id}", id=dl_id))
             raise typer.Exit(code=1)
         d = describe(dl, repo.inbox_sources([dl.get("inbox_id")]))
-        t = Table(show_header=False, title=_("Dead letter {id}", id=dl_id))
-        t.add_column(overflow="fold")
-        t.add_column(overflow="fold")
-        for label, value in (
+        fields = [
             (_("status"), _status_label(d["status"])),
             (_("channel"), d["channel"]),
             (_("file"), d["file"]),
@@ -250,17 +279,19 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             (_("received"), d["created_at"]),
             (_("replay attempts"), str(d["attempts"])),
             (_("payload"), _("{size} bytes", size=len(dl.get("payload") or b""))),
-        ):
-            t.add_row(label, value)
-        console.print(t)
-        errs = Table(title=_("Errors"))
-        for col in (_("table"), "STT", _("field"), _("location"), _("message")):
-            errs.add_column(col, overflow="fold")
-        for e in d["errors"] or [
+        ]
+        errors = d["errors"] or [
             {"table": "", "stt": "", "field": "", "location": d["location"], "message": d["message"]}
-        ]:
-            errs.add_row(e["table"], e["stt"], e["field"], e["location"], e["message"])
-        console.print(errs)
+        ]
+        if console.is_terminal:
+            _show_tables(dl_id, fields, errors)
+        else:
+            typer.echo(_("Dead letter {id}", id=dl_id))
+            for label, value in fields:
+                typer.echo(f"{label}: {value}")
+            typer.echo(_("Errors") + ":")
+            for e in errors:
+                typer.echo(f"  {_one_line({**e, 'reason': e['message']})}")
         if payload and dl.get("payload"):
             console.print(
                 dl["payload"].decode("utf-8", "replace"), markup=False, highlight=False, soft_wrap=True

@@ -88,6 +88,11 @@ def current_lang() -> str:
     return _context_lang.get() or _process_lang
 
 
+def process_lang() -> str:
+    """The process language (what `set_lang` set), ignoring any `use_lang` block."""
+    return _process_lang
+
+
 def set_lang(lang: str | None) -> str:
     """Set the process language (the CLI does this once); unknown values fall back to English."""
     global _process_lang

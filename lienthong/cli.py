@@ -19,7 +19,7 @@ import adapters.hl7v2.cli
 import adapters.qd130.cli
 import fhir_server.commands
 import lienthong.demo
-from fhir_server.i18n import set_lang
+from fhir_server.i18n import process_lang, set_lang
 from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
 from lienthong.i18n import _
@@ -35,12 +35,15 @@ console = Console()
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     lang: str = typer.Option(
         None, "--lang", help=_("language of the output: vi or en (default: LIENTHONG_LANG, then LANG)")
     ),
 ) -> None:
-    """Set the output language for this run."""
+    """Set the output language for this run (and restore it afterwards: the CLI may run in-process)."""
+    previous = process_lang()
     set_lang(lang or Settings.from_env().lang)
+    ctx.call_on_close(lambda: set_lang(previous))
 
 
 def run_server(settings: Settings, workers: int = 1) -> None:
