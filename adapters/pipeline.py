@@ -10,6 +10,7 @@ linking) act on them; the pipeline itself knows nothing about linking.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 
@@ -108,6 +109,18 @@ def stored_errors(errors: list[RecordError], lang: str | None = None) -> list[di
 def _dicts(errors: list[RecordError], lang: str, keep_message: bool) -> list[dict]:
     """Errors/warnings as result dicts in `lang`; with their message ids when a replay will store them."""
     return stored_errors(errors, lang) if keep_message else [e.as_dict(lang) for e in errors]
+
+
+def _reference_warnings(bundle: dict, response: dict, key: str) -> list[dict]:
+    """Per-record warnings for references to resources that did not exist when the record was written."""
+    out = []
+    entries = bundle.get("entry", [])
+    for at, e in enumerate(response.get("entry", [])):
+        for issue in ((e.get("response") or {}).get("outcome") or {}).get("issue", []):
+            if issue.get("severity") == "warning" and issue.get("code") == "not-found":
+                where = (entries[at].get("request") or {}).get("url", "") if at < len(entries) else ""
+                out.append(RecordError(where, issue.get("diagnostics", ""), key, "warning").as_dict())
+    return out
 
 
 def _dead(
@@ -209,7 +222,14 @@ def _commit(
     if not staged:
         return
     outcomes = commit_group(
-        store, [s.bundle for s in staged], validate=_validate_output(options), origin=ORIGIN
+        store,
+        [s.bundle for s in staged],
+        validate=_validate_output(options),
+        origin=ORIGIN,
+        # Messages arrive out of order (an order before the admission that creates its Encounter): a
+        # reference to a resource not written yet is kept with a warning, and resolves when the target
+        # arrives under its deterministic id. Unresolved urn:uuid references are still refused.
+        integrity_policy="lenient",
     )
     for s, outcome in zip(staged, outcomes, strict=True):
         rr = s.result
@@ -217,6 +237,7 @@ def _commit(
             rr.status = "accepted"
             rr.resources = len(s.bundle.get("entry", []))
             rr.created, rr.existing = _count(outcome)
+            rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
         errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
@@ -346,8 +367,10 @@ def ingest_many(
             )
             result.errors.append(why.as_dict(lang))
             continue
+        # What the adapter records in its Provenance: the archived file's name and SHA-256.
+        source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
         try:
-            staged += _stage(repo, ad, payload, options, inbox_id, result)
+            staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
             log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
             why = msg("the pipeline failed: {detail}", detail=f"{type(exc).__name__}: {exc}")

@@ -24,6 +24,15 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _env_choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (os.environ.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     """All knobs of one Lienthong process; see the README's configuration table."""
@@ -43,6 +52,8 @@ class Settings:
     jwt_public_key: str | None = None
     jwt_algorithms: str = "HS256,RS256,ES256"
     jwt_audience: str | None = None
+    # strict: a write referencing a resource that does not exist is refused; lenient: stored with a warning
+    referential_integrity: str = "strict"
     # Ingest side (adapters and the pipeline)
     link_on_ingest: bool = True
     validate_ingest: bool = False
@@ -71,6 +82,9 @@ class Settings:
             jwt_public_key=os.environ.get("LIENTHONG_JWT_PUBLIC_KEY") or None,
             jwt_algorithms=os.environ.get("LIENTHONG_JWT_ALGORITHMS", cls.jwt_algorithms),
             jwt_audience=os.environ.get("LIENTHONG_JWT_AUDIENCE") or None,
+            referential_integrity=_env_choice(
+                "LIENTHONG_REFERENTIAL_INTEGRITY", cls.referential_integrity, ("strict", "lenient")
+            ),
             link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,

@@ -151,7 +151,8 @@ def build_ack(header: Header, code: str, errors: list[AckError] | None = None, t
             charset,
         ]
     )
-    msa_text = escape(text or (errors[0].reason if errors else ""))[:80]
+    # MSA-3 names the first error; warnings (severity W) only travel in ERR segments.
+    msa_text = escape(text or next((e.reason for e in errors if e.severity == "E"), ""))[:80]
     segments = [msh, f"MSA|{code}|{escape(header.control_id)}" + (f"|{msa_text}" if msa_text else "")]
     segments += [_err_segment(e, header.version) for e in errors]
     return ("\r".join(segments) + "\r").encode("utf-8")

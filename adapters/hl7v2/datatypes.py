@@ -24,6 +24,12 @@ def tables() -> dict:
 
 
 @lru_cache(maxsize=None)
+def profile(name: str) -> dict:
+    """mappings/profiles/<name>.yaml (cached here: profile_set checks the file on every call)."""
+    return profile_set(name)
+
+
+@lru_cache(maxsize=None)
 def identifier_rules() -> dict:
     """mappings/hl7v2/identifiers.yaml (cached)."""
     return load_yaml("hl7v2/identifiers.yaml")
@@ -45,12 +51,12 @@ class Context:
         """Context from options (tz_offset, profile_set) and the mapping data files."""
         options = options or {}
         defaults = tables()["defaults"]
-        profile = options.get("profile_set") or "hl7vn"
+        profile_name = options.get("profile_set") or "hl7vn"
         return cls(
             facility=facility,
             tz_offset=options.get("tz_offset") or defaults["tz_offset"],
-            profile=profile,
-            systems=profile_set(profile)["identifier_systems"],
+            profile=profile_name,
+            systems=profile(profile_name)["identifier_systems"],
             local_base=defaults["local_system_base"],
             encoding=encoding,
         )
@@ -191,6 +197,8 @@ def structured_numeric(comps: list[str], unit_comps: list[str], where: str) -> d
 def _rule_matches(rule: dict, id_type: str, authority: str) -> bool:
     if rule.get("default"):
         return True
+    if rule.get("typed"):
+        return bool(id_type)
     types = rule.get("type")
     auths = rule.get("authority")
     if types and id_type.upper() not in types:
@@ -216,9 +224,12 @@ def identifier(rep_raw: str, ctx: Context, where: str) -> dict | None:
             break
     else:  # pragma: no cover - the YAML ends with a default rule
         rule = {"system": "mrn", "type_code": "MR", "per_facility": True}
-    system = ctx.systems[rule["system"]]
-    if rule.get("per_facility"):
-        system = f"{system}/{ctx.facility}"
+    if rule.get("local"):
+        system = ctx.local_system(rule["local"], id_type.upper())
+    else:
+        system = ctx.systems[rule["system"]]
+        if rule.get("per_facility"):
+            system = f"{system}/{ctx.facility}"
     ident: dict = {
         "use": rule.get("use", "usual"),
         "type": {"coding": [{"system": V2_0203, "code": rule.get("type_code") or id_type}]},
@@ -237,6 +248,45 @@ def identifier(rep_raw: str, ctx: Context, where: str) -> dict | None:
             period["end"] = date_(end, ctx, where + ".8")
         ident["period"] = period
     return ident
+
+
+def entity_identifier(comps: list[str], ctx: Context, kind: str) -> dict | None:
+    """EI (id ^ namespace ^ universal id ^ type) -> Identifier in a facility-scoped system per kind.
+
+    The namespace (EI.2) or OID (EI.3 with EI.4 ISO) names the issuing system when given, so two
+    applications' numbers never collide."""
+    comps = comps + ["", "", "", ""]
+    value = comps[0]
+    if not value:
+        return None
+    if comps[2] and comps[3].upper() == "ISO":
+        system = f"urn:oid:{comps[2]}"
+    elif comps[1]:
+        system = ctx.local_system(kind, comps[1])
+    else:
+        system = ctx.local_system(kind)
+    return {"system": system, "value": value}
+
+
+def money(raw: str, enc: Encoding, where: str) -> dict | None:
+    """CP (MO.1 & MO.2 ^ ...) or MO (quantity ^ denomination) raw text -> Money; VND when no currency given."""
+    comps = raw.split(enc.component)
+    first = subcomponents(comps[0], enc) if comps else []
+    number = first[0] if first else ""
+    if not number:
+        return None
+    currency = first[1] if len(first) > 1 else ""
+    if not currency and len(comps) > 1 and len(first) == 1 and comps[1].isalpha():
+        currency = comps[1]
+    if not _NUMBER.match(number):
+        raise content_error(DATA_TYPE_ERROR, where, f"not an amount: {number!r}")
+    return {"value": _num(number), "currency": (currency or tables()["defaults"]["currency"]).upper()}
+
+
+def organization_name(comps: list[str]) -> tuple[str, str]:
+    """XON -> (name, organisation id): XON.1 name, XON.10 identifier (v2.5+) else XON.3 (older)."""
+    comps = [nfc(c) for c in comps] + [""] * 10
+    return comps[0], comps[9] or comps[2]
 
 
 def visit_identifier(seg: Segment, n: int, ctx: Context) -> dict | None:

@@ -76,10 +76,11 @@ def decode(raw: bytes, default_charsets: tuple[str, ...] = ("utf-8", "cp1258")) 
 class Segment:
     """One segment; field numbers follow the standard (MSH-1 is the field separator itself)."""
 
-    __slots__ = ("name", "_fields", "_enc", "_esc")
+    __slots__ = ("name", "index", "_fields", "_enc", "_esc")
 
-    def __init__(self, name: str, fields: list[str], enc: Encoding):
+    def __init__(self, name: str, fields: list[str], enc: Encoding, index: int = 0):
         self.name = name
+        self.index = index  # position in the message (MSH = 0): names the segment in warnings
         self._fields = fields
         self._enc = enc
         self._esc = enc.escape
@@ -121,6 +122,11 @@ class Segment:
     def text(self, n: int) -> str:
         """The whole field unescaped as text (for ST/TX/FT values that may contain separators)."""
         return unescape(self.raw(n), self._enc)
+
+    @property
+    def encoding(self) -> Encoding:
+        """The separators of the message this segment belongs to."""
+        return self._enc
 
     def __repr__(self) -> str:
         return f"<Segment {self.name}>"
@@ -283,5 +289,5 @@ def read_message(raw: bytes | str) -> Message:
         # Trailing empty fields are common and meaningless.
         while len(fields) > 1 and fields[-1] == "":
             fields.pop()
-        segments.append(Segment(name, fields, enc))
+        segments.append(Segment(name, fields, enc, i))
     return Message(text="\r".join(lines) + "\r", segments=segments, encoding=enc, charset=codec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from adapters.base import RecordError
 
 # Table 0357 codes used in ERR-3.
+ACCEPTED = "0"  # with severity W: the message was stored, something in it was not (unmapped segment)
 SEGMENT_SEQUENCE = "100"
 REQUIRED_FIELD_MISSING = "101"
 DATA_TYPE_ERROR = "102"
@@ -43,3 +44,10 @@ def reject(hl7_code: str, location: str, reason: str) -> Hl7Error:
 def content_error(hl7_code: str, location: str, reason: str) -> Hl7Error:
     """AE: a well-formed message whose content is wrong (missing key, bad value)."""
     return Hl7Error("AE", hl7_code, location, reason)
+
+
+def warning(hl7_code: str, location: str, reason: str, record_key: str | None = None) -> RecordError:
+    """A problem that did not stop the message: tagged "[W <table 0357 code>]" for the ACK's ERR (severity W)."""
+    return RecordError(
+        location=location, reason=f"[W {hl7_code}] {reason}", record_key=record_key, severity="warning"
+    )

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from adapters.hl7v2.bundle import BundleBuilder
-from adapters.hl7v2.datatypes import codeable_concept, date_, datetime_, quantity, tables
+from adapters.hl7v2.datatypes import codeable_concept, datetime_, quantity, tables
 from adapters.hl7v2.encounter import add_practitioner
 from adapters.hl7v2.er7 import Message
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, TABLE_VALUE_NOT_FOUND, content_error
 from adapters.hl7v2.results import order_groups, order_identifiers
+from adapters.hl7v2.subjects import Subjects
 
 V2_0443 = "http://terminology.hl7.org/CodeSystem/v2-0443"
 
 
-def map_immunizations(
-    b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref: str | None, patient_key: str
-) -> list[str]:
+def map_immunizations(b: BundleBuilder, msg: Message, subjects: Subjects) -> list[str]:
     """Every RXA -> Immunization keyed on the filler/placer order, else patient + date + vaccine."""
     ctx = b.ctx
     groups = [g for g in order_groups(msg, "RXA") if g[1] is not None]
@@ -23,6 +22,12 @@ def map_immunizations(
     refs = []
     for gi, (orc, rxa, children) in enumerate(groups, start=1):
         where = f"RXA[{gi}]"
+        subject = subjects.patient_of(rxa, "an immunization")
+        patient_ref, encounter_ref, patient_key = (
+            subject.patient_ref,
+            subject.encounter_ref,
+            subject.patient_key,
+        )
         vaccine = codeable_concept(rxa.comps(5))
         if not vaccine:
             raise content_error(REQUIRED_FIELD_MISSING, f"{where}-5", "administered code (vaccine) missing")
@@ -34,9 +39,11 @@ def map_immunizations(
         completion = rxa.get(20).upper()
         status = tables()["completion_status"].get(completion, "completed" if not completion else None)
         if status is None:
-            raise content_error(
-                TABLE_VALUE_NOT_FOUND, f"{where}-20", f"unknown completion status {completion!r}"
+            # Immunization.status has no "unknown": the administration record itself is what matters.
+            b.warn(
+                TABLE_VALUE_NOT_FOUND, f"{where}-20", f"unknown completion status {completion!r}: completed"
             )
+            status = "completed"
         if rxa.get(21).upper() == "D":
             status = "entered-in-error"
         res: dict = {
@@ -49,7 +56,7 @@ def map_immunizations(
             res["identifier"] = ids
         if encounter_ref:
             res["encounter"] = {"reference": encounter_ref}
-        recorded = datetime_(orc.get(9), ctx, f"ORC[{gi}]-9") if orc is not None else None
+        recorded = b.datetime(orc.get(9), f"ORC[{gi}]-9") if orc is not None else None
         if recorded:
             res["recorded"] = recorded
         notes = rxa.get(9)
@@ -61,7 +68,7 @@ def map_immunizations(
         lot = rxa.get(15)
         if lot:
             res["lotNumber"] = lot
-        expiry = date_(rxa.get(16), ctx, f"{where}-16")
+        expiry = (b.datetime(rxa.get(16), f"{where}-16") or "")[:10]
         if expiry:
             res["expirationDate"] = expiry
         manufacturer = rxa.comps(17)
@@ -94,8 +101,12 @@ def map_immunizations(
             site = codeable_concept(rxr.comps(2))
             if site:
                 res["site"] = site
+            b.use(rxr)
         refusal = codeable_concept(rxa.comps(18))
         if refusal and status == "not-done":
             res["statusReason"] = refusal
-        refs.append(b.put("Immunization", ("rxa", key), res))
+        ref = b.put("Immunization", ("rxa", key), res)
+        b.use(rxa, ref)
+        b.use(orc, ref)
+        refs.append(ref)
     return refs

@@ -12,12 +12,12 @@ from adapters.hl7v2.datatypes import (
     human_name_,
     identifier,
     identifier_rules,
+    profile,
     tables,
     telecom,
 )
 from adapters.hl7v2.er7 import Message, Segment, split_components
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, content_error
-from mappings import profile_set
 
 
 def facility_code(msg: Message) -> str:
@@ -109,11 +109,11 @@ def map_patient(b: BundleBuilder, msg: Message, org_ref: str | None, pid: Segmen
     marital = codeable_concept(pid.comps(16))
     if marital:
         res["maritalStatus"] = marital
-    exts = profile_set(ctx.profile)["extensions"]
+    exts = profile(ctx.profile)["extensions"]
     ethnic = pid.comps(22)
     if ethnic and ethnic[0]:
         cc = codeable_concept(ethnic[:2] + [""])
-        cc["coding"][0]["system"] = profile_set(ctx.profile)["code_systems"]["ethnicity"]
+        cc["coding"][0]["system"] = profile(ctx.profile)["code_systems"]["ethnicity"]
         res.setdefault("extension", []).append({"url": exts["ethnicity"], "valueCodeableConcept": cc})
     nation = pid.get(28)
     if nation:
@@ -127,43 +127,3 @@ def map_patient(b: BundleBuilder, msg: Message, org_ref: str | None, pid: Segmen
     if org_ref:
         res["managingOrganization"] = {"reference": org_ref}
     return b.put("Patient", (key,), res)
-
-
-def map_merge(b: BundleBuilder, msg: Message, org_ref: str | None) -> list[str]:
-    """A40: each PID/MRG pair -> survivor Patient (link replaces) + prior Patient (inactive, replaced-by)."""
-    ctx = b.ctx
-    pairs: list[tuple[Segment, Segment | None]] = []
-    current: Segment | None = None
-    for seg in msg.segments:
-        if seg.name == "PID":
-            current = seg
-            pairs.append((seg, None))
-        elif seg.name == "MRG" and current is not None:
-            pairs[-1] = (current, seg)
-    if not pairs:
-        raise content_error(REQUIRED_FIELD_MISSING, "PID", "PID segment missing")
-    survivors = []
-    for i, (pid, mrg) in enumerate(pairs):
-        where = f"MRG[{i + 1}]"
-        if mrg is None:
-            raise content_error(REQUIRED_FIELD_MISSING, where, "A40 without an MRG segment after the PID")
-        survivor_ref = map_patient(b, msg, org_ref, pid)
-        old_idents = patient_identifiers(mrg, 1, ctx)
-        old_key = patient_key(old_idents, ctx, f"{where}-1")
-        survivor = b.get(survivor_ref)
-        if old_key == patient_key(survivor["identifier"], ctx, "PID-3"):
-            raise content_error("205", f"{where}-1", "MRG-1 names the same patient as PID-3")
-        prior_name = human_name_(mrg.comps(7)) or (survivor.get("name") or [None])[0]
-        old_body: dict = {"identifier": [dict(x, use="old") for x in old_idents], "active": False}
-        if prior_name:
-            old_body["name"] = [prior_name]
-        if org_ref:
-            old_body["managingOrganization"] = {"reference": org_ref}
-        old_ref = b.put("Patient", (old_key,), old_body)
-        b.get(old_ref)["link"] = [{"other": {"reference": survivor_ref}, "type": "replaced-by"}]
-        survivor.setdefault("link", []).append({"other": {"reference": old_ref}, "type": "replaces"})
-        for ident in old_body["identifier"]:
-            if ident not in survivor["identifier"]:
-                survivor["identifier"].append(ident)
-        survivors.append(survivor_ref)
-    return survivors

@@ -27,11 +27,13 @@ def split_messages(payload: bytes) -> list[bytes]:
 
 
 class Hl7v2Adapter:
-    """HL7 v2.3-2.6 ER7 messages (ADT, ORU, VXU, ORM, OML) -> FHIR R4 transaction Bundles."""
+    """HL7 v2.3-2.8.2 ER7 messages (82 trigger events, see messages.yaml) -> FHIR R4 transaction Bundles."""
 
     name = "hl7v2"
     channel = "hl7v2"
-    description = "HL7 v2.x ER7 messages (ADT A01/A03/A04/A08/A11/A40, ORU R01, VXU V04, ORM O01, OML O21)"
+    description = (
+        "HL7 v2.3-2.8.2 ER7 messages (ADT, ORU/OUL, VXU, ORM/OML/OMG, RDE/RDS, SIU, REF, MDM, PPR, BAR/DFT)"
+    )
 
     def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
         """An ER7 payload starts with MSH followed by a field separator (optionally after MLLP/BOM bytes)."""

@@ -6,6 +6,7 @@ Sync (SQLAlchemy) on purpose: the MLLP listener runs it in a worker thread. The 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from fhir_server.logsafe import log_failure
 log = logging.getLogger(__name__)
 CHANNEL = "hl7v2"
 CONTENT_TYPE = "x-application/hl7-v2+er7"
-_TAG = re.compile(r"^\[(AA|AE|AR) (\d{1,3})\] ?(.*)$", re.S)
+_TAG = re.compile(r"^\[(AA|AE|AR|W) (\d{1,3})\] ?(.*)$", re.S)
 
 
 @dataclass
@@ -33,9 +34,23 @@ class Outcome:
     inbox_id: int | None = None
 
 
-def message_key(header: Header) -> str:
-    """Idempotency key: MSH-10 is only unique per sending application and facility."""
-    return f"{header.sending_app}|{header.sending_facility}|{header.control_id}"[:255]
+def message_key(header: Header, raw: bytes = b"") -> str:
+    """Idempotency key: MSH-10 is only unique per sending application and facility.
+
+    A digest of the content (without MSH-7, which some engines restamp on a retry) is part of the key:
+    a re-send gets the stored ACK, but a different message that reuses an MSH-10 (test tools, HIS
+    counters reset after an upgrade) is processed instead of being answered with another message's ACK."""
+    prefix = f"{header.sending_app}|{header.sending_facility}|{header.control_id}"[:210]
+    return f"{prefix}|{_content_digest(raw)}" if raw else prefix
+
+
+def _content_digest(raw: bytes) -> str:
+    body = raw.strip(b"\xef\xbb\xbf\x0b\x1c\r\n\t ").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+    first, sep, rest = body.partition(b"\r")
+    fields = first.split(first[3:4] or b"|")
+    if len(fields) > 6:
+        fields[6] = b""  # MSH-7 (fields[0] is "MSH", fields[n-1] is MSH-n)
+    return hashlib.sha256(b"|".join(fields) + sep + rest.rstrip(b"\r")).hexdigest()[:32]
 
 
 def _ack_errors(result) -> tuple[str, list[AckError]]:
@@ -44,8 +59,9 @@ def _ack_errors(result) -> tuple[str, list[AckError]]:
     for e in list(result.errors) + [e for r in result.records for e in r.errors]:
         if e not in errors:  # the pipeline repeats file-level errors on the "file" record
             errors.append(e)
+    warnings = _ack_warnings(result)
     if not errors and result.records and all(r.status == "accepted" for r in result.records):
-        return "AA", []
+        return "AA", warnings
     code = "AE"
     out = []
     for e in errors:
@@ -61,7 +77,17 @@ def _ack_errors(result) -> tuple[str, list[AckError]]:
     if not out:
         code = "AR"
         out.append(AckError(INTERNAL_ERROR, "", "message produced no record"))
-    return code, out
+    return code, out + warnings
+
+
+def _ack_warnings(result) -> list[AckError]:
+    """Warnings of the message ("[W 103] ...": unmapped segments, substituted codes) as ERR severity W."""
+    out = []
+    for w in list(result.warnings) + [w for r in result.records for w in r.warnings]:
+        m = _TAG.match(w.get("reason") or "")
+        code, reason = (m.group(2), m.group(3)) if m else ("0", w.get("reason") or "")
+        out.append(AckError(code, w.get("location") or "", reason, severity="W"))
+    return out
 
 
 def _header(raw: bytes) -> Header:
@@ -83,7 +109,7 @@ def process_batch(store, items: list[tuple[bytes, str]], *, options: dict | None
     one archive commit and one data commit; each message still succeeds or fails on its own, and every
     ACK is built only after that commit. Never raises."""
     headers = [_header(raw) for raw, _ in items]
-    keys = [message_key(h) if h.control_id else None for h in headers]
+    keys = [message_key(h, raw) if h.control_id else None for h, (raw, _) in zip(headers, items)]
     outcomes: list[Outcome | None] = [None] * len(items)
     try:
         repo = ingest_repository(store)

@@ -1,8 +1,12 @@
-"""ORU^R01: OBR -> DiagnosticReport, OBX -> Observation (segment maps OBR[DiagnosticReport], OBX[Observation])."""
+"""ORU^R01 / OUL^R22-R24: OBR -> DiagnosticReport, OBX -> Observation, SPM -> Specimen.
+
+Segment maps OBR[DiagnosticReport], OBX[Observation], SPM[Specimen] of the V2-to-FHIR IG.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import (
@@ -10,36 +14,86 @@ from adapters.hl7v2.datatypes import (
     Context,
     codeable_concept,
     datetime_,
+    money,
     quantity,
     structured_numeric,
     tables,
 )
 from adapters.hl7v2.er7 import Message, Segment, split_components, unescape
-from adapters.hl7v2.errors import DATA_TYPE_ERROR, REQUIRED_FIELD_MISSING, content_error
+from adapters.hl7v2.errors import (
+    ACCEPTED,
+    DATA_TYPE_ERROR,
+    REQUIRED_FIELD_MISSING,
+    TABLE_VALUE_NOT_FOUND,
+    content_error,
+)
+from adapters.hl7v2.subjects import Subject, Subjects
 from fhir_server.text import nfc
 
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*-\s*([+-]?\d+(?:\.\d+)?)\s*$")
+# Segments that open a new patient or visit: they never belong to the order group above them.
+_GROUP_BREAK = ("PID", "PV1", "PD1", "PV2", "NK1", "MSH")
+
+
+@dataclass
+class OrderGroup:
+    """One ORC/<head> pair and the segments under it (OBX, NTE, SPM, ...), in message order."""
+
+    orc: Segment | None
+    head: Segment | None
+    children: list[Segment] = field(default_factory=list)
+    specimens: list[Segment] = field(default_factory=list)
 
 
 def order_groups(msg: Message, head: str) -> list[tuple[Segment | None, Segment | None, list[Segment]]]:
-    """Group segments into (ORC, <head> segment, following OBX/NTE/...) triples in message order."""
-    groups: list[tuple[Segment | None, Segment | None, list[Segment]]] = []
+    """Group segments into (ORC, <head> segment, following segments) triples; ORC comes first (ORU, ORM, VXU)."""
+    return [(g.orc, g.head, g.children) for g in _groups(msg, head, orc_after=False)]
+
+
+def _groups(msg: Message, head: str, orc_after: bool) -> list[OrderGroup]:
+    """ORC before the head (ORU/ORM/VXU) or after it (OUL: OBR, ORC, OBX); SPM before OBR is the specimen
+    of the next order (OUL^R22/R23), SPM after OBR the specimen of that order (OUL^R24, ORU v2.5)."""
+    groups: list[OrderGroup] = []
     pending_orc: Segment | None = None
+    pending_spm: list[Segment] = []
     for seg in msg.segments:
+        current = groups[-1] if groups else None
         if seg.name == "ORC":
+            if (
+                orc_after
+                and current
+                and current.head is not None
+                and current.orc is None
+                and not _has_obx(current)
+            ):
+                current.orc = seg
+                continue
             if pending_orc is not None:
-                groups.append((pending_orc, None, []))
+                groups.append(OrderGroup(pending_orc, None))
             pending_orc = seg
         elif seg.name == head:
-            groups.append((pending_orc, seg, []))
-            pending_orc = None
-        elif groups and groups[-1][1] is not None and seg.name not in ("PID", "PV1", "PD1", "PV2", "NK1"):
-            groups[-1][2].append(seg)
+            groups.append(OrderGroup(pending_orc, seg, specimens=pending_spm))
+            pending_orc, pending_spm = None, []
+        elif seg.name == "SPM" and orc_after:
+            if current and current.head is not None and not current.specimens and pending_orc is None:
+                current.specimens.append(seg)  # OUL^R24: specimen of the order above
+            else:
+                pending_spm = [seg]
+                groups.append(OrderGroup(None, None))  # closes the order above
+        elif seg.name in _GROUP_BREAK:
+            if current is not None and current.head is not None:
+                groups.append(OrderGroup(None, None))
+        elif current and current.head is not None and not pending_spm:
+            current.children.append(seg)
     if pending_orc is not None:
-        groups.append((pending_orc, None, []))
-    return groups
+        groups.append(OrderGroup(pending_orc, None))
+    return [g for g in groups if g.orc is not None or g.head is not None]
+
+
+def _has_obx(group: OrderGroup) -> bool:
+    return any(c.name == "OBX" for c in group.children)
 
 
 def order_identifiers(
@@ -66,47 +120,75 @@ def order_identifiers(
     return ids, key
 
 
-def _value(obx: Segment, where: str, ctx: Context) -> dict:
-    """OBX-5 per OBX-2 value type -> value[x] (or components when OBX-5 repeats)."""
+def _value(b: BundleBuilder, obx: Segment, where: str) -> dict:
+    """OBX-5 per OBX-2 value type (tables.yaml value_types) -> value[x], or components when OBX-5 repeats."""
+    ctx = b.ctx
     vtype = obx.get(2).upper()
-    reps = obx.reps(5)
+    reps = [r for r in obx.reps(5) if r]
     if not reps:
         return {}
-    if vtype not in tables()["value_types"]:
-        raise content_error(DATA_TYPE_ERROR, f"{where}-2", f"unsupported OBX value type {vtype!r}")
+    kind = tables()["value_types"].get(vtype)
+    if kind is None:
+        b.warn(DATA_TYPE_ERROR, f"{where}-2", f"unknown OBX value type {vtype!r}: value kept as text")
+        kind = "component_text" if vtype else "string"
+    if kind == "not_representable":
+        b.warn(
+            ACCEPTED,
+            f"{where}-5",
+            f"OBX value type {vtype} cannot be an R4 Observation value; kept in the archived message",
+        )
+        return {}
     units = obx.comps(6)
     enc = ctx.encoding
     values = []
     for i, rep in enumerate(reps):
         w = f"{where}-5" + (f"[{i + 1}]" if len(reps) > 1 else "")
-        if vtype == "NM":
-            values.append({"valueQuantity": quantity(split_components(rep, enc)[0], units, w)})
-        elif vtype in ("ST", "TX", "FT"):
+        comps = split_components(rep, enc)
+        if kind == "quantity":
+            values.append({"valueQuantity": quantity(comps[0], units, w)})
+        elif kind == "string":
             # Text values may legitimately contain component separators: keep the whole repetition.
             values.append({"valueString": nfc(unescape(rep, enc))})
-        elif vtype in ("CE", "CWE", "CNE", "CF", "IS"):
-            cc = codeable_concept(split_components(rep, enc))
+        elif kind == "coded":
+            cc = codeable_concept(comps)
             if cc:
                 values.append({"valueCodeableConcept": cc})
-        elif vtype == "SN":
-            values.append(structured_numeric(split_components(rep, enc), units, w))
-        elif vtype in ("DT", "DTM", "TS"):
-            values.append({"valueDateTime": datetime_(split_components(rep, enc)[0], ctx, w)})
-        elif vtype == "TM":
-            values.append({"valueTime": _time(split_components(rep, enc)[0], w)})
-        elif vtype == "NR":
-            lo, hi = (split_components(rep, enc) + ["", ""])[:2]
+        elif kind == "structured_numeric":
+            values.append(structured_numeric(comps, units, w))
+        elif kind == "datetime":
+            values.append({"valueDateTime": datetime_(comps[0], ctx, w)})
+        elif kind == "time":
+            values.append({"valueTime": _time(comps[0], w)})
+        elif kind == "range":
+            lo, hi = (comps + ["", ""])[:2]
             rng = {}
             if lo:
                 rng["low"] = quantity(lo, units, w)
             if hi:
                 rng["high"] = quantity(hi, units, w)
             values.append({"valueRange": rng})
+        elif kind == "pointer":
+            values.append({"valueString": comps[0]})
+        elif kind == "money":
+            amount = money(rep, enc, w)
+            if amount:
+                cur = amount["currency"]
+                q = {"value": amount["value"], "unit": cur, "system": "urn:iso:std:iso:4217", "code": cur}
+                values.append({"valueQuantity": q})
+        else:  # component_text
+            values.append({"valueString": nfc(" ".join(c for c in comps if c))})
+    values = [v for v in values if v]
+    if not values:
+        return {}
     if len(values) == 1:
         return values[0]
-    if vtype in ("ST", "TX", "FT"):
+    if kind == "string":
         return {"valueString": "\n".join(v["valueString"] for v in values)}
-    return {"component": [{"code": {"text": f"{where}-5[{i + 1}]"}, **v} for i, v in enumerate(values)]}
+    # Repeated values: one component each, coded like the observation so component searches find them.
+    code = codeable_concept(obx.comps(3)) or {}
+    return {
+        "component": [{"code": dict(code, text=f"{where}-5[{i + 1}]"), **v} for i, v in enumerate(values)]
+    }
 
 
 def _time(value: str, where: str) -> str:
@@ -117,12 +199,19 @@ def _time(value: str, where: str) -> str:
     return f"{digits[:2]}:{digits[2:4]}:{digits[4:6]}"
 
 
-def _result_status(seg: Segment, field: int, table: str, where: str) -> str:
-    """Map a result-status field (OBX-11, OBR-25) through its table; empty means final, unknown is AE."""
+def result_status(b: BundleBuilder, seg: Segment, field: int, table: str, where: str) -> str:
+    """A result-status field (OBX-11, OBR-25) through its table: empty -> final, unknown -> unknown (warning)."""
     code = seg.get(field).upper()
-    status = tables()[table].get(code, "final" if not code else None)
+    if not code:
+        return "final"
+    status = tables()[table].get(code)
     if status is None:
-        raise content_error("103", f"{where}-{field}", f"unknown result status {code!r}")
+        b.warn(
+            TABLE_VALUE_NOT_FOUND,
+            f"{where}-{field}",
+            f"unknown result status {code!r}: status set to unknown",
+        )
+        return "unknown"
     return status
 
 
@@ -130,30 +219,29 @@ def map_observation(
     b: BundleBuilder,
     obx: Segment,
     index: int,
-    order_key: str,
-    patient_ref: str,
-    encounter_ref: str | None,
+    key: tuple,
+    subject: Subject,
     default_time: str | None,
+    category: str | None = "laboratory",
 ) -> str:
-    """One OBX -> Observation keyed on (order, OBX-3 code, OBX-4 sub-id)."""
-    ctx = b.ctx
+    """One OBX -> Observation keyed on (anchor, OBX-3 code, OBX-4 sub-id)."""
     where = f"OBX[{index}]"
     code = codeable_concept(obx.comps(3))
     if not code:
         raise content_error(REQUIRED_FIELD_MISSING, f"{where}-3", "observation identifier (OBX-3) missing")
-    status = _result_status(obx, 11, "observation_status", where)
-    res: dict = {
-        "status": status,
-        "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
-        "code": code,
-        "subject": {"reference": patient_ref},
-    }
-    if encounter_ref:
-        res["encounter"] = {"reference": encounter_ref}
-    effective = datetime_(obx.get(14), ctx, f"{where}-14") or default_time
+    res: dict = {"status": result_status(b, obx, 11, "observation_status", where)}
+    if category:
+        res["category"] = [
+            {"coding": [{"system": OBS_CATEGORY, "code": category, "display": category.title()}]}
+        ]
+    res["code"] = code
+    res["subject"] = {"reference": subject.patient_ref}
+    if subject.encounter_ref:
+        res["encounter"] = {"reference": subject.encounter_ref}
+    effective = b.datetime(obx.get(14), f"{where}-14") or default_time
     if effective:
         res["effectiveDateTime"] = effective
-    res.update(_value(obx, where, ctx))
+    res.update(_value(b, obx, where))
     flag = obx.get(8).upper()
     if flag:
         mapped = tables()["interpretation"].get(flag)
@@ -174,38 +262,77 @@ def map_observation(
     if method:
         res["method"] = method
     code_key = obx.get(3) or obx.get(3, 2)
-    return b.put("Observation", ("obx", order_key, code_key, obx.get(4)), res)
+    ref = b.put("Observation", ("obx", *key, code_key, obx.get(4)), res)
+    b.use(obx, ref)
+    return ref
 
 
-def map_results(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref: str | None) -> list[str]:
-    """Every OBR group -> DiagnosticReport with its Observations."""
-    ctx = b.ctx
-    groups = [g for g in order_groups(msg, "OBR") if g[1] is not None]
+def specimen(b: BundleBuilder, spm: Segment, order_key: str, index: int, patient_ref: str) -> str:
+    """SPM -> Specimen (SPM-2 id, SPM-4 type, SPM-17 collection time, SPM-18 received time)."""
+    where = f"SPM[{index}]"
+    spec_id = spm.get(2) or spm.get(2, 2)
+    res: dict = {"subject": {"reference": patient_ref}}
+    if spec_id:
+        res["identifier"] = [{"system": b.ctx.local_system("specimen"), "value": spec_id}]
+    stype = codeable_concept(spm.comps(4))
+    if stype:
+        res["type"] = stype
+    collected = b.datetime(spm.get(17), f"{where}-17")
+    if collected:
+        res["collection"] = {"collectedDateTime": collected}
+    received = b.datetime(spm.get(18), f"{where}-18")
+    if received and "T" in received:
+        res["receivedTime"] = received
+    ref = b.put("Specimen", ("spm", order_key, spec_id or spm.get(1) or str(index)), res)
+    b.use(spm, ref)
+    return ref
+
+
+def map_results(b: BundleBuilder, msg: Message, subjects: Subjects, orc_after: bool = False) -> list[str]:
+    """Every OBR group -> DiagnosticReport with its Observations (and Specimens)."""
+    groups = [g for g in _groups(msg, "OBR", orc_after) if g.head is not None]
     if not groups:
-        raise content_error(REQUIRED_FIELD_MISSING, "OBR", "ORU^R01 without an OBR segment")
+        raise content_error(
+            REQUIRED_FIELD_MISSING, "OBR", f"{msg.message_code}^{msg.trigger} without an OBR segment"
+        )
     refs = []
-    obx_index = 0
-    for gi, (orc, obr, children) in enumerate(groups, start=1):
+    obx_index = spm_index = 0
+    for gi, g in enumerate(groups, start=1):
+        obr, orc = g.head, g.orc
         where = f"OBR[{gi}]"
-        ids, key = order_identifiers(orc, obr, ctx)
-        if key is None:
-            raise content_error(REQUIRED_FIELD_MISSING, f"{where}-3", "no filler or placer order number")
+        subject = subjects.patient_of(obr, "results")
         code = codeable_concept(obr.comps(4))
         if not code:
             raise content_error(REQUIRED_FIELD_MISSING, f"{where}-4", "universal service identifier missing")
-        status = _result_status(obr, 25, "report_status", where)
-        effective = datetime_(obr.get(7), ctx, f"{where}-7")
+        ids, key = order_identifiers(orc, obr, b.ctx)
+        if key is None:
+            # No order number: the report is still stored, keyed on what identifies it clinically.
+            key = f"derived:{subject.patient_key}|{obr.get(4)}|{obr.get(7)}"
+            b.warn(
+                REQUIRED_FIELD_MISSING,
+                f"{where}-3",
+                "no filler or placer order number: report identified by patient, test (OBR-4) and time (OBR-7)",
+            )
+        status = result_status(b, obr, 25, "report_status", where)
+        effective = b.datetime(obr.get(7), f"{where}-7")
+        specimens = []
+        for spm in [*g.specimens, *[c for c in g.children if c.name == "SPM"]]:
+            spm_index += 1
+            specimens.append({"reference": specimen(b, spm, key, spm_index, subject.patient_ref)})
         results = []
-        for seg in children:
+        for seg in g.children:
             if seg.name == "OBX":
                 obx_index += 1
-                results.append(
-                    {
-                        "reference": map_observation(
-                            b, seg, obx_index, key, patient_ref, encounter_ref, effective
-                        )
-                    }
-                )
+                if not seg.get(3) and not seg.get(3, 2):
+                    # Without OBX-3 there is no observation to store; the rest of the report still is.
+                    b.warn(
+                        REQUIRED_FIELD_MISSING,
+                        f"OBX[{obx_index}]-3",
+                        "observation identifier (OBX-3) missing: this OBX is not stored",
+                    )
+                    b.use(seg)
+                    continue
+                results.append({"reference": map_observation(b, seg, obx_index, (key,), subject, effective)})
         res: dict = {
             "identifier": ids,
             "status": status,
@@ -220,16 +347,23 @@ def map_results(b: BundleBuilder, msg: Message, patient_ref: str, encounter_ref:
                 }
             ],
             "code": code,
-            "subject": {"reference": patient_ref},
+            "subject": {"reference": subject.patient_ref},
         }
-        if encounter_ref:
-            res["encounter"] = {"reference": encounter_ref}
+        if not ids:
+            del res["identifier"]
+        if subject.encounter_ref:
+            res["encounter"] = {"reference": subject.encounter_ref}
         if effective:
             res["effectiveDateTime"] = effective
-        issued = datetime_(obr.get(22), ctx, f"{where}-22")
+        issued = b.datetime(obr.get(22), f"{where}-22")
         if issued and "T" in issued:
             res["issued"] = issued
+        if specimens:
+            res["specimen"] = specimens
         if results:
             res["result"] = results
-        refs.append(b.put("DiagnosticReport", ("obr", key), res))
+        ref = b.put("DiagnosticReport", ("obr", key), res)
+        b.use(obr, ref)
+        b.use(orc, ref)
+        refs.append(ref)
     return refs

@@ -8,6 +8,7 @@ from html import escape
 
 from adapters.ids import deterministic_id
 from mappings import load_yaml, profile_set
+from mappings.profile_rules import profile_for
 
 from .values import to_date, to_datetime
 from .vendors import VendorProfile
@@ -55,7 +56,7 @@ class Ctx:
         key = (res["resourceType"], res["id"])
         if key not in self._seen:
             self._seen.add(key)
-            prof = self.ps.get("profiles", {}).get(res["resourceType"])
+            prof = profile_for(self.ps, res)
             if prof:
                 res["meta"] = {"profile": [prof]}
             self.entries.append({"resource": res, "request": {"method": "PUT", "url": f"{key[0]}/{key[1]}"}})
@@ -81,6 +82,12 @@ class Ctx:
         base = self.ps["code_systems"]["qd130"]
         suffix = self.fx["code_systems"].get(key) or self.codes["maps"][key]["source"]
         return f"{base}/{suffix}"
+
+    def dx_coding(self, code: str) -> dict:
+        """Coding of a diagnosis code: ICD-10 when it passes the check, else the unverified local system."""
+        from . import icd
+
+        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"))
 
     def code_map(self, name: str) -> dict:
         """One code map of mappings/qd130/codes.yaml."""

@@ -151,7 +151,6 @@ def map_sick_leave(ctx: Ctx, rows: list[dict], raw: list[bytes]) -> None:
 
 def map_referral(ctx: Ctx, rows: list[dict]) -> None:
     """XML13 (referral paper) → ServiceRequest to the destination facility, identified by the paper number."""
-    icd10 = ctx.ps["code_systems"]["icd10"]
     for pos, row in enumerate(rows, start=1):
         sr: dict = {"resourceType": "ServiceRequest", "id": ctx.rid("ServiceRequest", "XML13", pos)}
         ids = [
@@ -191,7 +190,7 @@ def map_referral(ctx: Ctx, rows: list[dict]) -> None:
             sr["performer"] = [ctx.org(dest)]
         codes = _split(row.get("MA_BENH_CHINH")) + _split(row.get("MA_BENH_KT"))
         if codes:
-            sr["reasonCode"] = [{"coding": [{"system": icd10, "code": c}]} for c in codes]
+            sr["reasonCode"] = [{"coding": [ctx.dx_coding(c)]} for c in codes]
         if ctx.condition_refs:
             sr["reasonReference"] = ctx.condition_refs
         sr["supportingInfo"] = [{"reference": ctx.encounter_ref}]

@@ -204,13 +204,17 @@ def map_coverages(ctx: Ctx, row: dict, patient: dict) -> list[dict]:
 
 def map_conditions(ctx: Ctx, row: dict) -> list[tuple[dict, str, int]]:
     """Main + secondary ICD-10 diagnoses (YHCT codes as parallel codings) and the admission diagnosis."""
-    icd = ctx.ps["code_systems"]["icd10"]
     yhct = _split(row.get("MA_BENH_YHCT"))
     codes = ([row["MA_BENH_CHINH"]] if row.get("MA_BENH_CHINH") else []) + _split(row.get("MA_BENH_KT"))
     out = []
     recorded = ctx.dt(row.get("NGAY_RA")) or ctx.dt(row.get("NGAY_VAO"))
+    # CHAN_DOAN_RV lists the diagnoses' names in code order ("Viêm mũi họng cấp; Viêm mũi dị ứng"): each
+    # Condition gets its own name when the counts agree; otherwise the whole text is kept as a note on the
+    # main diagnosis rather than attributed to it as its name.
+    texts = _split(row.get("CHAN_DOAN_RV"))
+    aligned = len(texts) == len(codes)
     for rank, code in enumerate(codes, start=1):
-        coding = [{"system": icd, "code": code}]
+        coding = [ctx.dx_coding(code)]
         if rank - 1 < len(yhct):
             coding.append({"system": ctx.cs("yhct"), "code": yhct[rank - 1]})
         cond = {
@@ -238,8 +242,10 @@ def map_conditions(ctx: Ctx, row: dict) -> list[tuple[dict, str, int]]:
             "subject": {"reference": ctx.patient_ref},
             "encounter": {"reference": ctx.encounter_ref},
         }
-        if rank == 1 and row.get("CHAN_DOAN_RV"):
-            cond["code"]["text"] = row["CHAN_DOAN_RV"]
+        if aligned:
+            cond["code"]["text"] = texts[rank - 1]
+        elif rank == 1 and row.get("CHAN_DOAN_RV"):
+            cond["note"] = [{"text": f"Chẩn đoán ra viện: {row['CHAN_DOAN_RV']}"}]
         if recorded:
             cond["recordedDate"] = recorded
         out.append((ctx.add(cond), "DD" if rank == 1 else "CM", rank))

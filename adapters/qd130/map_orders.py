@@ -1,9 +1,10 @@
-"""XML2 drugs, XML3 services/supplies, XML4 results, XML5 progress notes → FHIR clinical resources."""
+"""XML3 services/supplies, XML4 results, XML5 progress notes → FHIR clinical resources (XML2: map_drugs)."""
 
 from __future__ import annotations
 
 import re
 
+from . import lab
 from .context import Ctx
 from .values import to_number
 
@@ -78,7 +79,7 @@ def _charge(
     code: dict,
     total_field: str,
     service: list[dict] | None = None,
-    product: dict | None = None,
+    product_ref: dict | None = None,
 ) -> dict:
     """ChargeItem for one billed row: code, quantity, total price and the payment split."""
     ci: dict = {
@@ -107,106 +108,9 @@ def _charge(
         ci["enterer"] = doc
     if service:
         ci["service"] = service
-    if product:
-        ci["productCodeableConcept"] = product
+    if product_ref:
+        ci["productReference"] = {"reference": product_ref["reference"]}
     return ctx.add(ci)
-
-
-def map_drugs(ctx: Ctx, rows: list[dict]) -> None:
-    """XML2 row → MedicationRequest + MedicationDispense (outpatient) or MedicationAdministration + ChargeItem."""
-    outpatient = ctx.kcb in ctx.codes["outpatient_kcb"]
-    route_map = ctx.code_map("duong_dung")
-    for key, row in zip(row_keys(rows), rows):
-        coding = {"system": ctx.cs("drug"), "code": row.get("MA_THUOC", "")}
-        if row.get("TEN_THUOC"):
-            coding["display"] = row["TEN_THUOC"]
-        med = {
-            "coding": [coding] if row.get("MA_THUOC") else [],
-            "text": " ".join(x for x in (row.get("TEN_THUOC"), row.get("HAM_LUONG")) if x)
-            or row.get("MA_THUOC", ""),
-        }
-        if not med["coding"]:
-            del med["coding"]
-        dosage: dict = {}
-        if row.get("LIEU_DUNG"):
-            dosage["text"] = row["LIEU_DUNG"]
-        if row.get("CACH_DUNG"):
-            dosage["patientInstruction"] = row["CACH_DUNG"]
-        if row.get("DUONG_DUNG"):
-            route = ctx.coded("duong_dung", row["DUONG_DUNG"])
-            t = route_map["codes"].get(row["DUONG_DUNG"])
-            if t:
-                route["coding"].append(
-                    {"system": route_map["target"], "code": t["target"], "display": t["target_display"]}
-                )
-            dosage["route"] = route
-        subj = {"reference": ctx.patient_ref}
-        enc = {"reference": ctx.encounter_ref}
-        mr: dict = {
-            "resourceType": "MedicationRequest",
-            "id": ctx.rid("MedicationRequest", "XML2", key),
-            "status": "completed",
-            "intent": "order",
-            "medicationCodeableConcept": med,
-            "subject": subj,
-            "encounter": enc,
-        }
-        if ctx.dt(row.get("NGAY_YL")):
-            mr["authoredOn"] = ctx.dt(row["NGAY_YL"])
-        doc = ctx.practitioner(row.get("MA_BAC_SI"))
-        if doc:
-            mr["requester"] = doc
-        if ctx.condition_refs:
-            mr["reasonReference"] = ctx.condition_refs[:1]
-        if dosage:
-            mr["dosageInstruction"] = [dosage]
-        qty = _num(ctx, row.get("SO_LUONG"))
-        quantity = (
-            {"value": qty, "unit": row["DON_VI_TINH"]}
-            if qty is not None and row.get("DON_VI_TINH")
-            else ({"value": qty} if qty is not None else None)
-        )
-        if quantity:
-            mr["dispenseRequest"] = {"quantity": quantity}
-        mr_ref = ctx.add(mr)
-        when = ctx.dt(row.get("NGAY_TH_YL")) or ctx.dt(row.get("NGAY_YL"))
-        if outpatient:
-            md: dict = {
-                "resourceType": "MedicationDispense",
-                "id": ctx.rid("MedicationDispense", "XML2", key),
-                "status": "completed",
-                "medicationCodeableConcept": med,
-                "subject": subj,
-                "context": enc,
-                "authorizingPrescription": [mr_ref],
-            }
-            if quantity:
-                md["quantity"] = quantity
-            if when:
-                md["whenHandedOver"] = when
-            if dosage:
-                md["dosageInstruction"] = [dosage]
-            given = ctx.add(md)
-        else:
-            ma: dict = {
-                "resourceType": "MedicationAdministration",
-                "id": ctx.rid("MedicationAdministration", "XML2", key),
-                "status": "completed",
-                "medicationCodeableConcept": med,
-                "subject": subj,
-                "context": enc,
-                "request": mr_ref,
-            }
-            ma["effectiveDateTime"] = when or ctx.dt(ctx.xml1.get("NGAY_VAO")) or "1900"
-            dose: dict = {}
-            if row.get("LIEU_DUNG"):
-                dose["text"] = row["LIEU_DUNG"]
-            if "route" in dosage:
-                dose["route"] = dosage["route"]
-            if dose:
-                ma["dosage"] = dose
-            given = ctx.add(ma)
-        _charge(ctx, "XML2", key, row, med, "THANH_TIEN_BV", service=[given], product=med)
 
 
 def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
@@ -216,7 +120,6 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
     groups = ctx.code_map("ma_nhom")["codes"]
     by_service: dict[str, dict] = {}
     icd9 = ctx.fx["icd9cm"]
-    icd10 = ctx.ps["code_systems"]["icd10"]
     for key, row in zip(row_keys(rows), rows):
         group = groups.get(row.get("MA_NHOM", ""), {})
         if row.get("MA_DICH_VU"):
@@ -238,9 +141,7 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
         subj = {"reference": ctx.patient_ref}
         enc = {"reference": ctx.encounter_ref}
         reasons = [
-            {"coding": [{"system": icd10, "code": c.strip()}]}
-            for c in (row.get("MA_BENH") or "").split(";")
-            if c.strip()
+            {"coding": [ctx.dx_coding(c.strip())]} for c in (row.get("MA_BENH") or "").split(";") if c.strip()
         ]
         service_refs = []
         for rtype in group.get("resources", []):
@@ -330,8 +231,6 @@ def map_services(ctx: Ctx, rows: list[dict]) -> dict[str, dict]:
 
 def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
     """XML4 rows → Observations, grouped into one DiagnosticReport per MA_DICH_VU."""
-    ucum = set(ctx.codes["ucum_units"])
-    aliases = ctx.codes["ucum_aliases"]
     groups: dict[str, list] = {}
     for key, row in zip(row_keys(rows), rows):
         svc = row.get("MA_DICH_VU", "")
@@ -348,6 +247,9 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         code: dict = {"text": row.get("TEN_CHI_SO") or row.get("MA_CHI_SO") or svc or "CLS"}
         if coding:
             code["coding"] = [coding]
+        standard = lab.loinc_coding(row) if cat == "laboratory" else None
+        if standard:
+            code["coding"] = [standard, *code.get("coding", [])]  # LOINC first, local code kept beside
         has_result = bool(row.get("GIA_TRI") or row.get("KET_LUAN") or row.get("MO_TA"))
         obs: dict = {
             "resourceType": "Observation",
@@ -368,19 +270,20 @@ def map_results(ctx: Ctx, rows: list[dict], orders: dict[str, dict]) -> None:
         if doc:
             obs["performer"] = [doc]
         val = row.get("GIA_TRI")
+        n = _num(ctx, val) if val else None
         if val:
-            n = _num(ctx, val)
             if n is not None:
-                q: dict = {"value": n}
-                unit = row.get("DON_VI_DO")
-                if unit:
-                    q["unit"] = unit
-                    if unit in ucum or unit in aliases:
-                        q["system"] = ctx.fx["ucum"]
-                        q["code"] = aliases.get(unit, unit)
-                obs["valueQuantity"] = q
+                obs["valueQuantity"] = lab.quantity(n, row.get("DON_VI_DO"))
             else:
                 obs["valueString"] = val + (f" {row['DON_VI_DO']}" if row.get("DON_VI_DO") else "")
+        if cat == "laboratory":
+            written = [t for t in (row.get("MO_TA"), row.get("KET_LUAN")) if t]
+            rng = lab.reference_range(written, row.get("DON_VI_DO"))
+            flag = lab.interpretation([row["KET_LUAN"]] if row.get("KET_LUAN") else [], n, rng)
+            if flag:
+                obs["interpretation"] = [flag]
+            if rng:
+                obs["referenceRange"] = [rng]
         notes = [t for t in (row.get("KET_LUAN"),) if t]
         if notes:
             obs["note"] = [{"text": t} for t in notes]
@@ -516,9 +419,15 @@ def map_progress(ctx: Ctx, rows: list[dict]) -> None:
         if when:
             ci["effectiveDateTime"] = when
             ci["date"] = when
-        doc = ctx.practitioner(row.get("NGUOI_THUC_HIEN"))
-        if doc:
-            ci["assessor"] = doc
+        authors = [
+            p for p in (ctx.practitioner(c) for c in (row.get("NGUOI_THUC_HIEN") or "").split(";")) if p
+        ]
+        if authors:
+            ci["assessor"] = authors[0]  # the main author comes first (QĐ130 XML5 NGUOI_THUC_HIEN)
+            # ClinicalImpression has one assessor; the co-authors are kept in an extension, in order.
+            ci.setdefault("extension", []).extend(
+                {"url": ctx.ext("co_author"), "valueReference": a} for a in authors[1:]
+            )
         notes = [
             f"{label}: {row[f]}"
             for f, label in (

@@ -17,6 +17,8 @@ from .envelope import (
     single_hoso_payload,
     tables_config,
 )
+from .map_claim import map_claim
+from .map_conclusion import map_conclusion
 from .map_docs import (
     map_discharge_paper,
     map_reexam,
@@ -25,8 +27,10 @@ from .map_docs import (
     map_sick_leave,
     map_summary,
 )
+from .map_drugs import map_drugs
 from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
-from .map_orders import map_drugs, map_progress, map_results, map_services
+from .map_orders import map_progress, map_results, map_services
+from .map_provenance import map_provenance
 from .validate import validate
 from .vendors import VendorProfile, detect_vendor, get_vendor
 from .xmlsafe import BadXml, UnsafeXml, strip_bom
@@ -145,7 +149,9 @@ class Qd130Adapter:
             )
         profile = options.get("profile_set") or get_settings().profile_set
         try:
-            bundle = build_bundle(data, facility, vendor, profile, warnings, record.key)
+            bundle = build_bundle(
+                data, facility, vendor, profile, warnings, record.key, record.payload, options.get("source")
+            )
         except Exception as exc:  # a mapping bug must reject this record only, never the file
             return MappedRecord(
                 record.key,
@@ -172,7 +178,14 @@ def _add_check_warnings(data: HosoData) -> None:
 
 
 def build_bundle(
-    data: HosoData, facility: str, vendor: VendorProfile, profile: str, warnings: list[RecordError], key: str
+    data: HosoData,
+    facility: str,
+    vendor: VendorProfile,
+    profile: str,
+    warnings: list[RecordError],
+    key: str,
+    payload: bytes = b"",
+    source: dict | None = None,
 ) -> dict:
     """Run the table mappers in dependency order (patient → encounter → conditions → rows → papers)."""
     row1 = data.tables["XML1"][0]
@@ -180,7 +193,7 @@ def build_bundle(
     ctx.xml1 = row1
     ctx.encounter_ref = "Encounter/" + deterministic_id("Encounter", facility, row1["MA_LK"])
     patient = map_patient(ctx, row1)
-    map_coverages(ctx, row1, patient)
+    coverages = map_coverages(ctx, row1, patient)
     # Conditions first so the Encounter can list them; the Encounter id is already known.
     diagnoses = map_conditions(ctx, row1)
     map_encounter(ctx, row1, diagnoses)
@@ -205,6 +218,17 @@ def build_bundle(
         map_reexam(ctx, t["XML14"])
     elif row1.get("NGAY_TAI_KHAM"):
         map_reexam_dates(ctx, row1)
+    map_conclusion(ctx, row1)
+    if map_claim(ctx, row1, coverages, t) is None:
+        warnings.append(
+            RecordError(
+                "XML1/TONG_HOP/MA_THE_BHYT",
+                "không có thẻ BHYT: tổng chi phí XML1 không thành Claim, vẫn ở ChargeItem và tệp lưu trữ "
+                "(no BHYT card: XML1 totals are not a Claim; they stay on the ChargeItems and in the archive)",
+                key,
+                "warning",
+            )
+        )
     spec = tables_config()["tables"]
     for loai, rows in t.items():
         if not spec[loai]["mapped"]:
@@ -221,4 +245,5 @@ def build_bundle(
                     table=loai,
                 )
             )
+    map_provenance(ctx, payload, source, data.created)
     return ctx.bundle()

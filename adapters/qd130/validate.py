@@ -9,6 +9,7 @@ from adapters.i18n import msg
 from fhir_server.i18n import Msg
 from mappings import load_yaml
 
+from . import icd
 from .envelope import HosoData, tables_config
 from .values import FORMATTERS, BadValue, to_birth
 from .vendors import VendorProfile
@@ -103,6 +104,8 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
     if not xml1:
         sink.add(msg("XML1 (TONG_HOP) is missing; every HOSO needs one"), "XML1", "XML1", None, None)
         return
+    for problem in icd.check(data.tables, vendor, key):
+        (data.errors if problem.severity == "error" else data.warnings).append(problem)
     if len(xml1) > 1:
         sink.add(
             msg("{count} TONG_HOP records in one HOSO; expected 1", count=len(xml1)),

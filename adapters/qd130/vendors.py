@@ -29,11 +29,23 @@ class VendorProfile:
     facility: dict = field(default_factory=dict)
     detect: dict = field(default_factory=dict)
     source: str = ""
+    # An ICD-10 code not in the list (or malformed): "warning" keeps the record, "error" rejects it.
+    icd10_unknown: str = "warning"
 
     @property
     def is_plain(self) -> bool:
         """True when no value rewriting is needed (fast path)."""
         return self.empty_values == frozenset({""}) and not self.code_maps and not self.defaults
+
+
+def _icd10_policy(value: object, source: str) -> str:
+    """The vendor's unknown-ICD-10 policy, refusing anything but warning | error."""
+    text = str(value).strip().lower()
+    if text not in ("warning", "error"):
+        raise ValueError(
+            f"{source or 'vendor profile'}: icd10_unknown must be warning or error, not {value!r}"
+        )
+    return text
 
 
 def _from_dict(data: dict, source: str) -> VendorProfile:
@@ -53,6 +65,7 @@ def _from_dict(data: dict, source: str) -> VendorProfile:
         facility=dict(data.get("facility") or {}),
         detect=dict(data.get("detect") or {}),
         source=source,
+        icd10_unknown=_icd10_policy(data.get("icd10_unknown", "warning"), source),
     )
 
 

@@ -40,6 +40,20 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.context.settings
 
 
-Ctx = Annotated[AppContext, Depends(get_context)]
-Store = Annotated[Storage, Depends(get_store)]
-Config = Annotated[Settings, Depends(get_settings)]
+# Dependencies are coroutines: FastAPI runs plain `def` dependencies in the thread pool, a thread hop
+# per request for a dictionary lookup.
+async def _context(request: Request) -> AppContext:
+    return request.app.state.context
+
+
+async def _store(request: Request) -> Storage:
+    return request.app.state.context.store
+
+
+async def _settings(request: Request) -> Settings:
+    return request.app.state.context.settings
+
+
+Ctx = Annotated[AppContext, Depends(_context)]
+Store = Annotated[Storage, Depends(_store)]
+Config = Annotated[Settings, Depends(_settings)]

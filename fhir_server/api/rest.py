@@ -7,10 +7,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import JSON_MEDIA, PATCH_MEDIA, json_body
-from fhir_server.api.deps import Store
-from fhir_server.api.responses import check_accept, fhir_json, version_headers, write_response
+from fhir_server.api.deps import Store, get_settings
+from fhir_server.api.responses import base_url, check_accept, fhir_json, version_headers, write_response
 from fhir_server.errors import FhirError
 from fhir_server.interactions import core as ix
+from fhir_server.interactions import integrity
 from fhir_server.validation import check_type, validate
 
 router = APIRouter()
@@ -47,8 +48,9 @@ async def create(request: Request, store: Store, res_type: str) -> Response:
     check_type(res_type)
     body = validate(await json_body(request), res_type)
     if_none_exist = request.headers.get("if-none-exist")
-    result = await run_in_threadpool(store.run, lambda tx: ix.create(tx, body, if_none_exist))
-    return write_response(request, result.stored, result.status)
+    checked = _checked(request, lambda tx, _: ix.create(tx, body, if_none_exist), body)
+    result = await run_in_threadpool(store.run, lambda tx: checked(tx, None))
+    return write_response(request, result.stored, result.status, result.outcome)
 
 
 @router.put("/{res_type}/{res_id}")
@@ -57,7 +59,8 @@ async def update(request: Request, store: Store, res_type: str, res_id: str) -> 
     check_accept(request)
     check_type(res_type)
     body = validate(await json_body(request), res_type)
-    return await _write(request, store, lambda tx, if_match: ix.update(tx, res_type, res_id, body, if_match))
+    work = _checked(request, lambda tx, if_match: ix.update(tx, res_type, res_id, body, if_match), body)
+    return await _write(request, store, work)
 
 
 @router.put("/{res_type}")
@@ -69,9 +72,10 @@ async def conditional_update(request: Request, store: Store, res_type: str) -> R
     if not query:
         raise FhirError.bad_request("PUT on a type needs search criteria (conditional update) or use Type/id")
     body = validate(await json_body(request), res_type)
-    return await _write(
-        request, store, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match)
+    work = _checked(
+        request, lambda tx, if_match: ix.conditional_update(tx, res_type, query, body, if_match), body
     )
+    return await _write(request, store, work)
 
 
 @router.patch("/{res_type}/{res_id}")
@@ -87,7 +91,26 @@ async def _write(request: Request, store, work) -> Response:
     """Run a write interaction (work(tx, if_match)) in a retried transaction and answer it."""
     if_match = ix.parse_version(request.headers.get("if-match"))
     result = await run_in_threadpool(store.run, lambda tx: work(tx, if_match))
-    return write_response(request, result.stored, result.status)
+    return write_response(request, result.stored, result.status, result.outcome)
+
+
+def _checked(request: Request, work, body: dict):
+    """Wrap a create/update so the written resource's references are checked in the same transaction
+    (LIENTHONG_REFERENTIAL_INTEGRITY): strict refuses a dangling reference with 400 and rolls back;
+    lenient keeps the write and returns the warnings (Prefer: return=OperationOutcome shows them)."""
+    policy = get_settings(request).referential_integrity
+    base = base_url(request)
+
+    def run(tx, if_match):
+        result = work(tx, if_match)
+        if request.method == "POST" and result.status == 200:
+            return result  # a conditional create that matched an existing resource wrote nothing
+        issues = integrity.check_resource(tx, body, policy, base)
+        if issues:
+            result.outcome = integrity.outcome_of(issues)
+        return result
+
+    return run
 
 
 @router.delete("/{res_type}/{res_id}")

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import json_body
-from fhir_server.api.deps import AppContext, Ctx, Store
+from fhir_server.api.deps import AppContext, Ctx, Store, get_settings
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.interactions.bundles import process_bundle
 from fhir_server.search.registry import get_registry
@@ -38,7 +38,12 @@ async def transaction_or_batch(request: Request, store: Store) -> Response:
     check_accept(request)
     bundle = await json_body(request)
     representation = "return=representation" in request.headers.get("prefer", "")
-    result = await run_in_threadpool(process_bundle, store, bundle, representation, True, base_url(request))
+    policy = get_settings(request).referential_integrity
+    result = await run_in_threadpool(
+        lambda: process_bundle(
+            store, bundle, representation, True, base_url(request), integrity_policy=policy
+        )
+    )
     return fhir_json(result)
 
 

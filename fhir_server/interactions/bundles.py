@@ -14,7 +14,7 @@ import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.ids import new_id
-from fhir_server.interactions import conditional
+from fhir_server.interactions import conditional, integrity
 from fhir_server.interactions import core as ix
 from fhir_server.search.run import run_search
 from fhir_server.storage.base import Storage, UnitOfWork
@@ -128,22 +128,26 @@ def _patch_body(resource: object) -> object:
     raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
 
 
-def _fix_refs(tx: UnitOfWork, node: object, mapping: dict[str, str], cache: dict[str, str]) -> None:
-    """In one walk: point fullUrl references at the ids they resolved to, and resolve conditional
-    references ("Patient?identifier=...") to the single matching resource."""
+def _fix_refs(
+    tx: UnitOfWork, node: object, mapping: dict[str, str], cache: dict[str, str], found: list[str]
+) -> None:
+    """In one walk: point fullUrl references at the ids they resolved to, resolve conditional
+    references ("Patient?identifier=...") to the single matching resource, and collect every
+    resulting reference in `found` (for the referential-integrity check)."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "reference" and isinstance(value, str):
                 if value in mapping:
-                    node[key] = mapping[value]
+                    node[key] = value = mapping[value]
                 elif "?" in value and not value.startswith("#"):
-                    node[key] = _conditional_target(tx, value, cache)
+                    node[key] = value = _conditional_target(tx, value, cache)
+                found.append(value)
             elif isinstance(value, (dict, list)):
-                _fix_refs(tx, value, mapping, cache)
+                _fix_refs(tx, value, mapping, cache, found)
     elif isinstance(node, list):
         for item in node:
             if isinstance(item, (dict, list)):
-                _fix_refs(tx, item, mapping, cache)
+                _fix_refs(tx, item, mapping, cache, found)
 
 
 def _conditional_target(tx: UnitOfWork, reference: str, cache: dict[str, str]) -> str:
@@ -152,6 +156,61 @@ def _conditional_target(tx: UnitOfWork, reference: str, cache: dict[str, str]) -
         target = conditional.exactly_one(tx, res_type, query, f"Conditional reference {reference!r}")
         cache[reference] = f"{res_type}/{target}"
     return cache[reference]
+
+
+def _check_integrity(
+    tx: UnitOfWork, entries: list[Entry], refs: dict[int, list[str]], policy: str, base: str
+) -> dict[int, list[dict]]:
+    """Refuse unresolved urn:uuid references (always) and references to missing resources (strict);
+    return the lenient policy's warnings per entry index."""
+    present: set[integrity.Key] = set()
+    deleted: set[integrity.Key] = set()
+    for e in entries:
+        if e.method in ("POST", "PUT") and e.target:
+            res_type, res_id = e.target.split("/", 1)
+            present.add((res_type, res_id))
+        elif e.method == "DELETE" and e.res_id:
+            deleted.add((e.res_type, e.res_id))
+    per_entry: dict[int, dict[integrity.Key, str]] = {}
+    for e in entries:
+        found = refs.get(e.index, [])
+        urns = integrity.unresolved_urns(found)
+        if urns:
+            where = integrity.path_of(e.resource, urns[0], e.res_type)
+            raise _fail(
+                e.index,
+                FhirError.bad_request(
+                    f"tham chiếu {urns[0]!r} không khớp fullUrl nào trong Bundle "
+                    f"(reference matches no entry's fullUrl)",
+                    code="not-found",
+                    expression=where,
+                ),
+            )
+        keys: dict[integrity.Key, str] = {}
+        for ref in found:
+            key = integrity.target_key(ref, base)
+            if key is not None:
+                keys.setdefault(key, ref)
+        if keys:
+            per_entry[e.index] = keys
+    wanted = {k for keys in per_entry.values() for k in keys}
+    gone = integrity.missing(tx, wanted, present, deleted) if wanted else set()
+    warnings: dict[int, list[dict]] = {}
+    if not gone:
+        return warnings
+    by_index = {e.index: e for e in entries}
+    for index, keys in sorted(per_entry.items()):
+        e = by_index[index]
+        problems = [
+            (ref, integrity.path_of(e.resource, ref, e.res_type)) for k, ref in keys.items() if k in gone
+        ]
+        try:
+            issues = integrity.verdict(problems, policy)
+        except FhirError as exc:
+            raise _fail(index, exc)
+        if issues:
+            warnings[index] = issues
+    return warnings
 
 
 def _response(result: ix.Result | None, representation: bool) -> dict:
@@ -260,10 +319,12 @@ def process_bundle(
     structural: bool = True,
     base: str = "",
     origin: str = "api",
+    integrity_policy: str = "strict",
 ) -> dict:
     """Process a transaction or batch Bundle; returns the response Bundle (dict).
 
-    `base` is the FHIR base URL used in the fullUrls of search entries' results."""
+    `base` is the FHIR base URL used in the fullUrls of search entries' results; `integrity_policy`
+    (strict | lenient) decides whether a reference to a missing resource refuses the write."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError.bad_request("Expected a Bundle resource", code="structure", expression="Bundle")
     kind = bundle.get("type")
@@ -273,9 +334,9 @@ def process_bundle(
             "Bundle.entry must be an array", code="structure", expression="Bundle.entry"
         )
     if kind == "transaction":
-        return _transaction(store, raw_entries, representation, structural, base, origin)
+        return _transaction(store, raw_entries, representation, structural, base, origin, integrity_policy)
     if kind == "batch":
-        return _batch(store, raw_entries, representation, structural, base, origin)
+        return _batch(store, raw_entries, representation, structural, base, origin, integrity_policy)
     raise FhirError.bad_request(
         f"Bundle.type must be transaction or batch, not {kind!r}", code="value", expression="Bundle.type"
     )
@@ -292,17 +353,27 @@ def _parse_transaction(raw_entries: list, structural: bool) -> list[Entry]:
     return entries
 
 
-def _apply(tx: UnitOfWork, entries: list[Entry], representation: bool, base: str = "") -> list[dict]:
-    """Run parsed transaction entries inside `tx`: resolve targets, rewrite references, execute."""
+def _apply(
+    tx: UnitOfWork,
+    entries: list[Entry],
+    representation: bool,
+    base: str = "",
+    integrity_policy: str = "strict",
+) -> list[dict]:
+    """Run parsed transaction entries inside `tx`: resolve targets, rewrite and check references, execute."""
     tx.prefetch((e.res_type, e.res_id) for e in entries if e.res_id)
     mapping = _resolve_targets(tx, entries)
     cond_cache: dict[str, str] = {}
+    refs: dict[int, list[str]] = {}
     for e in entries:
         if e.resource is not None and e.method in ("POST", "PUT"):
+            found: list[str] = []
             try:
-                _fix_refs(tx, e.resource, mapping, cond_cache)
+                _fix_refs(tx, e.resource, mapping, cond_cache, found)
             except FhirError as exc:
                 raise _fail(e.index, exc)
+            refs[e.index] = found
+    warnings = _check_integrity(tx, entries, refs, integrity_policy, base)
     results: dict[int, ix.Result] = {}
     flushed = False
     for e in sorted(entries, key=lambda x: _ORDER[x.method]):
@@ -313,7 +384,18 @@ def _apply(tx: UnitOfWork, entries: list[Entry], representation: bool, base: str
             results[e.index] = _execute(tx, e, base)
         except FhirError as exc:
             raise _fail(e.index, exc)
-    return [_response(results[e.index], representation) for e in entries]
+    out = [_response(results[e.index], representation) for e in entries]
+    for index, issues in warnings.items():
+        _add_warnings(out[index], issues)
+    return out
+
+
+def _add_warnings(entry_response: dict, issues: list[dict]) -> None:
+    """Attach lenient-policy warnings to one entry's response outcome."""
+    response = entry_response["response"]
+    outcome = response.get("outcome") or {"resourceType": "OperationOutcome", "issue": []}
+    outcome["issue"] = list(outcome["issue"]) + issues
+    response["outcome"] = outcome
 
 
 def _response_bundle(entries: list[dict]) -> dict:
@@ -321,21 +403,35 @@ def _response_bundle(entries: list[dict]) -> dict:
 
 
 def _transaction(
-    store: Storage, raw_entries: list, representation: bool, structural: bool, base: str, origin: str
+    store: Storage,
+    raw_entries: list,
+    representation: bool,
+    structural: bool,
+    base: str,
+    origin: str,
+    integrity_policy: str,
 ) -> dict:
     entries = _parse_transaction(raw_entries, structural)
-    return _response_bundle(store.run(lambda tx: _apply(tx, entries, representation, base), origin=origin))
+    return _response_bundle(
+        store.run(lambda tx: _apply(tx, entries, representation, base, integrity_policy), origin=origin)
+    )
 
 
-def transaction(store: Storage, bundle: dict, validate: bool = True, origin: str = "api") -> dict:
+def transaction(
+    store: Storage, bundle: dict, validate: bool = True, origin: str = "api", integrity_policy: str = "strict"
+) -> dict:
     """Process one transaction Bundle atomically; returns the transaction-response Bundle.
 
     `validate=False` skips the R4B structural validation for trusted producers (adapter output whose
     mappings are validated by their tests); shape, ids and references are still checked."""
-    return process_bundle(store, bundle, structural=validate, origin=origin)
+    return process_bundle(
+        store, bundle, structural=validate, origin=origin, integrity_policy=integrity_policy
+    )
 
 
-def apply_transaction(tx: UnitOfWork, bundle: dict, structural: bool = True) -> dict:
+def apply_transaction(
+    tx: UnitOfWork, bundle: dict, structural: bool = True, integrity_policy: str = "strict"
+) -> dict:
     """Apply a transaction Bundle inside an open unit of work (the caller owns commit/savepoints).
 
     Lets a caller commit several source messages in one database transaction (group commit)."""
@@ -344,13 +440,19 @@ def apply_transaction(tx: UnitOfWork, bundle: dict, structural: bool = True) -> 
             "Expected a transaction Bundle", code="structure", expression="Bundle.type"
         )
     entries = _parse_transaction(bundle.get("entry") or [], structural)
-    out = _apply(tx, entries, False)
+    out = _apply(tx, entries, False, integrity_policy=integrity_policy)
     tx.flush()
     return _response_bundle(out)
 
 
 def _batch(
-    store: Storage, raw_entries: list, representation: bool, structural: bool, base: str, origin: str
+    store: Storage,
+    raw_entries: list,
+    representation: bool,
+    structural: bool,
+    base: str,
+    origin: str,
+    integrity_policy: str,
 ) -> dict:
     out: list[dict] = []
     with store.begin(origin) as outer:
@@ -360,8 +462,13 @@ def _batch(
                     e = parse_entry(i, raw, structural)
                     if e.method == "POST" and e.if_none_exist:
                         _resolve_targets(tx, [e])
+                    issues = []
+                    if e.method in ("POST", "PUT") and isinstance(e.resource, dict) and not e.skip_write:
+                        issues = integrity.check_resource(tx, e.resource, integrity_policy, base)
                     result = _execute(tx, e, base)
                 out.append(_response(result, representation))
+                if issues:
+                    _add_warnings(out[-1], issues)
             except FhirError as exc:
                 out.append(
                     {

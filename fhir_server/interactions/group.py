@@ -58,11 +58,13 @@ def commit_group(
     validate: bool = True,
     written: set[Key] | None = None,
     origin: str = "ingest",
+    integrity_policy: str = "strict",
 ) -> list[dict | FhirError]:
     """Apply transaction Bundles in one database transaction; one result (response or error) each.
 
     `written`, when given, collects the (type, id) of every resource that got a new version (unchanged
-    re-sends are not in it)."""
+    re-sends are not in it). References are checked per Bundle as on the FHIR API; a Bundle may point
+    at resources an earlier Bundle of the same group writes (its unit reads through the group's)."""
     for attempt in range(RETRIES):
         results: list[dict | FhirError] = []
         try:
@@ -71,7 +73,7 @@ def commit_group(
                 for bundle in bundles:
                     try:
                         with tx.child() as unit:
-                            results.append(apply_transaction(unit, bundle, validate))
+                            results.append(apply_transaction(unit, bundle, validate, integrity_policy))
                     except FhirError as exc:
                         results.append(exc)
             if written is not None:
@@ -89,7 +91,7 @@ def commit_group(
         except StorageRefused:
             break  # something in one Bundle the database refuses: find it by going one by one
     STATS.add(splits=1)
-    outcomes = [_one(store, bundle, validate, origin) for bundle in bundles]
+    outcomes = [_one(store, bundle, validate, origin, integrity_policy) for bundle in bundles]
     if written is not None:  # one-by-one writes report no keys: count every written bundle's
         written.update(
             (e["resource"]["resourceType"], e["resource"]["id"])
@@ -101,8 +103,10 @@ def commit_group(
     return outcomes
 
 
-def _one(store: Storage, bundle: dict, validate: bool, origin: str) -> dict | FhirError:
+def _one(
+    store: Storage, bundle: dict, validate: bool, origin: str, integrity_policy: str
+) -> dict | FhirError:
     try:
-        return transaction(store, bundle, validate, origin)
+        return transaction(store, bundle, validate, origin, integrity_policy)
     except FhirError as exc:
         return exc

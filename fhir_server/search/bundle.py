@@ -72,7 +72,10 @@ def search_bundle(
     """The searchset of one search page, with self/next/previous links and included resources."""
     base = base_url.rstrip("/")
     path = f"{base}/{res_type}" if res_type else base
-    keep = [(k, v) for k, v in params if k != "_page_token"]
+    # The self link says which parameters the search actually used (R4 search.html#errors): the ones
+    # ignored under lenient handling are left out, and named in the OperationOutcome entry instead.
+    ignored = set(req.ignored)
+    keep = [(k, v) for k, v in params if k != "_page_token" and k not in ignored]
 
     def token_link(relation: str, token: str | None) -> dict:
         return link(path, keep + ([("_page_token", token)] if token else []), relation)

@@ -67,6 +67,7 @@ class SearchRequest:
     page_token: str | None = None
     types: list[str] | None = None
     issues: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # parameter names left out of the search (lenient)
 
 
 def split_values(raw: str) -> list[str]:
@@ -150,6 +151,7 @@ def parse_request(params: list[tuple[str, str]], max_count: int = 1000) -> Searc
             req.types = [t for t in split_values(value)]
         elif base in ("_contained", "_containedType", "_offset"):
             req.issues.append(f"parameter {name!r} is not supported and was ignored")
+            req.ignored.append(name)
     return req
 
 

@@ -332,7 +332,11 @@ def patient_view(store, patient_id: str) -> dict:
 def _drug(m: dict, when: str | None, hospitals: Hospitals, unknown: str, qty: dict | None) -> dict:
     value, unit = lb.quantity(qty)
     dosage = "; ".join(d.get("text", "") for d in m.get("dosageInstruction") or [] if d.get("text"))
-    name = lb.concept_text(m.get("medicationCodeableConcept"))
+    # medication[x]: a code here, or a reference to a Medication ($everything includes it)
+    med = hospitals.by_ref.get(_ref(m.get("medicationReference")) or "", {})
+    name = lb.concept_text(m.get("medicationCodeableConcept") or med.get("code")) or (
+        m.get("medicationReference") or {}
+    ).get("display", "")
     return {
         "name": name,
         "dosage": dosage,

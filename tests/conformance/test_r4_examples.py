@@ -8,8 +8,10 @@ import gzip
 from pathlib import Path
 
 import orjson
+import pytest
 import pytest_asyncio
 
+from fhir_server.settings import Settings
 from fhir_server.text import fold
 
 DATA = Path(__file__).parent / "data" / "r4-examples.json.gz"
@@ -39,6 +41,13 @@ def _strip_meta(res: dict) -> dict:
     if meta:
         res["meta"] = meta
     return res
+
+
+@pytest.fixture
+def settings(db_url) -> Settings:
+    """Lenient referential integrity: the examples reference each other in any order, and resources
+    that are not part of the set (this test is about loading and searching, not integrity)."""
+    return Settings(database_url=db_url, referential_integrity="lenient")
 
 
 @pytest_asyncio.fixture

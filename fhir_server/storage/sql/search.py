@@ -76,6 +76,7 @@ class SqlSearch:
                 if strict:
                     raise FhirError.bad_request(exc.args[0], code="not-supported", expression=flt.name)
                 req.issues.append(f"{exc}; it was ignored")
+                req.ignored.append(flt.name)
         return conds
 
     def _sort_keys(self, r, res_type: str | None, req: SearchRequest, strict: bool) -> list[tuple]:

@@ -317,21 +317,18 @@ def _codes(errs) -> list[tuple[str, str]]:
         ),
         (ADT_A01.replace(b"|19800512|", b"|1980-05-12|"), "PID-7", "[AE 102]"),
         (ADT_A01.replace(b"|19800512|", b"|19801312|"), "PID-7", "[AE 102]"),
-        (ADT_A01.replace(b"VN2024000123", b""), "PV1-19", "[AE 101]"),
+        (msg(msh("ADT^A01^ADT_A01", "N2"), "EVN|A01", PID_AN), "PV1", "[AE 100]"),
         (msg(msh("ADT^A01^ADT_A01", "N1"), "EVN|A01"), "PID", "[AE 101]"),
         (ORU_R01.replace(b"|NM|718-7", b"|NM|718-7").replace(b"||135|", b"||abc|"), "OBX[1]-5", "[AE 102]"),
-        (ORU_R01.replace(b"|NM|718-7", b"|ED|718-7"), "OBX[1]-2", "[AE 102]"),
         (
             ORU_R01.replace("58410-2^Tổng phân tích tế bào máu ngoại vi^LN".encode(), b""),
             "OBR[1]-4",
             "[AE 101]",
         ),
         (VXU_V04.replace(b"08^Vi\xc3\xaam gan B tr\xe1\xba\xbb em^CVX", b""), "RXA[1]-5", "[AE 101]"),
-        (ORU_R01.replace(b"|4-10|H|||F", b"|4-10|H|||Q"), "OBX[2]-11", "[AE 103]"),
-        (ORU_R01.replace(b"20240115100000|||F\r", b"20240115100000|||Q\r"), "OBR[1]-25", "[AE 103]"),
         (ADT_A40.replace(b"MRG|BN009999", b"MRG|BN000123"), "MRG[1]-1", "[AE 205]"),
         (ADT_A01.replace(b"|2.5|", b"|2.9|"), "MSH-12", "[AR 203]"),
-        (ADT_A01.replace(b"ADT^A01^ADT_A01", b"SIU^S12^SIU_S12"), "MSH-9", "[AR 200]"),
+        (ADT_A01.replace(b"ADT^A01^ADT_A01", b"MFN^M02^MFN_M02"), "MSH-9", "[AR 200]"),
         (ADT_A01.replace(b"ADT^A01^ADT_A01", b"ADT^A99"), "MSH-9", "[AR 201]"),
         (ADT_A01.replace(b"|ADT0001|", b"||"), "MSH-10", "[AR 101]"),
         (b"NOT HL7 AT ALL", "MSH", "[AR 101]"),
@@ -365,4 +362,4 @@ def test_sniff():
 def test_unknown_segment_is_a_warning_not_an_error():
     raw = msg(msh("ADT^A01^ADT_A01", "W1"), PID_AN, PV1_IN, "QQQ|1|x")
     mapped = AD.to_fhir(AD.parse(raw).records[0])
-    assert mapped.bundle and mapped.warnings[0].reason == "unknown segment QQQ ignored"
+    assert mapped.bundle and mapped.warnings[0].reason == "[W 0] unknown segment QQQ ignored"

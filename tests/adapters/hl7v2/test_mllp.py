@@ -133,7 +133,7 @@ async def test_bad_content_gets_ae_with_err_and_dead_letter(server, store):
 BAD_FRAMES = {
     "missing MSH": msg("PID|1||BN1^^^BV^MR||TRẦN^AN"),
     "wrong version": ADT_A01.replace(b"|2.5|", b"|3.0|").replace(b"ADT0001", b"V30"),
-    "unsupported type": ADT_A01.replace(b"ADT^A01^ADT_A01", b"MDM^T02^MDM_T02").replace(b"ADT0001", b"M1"),
+    "unsupported type": ADT_A01.replace(b"ADT^A01^ADT_A01", b"MFN^M02^MFN_M02").replace(b"ADT0001", b"M1"),
     "garbage bytes": bytes(range(1, 11)) + b"\xff\xfe garbage",
     "bad encoding chars": b"MSH|^^^^|HIS|BV|||20240101||ADT^A01|X|P|2.5\r",
 }

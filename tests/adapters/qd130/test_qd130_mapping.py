@@ -149,7 +149,12 @@ def test_drugs_outpatient_dispense_and_price(outpatient):
     reqs = _by_type(outpatient, "MedicationRequest")
     assert len(reqs) == 2
     mr = reqs[1]
-    assert mr["medicationCodeableConcept"]["coding"][0]["code"] == "40.226"
+    med = next(
+        m
+        for m in _by_type(outpatient, "Medication")
+        if f"Medication/{m['id']}" == mr["medicationReference"]["reference"]
+    )
+    assert med["code"]["coding"][0]["code"] == "40.226"
     assert mr["dosageInstruction"][0]["text"] == "1 viên/lần * 1 lần/ngày * 5 ngày [1 viên/ngày]"
     assert mr["dosageInstruction"][0]["route"]["coding"][1]["code"] == "26643006"
     assert mr["dispenseRequest"]["quantity"] == {"value": 5, "unit": "Viên"}
@@ -174,10 +179,27 @@ def test_lab_results(outpatient):
         for o in _by_type(outpatient, "Observation")
         if o["category"][0]["coding"][0]["code"] == "laboratory"
     ]
-    wbc = next(o for o in obs if o["code"]["coding"][0]["code"] == "WBC")
-    assert wbc["valueQuantity"]["value"] == 11.2 and wbc["valueQuantity"]["unit"] == "G/L"
+    wbc = next(o for o in obs if o["code"]["coding"][1]["code"] == "WBC")
+    # LOINC first, the hospital's own analyte code kept beside it
+    assert wbc["code"]["coding"][0] == {
+        "system": "http://loinc.org",
+        "code": "6690-2",
+        "display": "Leukocytes [#/volume] in Blood by Automated count",
+    }
+    assert wbc["code"]["text"] == "Số lượng bạch cầu"
+    # G/L (giga per litre) in UCUM, the spelling as written kept in unit
+    assert wbc["valueQuantity"] == {
+        "value": 11.2,
+        "unit": "G/L",
+        "system": "http://unitsofmeasure.org",
+        "code": "10*9/L",
+    }
     assert wbc["effectiveDateTime"] == "2024-03-15T09:00:00+07:00"
     assert wbc["note"] == [{"text": "Tăng nhẹ"}]
+    assert wbc["interpretation"][0]["coding"][0]["code"] == "H"  # "Tăng nhẹ" = slightly raised
+    hgb = next(o for o in obs if o["code"]["coding"][1]["code"] == "HGB")
+    assert hgb["code"]["coding"][0]["code"] == "718-7"
+    assert hgb["interpretation"][0]["coding"][0]["code"] == "N"  # "Bình thường"
     (report,) = _by_type(outpatient, "DiagnosticReport")
     assert report["code"]["coding"][0]["code"] == "23.0166.1494"
     assert len(report["result"]) == 2
@@ -215,7 +237,7 @@ def test_inpatient_drugs_are_administrations(inpatient):
 
 
 def test_progress_notes_and_vitals(inpatient):
-    notes = _by_type(inpatient, "ClinicalImpression")
+    notes = [c for c in _by_type(inpatient, "ClinicalImpression") if "code" not in c]  # XML5 notes
     assert len(notes) == 2
     assert notes[1]["note"] == [{"text": "Hội chẩn: Hội chẩn khoa: đề nghị chuyển tuyến trên"}]
     vitals = [

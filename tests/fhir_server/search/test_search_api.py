@@ -287,3 +287,16 @@ async def test_find_for_conditional_ops(store) -> None:
     assert {"name", "identifier", "_id", "_lastUpdated"} <= {
         p["name"] for p in get_registry().capability("Patient")
     }
+
+
+async def test_misspelt_parameter_is_named_in_an_outcome_entry_and_left_out_of_the_self_link(loaded) -> None:
+    # "identifer" (typo): lenient handling searches without it, and says so in the Bundle.
+    bundle = (await loaded.get("/Patient?identifer=079090001234&gender=male")).json()
+    assert ids(bundle) == {"p1", "p3"}
+    outcome = [e for e in bundle["entry"] if e["search"]["mode"] == "outcome"]
+    assert len(outcome) == 1 and "'identifer'" in outcome[0]["resource"]["issue"][0]["diagnostics"]
+    self_link = next(link["url"] for link in bundle["link"] if link["relation"] == "self")
+    assert "gender=male" in self_link and "identifer" not in self_link
+    strict = await loaded.get("/Patient?identifer=079090001234", headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    assert strict.json()["issue"][0]["expression"] == ["identifer"]
