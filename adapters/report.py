@@ -155,10 +155,11 @@ def _severity_label(severity: str) -> str:
 
 
 def _place(p: Row) -> str:
-    """'MA_LK=… XML1 STT=1 NGAY_RA' (only the parts that are known)."""
-    parts = [f"{p.key_label}={p.ma_lk}" if p.ma_lk else "", p.table, f"STT={p.stt}" if p.stt else "", p.field]
-    text = " ".join(x for x in parts if x)
-    return text or ("" if p.location == "file" else p.location)
+    """'MA_LK=… XML1 STT=1 NGAY_RA', or the adapter's own location ('MSH-10=… ORC[1]-5') when the error
+    does not name a table and field."""
+    where = [p.table, f"STT={p.stt}" if p.stt else "", p.field] if (p.table or p.field) else [p.location]
+    parts = [f"{p.key_label}={p.ma_lk}" if p.ma_lk else "", *where]
+    return " ".join(x for x in parts if x and x != "file")
 
 
 def write_report(path: Path, outcomes: list[FileOutcome]) -> None:

@@ -131,3 +131,15 @@ def test_the_language_chosen_for_one_run_does_not_stick_to_the_process(db_url):
 
     run("--lang", "vi", "ingest", str(GOOD), "--db", db_url)
     assert current_lang() == "en"
+
+
+def test_hl7v2_problems_name_the_message_and_the_segment_field(db_url, tmp_path):
+    # PID-7 (birth date) is not a date: the message is rejected, named by MSH-10 and the field.
+    adt = (SAMPLES / "hl7v2" / "adt-a01-nhap-vien.hl7").read_bytes().replace(b"|19720625|", b"|1972-06-XX|")
+    path = tmp_path / "adt-sai-ngay-sinh.hl7"
+    path.write_bytes(adt)
+    r = run("--lang", "en", "ingest", str(path), "--db", db_url)
+    assert r.exit_code == 1, r.output
+    line = next(x for x in r.output.splitlines() if "ERROR" in x)
+    assert line.strip().startswith("ERROR  MSH-10=DEMO-ADT-0001 PID")
+    assert "1972-06-XX" in line
