@@ -231,6 +231,7 @@ class Worker:
                     sm.get("adapter"),
                     row.get("content_type"),
                     sm.get("options") or {},
+                    row.get("source") or "broker",
                 )
             )
         return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 
+from fhir_server.i18n import lang_from_locale
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -56,6 +58,9 @@ class Settings:
     link_on_ingest: bool = True
     validate_ingest: bool = False
     vendor_path: str | None = None
+    check_ingest: bool = True
+    # Language of CLI output: LIENTHONG_LANG, else the POSIX locale (LC_ALL, LC_MESSAGES, LANG).
+    lang: str = "en"
     # Broker (NATS JetStream) between ingest front ends and `lienthong worker` processes; None: in-process
     broker_url: str | None = None
     broker_stream: str = "LIENTHONG_INGEST"
@@ -90,6 +95,8 @@ class Settings:
             link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
+            check_ingest=_env_bool("LIENTHONG_CHECK_INGEST", cls.check_ingest),
+            lang=lang_from_locale(os.environ),
             broker_url=os.environ.get("LIENTHONG_BROKER_URL") or None,
             broker_stream=os.environ.get("LIENTHONG_BROKER_STREAM", cls.broker_stream),
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),

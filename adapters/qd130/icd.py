@@ -8,6 +8,7 @@ error that rejects the record is the vendor profile's `icd10_unknown` (warning |
 from __future__ import annotations
 
 from adapters.base import RecordError
+from adapters.i18n import msg
 from mappings.terminology import icd10, icd10_list_available, icd10_valid, normalize_icd10
 
 from .vendors import VendorProfile
@@ -47,7 +48,11 @@ def display(code: str) -> str | None:
 def check(tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None) -> list[RecordError]:
     """One problem per unknown/malformed ICD-10 code, with the severity the vendor profile asks for."""
     severity = "error" if vendor.icd10_unknown == "error" else "warning"
-    checked = "the ICD-10 list" if icd10_list_available() else "the ICD-10 code form (no code list loaded)"
+    checked = (
+        msg("the ICD-10 list")
+        if icd10_list_available()
+        else msg("the ICD-10 code form (no code list loaded)")
+    )
     out = []
     for loai, fields in ICD10_FIELDS.items():
         for pos, row in enumerate(tables.get(loai) or [], start=1):
@@ -57,12 +62,18 @@ def check(tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None)
                         continue
                     where = f"{loai}[{pos}]/{name}" if loai in ("XML3",) else f"{loai}/{name}"
                     out.append(
-                        RecordError(
+                        RecordError.of(
+                            msg(
+                                "ICD-10 code {code!r} fails {checked}; kept as an unverified local code",
+                                code=code,
+                                checked=checked,
+                            ),
                             where,
-                            f"mã ICD-10 {code!r} không hợp lệ theo {checked}; lưu như mã chưa xác minh "
-                            f"(ICD-10 code {code!r} fails {checked}; kept as an unverified local code)",
                             key,
                             severity,
+                            table=loai,
+                            stt=row.get("STT"),
+                            field=name,
                         )
                     )
     return out
