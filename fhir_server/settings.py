@@ -56,6 +56,8 @@ class Settings:
     link_on_ingest: bool = True
     validate_ingest: bool = False
     vendor_path: str | None = None
+    # ICD-10 code list (CSV, optionally .gz) the adapters check diagnosis codes against; None = shipped/none
+    icd10_path: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -83,6 +85,7 @@ class Settings:
             link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
+            icd10_path=os.environ.get("LIENTHONG_ICD10_PATH") or None,
         )
 
     def with_(self, **changes) -> Settings:

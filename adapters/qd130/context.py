@@ -28,8 +28,16 @@ def _profile(name: str) -> dict:
 class Ctx:
     """Everything the table mappers share while building one transaction Bundle."""
 
-    def __init__(self, facility: str, ma_lk: str, vendor: VendorProfile, profile: str = "hl7vn") -> None:
-        """Bind the facility, episode key, vendor quirks and VN Core profile set."""
+    def __init__(
+        self,
+        facility: str,
+        ma_lk: str,
+        vendor: VendorProfile,
+        profile: str = "hl7vn",
+        icd10_path: str | None = None,
+    ) -> None:
+        """Bind the facility, episode key, vendor quirks, VN Core profile set and ICD-10 list path."""
+        self.icd10_path = icd10_path
         self.ps = _profile(profile)
         self.fx = load_yaml("qd130/fhir.yaml")
         self.codes = load_yaml("qd130/codes.yaml")
@@ -87,7 +95,9 @@ class Ctx:
         """Coding of a diagnosis code: ICD-10 when it passes the check, else the unverified local system."""
         from . import icd
 
-        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"))
+        return icd.coding(
+            code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"), self.icd10_path
+        )
 
     def code_map(self, name: str) -> dict:
         """One code map of mappings/qd130/codes.yaml."""

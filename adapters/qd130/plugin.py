@@ -88,9 +88,10 @@ class Qd130Adapter:
                 )
             )
         single = len(env.hosos) == 1
+        icd10_path = get_settings().icd10_path
         for i, hoso in enumerate(env.hosos, start=1):
             data = decode_hoso(env, i, hoso, vendor)
-            validate(data, vendor)
+            validate(data, vendor, icd10_path)
             key = data.ma_lk or f"HOSO[{i}]"
             for e in data.errors + data.warnings:
                 e.record_key = e.record_key or key
@@ -110,10 +111,9 @@ class Qd130Adapter:
             return MappedRecord(record.key, None, list(data.errors), list(data.warnings))
         warnings = list(data.warnings)
         row1 = data.tables["XML1"][0]
+        settings = get_settings()
         try:
-            vendor = get_vendor(
-                record.meta.get("vendor"), options.get("vendor_path") or get_settings().vendor_path
-            )
+            vendor = get_vendor(record.meta.get("vendor"), options.get("vendor_path") or settings.vendor_path)
         except ValueError:
             vendor = get_vendor(None)
         facility = row1.get("MA_CSKCB") or data.facility or vendor.facility.get("code")
@@ -124,10 +124,18 @@ class Qd130Adapter:
                 [RecordError("XML1/TONG_HOP/MA_CSKCB", "no facility code (MA_CSKCB / MACSKCB)", record.key)],
                 warnings,
             )
-        profile = options.get("profile_set") or get_settings().profile_set
+        profile = options.get("profile_set") or settings.profile_set
         try:
             bundle = build_bundle(
-                data, facility, vendor, profile, warnings, record.key, record.payload, options.get("source")
+                data,
+                facility,
+                vendor,
+                profile,
+                warnings,
+                record.key,
+                record.payload,
+                options.get("source"),
+                icd10_path=settings.icd10_path,
             )
         except Exception as exc:  # a mapping bug must reject this record only, never the file
             return MappedRecord(
@@ -148,10 +156,11 @@ def build_bundle(
     key: str,
     payload: bytes = b"",
     source: dict | None = None,
+    icd10_path: str | None = None,
 ) -> dict:
     """Run the table mappers in dependency order (patient → encounter → conditions → rows → papers)."""
     row1 = data.tables["XML1"][0]
-    ctx = Ctx(facility, row1["MA_LK"], vendor, profile)
+    ctx = Ctx(facility, row1["MA_LK"], vendor, profile, icd10_path)
     ctx.xml1 = row1
     ctx.encounter_ref = "Encounter/" + deterministic_id("Encounter", facility, row1["MA_LK"])
     patient = map_patient(ctx, row1)

@@ -61,8 +61,8 @@ def _row_loc(loai: str, pos: int, n: int, record: str, fieldname: str) -> str:
     return f"{loai}/{record}[{pos}]/{fieldname}"
 
 
-def validate(data: HosoData, vendor: VendorProfile) -> None:
-    """Append errors and warnings to data; never raises."""
+def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = None) -> None:
+    """Append errors and warnings to data; never raises. `icd10_path` is Settings.icd10_path."""
     cfg = tables_config()
     tables = cfg["tables"]
     sev = cfg.get("severity", {})
@@ -73,7 +73,7 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
     if not xml1:
         err.append(RecordError("XML1", "XML1 (TONG_HOP) is missing; every HOSO needs one", key))
         return
-    for problem in icd.check(data.tables, vendor, key):
+    for problem in icd.check(data.tables, vendor, key, icd10_path):
         (err if problem.severity == "error" else warn).append(problem)
     if len(xml1) > 1:
         err.append(RecordError("XML1", f"{len(xml1)} TONG_HOP records in one HOSO; expected 1", key))
