@@ -95,9 +95,7 @@ class Ctx:
         """Coding of a diagnosis code: ICD-10 when it passes the check, else the unverified local system."""
         from . import icd
 
-        return icd.coding(
-            code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"), self.icd10_path
-        )
+        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"), self.icd10_path)
 
     def code_map(self, name: str) -> dict:
         """One code map of mappings/qd130/codes.yaml."""

@@ -50,7 +50,9 @@ def check(
 ) -> list[RecordError]:
     """One problem per unknown/malformed ICD-10 code, with the severity the vendor profile asks for."""
     severity = "error" if vendor.icd10_unknown == "error" else "warning"
-    checked = "the ICD-10 list" if icd10_list_available(path) else "the ICD-10 code form (no code list loaded)"
+    checked = (
+        "the ICD-10 list" if icd10_list_available(path) else "the ICD-10 code form (no code list loaded)"
+    )
     out = []
     for loai, fields in ICD10_FIELDS.items():
         for pos, row in enumerate(tables.get(loai) or [], start=1):
