@@ -6,6 +6,7 @@ import base64
 from functools import lru_cache
 from html import escape
 
+from adapters.facility import organization, organization_id
 from adapters.ids import deterministic_id
 from mappings import load_yaml, profile_set
 from mappings.profile_rules import profile_for
@@ -111,27 +112,14 @@ class Ctx:
 
     # --- shared resources -------------------------------------------------------------------
     def org(self, code: str | None = None) -> dict:
-        """Reference to the Organization with a 5-digit facility code (emitted once per bundle)."""
+        """Reference to the Organization with a 5-digit facility code (emitted once per bundle).
+
+        Id and shape come from adapters.facility, so the HL7 v2 adapter writes the same resource."""
         code = code or self.facility
-        rid = shared_id("Organization", code)
+        rid = organization_id(code)
         if ("Organization", rid) not in self._seen:
-            res = {
-                "resourceType": "Organization",
-                "id": rid,
-                "active": True,
-                "identifier": [
-                    {
-                        "use": "official",
-                        "type": {"coding": [{"system": V2_0203, "code": "PRN"}]},
-                        "system": self.idsys("facility"),
-                        "value": code,
-                    }
-                ],
-            }
             name = (self.vendor.facility.get("names") or {}).get(code)
-            if name:
-                res["name"] = name
-            return self.add(res)
+            return self.add(organization(code, self.idsys("facility"), name))
         return {"reference": f"Organization/{rid}"}
 
     def payor(self) -> dict:
