@@ -213,6 +213,12 @@ class Ctx:
         except ValueError:
             return None
 
+    def when(self, value: str | None) -> str | None:
+        """yyyyMMdd or yyyyMMddHHmm (tables that allow both) → FHIR date or dateTime; None when invalid."""
+        if not value:
+            return None
+        return self.dt(value) if len(value) == 12 else self.date(value)
+
     def money(self, value) -> dict:
         """A Money in the configured currency (VND)."""
         return {"value": value, "currency": self.fx["currency"]}

@@ -15,10 +15,12 @@ from .envelope import (
     single_hoso_payload,
     tables_config,
 )
+from .map_certificates import map_assessments, map_birth_certificates
 from .map_claim import map_claim
 from .map_conclusion import map_conclusion
 from .map_docs import (
     map_discharge_paper,
+    map_pregnancy_leave,
     map_reexam,
     map_reexam_dates,
     map_referral,
@@ -28,6 +30,7 @@ from .map_docs import (
 from .map_drugs import map_drugs
 from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
 from .map_orders import map_progress, map_results, map_services
+from .map_programs import map_hiv_care, map_tb_treatment
 from .map_provenance import map_provenance
 from .validate import validate
 from .vendors import VendorProfile, detect_vendor, get_vendor
@@ -169,7 +172,9 @@ def build_bundle(
     diagnoses = map_conditions(ctx, row1)
     map_encounter(ctx, row1, diagnoses)
     map_xml1_observations(ctx, row1)
-    t = data.tables
+    spec = tables_config()["tables"]
+    # Tables switched off in tables.yaml (`mapped: false`) are only archived and reported below.
+    t = {loai: rows for loai, rows in data.tables.items() if spec[loai]["mapped"]}
     if t.get("XML2"):
         map_drugs(ctx, t["XML2"])
     orders = map_services(ctx, t["XML3"]) if t.get("XML3") else {}
@@ -177,12 +182,22 @@ def build_bundle(
         map_results(ctx, t["XML4"], orders)
     if t.get("XML5"):
         map_progress(ctx, t["XML5"])
+    if t.get("XML6"):
+        map_hiv_care(ctx, t["XML6"])
+    if t.get("XML15"):
+        map_tb_treatment(ctx, t["XML15"], with_hiv_table=bool(t.get("XML6")))
     if t.get("XML7"):
         map_discharge_paper(ctx, t["XML7"])
     if t.get("XML8"):
         map_summary(ctx, t["XML8"])
+    if t.get("XML9"):
+        map_birth_certificates(ctx, t["XML9"])
+    if t.get("XML10"):
+        map_pregnancy_leave(ctx, t["XML10"], data.raw.get("XML10", []))
     if t.get("XML11"):
         map_sick_leave(ctx, t["XML11"], data.raw.get("XML11", []))
+    if t.get("XML12"):
+        map_assessments(ctx, t["XML12"], data.raw.get("XML12", []))
     if t.get("XML13"):
         map_referral(ctx, t["XML13"])
     if t.get("XML14"):
@@ -200,8 +215,7 @@ def build_bundle(
                 "warning",
             )
         )
-    spec = tables_config()["tables"]
-    for loai, rows in t.items():
+    for loai, rows in data.tables.items():
         if not spec[loai]["mapped"]:
             warnings.append(
                 RecordError(
