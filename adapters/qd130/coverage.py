@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.field_coverage import changed
 from mappings import load_yaml
 
 from .envelope import HosoData, tables_config
@@ -132,27 +133,6 @@ def _bundle(data: HosoData) -> dict[tuple[str, str], dict]:
         for e in bundle["entry"]
         if e["resource"]["resourceType"] != "Provenance"
     }
-
-
-def _diff(a: object, b: object, path: str, out: set[str]) -> None:
-    """Element paths (Type.element, one level below the resource) that differ between two resources."""
-    if a == b:
-        return
-    out.add(path)
-
-
-def changed(before: dict, after: dict) -> list[str]:
-    """'Type.element' names that a removal changed (resources gone or new count as 'Type')."""
-    out: set[str] = set()
-    for key in before.keys() | after.keys():
-        x, y = before.get(key), after.get(key)
-        if x is None or y is None:
-            out.add(key[0])
-            continue
-        for element in (x.keys() | y.keys()) - {"meta", "id"}:
-            _diff(x.get(element), y.get(element), f"{key[0]}.{element}", out)
-    # 'Type' alone is implied by any 'Type.element' of the same type
-    return sorted(p for p in out if "." in p or not any(q.startswith(p + ".") for q in out))
 
 
 def rows() -> list[Row]:
