@@ -148,7 +148,10 @@ def _dg1(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, index: 
         }
     elif category == "problem-list-item":
         res["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]}
-    res["category"] = [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}]
+    display = {"encounter-diagnosis": "Encounter Diagnosis", "problem-list-item": "Problem List Item"}[
+        category
+    ]
+    res["category"] = [{"coding": [{"system": CONDITION_CATEGORY, "code": category, "display": display}]}]
     res["code"] = code
     res["subject"] = {"reference": subject.patient_ref}
     if subject.encounter_ref:
