@@ -5,24 +5,61 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from fhir_server.i18n import SOURCE, Localized
+
 
 @dataclass
 class RecordError:
-    """One precise problem: where it is (table/row/field or segment/field) and why it is wrong."""
+    """One precise problem: where it is (table/row/field or segment/field) and why it is wrong.
+
+    `location` is the compact path ("XML2/CHI_TIET_THUOC[3]/DON_GIA", "PID-7"); `table`, `stt` (the
+    row's own STT) and `field` name the same place for reports. `reason` is English; `message`, when
+    set, renders it in the reader's language (fhir_server.i18n)."""
 
     location: str
     reason: str
     record_key: str | None = None
     severity: str = "error"  # error | warning
+    table: str | None = None
+    stt: str | None = None
+    field: str | None = None
+    message: Localized | None = None
 
-    def as_dict(self) -> dict:
-        """Plain-dict form for JSON responses and dead-letter rows."""
-        return {
+    @classmethod
+    def of(
+        cls,
+        message: Localized,
+        location: str,
+        record_key: str | None = None,
+        severity: str = "error",
+        *,
+        table: str | None = None,
+        stt: str | None = None,
+        field: str | None = None,
+    ) -> RecordError:
+        """An error whose reason is a translatable message (the English text becomes `reason`)."""
+        return cls(location, str(message), record_key, severity, table, stt, field, message)
+
+    def text(self, lang: str | None = None) -> str:
+        """The reason in `lang` (the current language when None)."""
+        return self.message.render(lang) if self.message is not None else self.reason
+
+    def as_dict(self, lang: str | None = None) -> dict:
+        """Plain-dict form for JSON responses, reports and dead-letter rows (reason in `lang`, default
+        English); the structured place (table, stt, field) and the message id come along when known."""
+        out: dict = {
             "location": self.location,
-            "reason": self.reason,
+            "reason": self.text(lang or SOURCE),
             "record_key": self.record_key,
             "severity": self.severity,
         }
+        if self.table:
+            out["table"] = self.table
+        if self.stt:
+            out["stt"] = self.stt
+        if self.field:
+            out["field"] = self.field
+        return out
 
 
 @dataclass

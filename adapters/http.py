@@ -2,7 +2,7 @@
 
 Status codes: 200 every record accepted; 207 some accepted, some rejected; 422 nothing accepted
 (unrecognised format, bad file, or every record rejected). The JSON body always carries per-record
-results, so clients can act on 207/422 without guessing.
+results, so clients can act on 207/422 without guessing; their texts follow Accept-Language (vi/en).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from adapters.pipeline import replay as run_replay
 from adapters.repository import ingest_repository
 from fhir_server.api.body import read_bounded
 from fhir_server.api.deps import Ctx, Store
+from fhir_server.api.responses import request_lang
+from fhir_server.i18n import use_lang
 
 router = APIRouter(tags=["ingest"])
 
@@ -51,16 +53,18 @@ async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
     options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
     client = request.client.host if request.client else "unknown"
     source = request.query_params.get("source") or f"http:{client}"
-    result = await run_in_threadpool(
-        run_ingest,
-        ctx.store,
-        payload,
-        source=source,
-        adapter=adapter,
-        content_type=request.headers.get("content-type"),
-        options=options,
-        settings=ctx.settings,
-    )
+    # Error and warning texts in the client's language (Accept-Language: vi | en; English by default).
+    with use_lang(request_lang(request)):
+        result = await run_in_threadpool(
+            run_ingest,
+            ctx.store,
+            payload,
+            source=source,
+            adapter=adapter,
+            content_type=request.headers.get("content-type"),
+            options=options,
+            settings=ctx.settings,
+        )
     return _json(result.as_dict(), _status(result))
 
 
@@ -81,9 +85,10 @@ async def dead_letters(store: Store, status: str = "open", limit: int = 100, off
 
 
 @router.post("/ingest/dead-letters/{dl_id}/replay")
-async def replay_one(ctx: Ctx, dl_id: int) -> Response:
+async def replay_one(request: Request, ctx: Ctx, dl_id: int) -> Response:
     """Re-run one dead letter through its adapter (after a mapping fix)."""
-    outcome = (await run_in_threadpool(run_replay, ctx.store, dl_id, settings=ctx.settings))[0]
+    with use_lang(request_lang(request)):
+        outcome = (await run_in_threadpool(run_replay, ctx.store, dl_id, settings=ctx.settings))[0]
     code = {"replayed": 200, "not-found": 404}.get(outcome["status"], 422)
     return _json(outcome, code)
 

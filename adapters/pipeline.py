@@ -15,9 +15,11 @@ import logging
 from dataclasses import asdict, dataclass, field
 
 from adapters.base import Adapter, RecordError, SourceRecord
+from adapters.i18n import msg
 from adapters.registry import adapters as all_adapters
 from adapters.registry import detect, get_adapter
 from adapters.repository import IngestRepository, ingest_repository
+from fhir_server.i18n import current_lang
 from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
 from fhir_server.settings import Settings, get_settings
@@ -51,6 +53,7 @@ class IngestResult:
     records: list[RecordResult] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    source: str | None = None  # where the payload came from: "file:/drop/a.xml", "http:10.0.0.5"
 
     @property
     def accepted(self) -> int:
@@ -91,6 +94,23 @@ def _count(response: dict) -> tuple[int, int]:
     return created, existing
 
 
+def stored_errors(errors: list[RecordError], lang: str | None = None) -> list[dict]:
+    """Errors as kept in a dead letter: the reason (English unless `lang`) plus the message id, so they
+    can be shown in any language later."""
+    out = []
+    for e in errors:
+        d = e.as_dict(lang)
+        if e.message is not None:
+            d["message"] = e.message.to_json()
+        out.append(d)
+    return out
+
+
+def _dicts(errors: list[RecordError], lang: str, keep_message: bool) -> list[dict]:
+    """Errors/warnings as result dicts in `lang`; with their message ids when a replay will store them."""
+    return stored_errors(errors, lang) if keep_message else [e.as_dict(lang) for e in errors]
+
+
 def _reference_warnings(bundle: dict, response: dict, key: str) -> list[dict]:
     """Per-record warnings for references to resources that did not exist when the record was written."""
     out = []
@@ -124,6 +144,7 @@ def _dead(
         record_key=key,
         location=first.location,
         payload=payload,
+        errors=stored_errors(errors),
     )
 
 
@@ -148,9 +169,10 @@ def _stage(
     dead_letters: bool = True,
 ) -> list[_Staged]:
     """Parse and map every record of a payload; failures go to `result` (and dead letters) at once."""
+    lang = current_lang()
     parsed = ad.parse(payload, options)
     file_errors = [e for e in parsed.errors if e.severity != "warning"]
-    result.warnings += [e.as_dict() for e in parsed.errors if e.severity == "warning"]
+    result.warnings += [e.as_dict(lang) for e in parsed.errors if e.severity == "warning"]
     if file_errors:
         # Errors naming a record belong to that record; the rest reject the file as a whole.
         by_key: dict[str | None, list[RecordError]] = {}
@@ -159,9 +181,11 @@ def _stage(
         for key, errs in by_key.items():
             dl = _dead(repo, ad, inbox_id, key, errs, payload, dead_letters)
             if key is None:
-                result.errors += [e.as_dict() for e in errs]
+                result.errors += [e.as_dict(lang) for e in errs]
             result.records.append(
-                RecordResult(key or "file", "rejected", [e.as_dict() for e in errs], dead_letter_id=dl)
+                RecordResult(
+                    key or "file", "rejected", _dicts(errs, lang, not dead_letters), dead_letter_id=dl
+                )
             )
     staged = []
     for rec in parsed.records:
@@ -169,17 +193,18 @@ def _stage(
             mapped = ad.to_fhir(rec, options)
         except Exception as exc:  # adapters should not raise; if one does, only this record fails
             mapped = None
-            errs = [RecordError("mapping", f"{type(exc).__name__}: {exc}", rec.key)]
+            why = msg("mapping failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
+            errs = [RecordError.of(why, "mapping", rec.key)]
         if mapped is not None:
             errs = list(mapped.errors)
             if mapped.bundle is None and not errs:
-                errs = [RecordError("mapping", "adapter returned no bundle", rec.key)]
+                errs = [RecordError.of(msg("adapter returned no bundle"), "mapping", rec.key)]
         rr = RecordResult(
-            rec.key, "rejected", warnings=[w.as_dict() for w in (mapped.warnings if mapped else [])]
+            rec.key, "rejected", warnings=[w.as_dict(lang) for w in (mapped.warnings if mapped else [])]
         )
         result.records.append(rr)
         if errs:
-            rr.errors = [e.as_dict() for e in errs]
+            rr.errors = _dicts(errs, lang, not dead_letters)
             rr.dead_letter_id = _dead(repo, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
         else:
             staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
@@ -215,8 +240,8 @@ def _commit(
             rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
-        errs = [RecordError("store", f"transaction failed: {detail}", s.record.key)]
-        rr.errors = [e.as_dict() for e in errs]
+        errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
+        rr.errors = _dicts(errs, current_lang(), not dead_letters)
         rr.dead_letter_id = _dead(
             repo, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
         )
@@ -256,6 +281,7 @@ def _with_settings(options: dict | None, settings: Settings | None) -> dict:
     if settings.vendor_path:
         out.setdefault("vendor_path", settings.vendor_path)
     out.setdefault("validate", settings.validate_ingest)
+    out.setdefault("check", settings.check_ingest)
     return out
 
 
@@ -323,16 +349,23 @@ def ingest_many(
     )
     results: list[IngestResult] = []
     staged: list[_Staged] = []
-    for (payload, _source), (ad, err), inbox_id in zip(items, resolved, inbox_ids):
-        result = IngestResult(inbox_id, ad.name if ad else adapter, "failed")
+    lang = current_lang()
+    for (payload, source), (ad, err), inbox_id in zip(items, resolved, inbox_ids):
+        result = IngestResult(inbox_id, ad.name if ad else adapter, "failed", source=source)
         results.append(result)
         if ad is None:
-            reason = err or (
-                "no installed adapter recognises this payload (installed: "
-                + ", ".join(sorted(all_adapters()))
-                + ")"
+            why = (
+                RecordError("file", err)
+                if err
+                else RecordError.of(
+                    msg(
+                        "no installed adapter recognises this payload (installed: {names})",
+                        names=", ".join(sorted(all_adapters())),
+                    ),
+                    "file",
+                )
             )
-            result.errors.append(RecordError("file", reason).as_dict())
+            result.errors.append(why.as_dict(lang))
             continue
         # What the adapter records in its Provenance: the archived file's name and SHA-256.
         source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
@@ -340,15 +373,15 @@ def ingest_many(
             staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
             log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
-            result.errors.append(RecordError("pipeline", f"{type(exc).__name__}: {exc}").as_dict())
+            why = msg("the pipeline failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
+            result.errors.append(RecordError.of(why, "pipeline").as_dict(lang))
     try:
         _commit(store, repo, staged, options)
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
         log_failure(log, "group commit of %d records failed", exc, len(staged))
+        why = msg("the database write failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
         for s in staged:
-            s.result.errors.append(
-                RecordError("store", f"{type(exc).__name__}: {exc}", s.record.key).as_dict()
-            )
+            s.result.errors.append(RecordError.of(why, "store", s.record.key).as_dict(lang))
     marks = []
     for result in results:
         result.status = _status(result)
@@ -393,9 +426,18 @@ def replay(
         if dl is None:
             outcomes.append({"dead_letter_id": i, "status": "not-found"})
             continue
+        key = dl.get("record_key")
         if not dl.get("payload"):
             repo.mark_dead_letter(i, "failed", "nothing to replay: no payload kept")
-            outcomes.append({"dead_letter_id": i, "status": "failed", "errors": ["no payload"]})
+            why = RecordError.of(msg("nothing to replay: no payload kept"), "payload", key)
+            outcomes.append(
+                {
+                    "dead_letter_id": i,
+                    "record_key": key,
+                    "status": "failed",
+                    "errors": [why.as_dict(current_lang())],
+                }
+            )
             continue
         opts = dict(options or {})
         if dl.get("inbox_id"):
@@ -406,7 +448,10 @@ def replay(
             ad = _adapter_for_channel(dl["channel"])
         except KeyError as exc:
             repo.mark_dead_letter(i, "open", str(exc))
-            outcomes.append({"dead_letter_id": i, "status": "failed", "errors": [str(exc)]})
+            why = RecordError("channel", str(exc.args[0]) if exc.args else str(exc), key)
+            outcomes.append(
+                {"dead_letter_id": i, "record_key": key, "status": "failed", "errors": [why.as_dict()]}
+            )
             continue
         res = IngestResult(dl.get("inbox_id"), ad.name, "failed")
         opts = _with_settings(opts, settings)
@@ -414,12 +459,14 @@ def replay(
         ok = bool(res.records) and all(r.status == "accepted" for r in res.records)
         errs = [e for r in res.records for e in r.errors]
         reason = "; ".join(f"{e['location']}: {e['reason']}" for e in errs) or None
-        repo.mark_dead_letter(i, "replayed" if ok else "open", reason)
+        repo.mark_dead_letter(i, "replayed" if ok else "open", reason, errs)
         outcomes.append(
             {
                 "dead_letter_id": i,
+                "record_key": key,
                 "status": "replayed" if ok else "failed",
                 "records": [asdict(r) for r in res.records],
+                "errors": errs,
             }
         )
     return outcomes

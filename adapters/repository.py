@@ -23,7 +23,9 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -69,6 +71,9 @@ class DeadLetter(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)  # open | replayed | failed
     replayed_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     attempts: int = 0
+    # JSON list of every error (location, table, stt, field, severity, reason, message id + params):
+    # shown in the reader's language by `lienthong dead-letters`; NULL on rows written before it existed.
+    errors: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ProcessedMessage(SQLModel, table=True):
@@ -91,12 +96,27 @@ def _plain(row) -> dict:
     return {str(k): v for k, v in row.items()}
 
 
+def _dead_letter_row(row) -> dict:
+    """A dead-letter row as a dict, its errors JSON parsed (an empty list for rows without it)."""
+    out = _plain(row)
+    out["errors"] = orjson.loads(out["errors"]) if out.get("errors") else []
+    return out
+
+
 class IngestRepository:
     """Archive, dead-letter and idempotency rows of one database."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         SQLModel.metadata.create_all(engine, tables=TABLES)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a database was created (create_all only creates missing tables)."""
+        have = {c["name"] for c in inspect(self.engine).get_columns("dead_letter")}
+        if "errors" not in have:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE dead_letter ADD COLUMN errors TEXT"))
 
     # -- inbox ------------------------------------------------------------------------------------
     def archive_many(self, items: list[dict]) -> list[int]:
@@ -166,6 +186,17 @@ class IngestRepository:
         with self.engine.connect() as conn:
             return [_plain(r) for r in conn.execute(stmt).mappings().all()]
 
+    def inbox_sources(self, inbox_ids: list[int]) -> dict[int, str]:
+        """Where each inbox payload came from ("file:/drop/a.xml", "http:10.0.0.5"), without payloads."""
+        ids = sorted({i for i in inbox_ids if i is not None})
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(inbox.c.inbox_id, inbox.c.source).where(inbox.c.inbox_id.in_(ids))
+            ).all()
+        return {int(r.inbox_id): r.source for r in rows}
+
     # -- dead letters -----------------------------------------------------------------------------
     def add_dead_letter(
         self,
@@ -176,8 +207,9 @@ class IngestRepository:
         record_key: str | None = None,
         location: str | None = None,
         payload: bytes | None = None,
+        errors: list[dict] | None = None,
     ) -> int:
-        """Record a failed record (reason, location, replayable payload); returns the dead-letter id."""
+        """Record a failed record (reason, location, every error, replayable payload); returns its id."""
         row = DeadLetter(
             inbox_id=inbox_id,
             channel=channel[:32],
@@ -186,6 +218,7 @@ class IngestRepository:
             reason=reason,
             payload=payload,
             created_at=now_us(),
+            errors=orjson.dumps(errors).decode() if errors else None,
         )
         values = row.model_dump(exclude={"dl_id"})
         with self.engine.begin() as conn:
@@ -203,7 +236,7 @@ class IngestRepository:
         if channel:
             stmt = stmt.where(dead_letter.c.channel == channel)
         with self.engine.connect() as conn:
-            return [_plain(r) for r in conn.execute(stmt).mappings().all()]
+            return [_dead_letter_row(r) for r in conn.execute(stmt).mappings().all()]
 
     def count_dead_letters(self, status: str | None = "open") -> int:
         """Number of dead letters in a status (all when None)."""
@@ -217,13 +250,18 @@ class IngestRepository:
         """One dead letter including its payload, or None."""
         with self.engine.connect() as conn:
             row = conn.execute(select(dead_letter).where(dead_letter.c.dl_id == dl_id)).mappings().first()
-        return _plain(row) if row else None
+        return _dead_letter_row(row) if row else None
 
-    def mark_dead_letter(self, dl_id: int, status: str, reason: str | None = None) -> None:
-        """After a replay attempt: set status (replayed|failed|open), bump attempts, keep the latest reason."""
+    def mark_dead_letter(
+        self, dl_id: int, status: str, reason: str | None = None, errors: list[dict] | None = None
+    ) -> None:
+        """After a replay attempt: set status (replayed|failed|open), bump attempts, keep the latest reason
+        (and errors, when the replay gave some)."""
         values: dict = {"status": status, "replayed_at": now_us(), "attempts": dead_letter.c.attempts + 1}
         if reason:
             values["reason"] = reason
+        if errors:
+            values["errors"] = orjson.dumps(errors).decode()
         with self.engine.begin() as conn:
             conn.execute(update(dead_letter).where(dead_letter.c.dl_id == dl_id).values(**values))
 

@@ -4,6 +4,8 @@
 
 Prints the core count and dataset size, then visits/s, resources/s and per-visit latency percentiles,
 single process and with one worker process per core (each worker has its own DB connection pool).
+`--check-ab` instead times the agency-style check during ingest (LIENTHONG_CHECK_INGEST) off and on,
+interleaved: conversion off/on/off/on, then end to end on four quarters of the dataset (off/on/off/on).
 The --db database should be a scratch database: the bench writes ~35 resources per visit into it.
 """
 
@@ -24,6 +26,7 @@ from adapters.qd130.plugin import Qd130Adapter  # noqa: E402
 from adapters.synth import generate  # noqa: E402
 
 _XMLS: list[bytes] = []
+_OPTIONS: dict = {"check": False}
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -38,8 +41,8 @@ def _convert(indices: range) -> tuple[int, int, list[float]]:
     lat = []
     for i in indices:
         t = time.perf_counter()
-        for rec in ad.parse(_XMLS[i]).records:
-            m = ad.to_fhir(rec)
+        for rec in ad.parse(_XMLS[i], _OPTIONS).records:
+            m = ad.to_fhir(rec, _OPTIONS)
             if m.bundle is None:
                 raise SystemExit(f"record {rec.key} failed: {m.errors}")
             res += len(m.bundle["entry"])
@@ -55,7 +58,8 @@ def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
     from fhir_server.settings import Settings
     from lienthong.runtime import open_runtime
 
-    url, indices, batch = args
+    url, indices, batch = args[:3]
+    options = {"check": args[3]} if len(args) > 3 else None
     store = open_runtime(Settings.from_env().with_(database_url=url), pool_size=2, create=False).store
     n = res = 0
     lat = []
@@ -63,7 +67,7 @@ def _ingest(args: tuple[str, range, int]) -> tuple[int, int, list[float]]:
     for start in range(0, len(ids), batch):
         chunk = ids[start : start + batch]
         t = time.perf_counter()
-        results = ingest_many(store, [(_XMLS[i], "bench") for i in chunk], adapter="qd130")
+        results = ingest_many(store, [(_XMLS[i], "bench") for i in chunk], adapter="qd130", options=options)
         for i, r in zip(chunk, results):
             if r.status != "processed":
                 raise SystemExit(f"visit {i} not processed: {r.as_dict()}")
@@ -103,6 +107,27 @@ def _run(label: str, fn, chunks: list, workers: int) -> None:
     _report(label, results, time.perf_counter() - t)
 
 
+def _check_ab(a, n: int) -> None:
+    """Check during ingest off vs on, interleaved so machine load hits both alike."""
+    for flag in (False, True, False, True):
+        _OPTIONS["check"] = flag
+        _run(f"conversion, 1 process, check {'on' if flag else 'off'}", _convert, [range(n)], 1)
+    if not a.db:
+        return
+    from fhir_server.settings import Settings
+    from lienthong.runtime import open_runtime
+
+    open_runtime(Settings.from_env().with_(database_url=a.db)).store.close()
+    for q, part in enumerate(_split(n, 4)):
+        flag = q % 2 == 1
+        _run(
+            f"end to end, quarter {q + 1}, check {'on' if flag else 'off'}",
+            _ingest,
+            [(a.db, part, a.batch, flag)],
+            1,
+        )
+
+
 def main() -> None:
     """Generate the dataset once, then time conversion and (with --db) end-to-end ingest."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,6 +140,7 @@ def main() -> None:
     ap.add_argument(
         "--batch", type=int, default=50, help="files per group commit end to end (1 = one by one)"
     )
+    ap.add_argument("--check-ab", action="store_true", help="time ingest with the check off and on (A/B)")
     a = ap.parse_args()
 
     t = time.perf_counter()
@@ -131,6 +157,9 @@ def main() -> None:
     )
     _convert(range(min(50, len(_XMLS))))  # warm caches (YAML, profile sets)
     n = len(_XMLS)
+    if a.check_ab:
+        _check_ab(a, n)
+        return
     if not a.skip_single:
         _run("conversion, 1 process", _convert, [range(n)], 1)
     if a.workers > 1:

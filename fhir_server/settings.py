@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 
+from fhir_server.i18n import lang_from_locale
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
@@ -58,6 +60,9 @@ class Settings:
     vendor_path: str | None = None
     # ICD-10 code list (CSV, optionally .gz) the adapters check diagnosis codes against; None = shipped/none
     icd10_path: str | None = None
+    check_ingest: bool = True
+    # Language of CLI output: LIENTHONG_LANG, else the POSIX locale (LC_ALL, LC_MESSAGES, LANG).
+    lang: str = "en"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -86,6 +91,8 @@ class Settings:
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
             icd10_path=os.environ.get("LIENTHONG_ICD10_PATH") or None,
+            check_ingest=_env_bool("LIENTHONG_CHECK_INGEST", cls.check_ingest),
+            lang=lang_from_locale(os.environ),
         )
 
     def with_(self, **changes) -> Settings:

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from fhir_server.bindings import check_required_bindings
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.i18n import msg
 
 _DATA = Path(__file__).parent / "data"
 _ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -54,7 +55,9 @@ def valid_id(value: str) -> bool:
 def check_type(res_type: str) -> None:
     """Raise 404 for a resource type R4 does not define."""
     if res_type not in r4_resource_types():
-        raise FhirError.make(404, "not-supported", f"Unknown resource type {res_type!r} (FHIR R4)")
+        raise FhirError.make(
+            404, "not-supported", msg("Unknown resource type {type!r} (FHIR R4)", type=res_type)
+        )
 
 
 def _expression(res_type: str, loc: tuple) -> str:
@@ -70,23 +73,31 @@ def _expression(res_type: str, loc: tuple) -> str:
 def check_shape(body: object, expected_type: str | None = None) -> dict:
     """The cheap checks every write gets: a JSON object of a known R4 type, matching the URL, valid id."""
     if not isinstance(body, dict):
-        raise FhirError.bad_request("Resource must be a JSON object", code="structure")
+        raise FhirError.bad_request(msg("Resource must be a JSON object"), code="structure")
     res_type = body.get("resourceType")
     if not isinstance(res_type, str):
-        raise FhirError.bad_request("Missing resourceType", code="required", expression="resourceType")
+        raise FhirError.bad_request(msg("Missing resourceType"), code="required", expression="resourceType")
     if expected_type is not None and res_type != expected_type:
         raise FhirError.bad_request(
-            f"Resource type {res_type!r} in the body does not match {expected_type!r} in the URL",
+            msg(
+                "Resource type {type!r} in the body does not match {expected!r} in the URL",
+                type=res_type,
+                expected=expected_type,
+            ),
             code="invalid",
             expression="resourceType",
         )
     if res_type not in r4_resource_types():
         raise FhirError.bad_request(
-            f"Unknown resource type {res_type!r} (FHIR R4)", code="not-supported", expression="resourceType"
+            msg("Unknown resource type {type!r} (FHIR R4)", type=res_type),
+            code="not-supported",
+            expression="resourceType",
         )
     rid = body.get("id")
     if rid is not None and (not isinstance(rid, str) or not valid_id(rid)):
-        raise FhirError.bad_request(f"Invalid resource id {rid!r}", code="value", expression=f"{res_type}.id")
+        raise FhirError.bad_request(
+            msg("Invalid resource id {id!r}", id=rid), code="value", expression=f"{res_type}.id"
+        )
     return body
 
 
@@ -117,5 +128,7 @@ def validate(body: object, expected_type: str | None = None) -> dict:
         if issues:
             raise FhirError(400, {"resourceType": "OperationOutcome", "issue": issues})
     except (ValueError, TypeError) as exc:  # fhir.resources raises these for some malformed primitives
-        raise FhirError.bad_request(f"Invalid {res_type}: {exc}", code="structure")
+        raise FhirError.bad_request(
+            msg("Invalid {type}: {detail}", type=res_type, detail=str(exc)), code="structure"
+        )
     return body

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from adapters.http import router as ingest_router
+from adapters.qd130.http import router as qd130_router
 from fhir_server.api.app import create_app as create_fhir_app
 from fhir_server.settings import Settings
 from fhir_server.storage import SqlStore
@@ -17,7 +18,7 @@ def create_app(settings: Settings | None = None, store: SqlStore | None = None) 
     settings = settings or Settings.from_env()
     if store is None:
         store = open_runtime(settings).store
-    return create_fhir_app(settings, store, extra_routers=[ingest_router])
+    return create_fhir_app(settings, store, extra_routers=[ingest_router, qd130_router])
 
 
 def app_from_settings(settings: Settings) -> FastAPI:

@@ -1,5 +1,9 @@
-"""The `lienthong` command line: `serve`, plus the commands of the server and of each adapter plug-in,
-registered here explicitly (a component that fails to import stops the CLI with its error)."""
+"""The `lienthong` command line: `serve`, `demo`, plus the commands of the server and of each adapter
+plug-in, registered here explicitly (a component that fails to import stops the CLI with its error).
+
+Language: `--lang vi|en`, else LIENTHONG_LANG, else the locale (LANG=vi_VN… → Vietnamese); the entry
+point (lienthong/main.py) sets it before the commands are built so their help is translated too.
+"""
 
 from __future__ import annotations
 
@@ -10,38 +14,51 @@ import typer
 from rich.console import Console
 
 import adapters.cli
+import adapters.dead_letters
 import adapters.hl7v2.cli
+import adapters.qd130.cli
 import fhir_server.commands
+import lienthong.demo
+from fhir_server.i18n import process_lang, set_lang
 from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
+from lienthong.i18n import _
 from lienthong.runtime import open_runtime
 
 app = typer.Typer(
-    help="Lienthong: Vietnamese hospital data to FHIR R4, and a FHIR server to share it.",
+    help=_("Lienthong: Vietnamese hospital data to FHIR R4, and a FHIR server to share it."),
     no_args_is_help=True,
     add_completion=False,
 )
 console = Console()
 
 
-@app.command()
-def serve(
-    db: str = typer.Option(
-        None, "--db", help="Database URL (env LIENTHONG_DATABASE_URL; default SQLite file)"
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    lang: str = typer.Option(
+        None, "--lang", help=_("language of the output: vi or en (default: LIENTHONG_LANG, then LANG)")
     ),
-    host: str = typer.Option(None, help="Bind address (env LIENTHONG_HOST, default 127.0.0.1)"),
-    port: int = typer.Option(None, help="Port (env LIENTHONG_PORT, default 8080)"),
-    workers: int = typer.Option(1, help="Worker processes (use the core count in production)"),
 ) -> None:
-    """Run the FHIR server (uvicorn)."""
+    """Set the output language for this run (and restore it afterwards: the CLI may run in-process)."""
+    previous = process_lang()
+    set_lang(lang or Settings.from_env().lang)
+    ctx.call_on_close(lambda: set_lang(previous))
+
+
+def run_server(settings: Settings, workers: int = 1) -> None:
+    """Create/migrate the schema, print the FHIR base, and serve until stopped (uvicorn)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    settings = Settings.from_env().with_(database_url=db, host=host, port=port)
     open_runtime(settings).store.close()  # create/migrate the schema once, before workers start
     console.print(
-        f"[bold green]Lienthong[/] FHIR base: http://{settings.host}:{settings.port}{settings.base_path}"
-        f"  (database: {settings.database_url.split('@')[-1]})"
+        _(
+            "[bold green]Lienthong[/] FHIR base: {url}  (database: {db})",
+            url=f"http://{settings.host}:{settings.port}{settings.base_path}",
+            db=settings.database_url.split("@")[-1],
+        ),
+        soft_wrap=True,
     )
     logging.basicConfig(level=logging.INFO)
     # Workers build their app from these settings (handed over pickled, not through the environment).
@@ -61,6 +78,22 @@ def serve(
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
+@app.command(help=_("Run the FHIR server (API at /fhir, clinician view at /ui, ingest at /ingest)."))
+def serve(
+    db: str = typer.Option(
+        None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL; default SQLite file)")
+    ),
+    host: str = typer.Option(None, help=_("Bind address (env LIENTHONG_HOST, default 127.0.0.1)")),
+    port: int = typer.Option(None, help=_("Port (env LIENTHONG_PORT, default 8080)")),
+    workers: int = typer.Option(1, help=_("Worker processes (use the core count in production)")),
+) -> None:
+    """Run the FHIR server (uvicorn)."""
+    run_server(Settings.from_env().with_(database_url=db, host=host, port=port), workers)
+
+
 fhir_server.commands.register(app, open_runtime)
 adapters.cli.register(app, open_runtime)
+adapters.dead_letters.register(app, open_runtime)
+adapters.qd130.cli.register(app, open_runtime)
 adapters.hl7v2.cli.register(app, open_runtime)
+lienthong.demo.register(app, open_runtime, run_server)

@@ -10,24 +10,29 @@ from collections.abc import Callable
 
 import typer
 
+from adapters.i18n import _
 from fhir_server.settings import Settings
 
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the `mllp` command to the lienthong CLI; `open_runtime(settings, ...)` opens a wired store."""
 
-    @app.command()
+    @app.command(
+        help=_(
+            "Receive HL7 v2 over MLLP; ACK AA only after the data is committed (AE/AR with ERR otherwise)."
+        )
+    )
     def mllp(
-        host: str = typer.Option("127.0.0.1", help="Bind address"),
-        port: int = typer.Option(2575, help="TCP port (2575 is the registered HL7 port)"),
-        db: str = typer.Option(None, "--db", help="Database URL (env LIENTHONG_DATABASE_URL)"),
-        max_bytes: int = typer.Option(1024 * 1024, help="Largest accepted message; bigger ones get AR"),
-        workers: int = typer.Option(2, help="Batches written concurrently (each one group commit)"),
+        host: str = typer.Option("127.0.0.1", help=_("Bind address")),
+        port: int = typer.Option(2575, help=_("TCP port (2575 is the registered HL7 port)")),
+        db: str = typer.Option(None, "--db", help=_("database URL")),
+        max_bytes: int = typer.Option(1024 * 1024, help=_("Largest accepted message; bigger ones get AR")),
+        workers: int = typer.Option(2, help=_("Batches written concurrently (each one group commit)")),
         processes: int = typer.Option(
-            1, help="Listener processes sharing the port (SO_REUSEPORT); use the core count"
+            1, help=_("Listener processes sharing the port (SO_REUSEPORT); use the core count")
         ),
-        tz_offset: str = typer.Option("+07:00", help="Offset for HL7 times sent without one"),
-        hl7apy_validate: bool = typer.Option(False, help="Also run hl7apy's full tolerant parse (slower)"),
+        tz_offset: str = typer.Option("+07:00", help=_("Offset for HL7 times sent without one")),
+        hl7apy_validate: bool = typer.Option(False, help=_("Also run hl7apy's full tolerant parse (slower)")),
     ) -> None:
         """Receive HL7 v2 over MLLP; ACK AA only after the data is committed (AE/AR with ERR otherwise)."""
         settings = Settings.from_env().with_(database_url=db)
@@ -39,8 +44,13 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             "hl7apy_validate": hl7apy_validate,
         }
         typer.echo(
-            f"MLLP listening on {host}:{port} with {processes} process(es) "
-            f"(database: {settings.database_url.split('@')[-1]})"
+            _(
+                "MLLP listening on {host}:{port} with {processes} process(es) (database: {db})",
+                host=host,
+                port=port,
+                processes=processes,
+                db=settings.database_url.split("@")[-1],
+            )
         )
         args = (open_runtime, settings, host, port, max_bytes, workers, options, processes > 1)
         if processes == 1:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from adapters.base import RecordError
+from fhir_server.i18n import Texts
 
 from .check_lists import CodeLists, default_lists
 from .check_report import CheckReport, Finding, RuleStatus
@@ -184,13 +185,22 @@ def check_paths(
 
 
 def to_record_warnings(findings: Iterable[Finding], lang: str = "vi") -> list[RecordError]:
-    """Findings as ingest warnings (location table/field, reason prefixed by the rule id)."""
-    return [
-        RecordError(
-            location="/".join(p for p in (f.table, f"STT={f.stt}" if f.stt else "", f.field) if p) or "file",
-            reason=f"{f.rule_id}: {f.message(lang)}",
-            record_key=f.ma_lk or None,
-            severity="warning",
+    """Findings as ingest warnings: table, STT and field of the finding; the reason, prefixed by the rule
+    id, in `lang`, and both languages kept (`message`) so reports can be rendered in either."""
+    out = []
+    for f in findings:
+        text = Texts({"vi": f"{f.rule_id}: {f.message_vi}", "en": f"{f.rule_id}: {f.message_en}"})
+        out.append(
+            RecordError(
+                location="/".join(p for p in (f.table, f"STT={f.stt}" if f.stt else "", f.field) if p)
+                or "file",
+                reason=text.render(lang),
+                record_key=f.ma_lk or None,
+                severity="warning",
+                table=f.table or None,
+                stt=f.stt or None,
+                field=f.field or None,
+                message=text,
+            )
         )
-        for f in findings
-    ]
+    return out

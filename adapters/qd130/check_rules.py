@@ -12,6 +12,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cached_property, lru_cache
 
+from fhir_server.i18n import Msg
 from mappings import load_yaml
 
 from .check_lists import CodeList, CodeLists, Unavailable
@@ -90,9 +91,9 @@ def load_rules() -> RuleSet:
             inline = spec.get("inline") or {}
             used = {n for f in spec["fields"].values() for n in f.values() if n not in inline}
             spec = {**spec, "_lists": tuple(sorted(used))}
-        msg = spec["message"]
+        text = spec["message"]
         rules.append(
-            Rule(spec["id"], kind, spec["severity"], msg["vi"], msg["en"], spec.get("ref", ""), spec)
+            Rule(spec["id"], kind, spec["severity"], text["vi"], text["en"], spec.get("ref", ""), spec)
         )
     skip = doc["msg"]["legacy_skip"]
     return RuleSet(tuple(rules), doc["lists"], Unavailable(skip["vi"], skip["en"]), fields["tables"], legacy)
@@ -250,7 +251,7 @@ class HosoCtx:
 
 
 class _Params(dict):
-    """Message placeholders; {list}/{reason} may hold (vi, en) pairs; unknown names render empty."""
+    """Message placeholders; {list}/{reason} may hold (vi, en) pairs or a Msg; unknown names render empty."""
 
     def __init__(self, data: Mapping, lang: str | None = None) -> None:
         super().__init__(data)
@@ -260,6 +261,8 @@ class _Params(dict):
         value = super().__getitem__(key)
         if isinstance(value, tuple) and self.lang:
             return value[1] if self.lang == "en" else value[0]
+        if isinstance(value, Msg):  # a reason shared with ingest (validate.check_bhyt), from the catalog
+            return value.render(self.lang)
         return value
 
     def __missing__(self, key: str) -> str:

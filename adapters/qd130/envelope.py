@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from adapters.base import RecordError
+from adapters.i18n import Problem, msg
+from fhir_server.i18n import Msg
 from mappings import load_yaml
 
 from .vendors import VendorProfile
@@ -83,7 +85,7 @@ def read_envelope(payload: bytes) -> Envelope:
     if tag in cfg["envelope_roots"]:
         info = root.find("THONGTINHOSO")
         if info is None:
-            raise ValueError(f"{tag}: missing THONGTINHOSO")
+            raise Problem(msg("{root}: missing THONGTINHOSO", root=tag))
         count_text = (info.findtext("SOLUONGHOSO") or "").strip()
         return Envelope(
             root=tag,
@@ -97,9 +99,12 @@ def read_envelope(payload: bytes) -> Envelope:
         return Envelope(
             root=tag, facility=None, created=None, hosos=[root], declared_count=None, bare_table=loai
         )
-    raise ValueError(
-        f"unsupported document type: root element <{tag}> is not a QĐ130 envelope "
-        f"({', '.join(cfg['envelope_roots'])}) nor a QĐ130 table"
+    raise Problem(
+        msg(
+            "unsupported document type: root element <{root}> is not a QĐ130 envelope ({roots}) nor a QĐ130 table",
+            root=tag,
+            roots=", ".join(cfg["envelope_roots"]),
+        )
     )
 
 
@@ -148,8 +153,11 @@ def decode_hoso(env: Envelope, index: int, hoso: etree._Element, vendor: VendorP
         data.tables[loai] = _rows(hoso, spec["record"], vendor, loai)
         data.raw[loai] = [etree.tostring(hoso, encoding="utf-8", xml_declaration=False, with_tail=False)]
         data.warnings.append(
-            RecordError(
-                loai, "bare table without GIAMDINHHS envelope: envelope fields absent", severity="warning"
+            RecordError.of(
+                msg("bare table without GIAMDINHHS envelope: envelope fields absent"),
+                loai,
+                severity="warning",
+                table=loai,
             )
         )
         _legacy(data)
@@ -158,44 +166,63 @@ def decode_hoso(env: Envelope, index: int, hoso: etree._Element, vendor: VendorP
         loai = (fh.findtext("LOAIHOSO") or "").strip().upper()
         where = f"HOSO[{index}]/FILEHOSO[{fpos}]"
         if not loai:
-            data.errors.append(RecordError(f"{where}/LOAIHOSO", "missing LOAIHOSO"))
+            data.errors.append(RecordError.of(msg("missing LOAIHOSO"), f"{where}/LOAIHOSO", field="LOAIHOSO"))
             continue
         spec = cfg.get(loai)
         if spec is None:
             data.errors.append(
-                RecordError(f"{where}/LOAIHOSO", f"unknown LOAIHOSO {loai!r} (expected XML1..XML15)")
+                RecordError.of(
+                    msg("unknown LOAIHOSO {value!r} (expected XML1..XML15)", value=loai),
+                    f"{where}/LOAIHOSO",
+                    field="LOAIHOSO",
+                )
             )
             continue
         text = fh.findtext("NOIDUNGFILE")
         if not text or not text.strip():
-            data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", "empty NOIDUNGFILE"))
+            data.errors.append(_file_error(msg("empty NOIDUNGFILE"), loai))
             continue
         try:
             inner_bytes = decode_base64(text)
         except (binascii.Error, ValueError) as exc:
-            data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", f"bad base64: {exc}"))
+            data.errors.append(_file_error(msg("bad base64: {detail}", detail=str(exc)), loai))
             continue
         try:
             inner = parse_xml(inner_bytes)
         except UnsafeXml as exc:
-            data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", f"refused: {exc}"))
+            data.errors.append(_file_error(msg("refused: {detail}", detail=str(exc)), loai))
             continue
         except BadXml as exc:
-            data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", f"decoded content is {exc}"))
+            data.errors.append(_file_error(msg("decoded content is {detail}", detail=str(exc)), loai))
             continue
         if inner.tag not in (spec["root"], spec["record"]) and not _is_wrapper(inner, spec):
             other = _root_to_table().get(inner.tag)
             reason = (
-                f"LOAIHOSO {loai} holds <{inner.tag}> (a {other} document)"
+                msg(
+                    "LOAIHOSO {table} holds <{root}> (a {other} document)",
+                    table=loai,
+                    root=inner.tag,
+                    other=other,
+                )
                 if other
-                else f"LOAIHOSO {loai}: unexpected root <{inner.tag}>, expected <{spec['root']}>"
+                else msg(
+                    "LOAIHOSO {table}: unexpected root <{root}>, expected <{expected}>",
+                    table=loai,
+                    root=inner.tag,
+                    expected=spec["root"],
+                )
             )
-            data.errors.append(RecordError(f"{loai}/NOIDUNGFILE", reason))
+            data.errors.append(_file_error(reason, loai))
             continue
         data.tables.setdefault(loai, []).extend(_rows(inner, spec["record"], vendor, loai))
         data.raw.setdefault(loai, []).append(inner_bytes)
     _legacy(data)
     return data
+
+
+def _file_error(message: Msg, loai: str) -> RecordError:
+    """An error about one embedded table file (its NOIDUNGFILE)."""
+    return RecordError.of(message, f"{loai}/NOIDUNGFILE", table=loai, field="NOIDUNGFILE")
 
 
 def _is_wrapper(inner: etree._Element, spec: dict) -> bool:
@@ -221,12 +248,15 @@ def _legacy(data: HosoData) -> None:
                 if old in r and new not in r:
                     r[new] = r.pop(old)
     data.warnings.append(
-        RecordError(
+        RecordError.of(
+            msg(
+                "legacy QĐ 4210 layout: field names mapped to QĐ 130 via "
+                "legacy_4210_aliases; fields without a QĐ 130 equivalent are ignored"
+            ),
             "XML1",
-            "legacy QĐ 4210 layout: field names mapped to QĐ 130 via "
-            "legacy_4210_aliases; fields without a QĐ 130 equivalent are ignored",
-            record_key=row.get("MA_LK"),
-            severity="warning",
+            row.get("MA_LK"),
+            "warning",
+            table="XML1",
         )
     )
 

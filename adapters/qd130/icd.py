@@ -9,6 +9,7 @@ one at `Settings.icd10_path` (LIENTHONG_ICD10_PATH), passed in by the plug-in; N
 from __future__ import annotations
 
 from adapters.base import RecordError
+from adapters.i18n import msg
 from mappings.terminology import icd10, icd10_list_available, icd10_valid, normalize_icd10
 
 from .vendors import VendorProfile
@@ -51,7 +52,9 @@ def check(
     """One problem per unknown/malformed ICD-10 code, with the severity the vendor profile asks for."""
     severity = "error" if vendor.icd10_unknown == "error" else "warning"
     checked = (
-        "the ICD-10 list" if icd10_list_available(path) else "the ICD-10 code form (no code list loaded)"
+        msg("the ICD-10 list")
+        if icd10_list_available(path)
+        else msg("the ICD-10 code form (no code list loaded)")
     )
     out = []
     for loai, fields in ICD10_FIELDS.items():
@@ -62,12 +65,18 @@ def check(
                         continue
                     where = f"{loai}[{pos}]/{name}" if loai in ("XML3",) else f"{loai}/{name}"
                     out.append(
-                        RecordError(
+                        RecordError.of(
+                            msg(
+                                "ICD-10 code {code!r} fails {checked}; kept as an unverified local code",
+                                code=code,
+                                checked=checked,
+                            ),
                             where,
-                            f"mã ICD-10 {code!r} không hợp lệ theo {checked}; lưu như mã chưa xác minh "
-                            f"(ICD-10 code {code!r} fails {checked}; kept as an unverified local code)",
                             key,
                             severity,
+                            table=loai,
+                            stt=row.get("STT"),
+                            field=name,
                         )
                     )
     return out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from adapters.base import MappedRecord, ParseResult, RecordError, SourceRecord
+from adapters.i18n import Problem, msg
 from adapters.ids import deterministic_id
 from fhir_server.settings import get_settings
 
+from .check import check_hoso, to_record_warnings
 from .context import Ctx
 from .envelope import (
     HosoData,
@@ -74,27 +76,39 @@ class Qd130Adapter:
         try:
             env = read_envelope(payload)
         except UnsafeXml as exc:
-            result.errors.append(RecordError("file", f"refused: {exc}"))
+            why = msg("refused: {detail}", detail=exc.message or str(exc))
+            result.errors.append(RecordError.of(why, "file"))
             return result
         except (BadXml, ValueError) as exc:
-            result.errors.append(RecordError("file", str(exc)))
+            why = exc.message if isinstance(exc, Problem) and exc.message else None
+            result.errors.append(RecordError.of(why, "file") if why else RecordError("file", str(exc)))
             return result
         if not env.hosos:
-            result.errors.append(RecordError("DANHSACHHOSO", "no HOSO in the envelope"))
+            result.errors.append(
+                RecordError.of(msg("no HOSO in the envelope"), "DANHSACHHOSO", field="DANHSACHHOSO")
+            )
             return result
         if env.declared_count is not None and env.declared_count != len(env.hosos):
             result.errors.append(
-                RecordError(
+                RecordError.of(
+                    msg(
+                        "declares {declared} HOSO, file holds {count}",
+                        declared=env.declared_count,
+                        count=len(env.hosos),
+                    ),
                     "THONGTINHOSO/SOLUONGHOSO",
-                    f"declares {env.declared_count} HOSO, file holds {len(env.hosos)}",
                     severity="warning",
+                    field="SOLUONGHOSO",
                 )
             )
         single = len(env.hosos) == 1
+        check = bool(options.get("check", False))
         icd10_path = get_settings().icd10_path
         for i, hoso in enumerate(env.hosos, start=1):
             data = decode_hoso(env, i, hoso, vendor)
             validate(data, vendor, icd10_path)
+            if check and not data.errors:
+                _add_check_warnings(data)
             key = data.ma_lk or f"HOSO[{i}]"
             for e in data.errors + data.warnings:
                 e.record_key = e.record_key or key
@@ -124,7 +138,16 @@ class Qd130Adapter:
             return MappedRecord(
                 record.key,
                 None,
-                [RecordError("XML1/TONG_HOP/MA_CSKCB", "no facility code (MA_CSKCB / MACSKCB)", record.key)],
+                [
+                    RecordError.of(
+                        msg("no facility code (MA_CSKCB / MACSKCB)"),
+                        "XML1/TONG_HOP/MA_CSKCB",
+                        record.key,
+                        table="XML1",
+                        stt=row1.get("STT"),
+                        field="MA_CSKCB",
+                    )
+                ],
                 warnings,
             )
         profile = options.get("profile_set") or settings.profile_set
@@ -144,10 +167,25 @@ class Qd130Adapter:
             return MappedRecord(
                 record.key,
                 None,
-                [RecordError("mapping", f"{type(exc).__name__}: {exc}", record.key)],
+                [
+                    RecordError.of(
+                        msg("mapping failed: {detail}", detail=f"{type(exc).__name__}: {exc}"),
+                        "mapping",
+                        record.key,
+                    )
+                ],
                 warnings,
             )
         return MappedRecord(record.key, bundle, [], warnings)
+
+
+def _add_check_warnings(data: HosoData) -> None:
+    """The agency-style check's findings as warnings of an accepted record (`lienthong check` rules);
+    a place ingest already warned about (same table, STT, field) is not reported twice."""
+    seen = {(w.table, w.stt, w.field) for w in data.warnings}
+    for w in to_record_warnings(check_hoso(data)):
+        if (w.table, w.stt, w.field) not in seen:
+            data.warnings.append(w)
 
 
 def build_bundle(
@@ -218,12 +256,16 @@ def build_bundle(
     for loai, rows in data.tables.items():
         if not spec[loai]["mapped"]:
             warnings.append(
-                RecordError(
+                RecordError.of(
+                    msg(
+                        "{table} ({count} record(s)) is not mapped to FHIR; kept in the archived payload (inbox)",
+                        table=loai,
+                        count=len(rows),
+                    ),
                     loai,
-                    f"{loai} ({len(rows)} record(s)) is not mapped to FHIR; kept in the "
-                    "archived payload (inbox)",
                     key,
                     "warning",
+                    table=loai,
                 )
             )
     map_provenance(ctx, payload, source, data.created)

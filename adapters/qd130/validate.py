@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 from adapters.base import RecordError
+from adapters.i18n import msg
+from fhir_server.i18n import Msg
 from mappings import load_yaml
 
 from . import icd
 from .envelope import HosoData, tables_config
-from .values import FORMATTERS, to_birth
+from .values import FORMATTERS, BadValue, to_birth
 from .vendors import VendorProfile
 
 _BHYT_LEGACY = re.compile(r"^[A-Z]{2}[1-5]\d{12}$")
@@ -20,35 +22,39 @@ def _codes() -> dict:
     return load_yaml("qd130/codes.yaml")
 
 
-def check_cccd(value: str, birth_year: int | None = None, gender: str | None = None) -> str | None:
-    """Return why an SO_CCCD value is invalid, or None. 12-digit CCCD structure, 9-digit CMND, passport."""
+def check_cccd(value: str, birth_year: int | None = None, gender: str | None = None) -> Msg | None:
+    """Why an SO_CCCD value is invalid, or None. 12-digit CCCD structure, 9-digit CMND, passport."""
     if _PASSPORT.match(value):
         return None
     if not value.isdigit():
-        return "must be 12 digits (CCCD), 9 digits (CMND) or a passport number (1 letter + 7 digits)"
+        return msg("must be 12 digits (CCCD), 9 digits (CMND) or a passport number (1 letter + 7 digits)")
     if len(value) == 9:
         return None
     if len(value) != 12:
-        return f"has {len(value)} digits; a CCCD has 12"
+        return msg("has {count} digits; a CCCD has 12", count=len(value))
     codes = _codes()
     if value[:3] not in codes["cccd_province_codes"]:
-        return f"digits 1-3 {value[:3]!r} are not a province code"
+        return msg("digits 1-3 {code!r} are not a province code", code=value[:3])
     century, sex = codes["cccd_century_sex"][value[3]]
     year = century + int(value[4:6])
     if birth_year is not None and year != birth_year:
-        return f"digits 4-6 encode birth year {year}, but NGAY_SINH says {birth_year}"
+        return msg(
+            "digits 4-6 encode birth year {year}, but NGAY_SINH says {birth}", year=year, birth=birth_year
+        )
     if gender in ("male", "female") and sex != gender:
-        return f"digit 4 encodes sex {sex}, but GIOI_TINH says {gender}"
+        return msg(
+            "digit 4 encodes sex {sex}, but GIOI_TINH says {gender}", sex=_SEX[sex], gender=_SEX[gender]
+        )
     return None
 
 
-def check_bhyt(value: str) -> str | None:
-    """Return why one MA_THE_BHYT value is invalid, or None (15-char legacy, 10-digit BHXH, 12-digit CCCD)."""
+def check_bhyt(value: str) -> Msg | None:
+    """Why one MA_THE_BHYT value is invalid, or None (15-char legacy, 10-digit BHXH, 12-digit CCCD)."""
     if value.isdigit() and len(value) in (10, 12):
         return None
     if len(value) == 15 and _BHYT_LEGACY.match(value):
         return None
-    return (
+    return msg(
         "must be 15 chars (2 letters + benefit digit 1-5 + 2-digit province + 10 digits), "
         "10 digits (BHXH number) or 12 digits (CCCD)"
     )
@@ -61,22 +67,53 @@ def _row_loc(loai: str, pos: int, n: int, record: str, fieldname: str) -> str:
     return f"{loai}/{record}[{pos}]/{fieldname}"
 
 
+class _Sink:
+    """Where one HOSO's problems go, each naming MA_LK, table, the row's STT and the field."""
+
+    def __init__(self, data: HosoData) -> None:
+        self.key = data.ma_lk
+        self.err, self.warn = data.errors, data.warnings
+
+    def add(
+        self, message: Msg, loai: str, location: str, row: dict | None, fld: str | None, warning: bool = False
+    ) -> None:
+        """Record one error (or warning) at table/row/field."""
+        stt = (row or {}).get("STT")
+        (self.warn if warning else self.err).append(
+            RecordError.of(
+                message,
+                location,
+                self.key,
+                "warning" if warning else "error",
+                table=loai,
+                stt=stt,
+                field=fld,
+            )
+        )
+
+
 def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = None) -> None:
     """Append errors and warnings to data; never raises. `icd10_path` is Settings.icd10_path."""
     cfg = tables_config()
     tables = cfg["tables"]
     sev = cfg.get("severity", {})
     key = data.ma_lk
-    err, warn = data.errors, data.warnings
+    sink = _Sink(data)
 
     xml1 = data.tables.get("XML1")
     if not xml1:
-        err.append(RecordError("XML1", "XML1 (TONG_HOP) is missing; every HOSO needs one", key))
+        sink.add(msg("XML1 (TONG_HOP) is missing; every HOSO needs one"), "XML1", "XML1", None, None)
         return
     for problem in icd.check(data.tables, vendor, key, icd10_path):
-        (err if problem.severity == "error" else warn).append(problem)
+        (data.errors if problem.severity == "error" else data.warnings).append(problem)
     if len(xml1) > 1:
-        err.append(RecordError("XML1", f"{len(xml1)} TONG_HOP records in one HOSO; expected 1", key))
+        sink.add(
+            msg("{count} TONG_HOP records in one HOSO; expected 1", count=len(xml1)),
+            "XML1",
+            "XML1",
+            None,
+            None,
+        )
     row1 = xml1[0]
 
     for loai, rows in data.tables.items():
@@ -88,49 +125,43 @@ def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = Non
         for pos, row in enumerate(rows, start=1):
             for f in req_e:
                 if f not in row:
-                    err.append(
-                        RecordError(
-                            _row_loc(loai, pos, n, record, f), "mandatory field is empty or missing", key
-                        )
-                    )
+                    sink.add(_MISSING, loai, _row_loc(loai, pos, n, record, f), row, f)
             for f in req_w:
                 if f not in row:
-                    warn.append(
-                        RecordError(
-                            _row_loc(loai, pos, n, record, f),
-                            "mandatory field is empty or missing",
-                            key,
-                            "warning",
-                        )
-                    )
+                    sink.add(_MISSING, loai, _row_loc(loai, pos, n, record, f), row, f, warning=True)
             for f, kind in fmts.items():
                 v = row.get(f)
                 if v is None:
                     continue
-                if kind == "birth":
-                    try:
-                        to_birth(v)
-                    except ValueError as exc:
-                        err.append(RecordError(_row_loc(loai, pos, n, record, f), str(exc), key))
-                    continue
                 try:
-                    FORMATTERS[kind](v, vendor)
+                    if kind == "birth":
+                        to_birth(v)
+                    else:
+                        FORMATTERS[kind](v, vendor)
                 except ValueError as exc:
-                    msg = str(exc) if kind != "number" else f"{v!r} is not a number"
-                    err.append(RecordError(_row_loc(loai, pos, n, record, f), msg, key))
-            if loai != "XML1" and key and "MA_LK" in row and row["MA_LK"] != key:
-                err.append(
-                    RecordError(
-                        _row_loc(loai, pos, n, record, "MA_LK"),
-                        f"MA_LK {row['MA_LK']!r} differs from XML1 MA_LK {key!r}",
-                        key,
+                    why = (
+                        exc.message
+                        if isinstance(exc, BadValue)
+                        else msg("{value!r} is not a number", value=v)
                     )
+                    sink.add(why, loai, _row_loc(loai, pos, n, record, f), row, f)
+            if loai != "XML1" and key and "MA_LK" in row and row["MA_LK"] != key:
+                sink.add(
+                    msg("MA_LK {value!r} differs from XML1 MA_LK {key!r}", value=row["MA_LK"], key=key),
+                    loai,
+                    _row_loc(loai, pos, n, record, "MA_LK"),
+                    row,
+                    "MA_LK",
                 )
 
-    _check_xml1(row1, key, sev, err, warn)
+    _check_xml1(row1, sev, sink)
 
 
-def _check_xml1(row: dict, key: str | None, sev: dict, err: list, warn: list) -> None:
+_MISSING = msg("mandatory field is empty or missing")
+_SEX = {"male": msg("male"), "female": msg("female")}
+
+
+def _check_xml1(row: dict, sev: dict, sink: _Sink) -> None:
     """Identity and chronology checks on TONG_HOP."""
     loc = "XML1/TONG_HOP/"
     gender_map = _codes()["maps"]["gioi_tinh"]["codes"]
@@ -140,44 +171,45 @@ def _check_xml1(row: dict, key: str | None, sev: dict, err: list, warn: list) ->
         if g in gender_map:
             gender = gender_map[g]["target"]
         else:
-            warn.append(
-                RecordError(
-                    loc + "GIOI_TINH", f"{g!r} is not 1, 2 or 3; gender set to unknown", key, "warning"
-                )
-            )
+            why = msg("{value!r} is not 1, 2 or 3; gender set to unknown", value=g)
+            sink.add(why, "XML1", loc + "GIOI_TINH", row, "GIOI_TINH", warning=True)
     birth_year = None
     b = row.get("NGAY_SINH")
     if b and b[:4].isdigit():
         birth_year = int(b[:4])
     cccd = row.get("SO_CCCD")
     if cccd:
-        why = check_cccd(cccd, birth_year, gender)
-        if why:
-            target = err if sev.get("cccd_format", "error") == "error" else warn
-            target.append(
-                RecordError(
-                    loc + "SO_CCCD", f"invalid CCCD: {why}", key, "error" if target is err else "warning"
-                )
+        why_cccd = check_cccd(cccd, birth_year, gender)
+        if why_cccd:
+            warning = sev.get("cccd_format", "error") != "error"
+            sink.add(
+                msg("invalid CCCD: {why}", why=why_cccd), "XML1", loc + "SO_CCCD", row, "SO_CCCD", warning
             )
     cards = row.get("MA_THE_BHYT")
     if cards:
         for i, card in enumerate(cards.split(";"), start=1):
             card = card.strip()
-            why = check_bhyt(card)
-            if why:
-                target = err if sev.get("bhyt_format", "error") == "error" else warn
-                target.append(
-                    RecordError(
-                        loc + "MA_THE_BHYT" + (f"[{i}]" if ";" in cards else ""),
-                        f"invalid BHYT card {card!r}: {why}",
-                        key,
-                        "error" if target is err else "warning",
-                    )
+            why_card = check_bhyt(card)
+            if why_card:
+                warning = sev.get("bhyt_format", "error") != "error"
+                sink.add(
+                    msg("invalid BHYT card {card!r}: {why}", card=card, why=why_card),
+                    "XML1",
+                    loc + "MA_THE_BHYT" + (f"[{i}]" if ";" in cards else ""),
+                    row,
+                    "MA_THE_BHYT",
+                    warning,
                 )
     vao, ra = row.get("NGAY_VAO"), row.get("NGAY_RA")
     if vao and ra and len(vao) == 12 and len(ra) == 12 and vao.isdigit() and ra.isdigit() and ra < vao:
-        err.append(RecordError(loc + "NGAY_RA", f"NGAY_RA {ra} is before NGAY_VAO {vao}", key))
+        sink.add(
+            msg("NGAY_RA {ra} is before NGAY_VAO {vao}", ra=ra, vao=vao),
+            "XML1",
+            loc + "NGAY_RA",
+            row,
+            "NGAY_RA",
+        )
     for f in ("MA_NOI_DI", "MA_NOI_DEN", "MA_CSKCB"):
         v = row.get(f)
         if v and len(v) != 5:
-            err.append(RecordError(loc + f, f"facility code {v!r} must be 5 characters", key))
+            sink.add(msg("facility code {value!r} must be 5 characters", value=v), "XML1", loc + f, row, f)

@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import datetime
+
+from adapters.i18n import Problem, msg
 
 from .vendors import VendorProfile
 
 TZ = "+07:00"
 
 
+class BadValue(Problem):
+    """A value that cannot be read; `message` says why in the reader's language (str() is English)."""
+
+
 def _check(y: int, mo: int, d: int, h: int = 0, mi: int = 0, value: str = "") -> None:
-    """Raise ValueError (naming the value) unless the parts form a real calendar time."""
+    """Raise BadValue (naming the value and the impossible part) unless the parts form a real time."""
     try:
         datetime(y, mo, d, h, mi)
+        return
     except ValueError as exc:
-        raise ValueError(f"{value!r} is not a real calendar date/time ({exc})") from None
+        detail = str(exc)
+    # Only a bad value pays for finding out which part is impossible.
+    if not 1 <= mo <= 12:
+        why = msg(
+            "{value!r} is not a real calendar date/time: there is no month {month}", value=value, month=mo
+        )
+    elif not 1 <= d <= (calendar.monthrange(y, mo)[1] if 1 <= y <= 9999 else 31):
+        why = msg(
+            "{value!r} is not a real calendar date/time: month {month}/{year} has no day {day}",
+            value=value,
+            month=mo,
+            year=y,
+            day=d,
+        )
+    elif not 0 <= h <= 23:
+        why = msg("{value!r} is not a real calendar date/time: there is no hour {hour}", value=value, hour=h)
+    elif not 0 <= mi <= 59:
+        why = msg(
+            "{value!r} is not a real calendar date/time: there is no minute {minute}", value=value, minute=mi
+        )
+    else:
+        why = msg("{value!r} is not a real calendar date/time ({detail})", value=value, detail=detail)
+    raise BadValue(why)
 
 
 def to_datetime(value: str, vendor: VendorProfile | None = None) -> str:
@@ -28,7 +58,7 @@ def to_datetime(value: str, vendor: VendorProfile | None = None) -> str:
         except ValueError:
             continue
         return dt.strftime("%Y-%m-%dT%H:%M:00") + TZ
-    raise ValueError(f"{value!r} is not a valid date-time (yyyyMMddHHmm)")
+    raise BadValue(msg("{value!r} is not a valid date-time (yyyyMMddHHmm)", value=value))
 
 
 def to_date(value: str, vendor: VendorProfile | None = None) -> str:
@@ -41,7 +71,7 @@ def to_date(value: str, vendor: VendorProfile | None = None) -> str:
             return datetime.strptime(value, fmt).strftime("%Y-%m-%d")
         except ValueError:
             continue
-    raise ValueError(f"{value!r} is not a valid date (yyyyMMdd)")
+    raise BadValue(msg("{value!r} is not a valid date (yyyyMMdd)", value=value))
 
 
 def to_date_or_datetime(value: str, vendor: VendorProfile | None = None) -> str:
@@ -52,13 +82,13 @@ def to_date_or_datetime(value: str, vendor: VendorProfile | None = None) -> str:
 def to_birth(value: str) -> tuple[str, str | None]:
     """NGAY_SINH (yyyyMMddHHmm, unknown parts 00; also yyyyMMdd / yyyy) → (FHIR date, birth time or None)."""
     if not value.isdigit() or len(value) not in (4, 8, 12):
-        raise ValueError(f"{value!r} is not a valid birth date (yyyyMMddHHmm)")
+        raise BadValue(msg("{value!r} is not a valid birth date (yyyyMMddHHmm)", value=value))
     y, mo, d = int(value[:4]), int(value[4:6] or 0), int(value[6:8] or 0)
     if y < 1800:
-        raise ValueError(f"{value!r}: impossible birth year")
+        raise BadValue(msg("{value!r}: impossible birth year", value=value))
     if mo == 0:
         if d:
-            raise ValueError(f"{value!r}: day given without month")
+            raise BadValue(msg("{value!r}: day given without month", value=value))
         return f"{value[:4]}", None
     if d == 0:
         _check(y, mo, 1, value=value)
@@ -76,9 +106,12 @@ def to_number(value: str, vendor: VendorProfile | None = None) -> int | float:
     text = value.strip()
     if vendor is not None and vendor.decimal_separator != ".":
         text = text.replace(vendor.decimal_separator, ".")
-    num = float(text)
+    try:
+        num = float(text)
+    except ValueError:
+        raise BadValue(msg("{value!r} is not a number", value=value)) from None
     if num != num or num in (float("inf"), float("-inf")):
-        raise ValueError(f"{value!r} is not a number")
+        raise BadValue(msg("{value!r} is not a number", value=value))
     if num.is_integer() and "e" not in text.lower():
         return int(num)
     return num

@@ -6,6 +6,8 @@ import re
 
 from lxml import etree
 
+from adapters.i18n import Problem, msg
+
 BOM = b"\xef\xbb\xbf"
 
 # The standard never uses a DTD; any DOCTYPE/ENTITY declaration is an attack or a foreign file.
@@ -23,11 +25,11 @@ _PARSER = etree.XMLParser(
 )
 
 
-class UnsafeXml(ValueError):
+class UnsafeXml(Problem):
     """The document declares a DTD or entities (XML bomb / external entity attempt)."""
 
 
-class BadXml(ValueError):
+class BadXml(Problem):
     """The bytes are not well-formed XML."""
 
 
@@ -65,14 +67,14 @@ def parse_xml(data: bytes) -> etree._Element:
     """Parse bytes into an element tree root, refusing DTDs/entities with a clear error."""
     data = strip_bom(data)
     if _DTD_RE.search(_prolog(data)):
-        raise UnsafeXml("DTD/entity declarations are not allowed (possible XML bomb or external entity)")
+        raise UnsafeXml(msg("DTD/entity declarations are not allowed (possible XML bomb or external entity)"))
     try:
         root = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
-        raise BadXml(f"not well-formed XML: {exc}") from None
+        raise BadXml(msg("not well-formed XML: {detail}", detail=str(exc))) from None
     if root is None:
-        raise BadXml("empty XML document")
+        raise BadXml(msg("empty XML document"))
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None:
-        raise UnsafeXml("DTD declarations are not allowed")
+        raise UnsafeXml(msg("DTD declarations are not allowed"))
     return root

@@ -181,24 +181,67 @@ def generate(
     return SynthDataset(hs, people, out)
 
 
-def _visit(
-    rng: random.Random,
-    p: Person,
-    h: tuple,
-    hs: list[tuple],
-    t0: datetime,
-    n: int,
-    ref: tuple | None,
-    missing_cccd_rate: float,
-    referral_rate: float,
-) -> Visit:
-    """One HOSO: XML1–XML4 always, XML5/XML7 for inpatients, XML13 on referral, XML14 sometimes."""
+@dataclass
+class _Plan:
+    """The random decisions of one visit, taken in a fixed order so a seed always gives the same file."""
+
+    p: Person
+    h: tuple
+    n: int
+    t0: datetime
+    ref: tuple | None
+    ma_lk: str
+    inpatient: bool
+    dx: tuple
+    sec: list[str]
+    days: int
+    t_in: datetime | None
+    t_out: datetime
+    refer_to: str | None
+    muc: int
+    doctor: str = ""
+    tot: dict = field(
+        default_factory=lambda: {"T_THUOC": 0.0, "T_VTYT": 0.0, "BV": 0.0, "BHTT": 0.0, "BNCCT": 0.0}
+    )
+
+    @property
+    def fac(self) -> str:
+        """The facility code (MA_CSKCB)."""
+        return self.h[0]
+
+    @property
+    def ma_bn(self) -> str:
+        """The patient's record number at this facility."""
+        return self.p.mrn[self.fac]
+
+    @property
+    def ma_ttdv(self) -> str:
+        """The head of the facility's practising code, as the papers carry it."""
+        return f"{self.h[2]}{self.n % 10**8:08d}"
+
+    def pay(self, amount: float) -> tuple[float, float]:
+        """(insurance share, patient co-payment) of an amount at this card's benefit level."""
+        bhtt = round(amount * self.muc / 100, 2)
+        return bhtt, round(amount - bhtt, 2)
+
+    def book(self, amount: float, drug: bool = False) -> tuple[float, float]:
+        """Add a billed line to the XML1 totals; returns its (insurance, co-payment) shares."""
+        bhtt, cct = self.pay(amount)
+        if drug:
+            self.tot["T_THUOC"] += amount
+        self.tot["BV"] += amount
+        self.tot["BHTT"] += bhtt
+        self.tot["BNCCT"] += cct
+        return bhtt, cct
+
+
+def _plan(
+    rng: random.Random, p: Person, h: tuple, hs: list[tuple], t0: datetime, n: int, ref, referral_rate: float
+) -> _Plan:
     fac = h[0]
-    ma_bn = p.mrn[fac]
     inpatient = rng.random() < 0.25 or ref is not None and rng.random() < 0.5
     dx = rng.choice([d for d in vocab.DIAGNOSES if d[2]] if inpatient else vocab.DIAGNOSES)
     sec = [c for c in rng.sample(vocab.SECONDARY, rng.randint(0, 2)) if c != dx[0]]
-    ma_lk = f"{fac}_{t0:%Y%m%d}_{ma_bn}_{n:06d}"
     days = rng.randint(2, 7) if inpatient else 0
     t_in = t0 + timedelta(minutes=90) if inpatient else None
     t_out = (
@@ -208,30 +251,40 @@ def _visit(
     )
     others = [x for x in hs if x[0] != fac]
     refer_to = rng.choice(others)[0] if inpatient and others and rng.random() < referral_rate * 4 else None
-    level = p.bhyt[2]
-    muc = {"1": 100, "2": 100, "5": 100, "3": 95, "4": 80}[level]
-    drugs_rows, svc_rows, cls_rows = [], [], []
-    tot = {"T_THUOC": 0.0, "T_VTYT": 0.0, "BV": 0.0, "BHTT": 0.0, "BNCCT": 0.0}
+    muc = {"1": 100, "2": 100, "5": 100, "3": 95, "4": 80}[p.bhyt[2]]
+    plan = _Plan(
+        p,
+        h,
+        n,
+        t0,
+        ref,
+        f"{fac}_{t0:%Y%m%d}_{p.mrn[fac]}_{n:06d}",
+        inpatient,
+        dx,
+        sec,
+        days,
+        t_in,
+        t_out,
+        refer_to,
+        muc,
+    )
+    plan.doctor = f"{rng.randint(1, 999):06d}/{h[2]}-CCHN"
+    return plan
 
-    def pay(amount: float) -> tuple[float, float]:
-        bhtt = round(amount * muc / 100, 2)
-        return bhtt, round(amount - bhtt, 2)
 
-    doctor = f"{rng.randint(1, 999):06d}/{h[2]}-CCHN"
+def _drug_rows(rng: random.Random, v: _Plan) -> list[list[tuple[str, str]]]:
+    """XML2: one to three drug order lines."""
+    rows = []
     for i, d in enumerate(
-        rng.sample(vocab.DRUGS if inpatient else vocab.DRUGS[:6], rng.randint(1, 3)), start=1
+        rng.sample(vocab.DRUGS if v.inpatient else vocab.DRUGS[:6], rng.randint(1, 3)), start=1
     ):
-        qty = (days * 2) if d[4] == "2.15" else rng.choice((5, 10, 14, 15, 20))
+        qty = (v.days * 2) if d[4] == "2.15" else rng.choice((5, 10, 14, 15, 20))
         amount = round(qty * d[6], 2)
-        bhtt, cct = pay(amount)
-        tot["T_THUOC"] += amount
-        tot["BV"] += amount
-        tot["BHTT"] += bhtt
-        tot["BNCCT"] += cct
-        t_yl = t0 + timedelta(minutes=60 + i)
-        drugs_rows.append(
+        bhtt, cct = v.book(amount, drug=True)
+        t_yl = v.t0 + timedelta(minutes=60 + i)
+        rows.append(
             [
-                ("MA_LK", ma_lk),
+                ("MA_LK", v.ma_lk),
                 ("STT", str(i)),
                 ("MA_THUOC", d[0]),
                 ("MA_NHOM", "4"),
@@ -240,7 +293,7 @@ def _visit(
                 ("HAM_LUONG", d[2]),
                 ("DUONG_DUNG", d[4]),
                 ("DANG_BAO_CHE", d[5]),
-                ("LIEU_DUNG", _cdata(f"{d[7]} * {max(days, 5)} ngày")),
+                ("LIEU_DUNG", _cdata(f"{d[7]} * {max(v.days, 5)} ngày")),
                 ("CACH_DUNG", _cdata("Theo chỉ định")),
                 ("SO_DANG_KY", f"VD-{rng.randint(10000, 99999)}-23"),
                 ("TT_THAU", "0000/QĐ-SYT;G1;N4;2023"),
@@ -251,34 +304,36 @@ def _visit(
                 ("THANH_TIEN_BV", _money(amount)),
                 ("THANH_TIEN_BH", _money(amount)),
                 ("T_NGUONKHAC", "0"),
-                ("MUC_HUONG", str(muc)),
+                ("MUC_HUONG", str(v.muc)),
                 ("T_BNTT", "0"),
                 ("T_BNCCT", _money(cct)),
                 ("T_BHTT", _money(bhtt)),
-                ("MA_KHOA", "K03" if inpatient else "K01"),
-                ("MA_BAC_SI", doctor),
+                ("MA_KHOA", "K03" if v.inpatient else "K01"),
+                ("MA_BAC_SI", v.doctor),
                 ("NGAY_YL", _fmt(t_yl)),
                 ("NGAY_TH_YL", _fmt(t_yl + timedelta(minutes=10))),
                 ("MA_PTTT", "1"),
                 ("NGUON_CTRA", "1"),
             ]
         )
+    return rows
+
+
+def _service_rows(v: _Plan, labs: list) -> list[list[tuple[str, str]]]:
+    """XML3: the exam, the lab panels, and for inpatients an X-ray and the bed-days."""
     services = [(vocab.EXAM, "13", 1)]
-    labs = rng.sample(vocab.LABS, rng.randint(1, 2))
     services += [((lab[0], lab[1], lab[2]), "1", 1) for lab in labs]
-    if inpatient:
+    if v.inpatient:
         services.append(((vocab.IMAGING[0], vocab.IMAGING[1], vocab.IMAGING[2]), "2", 1))
-        services.append((vocab.BED, "15", max(days - 1, 1)))
+        services.append((vocab.BED, "15", max(v.days - 1, 1)))
+    rows = []
     for i, (svc, group, qty) in enumerate(services, start=1):
         amount = round(qty * svc[2], 2)
-        bhtt, cct = pay(amount)
-        tot["BV"] += amount
-        tot["BHTT"] += bhtt
-        tot["BNCCT"] += cct
-        t_yl = t0 + timedelta(minutes=5 * i)
-        svc_rows.append(
+        bhtt, cct = v.book(amount)
+        t_yl = v.t0 + timedelta(minutes=5 * i)
+        rows.append(
             [
-                ("MA_LK", ma_lk),
+                ("MA_LK", v.ma_lk),
                 ("STT", str(i)),
                 ("MA_DICH_VU", svc[0]),
                 ("MA_NHOM", group),
@@ -292,62 +347,70 @@ def _visit(
                 ("TYLE_TT_BH", "100"),
                 ("THANH_TIEN_BV", _money(amount)),
                 ("THANH_TIEN_BH", _money(amount)),
-                ("MUC_HUONG", str(muc)),
+                ("MUC_HUONG", str(v.muc)),
                 ("T_NGUONKHAC", "0"),
                 ("T_BNTT", "0"),
                 ("T_BNCCT", _money(cct)),
                 ("T_BHTT", _money(bhtt)),
                 ("MA_KHOA", "K03" if group == "15" else "K01"),
-                ("MA_BAC_SI", doctor),
-                ("NGUOI_THUC_HIEN", doctor),
-                ("MA_BENH", dx[0]),
+                ("MA_BAC_SI", v.doctor),
+                ("NGUOI_THUC_HIEN", v.doctor),
+                ("MA_BENH", v.dx[0]),
                 ("NGAY_YL", _fmt(t_yl)),
                 ("NGAY_TH_YL", _fmt(t_yl + timedelta(minutes=5))),
-                ("NGAY_KQ", _fmt(t_out if group == "15" else t_yl + timedelta(minutes=45))),
+                ("NGAY_KQ", _fmt(v.t_out if group == "15" else t_yl + timedelta(minutes=45))),
                 ("MA_PTTT", "1"),
             ]
         )
+    return rows
+
+
+def _result_rows(rng: random.Random, v: _Plan, labs: list) -> list[list[tuple[str, str]]]:
+    """XML4: one row per lab index (values inside the normal range), plus the X-ray reading."""
+    rows = []
     stt = 0
     for lab in labs:
         for code, name, unit, lo, hi, dec in lab[3]:
             stt += 1
             val = round(rng.uniform(lo, hi), dec)
-            cls_rows.append(
+            rows.append(
                 [
-                    ("MA_LK", ma_lk),
+                    ("MA_LK", v.ma_lk),
                     ("STT", str(stt)),
                     ("MA_DICH_VU", lab[0]),
                     ("MA_CHI_SO", code),
                     ("TEN_CHI_SO", name),
                     ("GIA_TRI", str(val if dec else int(val))),
                     ("DON_VI_DO", unit),
-                    ("NGAY_KQ", _fmt(t0 + timedelta(minutes=60))),
-                    ("MA_BS_DOC_KQ", doctor),
+                    ("NGAY_KQ", _fmt(v.t0 + timedelta(minutes=60))),
+                    ("MA_BS_DOC_KQ", v.doctor),
                 ]
             )
-    if inpatient:
+    if v.inpatient:
         stt += 1
-        cls_rows.append(
+        rows.append(
             [
-                ("MA_LK", ma_lk),
+                ("MA_LK", v.ma_lk),
                 ("STT", str(stt)),
                 ("MA_DICH_VU", vocab.IMAGING[0]),
                 ("TEN_CHI_SO", vocab.IMAGING[1]),
                 ("MO_TA", _cdata("Bóng tim không to. Đám mờ đáy phổi phải.")),
                 ("KET_LUAN", _cdata("Hình ảnh viêm phổi đáy phải")),
-                ("NGAY_KQ", _fmt(t0 + timedelta(minutes=80))),
-                ("MA_BS_DOC_KQ", doctor),
+                ("NGAY_KQ", _fmt(v.t0 + timedelta(minutes=80))),
+                ("MA_BS_DOC_KQ", v.doctor),
             ]
         )
+    return rows
+
+
+def _summary_row(rng: random.Random, v: _Plan, name: str, cccd: str) -> list[tuple[str, str]]:
+    """XML1: the visit summary with the totals of XML2/XML3."""
+    p, t0, t_out, tot = v.p, v.t0, v.t_out, v.tot
     t_bv = round(tot["BV"], 2)
-    cccd = p.cccd if rng.random() >= missing_cccd_rate else ""
-    name = p.full_name.upper() if rng.random() < 0.8 else p.full_name
-    kcb = "03" if inpatient else "01"
-    paper = f"{n:05d}/{t0:%Y}/GCT" if refer_to else ""
-    xml1 = [
-        ("MA_LK", ma_lk),
+    return [
+        ("MA_LK", v.ma_lk),
         ("STT", "1"),
-        ("MA_BN", ma_bn),
+        ("MA_BN", v.ma_bn),
         ("HO_TEN", _cdata(name)),
         ("SO_CCCD", cccd),
         ("NGAY_SINH", p.birth + "0000"),
@@ -362,22 +425,22 @@ def _visit(
         ("MA_DKBD", f"{p.bhyt[3:5]}001"),
         ("GT_THE_TU", f"{t0:%Y}0101"),
         ("GT_THE_DEN", f"{t0:%Y}1231"),
-        ("LY_DO_VV", _cdata(f"Khám vì {dx[1].lower()}")),
-        ("LY_DO_VNT", _cdata(dx[1]) if inpatient else ""),
-        ("CHAN_DOAN_VAO", _cdata(dx[1])),
-        ("CHAN_DOAN_RV", _cdata("; ".join([dx[1]] + sec))),
-        ("MA_BENH_CHINH", dx[0]),
-        ("MA_BENH_KT", ";".join(sec)),
-        ("MA_DOITUONG_KCB", "1.1" if not ref else "1.3"),
-        ("MA_NOI_DI", ref[0] if ref else ""),
-        ("MA_NOI_DEN", refer_to or ""),
+        ("LY_DO_VV", _cdata(f"Khám vì {v.dx[1].lower()}")),
+        ("LY_DO_VNT", _cdata(v.dx[1]) if v.inpatient else ""),
+        ("CHAN_DOAN_VAO", _cdata(v.dx[1])),
+        ("CHAN_DOAN_RV", _cdata("; ".join([v.dx[1]] + v.sec))),
+        ("MA_BENH_CHINH", v.dx[0]),
+        ("MA_BENH_KT", ";".join(v.sec)),
+        ("MA_DOITUONG_KCB", "1.1" if not v.ref else "1.3"),
+        ("MA_NOI_DI", v.ref[0] if v.ref else ""),
+        ("MA_NOI_DEN", v.refer_to or ""),
         ("NGAY_VAO", _fmt(t0)),
-        ("NGAY_VAO_NOI_TRU", _fmt(t_in) if t_in else ""),
+        ("NGAY_VAO_NOI_TRU", _fmt(v.t_in) if v.t_in else ""),
         ("NGAY_RA", _fmt(t_out)),
-        ("GIAY_CHUYEN_TUYEN", ref[1] if ref else ""),
-        ("SO_NGAY_DTRI", str((t_out.date() - t0.date()).days + 1 if inpatient else 0)),
-        ("KET_QUA_DTRI", "3" if refer_to else rng.choice("12")),
-        ("MA_LOAI_RV", "2" if refer_to else "1"),
+        ("GIAY_CHUYEN_TUYEN", v.ref[1] if v.ref else ""),
+        ("SO_NGAY_DTRI", str((t_out.date() - t0.date()).days + 1 if v.inpatient else 0)),
+        ("KET_QUA_DTRI", "3" if v.refer_to else rng.choice("12")),
+        ("MA_LOAI_RV", "2" if v.refer_to else "1"),
         ("NGAY_TTOAN", _fmt(t_out + timedelta(minutes=20))),
         ("T_THUOC", _money(tot["T_THUOC"])),
         ("T_VTYT", "0"),
@@ -390,141 +453,149 @@ def _visit(
         ("T_BHTT_GDV", _money(tot["BHTT"])),
         ("NAM_QT", f"{t_out:%Y}"),
         ("THANG_QT", str(t_out.month)),
-        ("MA_LOAI_KCB", kcb),
-        ("MA_KHOA", "K01;K03" if inpatient else "K01"),
-        ("MA_CSKCB", fac),
+        ("MA_LOAI_KCB", "03" if v.inpatient else "01"),
+        ("MA_KHOA", "K01;K03" if v.inpatient else "K01"),
+        ("MA_CSKCB", v.fac),
         ("CAN_NANG", f"{rng.uniform(40, 85):.2f}"),
-        ("MA_HSBA", f"HS{n:08d}"),
-        ("MA_TTDV", f"{h[2]}{n % 10**8:08d}"),
+        ("MA_HSBA", f"HS{v.n:08d}"),
+        ("MA_TTDV", v.ma_ttdv),
     ]
-    reexam = not refer_to and rng.random() < 0.3
-    t_hen = t_out + timedelta(days=14)
+
+
+def _progress_notes(rng: random.Random, v: _Plan) -> str:
+    """XML5: one progress note per inpatient day, with the vital signs in the CSST<...> shorthand."""
+    notes = []
+    for d in range(max(v.days, 1)):
+        pulse, temp = rng.randint(70, 110), round(rng.uniform(36.5, 39.5), 1)
+        notes.append(
+            [
+                ("MA_LK", v.ma_lk),
+                ("STT", str(d + 1)),
+                (
+                    "DIEN_BIEN_LS",
+                    _cdata(
+                        f"Ngày {d + 1}: bệnh tỉnh. CSST<M{pulse}_T{temp}_HA{rng.randint(100, 150)}/"
+                        f"{rng.randint(60, 95)}_NT{rng.randint(16, 26)}_SP{rng.randint(90, 99)}_HL2>"
+                    ),
+                ),
+                ("THOI_DIEM_DBLS", _fmt(v.t0 + timedelta(days=d, hours=2))),
+                ("NGUOI_THUC_HIEN", v.doctor),
+            ]
+        )
+    return _doc(
+        "CHITIEU_CHITIET_DIENBIENLAMSANG", notes, "DSACH_CHI_TIET_DIEN_BIEN_BENH", "CHI_TIET_DIEN_BIEN_BENH"
+    )
+
+
+def _discharge_paper(rng: random.Random, v: _Plan) -> str:
+    """XML7: the discharge paper (giấy ra viện)."""
+    row = [
+        ("MA_LK", v.ma_lk),
+        ("SO_LUU_TRU", f"LT{v.n:08d}"),
+        ("MA_YTE", v.ma_bn),
+        ("MA_KHOA_RV", "K03"),
+        ("NGAY_VAO", _fmt(v.t0)),
+        ("NGAY_RA", _fmt(v.t_out)),
+        ("CHAN_DOAN_RV", _cdata(v.dx[1])),
+        ("PP_DIEUTRI", _cdata("Điều trị nội khoa")),
+        ("MA_TTDV", v.ma_ttdv),
+        ("MA_BS", f"{v.h[2]}{rng.randint(0, 10**8 - 1):08d}"),
+        ("TEN_BS", "LÊ VĂN CƯỜNG"),
+        ("NGAY_CT", f"{v.t_out:%Y%m%d}"),
+    ]
+    return _doc("CHI_TIEU_DU_LIEU_GIAY_RA_VIEN", [row])
+
+
+def _referral_paper(v: _Plan, name: str, paper: str) -> str:
+    """XML13: the BHYT referral paper (giấy chuyển tuyến)."""
+    row = [
+        ("MA_LK", v.ma_lk),
+        ("SO_HOSO", f"CT{v.n:06d}"),
+        ("SO_CHUYENTUYEN", f"{v.n:04d}"),
+        ("GIAY_CHUYEN_TUYEN", paper),
+        ("MA_CSKCB", v.fac),
+        ("MA_NOI_DEN", v.refer_to or ""),
+        ("HO_TEN", _cdata(name)),
+        ("NGAY_SINH", v.p.birth + "0000"),
+        ("GIOI_TINH", v.p.sex),
+        ("DAU_HIEU_LS", _cdata("Sốt, khó thở")),
+        ("QT_BENHLY", _cdata("Điều trị không cải thiện")),
+        ("MA_BENH_CHINH", v.dx[0]),
+        ("TEN_DICH_VU", _cdata(vocab.BED[1])),
+        ("MA_LOAI_RV", "2"),
+        ("MA_LYDO_CT", "2"),
+        ("HUONG_DIEU_TRI", _cdata("Tiếp tục điều trị tại tuyến trên")),
+        ("PHUONGTIEN_VC", "Xe cứu thương"),
+        ("MA_BAC_SI", v.doctor),
+        ("MA_TTDV", v.ma_ttdv),
+    ]
+    return _doc("CHI_TIEU_GIAYCHUYENTUYEN", [row])
+
+
+def _reexam_paper(v: _Plan, name: str, t_hen: datetime) -> str:
+    """XML14: the re-examination appointment paper (giấy hẹn khám lại)."""
+    row = [
+        ("MA_LK", v.ma_lk),
+        ("SO_GIAYHEN_KL", f"HK{v.n:06d}"),
+        ("MA_CSKCB", v.fac),
+        ("HO_TEN", _cdata(name)),
+        ("NGAY_HEN_KL", _fmt(t_hen.replace(hour=8, minute=0))),
+        ("MA_BENH_CHINH", v.dx[0]),
+        ("MA_BAC_SI", v.doctor),
+        ("MA_TTDV", v.ma_ttdv),
+        ("NGAY_CT", f"{v.t_out:%Y%m%d}"),
+    ]
+    return _doc("CHI_TIEU_GIAYHEN_KHAMLAI", [row])
+
+
+def _visit(
+    rng: random.Random,
+    p: Person,
+    h: tuple,
+    hs: list[tuple],
+    t0: datetime,
+    n: int,
+    ref: tuple | None,
+    missing_cccd_rate: float,
+    referral_rate: float,
+) -> Visit:
+    """One HOSO: XML1–XML4 always, XML5/XML7 for inpatients, XML13 on referral, XML14 sometimes."""
+    v = _plan(rng, p, h, hs, t0, n, ref, referral_rate)
+    drugs = _drug_rows(rng, v)
+    labs = rng.sample(vocab.LABS, rng.randint(1, 2))
+    services = _service_rows(v, labs)
+    results = _result_rows(rng, v, labs)
+    cccd = p.cccd if rng.random() >= missing_cccd_rate else ""
+    name = p.full_name.upper() if rng.random() < 0.8 else p.full_name
+    paper = f"{n:05d}/{t0:%Y}/GCT" if v.refer_to else ""
+    xml1 = _summary_row(rng, v, name, cccd)
+    reexam = not v.refer_to and rng.random() < 0.3
+    t_hen = v.t_out + timedelta(days=14)
     if reexam:
         xml1.append(("NGAY_TAI_KHAM", f"{t_hen:%Y%m%d}"))
     files = [
         ("XML1", _doc("TONG_HOP", [xml1])),
-        ("XML2", _doc("CHITIEU_CHITIET_THUOC", drugs_rows, "DSACH_CHI_TIET_THUOC", "CHI_TIET_THUOC")),
-        ("XML3", _doc("CHITIEU_CHITIET_DVKT_VTYT", svc_rows, "DSACH_CHI_TIET_DVKT", "CHI_TIET_DVKT")),
-        ("XML4", _doc("CHITIEU_CHITIET_DICHVUCANLAMSANG", cls_rows, "DSACH_CHI_TIET_CLS", "CHI_TIET_CLS")),
+        ("XML2", _doc("CHITIEU_CHITIET_THUOC", drugs, "DSACH_CHI_TIET_THUOC", "CHI_TIET_THUOC")),
+        ("XML3", _doc("CHITIEU_CHITIET_DVKT_VTYT", services, "DSACH_CHI_TIET_DVKT", "CHI_TIET_DVKT")),
+        ("XML4", _doc("CHITIEU_CHITIET_DICHVUCANLAMSANG", results, "DSACH_CHI_TIET_CLS", "CHI_TIET_CLS")),
     ]
-    if inpatient:
-        notes = []
-        for d in range(max(days, 1)):
-            pulse, temp = rng.randint(70, 110), round(rng.uniform(36.5, 39.5), 1)
-            notes.append(
-                [
-                    ("MA_LK", ma_lk),
-                    ("STT", str(d + 1)),
-                    (
-                        "DIEN_BIEN_LS",
-                        _cdata(
-                            f"Ngày {d + 1}: bệnh tỉnh. CSST<M{pulse}_T{temp}_HA{rng.randint(100, 150)}/"
-                            f"{rng.randint(60, 95)}_NT{rng.randint(16, 26)}_SP{rng.randint(90, 99)}_HL2>"
-                        ),
-                    ),
-                    ("THOI_DIEM_DBLS", _fmt(t0 + timedelta(days=d, hours=2))),
-                    ("NGUOI_THUC_HIEN", doctor),
-                ]
-            )
-        files.append(
-            (
-                "XML5",
-                _doc(
-                    "CHITIEU_CHITIET_DIENBIENLAMSANG",
-                    notes,
-                    "DSACH_CHI_TIET_DIEN_BIEN_BENH",
-                    "CHI_TIET_DIEN_BIEN_BENH",
-                ),
-            )
-        )
-        files.append(
-            (
-                "XML7",
-                _doc(
-                    "CHI_TIEU_DU_LIEU_GIAY_RA_VIEN",
-                    [
-                        [
-                            ("MA_LK", ma_lk),
-                            ("SO_LUU_TRU", f"LT{n:08d}"),
-                            ("MA_YTE", ma_bn),
-                            ("MA_KHOA_RV", "K03"),
-                            ("NGAY_VAO", _fmt(t0)),
-                            ("NGAY_RA", _fmt(t_out)),
-                            ("CHAN_DOAN_RV", _cdata(dx[1])),
-                            ("PP_DIEUTRI", _cdata("Điều trị nội khoa")),
-                            ("MA_TTDV", f"{h[2]}{n % 10**8:08d}"),
-                            ("MA_BS", f"{h[2]}{rng.randint(0, 10**8 - 1):08d}"),
-                            ("TEN_BS", "LÊ VĂN CƯỜNG"),
-                            ("NGAY_CT", f"{t_out:%Y%m%d}"),
-                        ]
-                    ],
-                ),
-            )
-        )
-    if refer_to:
-        files.append(
-            (
-                "XML13",
-                _doc(
-                    "CHI_TIEU_GIAYCHUYENTUYEN",
-                    [
-                        [
-                            ("MA_LK", ma_lk),
-                            ("SO_HOSO", f"CT{n:06d}"),
-                            ("SO_CHUYENTUYEN", f"{n:04d}"),
-                            ("GIAY_CHUYEN_TUYEN", paper),
-                            ("MA_CSKCB", fac),
-                            ("MA_NOI_DEN", refer_to),
-                            ("HO_TEN", _cdata(name)),
-                            ("NGAY_SINH", p.birth + "0000"),
-                            ("GIOI_TINH", p.sex),
-                            ("DAU_HIEU_LS", _cdata("Sốt, khó thở")),
-                            ("QT_BENHLY", _cdata("Điều trị không cải thiện")),
-                            ("MA_BENH_CHINH", dx[0]),
-                            ("TEN_DICH_VU", _cdata(vocab.BED[1])),
-                            ("MA_LOAI_RV", "2"),
-                            ("MA_LYDO_CT", "2"),
-                            ("HUONG_DIEU_TRI", _cdata("Tiếp tục điều trị tại tuyến trên")),
-                            ("PHUONGTIEN_VC", "Xe cứu thương"),
-                            ("MA_BAC_SI", doctor),
-                            ("MA_TTDV", f"{h[2]}{n % 10**8:08d}"),
-                        ]
-                    ],
-                ),
-            )
-        )
+    if v.inpatient:
+        files.append(("XML5", _progress_notes(rng, v)))
+        files.append(("XML7", _discharge_paper(rng, v)))
+    if v.refer_to:
+        files.append(("XML13", _referral_paper(v, name, paper)))
     if reexam and rng.random() < 0.5:
-        files.append(
-            (
-                "XML14",
-                _doc(
-                    "CHI_TIEU_GIAYHEN_KHAMLAI",
-                    [
-                        [
-                            ("MA_LK", ma_lk),
-                            ("SO_GIAYHEN_KL", f"HK{n:06d}"),
-                            ("MA_CSKCB", fac),
-                            ("HO_TEN", _cdata(name)),
-                            ("NGAY_HEN_KL", _fmt(t_hen.replace(hour=8, minute=0))),
-                            ("MA_BENH_CHINH", dx[0]),
-                            ("MA_BAC_SI", doctor),
-                            ("MA_TTDV", f"{h[2]}{n % 10**8:08d}"),
-                            ("NGAY_CT", f"{t_out:%Y%m%d}"),
-                        ]
-                    ],
-                ),
-            )
-        )
-    xml = _envelope(fac, f"{t_out:%Y%m%d}", files)
+        files.append(("XML14", _reexam_paper(v, name, t_hen)))
+    xml = _envelope(v.fac, f"{v.t_out:%Y%m%d}", files)
     return Visit(
         p.person_id,
-        fac,
-        ma_bn,
-        ma_lk,
-        f"{ma_lk}.xml",
+        v.fac,
+        v.ma_bn,
+        v.ma_lk,
+        f"{v.ma_lk}.xml",
         xml,
-        "inpatient" if inpatient else "outpatient",
-        referred_to=refer_to,
+        "inpatient" if v.inpatient else "outpatient",
+        referred_to=v.refer_to,
         referred_from=ref[0] if ref else None,
         referral_paper=paper or None,
     )

@@ -19,8 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
-from fhir_server.api.responses import error_response, fhir_json
-from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.api.responses import error_response, request_lang
+from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
@@ -135,29 +136,34 @@ def create_app(
                     request.headers, request.method, request.url.path, settings.base_path, auth
                 )
             except FhirError as exc:
-                return error_response(exc)
+                return error_response(exc, request_lang(request))
             return await call_next(request)
 
     @app.exception_handler(FhirError)
-    async def _fhir_error(_request: Request, exc: FhirError) -> Response:
-        return error_response(exc)
+    async def _fhir_error(request: Request, exc: FhirError) -> Response:
+        return error_response(exc, request_lang(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        return fhir_json(operation_outcome("error", "invalid", f"Invalid request: {exc.errors()[:3]}"), 400)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        err = FhirError.bad_request(msg("Invalid request: {detail}", detail=str(exc.errors()[:3])))
+        return error_response(err, request_lang(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
-        return fhir_json(operation_outcome("error", code, str(exc.detail)), exc.status_code)
+        detail = str(exc.detail)
+        known = {"Not Found": msg("Not Found"), "Method Not Allowed": msg("Method Not Allowed")}
+        err = FhirError.make(exc.status_code, code, known.get(detail, detail))
+        return error_response(err, request_lang(request))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> Response:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Log the type and traceback, never the request body (patient data).
         log_failure(log, "unhandled error", exc)
-        return fhir_json(
-            operation_outcome("fatal", "exception", f"Internal error ({type(exc).__name__})"), 500
+        err = FhirError.make(
+            500, "exception", msg("Internal error ({kind})", kind=type(exc).__name__), severity="fatal"
         )
+        return error_response(err, request_lang(request))
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics_endpoint() -> Response:

@@ -7,6 +7,7 @@ from fastapi import Request
 
 from fhir_server.api.deps import get_settings
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 
 JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
 PATCH_MEDIA = ("application/json-patch+json",)
@@ -18,14 +19,18 @@ async def read_bounded(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise FhirError.make(
-            413, "too-costly", f"Request body of {declared} bytes exceeds the limit of {limit}"
+            413,
+            "too-costly",
+            msg("Request body of {size} bytes exceeds the limit of {limit}", size=declared, limit=limit),
         )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise FhirError.make(413, "too-costly", f"Request body exceeds the limit of {limit} bytes")
+            raise FhirError.make(
+                413, "too-costly", msg("Request body exceeds the limit of {limit} bytes", limit=limit)
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -36,12 +41,16 @@ def check_media_type(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) ->
     if ctype not in allowed:
         if ctype in ("application/fhir+xml", "application/xml", "text/xml"):
             raise FhirError.make(
-                415, "not-supported", "XML resources are not supported; send application/fhir+json"
+                415, "not-supported", msg("XML resources are not supported; send application/fhir+json")
             )
         raise FhirError.make(
             415,
             "not-supported",
-            f"Unsupported Content-Type {ctype or '(none)'!r}; expected one of {', '.join(allowed)}",
+            msg(
+                "Unsupported Content-Type {ctype!r}; expected one of {allowed}",
+                ctype=ctype or "(none)",
+                allowed=", ".join(allowed),
+            ),
         )
 
 
@@ -50,8 +59,8 @@ async def json_body(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> 
     check_media_type(request, allowed)
     raw = await read_bounded(request)
     if not raw.strip():
-        raise FhirError.bad_request("Request body is empty", code="required")
+        raise FhirError.bad_request(msg("Request body is empty"), code="required")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise FhirError.bad_request(f"Malformed JSON: {exc}", code="structure")
+        raise FhirError.bad_request(msg("Malformed JSON: {detail}", detail=str(exc)), code="structure")

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.api.deps import get_settings, get_store
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.timeutil import instant, parse_instant
 from fhir_server.validation import check_type
 
@@ -58,7 +59,7 @@ async def _history(request: Request, res_type: str | None, res_id: str | None) -
     after = _page_token(request.query_params.get("_page"))
     rows = await run_in_threadpool(store.history, res_type, res_id, since, at, count + 1, after)
     if res_id and not rows and after is None and store.read(res_type, res_id) is None:
-        raise FhirError.not_found(f"{res_type}/{res_id} not found")
+        raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
     base = base_url(request)
     path = "/".join(p for p in (res_type, res_id, "_history") if p)
     more = len(rows) > count

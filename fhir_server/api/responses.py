@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from fhir_server.api.deps import get_settings
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.i18n import accept_language, msg
 from fhir_server.storage.base import StoredResource
 from fhir_server.timeutil import http_date
 
@@ -30,9 +31,14 @@ def fhir_json(payload: dict | bytes, status: int = 200, headers: dict | None = N
     return Response(content=body, status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
-def error_response(exc: FhirError) -> Response:
-    """The OperationOutcome of an error with its status code."""
-    return fhir_json(exc.outcome, exc.status, exc.headers)
+def request_lang(request: Request) -> str:
+    """The language the client reads (Accept-Language: vi or en; English when absent)."""
+    return accept_language(request.headers.get("accept-language"))
+
+
+def error_response(exc: FhirError, lang: str | None = None) -> Response:
+    """The OperationOutcome of an error with its status code, its diagnostics in `lang` when translatable."""
+    return fhir_json(exc.localized(lang), exc.status, exc.headers)
 
 
 def base_url(request: Request) -> str:
@@ -58,9 +64,11 @@ def check_accept(request: Request) -> None:
     if fmt:
         wanted = fmt.lower()
         if any(wanted.startswith(x) for x in _XML_TYPES):
-            raise FhirError.make(406, "not-supported", "Only JSON is supported (_format=json)")
+            raise FhirError.make(406, "not-supported", msg("Only JSON is supported (_format=json)"))
         if not any(wanted.startswith(x) for x in _JSON_TYPES):
-            raise FhirError.make(406, "not-supported", f"Unsupported _format {fmt!r}; use json")
+            raise FhirError.make(
+                406, "not-supported", msg("Unsupported _format {format!r}; use json", format=fmt)
+            )
         return
     accept = request.headers.get("accept")
     if not accept:
@@ -69,7 +77,9 @@ def check_accept(request: Request) -> None:
     if any(t.startswith(x) for t in types for x in _JSON_TYPES) or "" in types:
         return
     raise FhirError.make(
-        406, "not-supported", f"Cannot produce {accept!r}; this server speaks application/fhir+json"
+        406,
+        "not-supported",
+        msg("Cannot produce {accept!r}; this server speaks application/fhir+json", accept=accept),
     )
 
 

@@ -13,6 +13,7 @@ from fhir_server.api.body import read_bounded
 from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.search.registry import get_registry
 from fhir_server.search.run import run_search
 
@@ -41,7 +42,7 @@ def _strict(request: Request) -> bool:
 def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) -> bytes:
     ctx: AppContext = get_context(request)
     if res_type is not None and res_type not in get_registry().resource_types:
-        raise FhirError.not_found(f"unknown resource type {res_type!r}")
+        raise FhirError.not_found(msg("unknown resource type {type!r}", type=res_type))
     return run_search(
         ctx.store,
         res_type,
@@ -72,7 +73,9 @@ async def search_type_post(request: Request, res_type: str) -> Response:
     body = (await read_bounded(request)).decode("utf-8")
     ctype = request.headers.get("content-type", "")
     if body and "application/x-www-form-urlencoded" not in ctype:
-        raise FhirError.make(415, "not-supported", "POST _search needs application/x-www-form-urlencoded")
+        raise FhirError.make(
+            415, "not-supported", msg("POST _search needs application/x-www-form-urlencoded")
+        )
     params = query_pairs(request) + parse_qsl(body, keep_blank_values=True)
     return fhir_json(await run_in_threadpool(_run, request, res_type, params))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.ids import new_id
 from fhir_server.storage.base import UnitOfWork
 
@@ -38,7 +39,7 @@ def matches(uow: UnitOfWork, res_type: str, query: str, lock: bool = True) -> li
     same criteria waits until this one commits and then sees what it wrote."""
     params = parse_query(query)
     if not params:
-        raise FhirError.bad_request("Conditional interaction without search criteria", code="required")
+        raise FhirError.bad_request(msg("Conditional interaction without search criteria"), code="required")
     if lock:
         uow.lock(criteria_key(res_type, params))
     return uow.find(res_type, params)
@@ -49,7 +50,12 @@ def at_most_one(uow: UnitOfWork, res_type: str, query: str, what: str) -> str | 
     found = matches(uow, res_type, query)
     if len(found) > 1:
         raise FhirError.precondition_failed(
-            f"{what} criteria matched {len(found)} {res_type} resources; expected at most one"
+            msg(
+                "{what} criteria matched {count} {type} resources; expected at most one",
+                what=what,
+                count=len(found),
+                type=res_type,
+            )
         )
     return found[0] if found else None
 
@@ -61,8 +67,15 @@ def exactly_one(uow: UnitOfWork, res_type: str, query: str, what: str, none_stat
     if len(found) == 1:
         return found[0]
     if not found and none_status == 404:
-        raise FhirError.not_found(f"{what}: no {res_type} matched the criteria")
-    raise FhirError.precondition_failed(f"{what} matched {len(found)} {res_type} resources; expected one")
+        raise FhirError.not_found(msg("{what}: no {type} matched the criteria", what=what, type=res_type))
+    raise FhirError.precondition_failed(
+        msg(
+            "{what} matched {count} {type} resources; expected one",
+            what=what,
+            count=len(found),
+            type=res_type,
+        )
+    )
 
 
 def update_target(uow: UnitOfWork, res_type: str, query: str, body: dict) -> str:
@@ -83,6 +96,6 @@ def update_target(uow: UnitOfWork, res_type: str, query: str, body: dict) -> str
     if current is not None and not current.deleted:
         # No match but the id names an existing resource: writing there would bypass the criteria.
         raise FhirError.conflict(
-            f"{res_type}/{given} exists but does not match the conditional update criteria"
+            msg("{ref} exists but does not match the conditional update criteria", ref=f"{res_type}/{given}")
         )
     return given

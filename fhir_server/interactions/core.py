@@ -12,6 +12,7 @@ import jsonpatch
 import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.i18n import msg
 from fhir_server.ids import new_id
 from fhir_server.interactions import conditional
 from fhir_server.storage.base import Storage, StoredResource, UnitOfWork
@@ -35,13 +36,13 @@ def parse_version(etag: object) -> int | None:
     if etag is None or etag == "":
         return None
     if not isinstance(etag, (str, int)) or isinstance(etag, bool):
-        raise FhirError.bad_request('If-Match must be a version string such as W/"3"', code="value")
+        raise FhirError.bad_request(msg('If-Match must be a version string such as W/"3"'), code="value")
     text = str(etag).strip()
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
     if not text.isdigit():
-        raise FhirError.bad_request(f"Invalid version in If-Match: {etag!r}", code="value")
+        raise FhirError.bad_request(msg("Invalid version in If-Match: {etag!r}", etag=etag), code="value")
     return int(text)
 
 
@@ -61,14 +62,14 @@ def create(
 def update(uow: UnitOfWork, res_type: str, res_id: str, body: dict, if_match: int | None = None) -> Result:
     """update (PUT Type/id); creates the resource with the client's id when it does not exist."""
     if not valid_id(res_id):
-        raise FhirError.bad_request(f"Invalid resource id {res_id!r}", code="value")
+        raise FhirError.bad_request(msg("Invalid resource id {id!r}", id=res_id), code="value")
     if body.get("id") is None:
         raise FhirError.bad_request(
             "Resource in an update must carry an id", code="required", expression=f"{res_type}.id"
         )
     if body["id"] != res_id:
         raise FhirError.bad_request(
-            f"Resource id {body['id']!r} does not match {res_id!r} in the URL",
+            msg("Resource id {given!r} does not match {id!r} in the URL", given=body["id"], id=res_id),
             code="invalid",
             expression=f"{res_type}.id",
         )
@@ -91,9 +92,9 @@ def patch(
     """patch with a JSON Patch document (RFC 6902)."""
     current = uow.current(res_type, res_id)
     if current is None:
-        raise FhirError.not_found(f"{res_type}/{res_id} not found")
+        raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
     if current.deleted:
-        raise FhirError.gone(f"{res_type}/{res_id} was deleted")
+        raise FhirError.gone(msg("{ref} was deleted", ref=f"{res_type}/{res_id}"))
     if not isinstance(operations, list):
         raise FhirError.bad_request("JSON Patch body must be an array of operations", code="structure")
     try:
@@ -133,13 +134,11 @@ def read(store: Storage, res_type: str, res_id: str) -> StoredResource:
     check_type(res_type)
     stored = store.read(res_type, res_id)
     if stored is None:
-        raise FhirError.not_found(f"{res_type}/{res_id} not found")
+        raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
     if stored.deleted:
-        raise FhirError(
-            410,
-            operation_outcome("error", "deleted", f"{res_type}/{res_id} was deleted"),
-            headers={"ETag": stored.etag},
-        )
+        gone = FhirError.gone(msg("{ref} was deleted", ref=f"{res_type}/{res_id}"))
+        gone.headers = {"ETag": stored.etag}
+        raise gone
     return stored
 
 
@@ -147,10 +146,16 @@ def vread(store: Storage, res_type: str, res_id: str, version: str) -> StoredRes
     """vread: one version, 404 if unknown, 410 if that version is a delete marker."""
     check_type(res_type)
     if not version.isdigit():
-        raise FhirError.not_found(f"Version {version!r} of {res_type}/{res_id} not found")
+        raise FhirError.not_found(
+            msg("Version {version!r} of {ref} not found", version=version, ref=f"{res_type}/{res_id}")
+        )
     stored = store.vread(res_type, res_id, int(version))
     if stored is None:
-        raise FhirError.not_found(f"Version {version} of {res_type}/{res_id} not found")
+        raise FhirError.not_found(
+            msg("Version {version} of {ref} not found", version=version, ref=f"{res_type}/{res_id}")
+        )
     if stored.deleted:
-        raise FhirError.gone(f"Version {version} of {res_type}/{res_id} is a deletion")
+        raise FhirError.gone(
+            msg("Version {version} of {ref} is a deletion", version=version, ref=f"{res_type}/{res_id}")
+        )
     return stored

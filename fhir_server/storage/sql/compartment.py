@@ -32,6 +32,7 @@ from sqlalchemy.sql import ColumnElement, Select, TextClause
 from sqlalchemy.sql.elements import BindParameter
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.search.compartment import SUPPORT_TYPES, care_date_pairs, compartment_pairs
 from fhir_server.search.derived import expand_pairs
 from fhir_server.search.page import (
@@ -190,9 +191,9 @@ def compartment(engine: Engine, ids: list[str], q: CompartmentQuery) -> Compartm
     with engine.connect() as conn:
         found = conn.execute(select(r.deleted).where(r.res_type == "Patient", r.res_id == patient_id)).first()
         if found is None:
-            raise FhirError.not_found(f"Patient/{patient_id} not found")
+            raise FhirError.not_found(msg("{ref} not found", ref=f"Patient/{patient_id}"))
         if found.deleted:
-            raise FhirError.gone(f"Patient/{patient_id} was deleted")
+            raise FhirError.gone(msg("{ref} was deleted", ref=f"Patient/{patient_id}"))
         if q.count == 0:
             stmt, params = statement_and_params(
                 ids, CompartmentQuery(q.start, q.end, q.types, q.since, None, None)

@@ -16,6 +16,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.search.derived import sources
 from fhir_server.search.params import NOT_SUPPORTED, ParamTable, SearchParam, Source
 from fhir_server.search.query import Filter, number_bounds, parse_filter, split_prefix, split_values
@@ -54,14 +55,16 @@ class Conditions:
         if flt.code == "_has":
             return self._has(r, res_type, flt)
         if flt.code in NOT_SUPPORTED:
-            raise Unknown(f"parameter {flt.name!r} is not supported")
+            raise Unknown(msg("parameter {name!r} is not supported", name=flt.name))
         if flt.code == "_id":
             return self._id(r, flt)
         if flt.code == "_lastUpdated":
             return or_(*[self._date_pred(r.c.last_updated, r.c.last_updated, v) for v in flt.values])
         param = self.registry.get(res_type, flt.code) if res_type else self.registry.common.get(flt.code)
         if param is None or (param.type == "special"):
-            raise Unknown(f"unknown search parameter {flt.code!r} for {res_type or 'all resource types'}")
+            raise Unknown(
+                msg("unknown search parameter {code!r} for {type}", code=flt.code, type=res_type or "*")
+            )
         if flt.chain:
             return self._chain(r, res_type, param, flt)
         mod = flt.modifier

@@ -74,7 +74,7 @@ class SqlSearch:
                 conds.append(builder.build(r, res_type, flt))
             except Unknown as exc:
                 if strict:
-                    raise FhirError.bad_request(str(exc), code="not-supported", expression=flt.name)
+                    raise FhirError.bad_request(exc.args[0], code="not-supported", expression=flt.name)
                 req.issues.append(f"{exc}; it was ignored")
                 req.ignored.append(flt.name)
         return conds

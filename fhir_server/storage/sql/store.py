@@ -20,6 +20,7 @@ from sqlalchemy import Engine, and_, func, or_, select, text, true, tuple_, upda
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.logsafe import log_failure
 from fhir_server.search.indexer import Indexer
 from fhir_server.search.page import CompartmentPage, CompartmentQuery, Page
@@ -138,7 +139,7 @@ class SqlStore:
             except WriteConflict as exc:
                 if attempt == retries - 1:
                     raise FhirError.conflict(
-                        f"concurrent write conflict, retry the request ({exc.diagnostics})"
+                        msg("concurrent write conflict, retry the request ({detail})", detail=exc.diagnostics)
                     )
                 time.sleep(random.uniform(0, 0.002 * 2**attempt))
         raise AssertionError("unreachable")

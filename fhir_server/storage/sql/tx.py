@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Engine, delete, text
 from sqlalchemy.engine import Connection
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.search.indexer import Indexer
 from fhir_server.search.page import Page
 from fhir_server.search.query import SearchRequest
@@ -59,7 +60,12 @@ def check_if_match(current: StoredResource | None, if_match: int | None, res_typ
     have = current.version if current and not current.deleted else None
     if have != if_match:
         raise FhirError.precondition_failed(
-            f"If-Match version {if_match} does not match current version {have} of {res_type}/{res_id}"
+            msg(
+                "If-Match version {wanted} does not match current version {have} of {ref}",
+                wanted=if_match,
+                have=have,
+                ref=f"{res_type}/{res_id}",
+            )
         )
 
 

@@ -1,0 +1,5 @@
+"""`python -m lienthong …`: the same as the `lienthong` script."""
+
+from lienthong.main import main
+
+main()
