@@ -58,6 +58,8 @@ class Settings:
     link_on_ingest: bool = True
     validate_ingest: bool = False
     vendor_path: str | None = None
+    # ICD-10 code list (CSV, optionally .gz) the adapters check diagnosis codes against; None = shipped/none
+    icd10_path: str | None = None
     check_ingest: bool = True
     # Language of CLI output: LIENTHONG_LANG, else the POSIX locale (LC_ALL, LC_MESSAGES, LANG).
     lang: str = "en"
@@ -95,6 +97,7 @@ class Settings:
             link_on_ingest=_env_bool("LIENTHONG_LINK_ON_INGEST", cls.link_on_ingest),
             validate_ingest=_env_bool("LIENTHONG_VALIDATE_INGEST", cls.validate_ingest),
             vendor_path=os.environ.get("LIENTHONG_VENDOR_PATH") or None,
+            icd10_path=os.environ.get("LIENTHONG_ICD10_PATH") or None,
             check_ingest=_env_bool("LIENTHONG_CHECK_INGEST", cls.check_ingest),
             lang=lang_from_locale(os.environ),
             broker_url=os.environ.get("LIENTHONG_BROKER_URL") or None,

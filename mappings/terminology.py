@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from pathlib import Path
 from mappings import MAPPINGS_DIR, load_yaml
 
 DATA_DIR = MAPPINGS_DIR / "terminology"
-ICD10_PATH_ENV = "LIENTHONG_ICD10_PATH"
 
 # Words that hospitals put around an analyte name in TEN_CHI_SO / TEN_DICH_VU ("Định lượng Glucose [Máu]",
 # "Đo hoạt độ AST (GOT) [Máu]"); stripped only when the bare name is not itself known.
@@ -199,11 +197,19 @@ def normalize_icd10(code: str | None) -> str | None:
     return f"{m.group(1)}.{m.group(2)}" if m.group(2) else m.group(1)
 
 
-def icd10_list_path() -> Path | None:
-    """Where the ICD-10 list is read from: $LIENTHONG_ICD10_PATH, else a list shipped in mappings/terminology/."""
-    configured = os.environ.get(ICD10_PATH_ENV)
+def icd10_list_path(configured: str | Path | None = None) -> Path | None:
+    """Where the ICD-10 list is read from: the configured path (Settings.icd10_path), else a shipped list.
+
+    The path is passed in by the caller (adapters pass `settings.icd10_path`): this data package never
+    reads the environment itself."""
     if configured:
         return Path(configured)
+    return _shipped_icd10()
+
+
+@lru_cache(maxsize=None)
+def _shipped_icd10() -> Path | None:
+    """A list shipped in mappings/terminology/, if any (checked once)."""
     for name in ("icd10-vn.csv.gz", "icd10-vn.csv"):
         if (DATA_DIR / name).exists():
             return DATA_DIR / name
@@ -219,10 +225,14 @@ _ICD10_COLUMNS = {
 }
 
 
-@lru_cache(maxsize=None)
-def _icd10_table() -> dict[str, Icd10Entry] | None:
-    """Dotted code -> entry from the configured list, or None when no list is available."""
-    path = icd10_list_path()
+def _icd10_table(configured: str | Path | None = None) -> dict[str, Icd10Entry] | None:
+    """Dotted code -> entry from the configured (else shipped) list, or None when no list is available."""
+    return _load_icd10(icd10_list_path(configured))
+
+
+@lru_cache(maxsize=8)
+def _load_icd10(path: Path | None) -> dict[str, Icd10Entry] | None:
+    """The list at `path` read once per path (None, or a missing file, means no list)."""
     if path is None or not path.exists():
         return None
     raw = path.read_bytes()
@@ -257,28 +267,29 @@ def _cell(row: list[str], at: int | None) -> str:
     return row[at].strip() if at is not None and len(row) > at else ""
 
 
-def icd10_list_available() -> bool:
+def icd10_list_available(path: str | Path | None = None) -> bool:
     """True when an ICD-10 code list is loaded, so icd10_valid() checks membership and not only the form."""
-    return _icd10_table() is not None
+    return _icd10_table(path) is not None
 
 
-def icd10(code: str | None) -> Icd10Entry | None:
+def icd10(code: str | None, path: str | Path | None = None) -> Icd10Entry | None:
     """The list entry for an ICD-10 code written any usual way ('J18.9', 'J189', 'j18.9'), or None."""
-    table = _icd10_table()
+    table = _icd10_table(path)
     norm = normalize_icd10(code)
     if table is None or norm is None:
         return None
     return table.get(norm)
 
 
-def icd10_valid(code: str | None) -> bool:
+def icd10_valid(code: str | None, path: str | Path | None = None) -> bool:
     """Whether a code may be stored under the ICD-10 system: in the list when one is loaded, else well-formed.
 
-    'ZZZ.99' is never valid; with a list loaded, a well-formed code missing from it ('J99.9') is not valid either."""
+    'ZZZ.99' is never valid; with a list loaded, a well-formed code missing from it ('J99.9') is not valid either.
+    `path` is the configured list (Settings.icd10_path); None means the shipped list, if any."""
     norm = normalize_icd10(code)
     if norm is None:
         return False
-    table = _icd10_table()
+    table = _icd10_table(path)
     return True if table is None else norm in table
 
 

@@ -8,6 +8,7 @@ from adapters.hl7v2.er7 import Message, Segment
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, Hl7Error, warning
 from adapters.ids import deterministic_id
 from fhir_server.timeutil import instant, now_us
+from mappings.profile_rules import profile_for
 
 
 class BundleBuilder:
@@ -20,7 +21,7 @@ class BundleBuilder:
         self.ctx = ctx
         self.record_key = record_key
         self._entries: dict[tuple[str, str], dict] = {}
-        self._profiles = profile(ctx.profile).get("profiles", {})
+        self._profile_set = profile(ctx.profile)
         self.used: set[int] = set()  # indexes of segments that were mapped
         self.produced: dict[int, str] = {}  # segment index -> the resource it became (notes attach there)
         self.warnings: list[RecordError] = []
@@ -45,16 +46,25 @@ class BundleBuilder:
             self.warn(DATA_TYPE_ERROR, where, f"{err.reason}; left out")
             return None
 
-    def put(self, resource_type: str, key: tuple, body: dict, facility: str | None = None) -> str:
-        """Add a resource keyed on (facility, *key); return its reference "Type/id"."""
-        rid = deterministic_id(resource_type, facility or self.ctx.facility, *key)
+    def put(
+        self, resource_type: str, key: tuple, body: dict, facility: str | None = None, rid: str | None = None
+    ) -> str:
+        """Add a resource keyed on (facility, *key), or under an id shared with other adapters (`rid`);
+        return its reference "Type/id". meta.profile is chosen from the content by the profile set's
+        rules (mappings/profile_rules.py), e.g. a heart rate gets the R4 heartrate profile."""
+        rid = rid or deterministic_id(resource_type, facility or self.ctx.facility, *key)
         ref = f"{resource_type}/{rid}"
         if (resource_type, rid) not in self._entries:
             resource = {"resourceType": resource_type, "id": rid}
-            profile = self._profiles.get(resource_type)
-            if profile:
-                resource["meta"] = {"profile": [profile]}
             resource.update({k: v for k, v in body.items() if k != "resourceType"})
+            profile = profile_for(self._profile_set, resource)
+            if profile:
+                resource = {
+                    "resourceType": resource_type,
+                    "id": rid,
+                    "meta": {"profile": [profile]},
+                    **resource,
+                }
             self._entries[(resource_type, rid)] = resource
         return ref
 

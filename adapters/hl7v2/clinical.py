@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from adapters.facility import organization_id
 from adapters.hl7v2.allergy import map_allergy
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import (
@@ -31,7 +32,6 @@ from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING
 from adapters.hl7v2.financial import charge, coverage
 from adapters.hl7v2.results import map_observation
 from adapters.hl7v2.subjects import Subject, Subjects
-from adapters.ids import deterministic_id
 from fhir_server.text import nfc
 
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
@@ -148,7 +148,10 @@ def _dg1(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, index: 
         }
     elif category == "problem-list-item":
         res["clinicalStatus"] = {"coding": [{"system": CONDITION_CLINICAL, "code": "active"}]}
-    res["category"] = [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}]
+    display = {"encounter-diagnosis": "Encounter Diagnosis", "problem-list-item": "Problem List Item"}[
+        category
+    ]
+    res["category"] = [{"coding": [{"system": CONDITION_CATEGORY, "code": category, "display": display}]}]
     res["code"] = code
     res["subject"] = {"reference": subject.patient_ref}
     if subject.encounter_ref:
@@ -351,7 +354,7 @@ def _pd1(b: BundleBuilder, msg: Message, seg: Segment, subject: Subject, index: 
     name, org_id = organization_name(seg.comps(3))
     if org_id and re.match(identifier_rules()["facility_code_pattern"], org_id):
         # A mã CSKCB: point at that facility's own Organization (same id its messages create), don't copy it.
-        rid = deterministic_id("Organization", org_id, "organization")
+        rid = organization_id(org_id)
         ref: dict = {
             "reference": f"Organization/{rid}",
             "identifier": {"system": ctx.systems["facility"], "value": org_id},

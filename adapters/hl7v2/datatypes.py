@@ -11,10 +11,12 @@ from adapters.hl7v2.errors import DATA_TYPE_ERROR, content_error
 from adapters.names import human_name
 from fhir_server.text import nfc
 from mappings import load_yaml, profile_set
+from mappings.terminology import ucum
 
 _TS = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?\d*([+-]\d{4})?$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+UCUM = "http://unitsofmeasure.org"
 
 
 @lru_cache(maxsize=None)
@@ -154,16 +156,25 @@ def codeable_concept(comps: list[str]) -> dict | None:
 
 
 def quantity(value: str, unit_comps: list[str], where: str) -> dict:
-    """NM value + CWE unit -> Quantity (UCUM when the unit's system says so)."""
+    """NM value + CWE unit -> Quantity; the unit as sent stays in `unit`, its UCUM code in system/code.
+
+    The unit's spelling (CWE.1, else CWE.2: 'mmol/l', 'lần/phút', 'G/L') is looked up in
+    mappings/terminology/units.yaml; a unit that table does not know keeps the system the sender named
+    (CWE.3), or stays text only."""
     number = value.strip()
     if not _NUMBER.match(number):
         raise content_error(DATA_TYPE_ERROR, where, f"not a number: {value!r}")
     q: dict = {"value": _num(number)}
-    if unit_comps and unit_comps[0]:
-        code = unit_comps[0]
-        q["unit"] = nfc(unit_comps[1] if len(unit_comps) > 1 and unit_comps[1] else code)
-        system = coding_system(unit_comps[2]) if len(unit_comps) > 2 and unit_comps[2] else None
-        if system:
+    comps = (unit_comps or []) + ["", "", ""]
+    code, text, declared = comps[0], comps[1], comps[2]
+    if code or text:
+        q["unit"] = nfc(text or code)
+        coded = ucum(code) or ucum(text)
+        system = coding_system(declared) if declared else None
+        if coded:
+            q["system"] = UCUM
+            q["code"] = coded[0]
+        elif system and code:
             q["system"] = system
             q["code"] = code
     return q

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from adapters.facility import organization
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import (
     Context,
@@ -28,15 +29,15 @@ def facility_code(msg: Message) -> str:
 
 
 def add_organization(b: BundleBuilder, msg: Message) -> str:
-    """The sending hospital as an Organization identified by its facility code."""
+    """The sending hospital as an Organization identified by its facility code.
+
+    Same id and identifier as the QĐ130 adapter's (adapters.facility); the name is the configured one
+    (identifiers.yaml), else the facility registry's, else MSH-4 as sent."""
     ctx = b.ctx
     known = identifier_rules().get("facilities", {}).get(msg.sending_facility) or {}
-    body = {
-        "identifier": [{"system": ctx.systems["facility"], "value": ctx.facility}],
-        "active": True,
-        "name": known.get("name") or msg.sending_facility or ctx.facility,
-    }
-    return b.put("Organization", ("organization",), body)
+    body = organization(ctx.facility, ctx.systems["facility"], known.get("name"))
+    body.setdefault("name", msg.sending_facility or ctx.facility)
+    return b.put("Organization", (), body, rid=body["id"])
 
 
 def patient_identifiers(seg: Segment, n: int, ctx: Context) -> list[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from adapters.facility import organization_id
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.clinical import map_patient_segments
 from adapters.hl7v2.datatypes import (
@@ -22,7 +23,6 @@ from adapters.hl7v2.er7 import Message, Segment
 from adapters.hl7v2.errors import REQUIRED_FIELD_MISSING, TABLE_VALUE_NOT_FOUND, content_error
 from adapters.hl7v2.results import map_results
 from adapters.hl7v2.subjects import Subjects
-from adapters.ids import deterministic_id
 
 
 def map_referrals(b: BundleBuilder, msg: Message, subjects: Subjects) -> list[str]:
@@ -144,7 +144,7 @@ def _provider(b: BundleBuilder, prd: Segment) -> dict | None:
         return {"reference": b.put("Practitioner", (key,), body)}
     if facility:
         if re.match(identifier_rules()["facility_code_pattern"], facility):
-            rid = deterministic_id("Organization", facility, "organization")
+            rid = organization_id(facility)
             ref = {
                 "reference": f"Organization/{rid}",
                 "identifier": {"system": ctx.systems["facility"], "value": facility},

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from adapters.hl7v2.bundle import BundleBuilder
 from adapters.hl7v2.datatypes import (
+    UCUM,
     V2_0203,
     Context,
     codeable_concept,
@@ -32,6 +33,9 @@ from fhir_server.text import nfc
 
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+LOINC = "http://loinc.org"
+BP_PANEL = "85354-9"
+_BP_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*(?:mm\s*Hg)?\s*$", re.IGNORECASE)
 _RANGE = re.compile(r"^\s*([+-]?\d+(?:\.\d+)?)\s*-\s*([+-]?\d+(?:\.\d+)?)\s*$")
 # Segments that open a new patient or visit: they never belong to the order group above them.
 _GROUP_BREAK = ("PID", "PV1", "PD1", "PV2", "NK1", "MSH")
@@ -230,6 +234,9 @@ def map_observation(
     if not code:
         raise content_error(REQUIRED_FIELD_MISSING, f"{where}-3", "observation identifier (OBX-3) missing")
     res: dict = {"status": result_status(b, obx, 11, "observation_status", where)}
+    vital = _loinc(code) & set(tables()["vital_signs_loinc"])
+    if vital:
+        category = "vital-signs"  # also under an OBR: a monitor's ORU carries vital signs, not lab results
     if category:
         res["category"] = [
             {"coding": [{"system": OBS_CATEGORY, "code": category, "display": category.title()}]}
@@ -242,6 +249,8 @@ def map_observation(
     if effective:
         res["effectiveDateTime"] = effective
     res.update(_value(b, obx, where))
+    if BP_PANEL in vital:
+        _blood_pressure_components(res)
     flag = obx.get(8).upper()
     if flag:
         mapped = tables()["interpretation"].get(flag)
@@ -265,6 +274,40 @@ def map_observation(
     ref = b.put("Observation", ("obx", *key, code_key, obx.get(4)), res)
     b.use(obx, ref)
     return ref
+
+
+def _loinc(code: dict) -> set[str]:
+    """LOINC codes of a CodeableConcept."""
+    return {c.get("code", "") for c in code.get("coding", []) if c.get("system") == LOINC}
+
+
+def _blood_pressure_components(res: dict) -> None:
+    """A BP panel sent as one value ('120/80' text, or SN 120/80 read as a ratio) -> systolic/diastolic
+    components, as the R4 bp profile wants; any other value shape is left as sent."""
+    spec = tables()["blood_pressure_components"]
+    pair: tuple[str, str] | None = None
+    if "valueRatio" in res:
+        ratio = res["valueRatio"]
+        pair = (str(ratio["numerator"]["value"]), str(ratio["denominator"]["value"]))
+    elif "valueString" in res:
+        m = _BP_TEXT.match(res["valueString"])
+        pair = (m.group(1), m.group(2)) if m else None
+    if pair is None:
+        return
+    res.pop("valueRatio", None)
+    res.pop("valueString", None)
+    res["component"] = [
+        {
+            "code": {"coding": [{"system": LOINC, "code": spec[part]}]},
+            "valueQuantity": {
+                "value": float(v) if "." in v else int(v),
+                "unit": "mmHg",
+                "system": UCUM,
+                "code": spec["unit"],
+            },
+        }
+        for part, v in (("systolic", pair[0]), ("diastolic", pair[1]))
+    ]
 
 
 def specimen(b: BundleBuilder, spm: Segment, order_key: str, index: int, patient_ref: str) -> str:

@@ -6,6 +6,7 @@ import base64
 from functools import lru_cache
 from html import escape
 
+from adapters.facility import organization, organization_id
 from adapters.ids import deterministic_id
 from mappings import load_yaml, profile_set
 from mappings.profile_rules import profile_for
@@ -28,8 +29,16 @@ def _profile(name: str) -> dict:
 class Ctx:
     """Everything the table mappers share while building one transaction Bundle."""
 
-    def __init__(self, facility: str, ma_lk: str, vendor: VendorProfile, profile: str = "hl7vn") -> None:
-        """Bind the facility, episode key, vendor quirks and VN Core profile set."""
+    def __init__(
+        self,
+        facility: str,
+        ma_lk: str,
+        vendor: VendorProfile,
+        profile: str = "hl7vn",
+        icd10_path: str | None = None,
+    ) -> None:
+        """Bind the facility, episode key, vendor quirks, VN Core profile set and ICD-10 list path."""
+        self.icd10_path = icd10_path
         self.ps = _profile(profile)
         self.fx = load_yaml("qd130/fhir.yaml")
         self.codes = load_yaml("qd130/codes.yaml")
@@ -87,7 +96,7 @@ class Ctx:
         """Coding of a diagnosis code: ICD-10 when it passes the check, else the unverified local system."""
         from . import icd
 
-        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"))
+        return icd.coding(code, self.ps["code_systems"]["icd10"], self.cs("unverified_dx"), self.icd10_path)
 
     def code_map(self, name: str) -> dict:
         """One code map of mappings/qd130/codes.yaml."""
@@ -103,27 +112,14 @@ class Ctx:
 
     # --- shared resources -------------------------------------------------------------------
     def org(self, code: str | None = None) -> dict:
-        """Reference to the Organization with a 5-digit facility code (emitted once per bundle)."""
+        """Reference to the Organization with a 5-digit facility code (emitted once per bundle).
+
+        Id and shape come from adapters.facility, so the HL7 v2 adapter writes the same resource."""
         code = code or self.facility
-        rid = shared_id("Organization", code)
+        rid = organization_id(code)
         if ("Organization", rid) not in self._seen:
-            res = {
-                "resourceType": "Organization",
-                "id": rid,
-                "active": True,
-                "identifier": [
-                    {
-                        "use": "official",
-                        "type": {"coding": [{"system": V2_0203, "code": "PRN"}]},
-                        "system": self.idsys("facility"),
-                        "value": code,
-                    }
-                ],
-            }
             name = (self.vendor.facility.get("names") or {}).get(code)
-            if name:
-                res["name"] = name
-            return self.add(res)
+            return self.add(organization(code, self.idsys("facility"), name))
         return {"reference": f"Organization/{rid}"}
 
     def payor(self) -> dict:
@@ -216,6 +212,12 @@ class Ctx:
             return to_date(value, self.vendor)
         except ValueError:
             return None
+
+    def when(self, value: str | None) -> str | None:
+        """yyyyMMdd or yyyyMMddHHmm (tables that allow both) → FHIR date or dateTime; None when invalid."""
+        if not value:
+            return None
+        return self.dt(value) if len(value) == 12 else self.date(value)
 
     def money(self, value) -> dict:
         """A Money in the configured currency (VND)."""

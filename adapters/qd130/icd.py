@@ -2,7 +2,8 @@
 
 An unknown or malformed code is never stored under the ICD-10 system: the mapper keeps it, as written,
 in a local "unverified code" system beside the text. Whether it is a per-record warning (default) or an
-error that rejects the record is the vendor profile's `icd10_unknown` (warning | error).
+error that rejects the record is the vendor profile's `icd10_unknown` (warning | error). The list is the
+one at `Settings.icd10_path` (LIENTHONG_ICD10_PATH), passed in by the plug-in; None = shipped list or none.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ def codes(value: str | None) -> list[str]:
     return [c.strip() for c in (value or "").split(";") if c.strip()]
 
 
-def valid(code: str) -> bool:
+def valid(code: str, path: str | None = None) -> bool:
     """True when the code may be stored under the ICD-10 system (in the list, or well-formed without one)."""
-    return icd10_valid(code)
+    return icd10_valid(code, path)
 
 
 def canonical(code: str) -> str:
@@ -37,20 +38,22 @@ def canonical(code: str) -> str:
     return normalize_icd10(code) or code
 
 
-def display(code: str) -> str | None:
+def display(code: str, path: str | None = None) -> str | None:
     """The Vietnamese (else English) name of a code when an ICD-10 list is loaded."""
-    entry = icd10(code)
+    entry = icd10(code, path)
     if entry is None:
         return None
     return entry.name_vi or entry.name_en or None
 
 
-def check(tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None) -> list[RecordError]:
+def check(
+    tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None, path: str | None = None
+) -> list[RecordError]:
     """One problem per unknown/malformed ICD-10 code, with the severity the vendor profile asks for."""
     severity = "error" if vendor.icd10_unknown == "error" else "warning"
     checked = (
         msg("the ICD-10 list")
-        if icd10_list_available()
+        if icd10_list_available(path)
         else msg("the ICD-10 code form (no code list loaded)")
     )
     out = []
@@ -58,7 +61,7 @@ def check(tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None)
         for pos, row in enumerate(tables.get(loai) or [], start=1):
             for name in fields:
                 for code in codes(row.get(name)):
-                    if valid(code):
+                    if valid(code, path):
                         continue
                     where = f"{loai}[{pos}]/{name}" if loai in ("XML3",) else f"{loai}/{name}"
                     out.append(
@@ -79,12 +82,12 @@ def check(tables: dict[str, list[dict]], vendor: VendorProfile, key: str | None)
     return out
 
 
-def coding(code: str, icd10_system: str, unverified_system: str) -> dict:
+def coding(code: str, icd10_system: str, unverified_system: str, path: str | None = None) -> dict:
     """Coding for a diagnosis code: ICD-10 (dotted, with the list's name) when valid, else unverified."""
-    if not valid(code):
+    if not valid(code, path):
         return {"system": unverified_system, "code": code}
     out = {"system": icd10_system, "code": canonical(code)}
-    name = display(code)
+    name = display(code, path)
     if name:
         out["display"] = name
     return out

@@ -103,50 +103,89 @@ def map_summary(ctx: Ctx, rows: list[dict]) -> None:
                 ("GHI_CHU", "Ghi chú"),
             ],
         )
+        birth = "; ".join(
+            f"{label}: {ctx.when(row[f]) or row[f]}" if f.startswith("NGAY") else f"{label}: {row[f]}"
+            for f, label in (
+                ("NGAY_SINHCON", "Ngày sinh con"),
+                ("NGAY_CONCHET", "Ngày con chết"),
+                ("SO_CONCHET", "Số con chết"),
+            )
+            if row.get(f)
+        )
+        if birth:
+            secs.append({"title": "Thông tin sinh con", "text": narrative(birth)})
         ctx.add(_composition(ctx, "XML8", pos, row, signer, signer, secs))
+
+
+def certificate(
+    ctx: Ctx,
+    loai: str,
+    pos: int,
+    row: dict,
+    raw: list[bytes],
+    description: str | None,
+    author: dict | None,
+    date_field: str = "NGAY_CT",
+    number_fields: tuple[str, ...] = ("SO_CT", "SO_SERI"),
+    period_fields: tuple[str, str] = ("TU_NGAY", "DEN_NGAY"),
+) -> dict:
+    """A paper issued for this episode (XML10, XML11, XML12) → DocumentReference carrying the original
+    inner XML, so every field of the paper travels with it even where FHIR has no element."""
+    dref: dict = {
+        "resourceType": "DocumentReference",
+        "id": ctx.rid("DocumentReference", loai, pos),
+        "status": "current",
+        "type": _doc_type(ctx, loai),
+        "subject": {"reference": ctx.patient_ref},
+    }
+    ids = [{"system": ctx.idsys("document"), "value": row[f]} for f in number_fields if row.get(f)]
+    if ids:
+        dref["identifier"] = ids
+    d = ctx.date(row.get(date_field))
+    if d:
+        dref["date"] = f"{d}T00:00:00+07:00"
+    if author:
+        dref["author"] = [author]
+    if description:
+        dref["description"] = description
+    data = raw[pos - 1] if pos - 1 < len(raw) else b""
+    dref["content"] = [
+        {
+            "attachment": {
+                "contentType": "application/xml",
+                "data": b64(data),
+                "title": ctx.fx["documents"][loai]["title"],
+            }
+        }
+    ]
+    context: dict = {"encounter": [{"reference": ctx.encounter_ref}]}
+    start, end = period_fields
+    period = {k: v for k, v in (("start", ctx.date(row.get(start))), ("end", ctx.date(row.get(end)))) if v}
+    if period:
+        context["period"] = period
+    dref["context"] = context
+    return ctx.add(dref)
 
 
 def map_sick_leave(ctx: Ctx, rows: list[dict], raw: list[bytes]) -> None:
     """XML11 (sick-leave certificate) → DocumentReference carrying the original inner XML."""
     for pos, row in enumerate(rows, start=1):
-        dref: dict = {
-            "resourceType": "DocumentReference",
-            "id": ctx.rid("DocumentReference", "XML11", pos),
-            "status": "current",
-            "type": _doc_type(ctx, "XML11"),
-            "subject": {"reference": ctx.patient_ref},
-        }
-        ids = [{"system": ctx.idsys("document"), "value": row[f]} for f in ("SO_CT", "SO_SERI") if row.get(f)]
-        if ids:
-            dref["identifier"] = ids
-        d = ctx.date(row.get("NGAY_CT"))
-        if d:
-            dref["date"] = f"{d}T00:00:00+07:00"
+        days = row.get("SO_NGAY_NGHI")
         author = ctx.practitioner(row.get("MA_BS"), kind="health_id")
-        if author:
-            dref["author"] = [author]
-        if row.get("SO_NGAY_NGHI"):
-            dref["description"] = f"Nghỉ việc {row['SO_NGAY_NGHI']} ngày"
-        data = raw[pos - 1] if pos - 1 < len(raw) else b""
-        dref["content"] = [
-            {
-                "attachment": {
-                    "contentType": "application/xml",
-                    "data": b64(data),
-                    "title": ctx.fx["documents"]["XML11"]["title"],
-                }
-            }
-        ]
-        context: dict = {"encounter": [{"reference": ctx.encounter_ref}]}
-        period = {
-            k: v
-            for k, v in (("start", ctx.date(row.get("TU_NGAY"))), ("end", ctx.date(row.get("DEN_NGAY"))))
-            if v
-        }
-        if period:
-            context["period"] = period
-        dref["context"] = context
-        ctx.add(dref)
+        certificate(ctx, "XML11", pos, row, raw, f"Nghỉ việc {days} ngày" if days else None, author)
+
+
+def map_pregnancy_leave(ctx: Ctx, rows: list[dict], raw: list[bytes]) -> None:
+    """XML10 (giấy nghỉ dưỡng thai) → DocumentReference: days and diagnosis in the description, the
+    signing doctor (MA_BS, TEN_BS) as author, the rest in the attached original XML."""
+    for pos, row in enumerate(rows, start=1):
+        parts = []
+        if row.get("SO_NGAY"):
+            parts.append(f"Nghỉ dưỡng thai {row['SO_NGAY']} ngày")
+        if row.get("CHAN_DOAN_RV"):
+            parts.append(f"Chẩn đoán: {row['CHAN_DOAN_RV']}")
+        author = ctx.practitioner(row.get("MA_BS"), row.get("TEN_BS"), kind="health_id")
+        certificate(ctx, "XML10", pos, row, raw, "; ".join(parts) or None, author)
 
 
 def map_referral(ctx: Ctx, rows: list[dict]) -> None:

@@ -234,6 +234,7 @@ def map_conditions(ctx: Ctx, row: dict) -> list[tuple[dict, str, int]]:
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/condition-category",
                             "code": "encounter-diagnosis",
+                            "display": "Encounter Diagnosis",
                         }
                     ]
                 }
@@ -267,6 +268,7 @@ def map_conditions(ctx: Ctx, row: dict) -> list[tuple[dict, str, int]]:
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/condition-category",
                             "code": "encounter-diagnosis",
+                            "display": "Encounter Diagnosis",
                         }
                     ]
                 }

@@ -17,10 +17,12 @@ from .envelope import (
     single_hoso_payload,
     tables_config,
 )
+from .map_certificates import map_assessments, map_birth_certificates
 from .map_claim import map_claim
 from .map_conclusion import map_conclusion
 from .map_docs import (
     map_discharge_paper,
+    map_pregnancy_leave,
     map_reexam,
     map_reexam_dates,
     map_referral,
@@ -30,6 +32,7 @@ from .map_docs import (
 from .map_drugs import map_drugs
 from .map_episode import map_conditions, map_coverages, map_encounter, map_patient, map_xml1_observations
 from .map_orders import map_progress, map_results, map_services
+from .map_programs import map_hiv_care, map_tb_treatment
 from .map_provenance import map_provenance
 from .validate import validate
 from .vendors import VendorProfile, detect_vendor, get_vendor
@@ -100,9 +103,10 @@ class Qd130Adapter:
             )
         single = len(env.hosos) == 1
         check = bool(options.get("check", False))
+        icd10_path = get_settings().icd10_path
         for i, hoso in enumerate(env.hosos, start=1):
             data = decode_hoso(env, i, hoso, vendor)
-            validate(data, vendor)
+            validate(data, vendor, icd10_path)
             if check and not data.errors:
                 _add_check_warnings(data)
             key = data.ma_lk or f"HOSO[{i}]"
@@ -124,10 +128,9 @@ class Qd130Adapter:
             return MappedRecord(record.key, None, list(data.errors), list(data.warnings))
         warnings = list(data.warnings)
         row1 = data.tables["XML1"][0]
+        settings = get_settings()
         try:
-            vendor = get_vendor(
-                record.meta.get("vendor"), options.get("vendor_path") or get_settings().vendor_path
-            )
+            vendor = get_vendor(record.meta.get("vendor"), options.get("vendor_path") or settings.vendor_path)
         except ValueError:
             vendor = get_vendor(None)
         facility = row1.get("MA_CSKCB") or data.facility or vendor.facility.get("code")
@@ -147,10 +150,18 @@ class Qd130Adapter:
                 ],
                 warnings,
             )
-        profile = options.get("profile_set") or get_settings().profile_set
+        profile = options.get("profile_set") or settings.profile_set
         try:
             bundle = build_bundle(
-                data, facility, vendor, profile, warnings, record.key, record.payload, options.get("source")
+                data,
+                facility,
+                vendor,
+                profile,
+                warnings,
+                record.key,
+                record.payload,
+                options.get("source"),
+                icd10_path=settings.icd10_path,
             )
         except Exception as exc:  # a mapping bug must reject this record only, never the file
             return MappedRecord(
@@ -186,10 +197,11 @@ def build_bundle(
     key: str,
     payload: bytes = b"",
     source: dict | None = None,
+    icd10_path: str | None = None,
 ) -> dict:
     """Run the table mappers in dependency order (patient → encounter → conditions → rows → papers)."""
     row1 = data.tables["XML1"][0]
-    ctx = Ctx(facility, row1["MA_LK"], vendor, profile)
+    ctx = Ctx(facility, row1["MA_LK"], vendor, profile, icd10_path)
     ctx.xml1 = row1
     ctx.encounter_ref = "Encounter/" + deterministic_id("Encounter", facility, row1["MA_LK"])
     patient = map_patient(ctx, row1)
@@ -198,7 +210,9 @@ def build_bundle(
     diagnoses = map_conditions(ctx, row1)
     map_encounter(ctx, row1, diagnoses)
     map_xml1_observations(ctx, row1)
-    t = data.tables
+    spec = tables_config()["tables"]
+    # Tables switched off in tables.yaml (`mapped: false`) are only archived and reported below.
+    t = {loai: rows for loai, rows in data.tables.items() if spec[loai]["mapped"]}
     if t.get("XML2"):
         map_drugs(ctx, t["XML2"])
     orders = map_services(ctx, t["XML3"]) if t.get("XML3") else {}
@@ -206,12 +220,22 @@ def build_bundle(
         map_results(ctx, t["XML4"], orders)
     if t.get("XML5"):
         map_progress(ctx, t["XML5"])
+    if t.get("XML6"):
+        map_hiv_care(ctx, t["XML6"])
+    if t.get("XML15"):
+        map_tb_treatment(ctx, t["XML15"], with_hiv_table=bool(t.get("XML6")))
     if t.get("XML7"):
         map_discharge_paper(ctx, t["XML7"])
     if t.get("XML8"):
         map_summary(ctx, t["XML8"])
+    if t.get("XML9"):
+        map_birth_certificates(ctx, t["XML9"])
+    if t.get("XML10"):
+        map_pregnancy_leave(ctx, t["XML10"], data.raw.get("XML10", []))
     if t.get("XML11"):
         map_sick_leave(ctx, t["XML11"], data.raw.get("XML11", []))
+    if t.get("XML12"):
+        map_assessments(ctx, t["XML12"], data.raw.get("XML12", []))
     if t.get("XML13"):
         map_referral(ctx, t["XML13"])
     if t.get("XML14"):
@@ -229,8 +253,7 @@ def build_bundle(
                 "warning",
             )
         )
-    spec = tables_config()["tables"]
-    for loai, rows in t.items():
+    for loai, rows in data.tables.items():
         if not spec[loai]["mapped"]:
             warnings.append(
                 RecordError.of(

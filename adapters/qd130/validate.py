@@ -92,8 +92,8 @@ class _Sink:
         )
 
 
-def validate(data: HosoData, vendor: VendorProfile) -> None:
-    """Append errors and warnings to data; never raises."""
+def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = None) -> None:
+    """Append errors and warnings to data; never raises. `icd10_path` is Settings.icd10_path."""
     cfg = tables_config()
     tables = cfg["tables"]
     sev = cfg.get("severity", {})
@@ -104,7 +104,7 @@ def validate(data: HosoData, vendor: VendorProfile) -> None:
     if not xml1:
         sink.add(msg("XML1 (TONG_HOP) is missing; every HOSO needs one"), "XML1", "XML1", None, None)
         return
-    for problem in icd.check(data.tables, vendor, key):
+    for problem in icd.check(data.tables, vendor, key, icd10_path):
         (data.errors if problem.severity == "error" else data.warnings).append(problem)
     if len(xml1) > 1:
         sink.add(

@@ -145,7 +145,9 @@ def test_patient_level_obx_become_observations_of_the_visit():
         "code": "kg",
     }
     assert obs["8310-5"]["encounter"]["reference"] == f"Encounter/{enc['id']}"
-    assert "category" not in obs["8310-5"]  # vital signs sent with ADT are not lab results
+    # A vital sign sent with ADT is not a lab result: vital-signs category and the R4 profile for its code.
+    assert obs["8310-5"]["category"][0]["coding"][0]["code"] == "vital-signs"
+    assert obs["8310-5"]["meta"]["profile"] == ["http://hl7.org/fhir/StructureDefinition/bodytemp"]
 
 
 def test_every_resource_has_provenance_from_the_message():

@@ -84,7 +84,10 @@ def test_adt_a01_patient_fields():
     nat = [e for e in pat["extension"] if e["url"].endswith("patient-nationality")][0]
     assert nat["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "VN"
     [org] = resources(b, "Organization")
-    assert org["identifier"][0] == {"system": SYS["facility"], "value": "01929"}
+    assert {k: org["identifier"][0][k] for k in ("system", "value")} == {
+        "system": SYS["facility"],
+        "value": "01929",
+    }
     assert org["name"] == "Bệnh viện Bạch Mai"
     assert pat["managingOrganization"]["reference"] == f"Organization/{org['id']}"
 

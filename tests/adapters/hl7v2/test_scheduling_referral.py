@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.facility import organization_id
 from mappings import profile_set
 from tests.adapters.hl7v2.corpus_files import bundle_of, mapped, one, ref, resources
 
@@ -69,7 +70,7 @@ def test_i12_referral_to_another_hospital():
     # Referred to Chợ Rẫy by its mã CSKCB: the Organization that Chợ Rẫy's own messages write.
     assert sr["performer"] == [
         {
-            "reference": ref("Organization", "79012", "organization"),
+            "reference": f"Organization/{organization_id('79012')}",
             "identifier": {"system": SYS["facility"], "value": "79012"},
             "display": "Bệnh viện Chợ Rẫy",
         }

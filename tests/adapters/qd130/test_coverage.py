@@ -39,6 +39,20 @@ def test_key_clinical_fields_reach_their_resources(table):
     assert "Medication" in by[("XML2", "DANG_BAO_CHE")]
     assert any(p.startswith("Claim") for p in by[("XML1", "T_TONGCHI_BV")])
     assert "Observation.interpretation" in by[("XML4", "KET_LUAN")]
+    # The tables that were archived only (issue 16): HIV care, TB, birth certificate, assessments.
+    assert "Condition.extension" in by[("XML6", "NGAYKD_HIV")]
+    assert "Observation.valueQuantity" in by[("XML6", "KQ_XNTL_VR")]
+    assert "Condition.stage" in by[("XML15", "PHANLOAI_LAO_KT")]
+    assert "Patient.birthDate" in by[("XML9", "NGAY_SINH_CON")]
+    assert "Observation" in by[("XML9", "CAN_NANG_CON")]
+    assert "DocumentReference.description" in by[("XML10", "SO_NGAY")]
+    assert "ClinicalImpression.finding" in by[("XML12", "TONG_TYLE_TTCT")]
+
+
+def test_every_table_of_the_standard_is_mapped(table):
+    assert sorted({r.table for r in table if r.becomes}, key=lambda t: int(t[3:])) == [
+        f"XML{n}" for n in range(1, 16)
+    ]
 
 
 def test_the_checked_in_document_is_current(table):

@@ -151,6 +151,19 @@ def test_vendor_profile_can_make_unknown_icd10_an_error(tmp_path):
     assert bundle is None and errors[0].location == "XML1/MA_BENH_KT"
 
 
+def test_the_icd10_list_named_by_lienthong_icd10_path_checks_and_names_codes(tmp_path, monkeypatch):
+    # The list knows J00 (the sample's main code) but not J30.4: the main code gets the list's Vietnamese
+    # name, the other becomes a warning and an unverified code.
+    path = tmp_path / "icd10.csv"
+    path.write_text("code,name_vi,name_en\nJ00,Viêm mũi họng cấp [cảm thường],Acute nasopharyngitis\n")
+    monkeypatch.setenv("LIENTHONG_ICD10_PATH", str(path))
+    bundle, errors, warnings = _map((SAMPLES / "qd130-outpatient.xml").read_bytes())
+    assert errors == [] and any("J30.4" in w.reason for w in warnings)
+    codings = {c["code"]: c for cond in _of(bundle, "Condition") for c in cond["code"].get("coding", [])}
+    assert codings["J00"]["display"] == "Viêm mũi họng cấp [cảm thường]"
+    assert codings["J30.4"]["system"] != "http://hl7.org/fhir/sid/icd-10"
+
+
 def test_blood_pressure_has_systolic_and_diastolic_components():
     bundle = _sample("qd130-inpatient-referral.xml")
     bps = [o for o in _of(bundle, "Observation") if o["code"]["coding"][0]["code"] == "85354-9"]

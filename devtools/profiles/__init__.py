@@ -1,0 +1,1 @@
+"""Profile validation against the VN Core guide's StructureDefinitions (see validator.py)."""
