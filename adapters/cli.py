@@ -172,6 +172,8 @@ def _register_ingest(app: typer.Typer, open_runtime: Callable) -> None:
                 )
                 outcomes += [outcome_of(str(f), res) for (f, _payload), res in zip(items, results)]
                 progress.advance(task, len(files[i : i + size]))
+        if files:
+            runtime.store.analyze()  # queries right after a bulk load must not plan on stale statistics
         print_summary(console, outcomes, time.perf_counter() - start, show_warnings=warnings)
         if report is not None:
             write_report(report, outcomes)

@@ -257,6 +257,10 @@ class Storage(Protocol):
         """Every current, non-deleted resource of one type, streamed."""
         ...
 
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics after a bulk load."""
+        ...
+
     def reindex(self, res_type: str | None = None, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the search index rows of current resources; returns how many were indexed."""
         ...

@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from lienthong.cli import app
@@ -143,3 +145,16 @@ def test_hl7v2_problems_name_the_message_and_the_segment_field(db_url, tmp_path)
     line = next(x for x in r.output.splitlines() if "ERROR" in x)
     assert line.strip().startswith("ERROR  MSH-10=DEMO-ADT-0001 PID")
     assert "1972-06-XX" in line
+
+
+def test_ingest_refreshes_planner_statistics_of_the_tables_it_filled(db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's ANALYZE counters; SQLite runs PRAGMA optimize, which keeps no counter")
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    count = text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'resource'")
+    with engine.connect() as conn:
+        before = conn.execute(count).scalar_one()
+    assert run("ingest", str(GOOD), "--db", db_url).exit_code == 0
+    with engine.connect() as conn:
+        assert conn.execute(count).scalar_one() == before + 1
+    engine.dispose()

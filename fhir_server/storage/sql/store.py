@@ -41,6 +41,7 @@ from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
 from fhir_server.storage.sql.db import among, make_engine
 from fhir_server.storage.sql.identity import IdentityRepository
+from fhir_server.storage.sql.index_tables import ALL_TABLES
 from fhir_server.storage.sql.migrate import create_schema
 from fhir_server.storage.sql.outbox import OutboxRepository
 from fhir_server.storage.sql.rows import COLS, DB_ERRORS, chunks, is_conflict, to_stored
@@ -349,6 +350,19 @@ class SqlStore:
         """Rebuild the search index rows of current resources; returns how many were indexed."""
         self.refresh_registry(force=True)
         return reindex_sql.reindex(self.engine, self.indexer, res_type, progress)
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics of the resource and index tables after a bulk load.
+
+        Plans made on tables with stale statistics go wrong by orders of magnitude (a token search
+        picking a sequential scan); autovacuum catches up eventually, a bulk load should not wait.
+        """
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                for table in (resource, resource_history, *ALL_TABLES):
+                    conn.execute(text(f"ANALYZE {table.name}"))
+            else:
+                conn.exec_driver_sql("PRAGMA optimize")  # SQLite analyzes only what needs it
 
     def ping(self) -> None:
         """One round trip to the database (readiness checks)."""
