@@ -110,8 +110,19 @@ class Tx:
         return self.store.vread_on(self.conn, res_type, res_id, version)
 
     def find(self, res_type: str, params: list[tuple[str, str]]) -> list[str]:
-        """Ids of current resources matching search criteria, seeing this transaction's flushed writes."""
+        """Ids of current resources matching search criteria, seeing what earlier units staged."""
+        self._flush_ancestors()
         return self.store.searcher.find(self.conn, res_type, params)
+
+    def _flush_ancestors(self) -> None:
+        # Search runs in SQL, so the writes of the Bundles staged before this one in a group commit
+        # must be in the database first: otherwise two Bundles of one group with the same
+        # ifNoneExist would both create (the criteria lock only orders different transactions).
+        root = self.parent
+        while root is not None and root.parent is not None:
+            root = root.parent
+        if root is not None and root._pending:
+            root.flush()
 
     def search(
         self,
@@ -124,6 +135,7 @@ class Tx:
         types: list[str] | None = None,
     ) -> Page:
         """One page of a search inside this transaction (transaction/batch GET entries)."""
+        self._flush_ancestors()
         return self.store.searcher.page(self.conn, res_type, req, base_url, strict, default_count, types)
 
     def lock(self, key: str) -> None:

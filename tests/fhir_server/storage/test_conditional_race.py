@@ -91,3 +91,25 @@ def test_racing_conditional_writes_make_exactly_one_patient_per_identifier(live_
             found = c.get("/Patient", params={"identifier": f"{SYSTEM}|BN{round_no:08d}", "_summary": "count"})
             assert found.json()["total"] == 1, f"round {round_no}"
         assert c.get("/Patient", params={"_summary": "count"}).json()["total"] == ROUNDS
+
+
+def _if_none_exist_bundle(value: str) -> dict:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": _body(value),
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={SYSTEM}|{value}"},
+            }
+        ],
+    }
+
+
+def test_group_commit_of_two_bundles_creating_the_same_patient_conditionally_makes_one(store):
+    from fhir_server.interactions.group import commit_group
+
+    outcomes = commit_group(store, [_if_none_exist_bundle("BN00000042")] * 2, origin="api")
+    statuses = [o["entry"][0]["response"]["status"] for o in outcomes if isinstance(o, dict)]
+    assert statuses == ["201 Created", "200 OK"]
+    assert len(list(store.iter_current("Patient"))) == 1
