@@ -9,6 +9,7 @@ from adapters.hl7v2.ack import Header
 from adapters.hl7v2.convert import to_bundle
 from adapters.hl7v2.er7 import Message, read_message
 from adapters.hl7v2.errors import Hl7Error
+from adapters.hl7v2.storable import storable_problem
 
 # A message starts at an MSH line; batch envelopes (FHS/BHS/BTS/FTS) are dropped.
 _MSH_START = re.compile(rb"(?:^|[\r\n])(?=MSH[^A-Za-z0-9\r\n])")
@@ -71,6 +72,9 @@ class Hl7v2Adapter:
         try:
             if msg is None:
                 msg = read_message(record.payload)
+            unstorable = storable_problem(msg)
+            if unstorable is not None:
+                raise unstorable
             bundle, warnings = to_bundle(msg, options)
         except Hl7Error as err:
             return MappedRecord(record.key, None, errors=[err.record_error(record.key)])

@@ -29,7 +29,9 @@ def _body(value: str) -> dict:
 
 
 def _create(c: httpx.Client, value: str) -> int:
-    r = c.post("/Patient", json=_body(value), headers={**JSON, "If-None-Exist": f"identifier={SYSTEM}|{value}"})
+    r = c.post(
+        "/Patient", json=_body(value), headers={**JSON, "If-None-Exist": f"identifier={SYSTEM}|{value}"}
+    )
     return r.status_code
 
 
@@ -46,7 +48,11 @@ def _transaction_if_none_exist(c: httpx.Client, value: str) -> int:
             {
                 "fullUrl": "urn:uuid:6f1c1a52-0000-4000-8000-000000000001",
                 "resource": _body(value),
-                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={SYSTEM}|{value}"},
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={SYSTEM}|{value}",
+                },
             }
         ],
     }
@@ -88,7 +94,9 @@ def test_racing_conditional_writes_make_exactly_one_patient_per_identifier(live_
         assert statuses == [200] * (CLIENTS - 1) + [201], f"round {round_no}: {statuses}"
     with httpx.Client(base_url=live_server, timeout=60) as c:
         for round_no in range(ROUNDS):
-            found = c.get("/Patient", params={"identifier": f"{SYSTEM}|BN{round_no:08d}", "_summary": "count"})
+            found = c.get(
+                "/Patient", params={"identifier": f"{SYSTEM}|BN{round_no:08d}", "_summary": "count"}
+            )
             assert found.json()["total"] == 1, f"round {round_no}"
         assert c.get("/Patient", params={"_summary": "count"}).json()["total"] == ROUNDS
 
@@ -100,7 +108,11 @@ def _if_none_exist_bundle(value: str) -> dict:
         "entry": [
             {
                 "resource": _body(value),
-                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={SYSTEM}|{value}"},
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={SYSTEM}|{value}",
+                },
             }
         ],
     }
