@@ -19,6 +19,7 @@ from adapters.i18n import msg
 from adapters.registry import adapters as all_adapters
 from adapters.registry import detect, get_adapter
 from adapters.repository import ClosedElsewhere, IngestRepository, ingest_repository
+from fhir_server.errors import FhirError
 from fhir_server.i18n import current_lang
 from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
@@ -211,6 +212,12 @@ def _stage(
     return staged
 
 
+def _where(outcome: FhirError) -> str:
+    """Where a failed commit is reported: "store" when it may succeed later (a conflict, the database
+    down), "store/data" when the record's own data was refused (a resend fails the same way)."""
+    return "store" if outcome.status == 409 or outcome.status >= 500 else "store/data"
+
+
 def _commit(
     store: Storage,
     repo: IngestRepository,
@@ -240,7 +247,9 @@ def _commit(
             rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
-        errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
+        errs = [
+            RecordError.of(msg("transaction failed: {detail}", detail=detail), _where(outcome), s.record.key)
+        ]
         rr.errors = _dicts(errs, current_lang(), not dead_letters)
         rr.dead_letter_id = _dead(
             repo, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
@@ -450,7 +459,9 @@ def _apply_outcomes(staged: list[_Staged], outcomes: list, sink, warnings: list[
             rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
-        errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
+        errs = [
+            RecordError.of(msg("transaction failed: {detail}", detail=detail), _where(outcome), s.record.key)
+        ]
         rr.errors = _dicts(errs, current_lang(), False)
         rr.dead_letter_id = _dead(sink, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload)
 

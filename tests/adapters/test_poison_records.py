@@ -68,6 +68,8 @@ def test_a_record_the_database_refuses_is_dead_lettered_once_and_the_others_comm
     assert _encounters(store) == accepted
     if store.engine.dialect.name == "postgresql":
         assert accepted == 10 and results[5].status == "failed"
+        [error] = [e for r in results[5].records for e in r.errors]
+        assert error["location"] == "store/data"  # the data was refused: not worth retrying
         assert ingest_repository(store).count_dead_letters() == 1
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(dead_letter)).scalar_one() == 1
