@@ -25,6 +25,7 @@ from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage.base import Storage
+from fhir_server.storage.snapshot import SOURCE_TIME_URL, source_time_extension
 
 log = logging.getLogger(__name__)
 ORIGIN = "ingest"
@@ -208,8 +209,24 @@ def _stage(
             rr.errors = _dicts(errs, lang, not dead_letters)
             rr.dead_letter_id = _dead(repo, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
         else:
+            if mapped.source_time:
+                stamp_source_time(mapped.bundle, mapped.source_time)
             staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
     return staged
+
+
+def stamp_source_time(bundle: dict, when: str) -> None:
+    """Mark every resource the Bundle writes with the source snapshot's own time, so the store never
+    lets an older export overwrite a newer one (see fhir_server/storage/snapshot.py)."""
+    ext = source_time_extension(when)
+    for entry in bundle.get("entry") or ():
+        res = entry.get("resource")
+        if isinstance(res, dict) and (entry.get("request") or {}).get("method") in ("PUT", "POST"):
+            meta = res.setdefault("meta", {})
+            meta["extension"] = [
+                *(e for e in meta.get("extension") or () if e.get("url") != SOURCE_TIME_URL),
+                ext,
+            ]
 
 
 def _where(outcome: FhirError) -> str:
@@ -377,7 +394,7 @@ def ingest_many(
             result.errors.append(why.as_dict(lang))
             continue
         # What the adapter records in its Provenance: the archived file's name and SHA-256.
-        source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
+        source_info = {"name": source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
         try:
             staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+import orjson
 from sqlalchemy import BigInteger, Engine, delete, text
 from sqlalchemy.engine import Connection
 
@@ -20,6 +21,8 @@ from fhir_server.search.indexer import Indexer
 from fhir_server.search.page import Page
 from fhir_server.search.query import SearchRequest
 from fhir_server.storage.base import Key, StoredResource, WriteConflict, content_hash, render
+from fhir_server.storage.snapshot import resolve as snapshot_resolve
+from fhir_server.storage.snapshot import source_time
 from fhir_server.storage.sql.db import among, is_sqlite
 from fhir_server.storage.sql.index_tables import ALL_TABLES, TABLES
 from fhir_server.storage.sql.rows import (
@@ -179,8 +182,17 @@ class Tx:
         current = None if fresh_id else self.current(res_type, res_id)
         check_if_match(current, if_match, res_type, res_id)
         digest = content_hash(body)
-        if current is not None and not current.deleted and current.content_hash == digest:
-            return current, False, False
+        if current is not None and not current.deleted:
+            if current.content_hash == digest:
+                return current, False, False
+            if source_time(body) is not None and current.content is not None:
+                # A source snapshot: an older one must not overwrite newer data, identifiers add up.
+                resolved = snapshot_resolve(body, orjson.loads(current.content))
+                if resolved is None:
+                    return current, False, False
+                body, digest = resolved, content_hash(resolved)
+                if current.content_hash == digest:
+                    return current, False, False
         version = current.version + 1 if current else 1
         ts = now_us()
         stored = StoredResource(
