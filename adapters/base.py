@@ -88,6 +88,9 @@ class MappedRecord:
     bundle: dict | None
     errors: list[RecordError] = field(default_factory=list)
     warnings: list[RecordError] = field(default_factory=list)
+    # The source's own time of this snapshot (FHIR dateTime: QĐ130 visit end, HL7 v2 MSH-7): an older
+    # snapshot never overwrites a newer one (fhir_server/storage/snapshot.py). None: no such rule.
+    source_time: str | None = None
 
 
 @runtime_checkable

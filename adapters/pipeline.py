@@ -19,11 +19,13 @@ from adapters.i18n import msg
 from adapters.registry import adapters as all_adapters
 from adapters.registry import detect, get_adapter
 from adapters.repository import ClosedElsewhere, IngestRepository, ingest_repository
+from fhir_server.errors import FhirError
 from fhir_server.i18n import current_lang
 from fhir_server.interactions.group import commit_group
 from fhir_server.logsafe import log_failure
 from fhir_server.settings import Settings, get_settings
 from fhir_server.storage.base import Storage
+from fhir_server.storage.snapshot import SOURCE_TIME_URL, source_time_extension
 
 log = logging.getLogger(__name__)
 ORIGIN = "ingest"
@@ -207,8 +209,30 @@ def _stage(
             rr.errors = _dicts(errs, lang, not dead_letters)
             rr.dead_letter_id = _dead(repo, ad, inbox_id, rec.key, errs, rec.payload, dead_letters)
         else:
+            if mapped.source_time:
+                stamp_source_time(mapped.bundle, mapped.source_time)
             staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
     return staged
+
+
+def stamp_source_time(bundle: dict, when: str) -> None:
+    """Mark every resource the Bundle writes with the source snapshot's own time, so the store never
+    lets an older export overwrite a newer one (see fhir_server/storage/snapshot.py)."""
+    ext = source_time_extension(when)
+    for entry in bundle.get("entry") or ():
+        res = entry.get("resource")
+        if isinstance(res, dict) and (entry.get("request") or {}).get("method") in ("PUT", "POST"):
+            meta = res.setdefault("meta", {})
+            meta["extension"] = [
+                *(e for e in meta.get("extension") or () if e.get("url") != SOURCE_TIME_URL),
+                ext,
+            ]
+
+
+def _where(outcome: FhirError) -> str:
+    """Where a failed commit is reported: "store" when it may succeed later (a conflict, the database
+    down), "store/data" when the record's own data was refused (a resend fails the same way)."""
+    return "store" if outcome.status == 409 or outcome.status >= 500 else "store/data"
 
 
 def _commit(
@@ -240,7 +264,9 @@ def _commit(
             rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
-        errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
+        errs = [
+            RecordError.of(msg("transaction failed: {detail}", detail=detail), _where(outcome), s.record.key)
+        ]
         rr.errors = _dicts(errs, current_lang(), not dead_letters)
         rr.dead_letter_id = _dead(
             repo, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload, dead_letters
@@ -368,7 +394,7 @@ def ingest_many(
             result.errors.append(why.as_dict(lang))
             continue
         # What the adapter records in its Provenance: the archived file's name and SHA-256.
-        source_info = {"name": _source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
+        source_info = {"name": source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
         try:
             staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
         except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
@@ -450,7 +476,9 @@ def _apply_outcomes(staged: list[_Staged], outcomes: list, sink, warnings: list[
             rr.warnings += _reference_warnings(s.bundle, outcome, s.record.key)
             continue
         detail = "; ".join(i.get("diagnostics", "") for i in outcome.outcome.get("issue", [])) or str(outcome)
-        errs = [RecordError.of(msg("transaction failed: {detail}", detail=detail), "store", s.record.key)]
+        errs = [
+            RecordError.of(msg("transaction failed: {detail}", detail=detail), _where(outcome), s.record.key)
+        ]
         rr.errors = _dicts(errs, current_lang(), False)
         rr.dead_letter_id = _dead(sink, s.adapter, s.inbox_id, s.record.key, errs, s.record.payload)
 

@@ -7,8 +7,10 @@ import re
 from adapters.base import MappedRecord, ParseResult, RecordError, SourceRecord
 from adapters.hl7v2.ack import Header
 from adapters.hl7v2.convert import to_bundle
+from adapters.hl7v2.datatypes import Context, datetime_
 from adapters.hl7v2.er7 import Message, read_message
 from adapters.hl7v2.errors import Hl7Error
+from adapters.hl7v2.storable import storable_problem
 
 # A message starts at an MSH line; batch envelopes (FHS/BHS/BTS/FTS) are dropped.
 _MSH_START = re.compile(rb"(?:^|[\r\n])(?=MSH[^A-Za-z0-9\r\n])")
@@ -71,7 +73,19 @@ class Hl7v2Adapter:
         try:
             if msg is None:
                 msg = read_message(record.payload)
+            unstorable = storable_problem(msg)
+            if unstorable is not None:
+                raise unstorable
             bundle, warnings = to_bundle(msg, options)
         except Hl7Error as err:
             return MappedRecord(record.key, None, errors=[err.record_error(record.key)])
-        return MappedRecord(record.key, bundle, warnings=warnings)
+        return MappedRecord(record.key, bundle, warnings=warnings, source_time=_message_time(msg, options))
+
+
+def _message_time(msg: Message, options: dict | None) -> str | None:
+    """MSH-7, the time the sending system created the message (None when absent or unreadable)."""
+    try:
+        ctx = Context.build(msg.sending_facility or "unknown", options, msg.encoding)
+        return datetime_(msg.msh.get(7), ctx, "MSH-7")
+    except Exception:  # a bad MSH-7 only loses the stale-message rule for this message
+        return None

@@ -70,6 +70,10 @@ def _ack_errors(result) -> tuple[str, list[AckError]]:
             if m.group(1) == "AR":
                 code = "AR"
             out.append(AckError(m.group(2), e.get("location") or "", m.group(3)))
+        elif e.get("location") == "store/data":
+            # The store refused this message's own data: resending it fails the same way, so AE (the
+            # sender must fix it), never AR, which tells the sender to retry forever.
+            out.append(AckError(INTERNAL_ERROR, "", f"{e.get('location')}: {e.get('reason')}"))
         else:
             # Untagged: the store or the pipeline failed (database, conflict): a system problem, retry later.
             code = "AR"

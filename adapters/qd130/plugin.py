@@ -35,6 +35,7 @@ from .map_orders import map_progress, map_results, map_services
 from .map_programs import map_hiv_care, map_tb_treatment
 from .map_provenance import map_provenance
 from .validate import validate
+from .values import to_datetime
 from .vendors import VendorProfile, detect_vendor, get_vendor
 from .xmlsafe import BadXml, UnsafeXml, strip_bom
 
@@ -176,7 +177,7 @@ class Qd130Adapter:
                 ],
                 warnings,
             )
-        return MappedRecord(record.key, bundle, [], warnings)
+        return MappedRecord(record.key, bundle, [], warnings, source_time=_visit_end(row1, vendor))
 
 
 def _add_check_warnings(data: HosoData) -> None:
@@ -270,3 +271,15 @@ def build_bundle(
             )
     map_provenance(ctx, payload, source, data.created)
     return ctx.bundle()
+
+
+def _visit_end(row1: dict, vendor) -> str | None:
+    """The export's own time: the settlement (NGAY_TTOAN), else discharge (NGAY_RA), else admission."""
+    for name in ("NGAY_TTOAN", "NGAY_RA", "NGAY_VAO"):
+        value = row1.get(name)
+        if value:
+            try:
+                return to_datetime(value, vendor)
+            except ValueError:
+                continue
+    return None

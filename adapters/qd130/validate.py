@@ -123,6 +123,7 @@ def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = Non
         req_w = cfg["required_warnings"].get(loai, ())
         n = len(rows)
         for pos, row in enumerate(rows, start=1):
+            _check_storable(row, loai, pos, n, record, sink)
             for f in req_e:
                 if f not in row:
                     sink.add(_MISSING, loai, _row_loc(loai, pos, n, record, f), row, f)
@@ -158,6 +159,35 @@ def validate(data: HosoData, vendor: VendorProfile, icd10_path: str | None = Non
 
 
 _MISSING = msg("mandatory field is empty or missing")
+
+# A poison value must be refused here, naming its field, not by the database for the whole group:
+# NUL cannot be stored in PostgreSQL text, other C0 controls are never legitimate in QĐ130 data, and a
+# code or identifier (MA_*, SO_*) becomes an indexed token, whose index entry PostgreSQL caps at about
+# 2.7 KB. 1,024 characters is the largest size QĐ130 states for such a field (XML3 MA_MAY).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+CODE_MAX = 1024
+
+
+def _check_storable(row: dict, loai: str, pos: int, n: int, record: str, sink: _Sink) -> None:
+    """Errors for values the store must never see: control characters anywhere, over-long codes."""
+    for f, v in row.items():
+        if not isinstance(v, str):
+            continue
+        bad = _CONTROL.search(v)
+        if bad:
+            why = msg(
+                "contains the control character U+{code}; it cannot be stored", code=f"{ord(bad.group()):04X}"
+            )
+            sink.add(why, loai, _row_loc(loai, pos, n, record, f), row, f)
+        elif len(v) > CODE_MAX and f.startswith(("MA_", "SO_")):
+            why = msg(
+                "is {count} characters long; a code or identifier holds at most {max}",
+                count=len(v),
+                max=CODE_MAX,
+            )
+            sink.add(why, loai, _row_loc(loai, pos, n, record, f), row, f)
+
+
 _SEX = {"male": msg("male"), "female": msg("female")}
 
 

@@ -18,6 +18,7 @@ import orjson
 from fhir_server.errors import FhirError
 from fhir_server.search.page import CompartmentPage, CompartmentQuery, Page
 from fhir_server.search.query import SearchRequest
+from fhir_server.storage.snapshot import without_source_time
 from fhir_server.timeutil import instant
 
 T = TypeVar("T")
@@ -97,10 +98,13 @@ class StorageUnavailable(FhirError):
 def content_hash(body: dict) -> str:
     """Hash of the resource ignoring server-managed meta, to detect no-op updates."""
     meta = body.get("meta")
-    if "id" in body or (meta and ("versionId" in meta or "lastUpdated" in meta)):
+    if "id" in body or (meta and ("versionId" in meta or "lastUpdated" in meta or "extension" in meta)):
         body = {k: v for k, v in body.items() if k != "id"}
-        if meta is not None:
-            rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        if isinstance(meta, dict):
+            # The source's snapshot time is bookkeeping, not content (fhir_server/storage/snapshot.py).
+            rest = {
+                k: v for k, v in without_source_time(meta).items() if k not in ("versionId", "lastUpdated")
+            }
             if rest:
                 body["meta"] = rest
             else:

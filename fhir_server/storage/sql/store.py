@@ -61,6 +61,11 @@ def translate(exc: BaseException) -> BaseException:
     if is_conflict(exc):  # type: ignore[arg-type]
         return WriteConflict(f"concurrent write conflict, retry the request ({type(exc).__name__})")
     raw = getattr(exc, "orig", exc)
+    # psycopg files "program limit exceeded" (SQLSTATE 54: an index row over the btree limit, too many
+    # columns...) under OperationalError, but it is about the data: retrying cannot help, and the
+    # group commit must split to find the record that caused it.
+    if str(getattr(raw, "sqlstate", "") or "").startswith("54"):
+        return StorageRefused(type(raw).__name__)
     if isinstance(exc, (OperationalError, InterfaceError)) or isinstance(
         raw, (psycopg.OperationalError, psycopg.InterfaceError)
     ):

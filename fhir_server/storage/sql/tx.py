@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+import orjson
 from sqlalchemy import BigInteger, Engine, delete, text
 from sqlalchemy.engine import Connection
 
@@ -20,6 +21,8 @@ from fhir_server.search.indexer import Indexer
 from fhir_server.search.page import Page
 from fhir_server.search.query import SearchRequest
 from fhir_server.storage.base import Key, StoredResource, WriteConflict, content_hash, render
+from fhir_server.storage.snapshot import resolve as snapshot_resolve
+from fhir_server.storage.snapshot import source_time
 from fhir_server.storage.sql.db import among, is_sqlite
 from fhir_server.storage.sql.index_tables import ALL_TABLES, TABLES
 from fhir_server.storage.sql.rows import (
@@ -110,8 +113,19 @@ class Tx:
         return self.store.vread_on(self.conn, res_type, res_id, version)
 
     def find(self, res_type: str, params: list[tuple[str, str]]) -> list[str]:
-        """Ids of current resources matching search criteria, seeing this transaction's flushed writes."""
+        """Ids of current resources matching search criteria, seeing what earlier units staged."""
+        self._flush_ancestors()
         return self.store.searcher.find(self.conn, res_type, params)
+
+    def _flush_ancestors(self) -> None:
+        # Search runs in SQL, so the writes of the Bundles staged before this one in a group commit
+        # must be in the database first: otherwise two Bundles of one group with the same
+        # ifNoneExist would both create (the criteria lock only orders different transactions).
+        root = self.parent
+        while root is not None and root.parent is not None:
+            root = root.parent
+        if root is not None and root._pending:
+            root.flush()
 
     def search(
         self,
@@ -124,6 +138,7 @@ class Tx:
         types: list[str] | None = None,
     ) -> Page:
         """One page of a search inside this transaction (transaction/batch GET entries)."""
+        self._flush_ancestors()
         return self.store.searcher.page(self.conn, res_type, req, base_url, strict, default_count, types)
 
     def lock(self, key: str) -> None:
@@ -167,8 +182,17 @@ class Tx:
         current = None if fresh_id else self.current(res_type, res_id)
         check_if_match(current, if_match, res_type, res_id)
         digest = content_hash(body)
-        if current is not None and not current.deleted and current.content_hash == digest:
-            return current, False, False
+        if current is not None and not current.deleted:
+            if current.content_hash == digest:
+                return current, False, False
+            if source_time(body) is not None and current.content is not None:
+                # A source snapshot: an older one must not overwrite newer data, identifiers add up.
+                resolved = snapshot_resolve(body, orjson.loads(current.content))
+                if resolved is None:
+                    return current, False, False
+                body, digest = resolved, content_hash(resolved)
+                if current.content_hash == digest:
+                    return current, False, False
         version = current.version + 1 if current else 1
         ts = now_us()
         stored = StoredResource(
