@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 from dataclasses import dataclass, field
 
 import orjson
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = {
@@ -114,6 +116,13 @@ def parse_request(params: list[tuple[str, str]], max_count: int = 1000) -> Searc
     """Group raw (name, value) pairs into a SearchRequest; filter names are validated later."""
     req = SearchRequest()
     for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            # No database column can hold NUL (PostgreSQL refuses it): a 400 naming the parameter.
+            raise FhirError.bad_request(
+                msg("Search parameter {name!r} contains a NUL character", name=name.replace("\x00", "")),
+                code="value",
+                expression=name.replace("\x00", ""),
+            )
         base = name.split(":", 1)[0]
         if base not in RESULT_PARAMS:
             if value == "" and not name.startswith("_has"):
@@ -173,7 +182,15 @@ def number_bounds(text: str) -> tuple[float, float, float]:
     value = float(text)
     mantissa, _, exp = text.lower().partition("e")
     decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
-    half = 0.5 * 10 ** (-decimals + (int(exp) if exp else 0))
+    try:
+        half = 0.5 * 10 ** (-decimals + (int(exp) if exp else 0))
+    except OverflowError:
+        half = math.inf
+    if not (math.isfinite(value) and math.isfinite(half)):
+        # 1e400 parses to infinity: no stored number can be compared with it (double precision).
+        raise FhirError.bad_request(
+            msg("Number {value!r} is out of range (double precision)", value=text), code="value"
+        )
     return value, value - half, value + half
 
 
