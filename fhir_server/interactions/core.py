@@ -116,12 +116,12 @@ def delete(uow: UnitOfWork, res_type: str, res_id: str, if_match: int | None = N
     if not valid_id(res_id):
         raise FhirError.bad_request(msg("Invalid resource id {id!r}", id=res_id), code="value")
     marker = uow.delete(res_type, res_id, if_match)
-    msg = (
+    text = (
         f"Deleted {res_type}/{res_id}"
         if marker
         else f"{res_type}/{res_id} did not exist or was already deleted"
     )
-    return Result(200, marker, operation_outcome("information", "informational", msg))
+    return Result(200, marker, operation_outcome("information", "informational", text))
 
 
 def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Result:
