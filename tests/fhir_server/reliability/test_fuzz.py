@@ -48,7 +48,10 @@ def test_mutated_resources_never_get_5xx(live_server):
         def send(request: Request) -> None:
             r = http.request(request.method, request.path, content=request.body, headers=request.headers)
             assert r.status_code < 500, (r.status_code, r.text[:500])
-            assert r.headers["content-type"].startswith("application/fhir+json"), (r.status_code, r.text[:300])
+            assert r.headers["content-type"].startswith("application/fhir+json"), (
+                r.status_code,
+                r.text[:300],
+            )
 
         send()
 
