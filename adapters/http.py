@@ -7,9 +7,9 @@ results, so clients can act on 207/422 without guessing; their texts follow Acce
 
 from __future__ import annotations
 
-import orjson
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -18,18 +18,17 @@ from adapters import registry
 from adapters.pipeline import ingest as run_ingest
 from adapters.pipeline import replay as run_replay
 from adapters.repository import ingest_repository
-
-# Row ids and paging arguments are BIGINT in the database: larger or negative values are a 400
-# (RequestValidationError), not a driver overflow (issue 12).
-RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
-Limit = Annotated[int, Query(ge=0, le=2**31 - 1)]
-Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 from fhir_server.api.body import read_bounded
 from fhir_server.api.deps import Ctx, Store
 from fhir_server.api.responses import request_lang
 from fhir_server.i18n import use_lang
 
 router = APIRouter(tags=["ingest"])
+# Row ids and paging arguments are BIGINT in the database: larger or negative values are a 400
+# (RequestValidationError), not a driver overflow (issue 12).
+RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=0, le=2**31 - 1)]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 _OPTION_PARAMS = ("vendor", "profile_set")
 
@@ -108,7 +107,9 @@ async def ingest_auto(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/ingest/dead-letters")
-async def dead_letters(store: Store, status: str = "open", limit: Limit = 100, offset: Offset = 0) -> Response:
+async def dead_letters(
+    store: Store, status: str = "open", limit: Limit = 100, offset: Offset = 0
+) -> Response:
     """List dead letters (without payloads); status=all lists every state."""
     repo = ingest_repository(store)
     st = None if status == "all" else status

@@ -59,14 +59,17 @@ class Entry:
 def _fail(index: int, exc: FhirError) -> FhirError:
     for issue in exc.outcome.get("issue", []):
         issue["diagnostics"] = f"Bundle.entry[{index}]: {issue.get('diagnostics', '')}"
-        issue["expression"] = [f"Bundle.entry[{index}]"] + [
-            e
-            if e.startswith("Bundle.entry[")  # already names the entry's element (request, fullUrl)
-            else f"Bundle.entry[{index}].resource" + e[e.find(".") :]
-            if "." in e
-            else e
-            for e in issue.get("expression", [])
-        ]
+        issue["expression"] = (
+            [f"Bundle.entry[{index}]"]
+            + [
+                e
+                if e.startswith("Bundle.entry[")  # already names the entry's element (request, fullUrl)
+                else f"Bundle.entry[{index}].resource" + e[e.find(".") :]
+                if "." in e
+                else e
+                for e in issue.get("expression", [])
+            ]
+        )
     return exc
 
 
@@ -90,7 +93,9 @@ def parse_entry(index: int, raw: object, structural: bool = True) -> Entry:
             )
     if "fullUrl" in raw and not isinstance(raw["fullUrl"], str):
         raise FhirError.bad_request(
-            msg("entry.fullUrl must be a string"), code="structure", expression=f"Bundle.entry[{index}].fullUrl"
+            msg("entry.fullUrl must be a string"),
+            code="structure",
+            expression=f"Bundle.entry[{index}].fullUrl",
         )
     method = str(request["method"]).upper()
     if method not in _ORDER:
