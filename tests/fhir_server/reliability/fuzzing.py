@@ -78,6 +78,12 @@ HOSTILE = st.one_of(
 )
 
 
+def _fresh(draw) -> object:
+    """A hostile value that later mutations may change without touching the shared samples (which
+    would make hypothesis' generation differ between runs)."""
+    return copy.deepcopy(draw(HOSTILE))
+
+
 def _paths(node: object, prefix: tuple = ()) -> list[tuple]:
     """Every path (tuple of keys/indexes) into a JSON value, the root included."""
     out = [prefix]
@@ -121,11 +127,11 @@ def mutated_resource(draw) -> object:
         if action == "drop" and path:
             doc = _drop(doc, path)
         elif action == "add" and isinstance(doc, dict):
-            doc[draw(st.sampled_from(["extension", "contained", "meta", "text", "id", "bogus"]))] = draw(
-                HOSTILE
+            doc[draw(st.sampled_from(["extension", "contained", "meta", "text", "id", "bogus"]))] = _fresh(
+                draw
             )
         else:
-            doc = _set(doc, path, draw(HOSTILE))
+            doc = _set(doc, path, _fresh(draw))
     return doc
 
 
@@ -173,7 +179,7 @@ def hostile_request(draw) -> Request:
             {
                 "op": draw(st.sampled_from(["replace", "add", "remove", "test", "move"])),
                 "path": path,
-                "value": draw(HOSTILE),
+                "value": _fresh(draw),
             }
         ]
         return Request(
@@ -184,7 +190,7 @@ def hostile_request(draw) -> Request:
         "url": rtype,
     }
     if draw(st.booleans()):
-        request[draw(st.sampled_from(["ifMatch", "ifNoneExist", "url", "method"]))] = draw(HOSTILE)
+        request[draw(st.sampled_from(["ifMatch", "ifNoneExist", "url", "method"]))] = _fresh(draw)
     entry: dict = {
         "fullUrl": draw(st.one_of(st.just("urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427"), HOSTILE)),
         "resource": res,
