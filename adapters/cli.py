@@ -151,6 +151,9 @@ def _register_ingest(app: typer.Typer, open_runtime: Callable) -> None:
         if broker:
             _enqueue_files(runtime, files, adapter, _options(vendor, profile_set), batch)
             return
+        from adapters.recover import recover_quietly
+
+        recover_quietly(runtime.store, runtime.settings)  # rows a killed earlier run left unfinished
         outcomes = [unreadable(str(p), _("no such file or folder")) for p in missing]
         start = time.perf_counter()
         size = max(1, batch)

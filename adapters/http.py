@@ -7,8 +7,10 @@ results, so clients can act on 207/422 without guessing; their texts follow Acce
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +24,11 @@ from fhir_server.api.responses import request_lang
 from fhir_server.i18n import use_lang
 
 router = APIRouter(tags=["ingest"])
+# Row ids and paging arguments are BIGINT in the database: larger or negative values are a 400
+# (RequestValidationError), not a driver overflow (issue 12).
+RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=0, le=2**31 - 1)]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 _OPTION_PARAMS = ("vendor", "profile_set")
 
@@ -84,7 +91,7 @@ async def _enqueue(ctx, payload: bytes, source: str, adapter: str | None, conten
 
 
 @router.get("/ingest/inbox/{inbox_id}")
-async def inbox_status(store: Store, inbox_id: int) -> Response:
+async def inbox_status(store: Store, inbox_id: RowId) -> Response:
     """Status and per-record outcome of one archived payload (follow a 202 from broker mode)."""
     row = await run_in_threadpool(ingest_repository(store).get_inbox, inbox_id)
     if row is None:
@@ -100,7 +107,9 @@ async def ingest_auto(request: Request, ctx: Ctx) -> Response:
 
 
 @router.get("/ingest/dead-letters")
-async def dead_letters(store: Store, status: str = "open", limit: int = 100, offset: int = 0) -> Response:
+async def dead_letters(
+    store: Store, status: str = "open", limit: Limit = 100, offset: Offset = 0
+) -> Response:
     """List dead letters (without payloads); status=all lists every state."""
     repo = ingest_repository(store)
     st = None if status == "all" else status
@@ -110,7 +119,7 @@ async def dead_letters(store: Store, status: str = "open", limit: int = 100, off
 
 
 @router.post("/ingest/dead-letters/{dl_id}/replay")
-async def replay_one(request: Request, ctx: Ctx, dl_id: int) -> Response:
+async def replay_one(request: Request, ctx: Ctx, dl_id: RowId) -> Response:
     """Re-run one dead letter through its adapter (after a mapping fix)."""
     with use_lang(request_lang(request)):
         outcome = (await run_in_threadpool(run_replay, ctx.store, dl_id, settings=ctx.settings))[0]

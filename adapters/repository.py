@@ -190,6 +190,24 @@ class IngestRepository:
             out[int(d["inbox_id"])] = d
         return out
 
+    def claim_stuck(self, statuses: tuple[str, ...], received_before: int, limit: int = 1000) -> list[int]:
+        """Turn rows left in `statuses` since before a time (a crash between archive and commit) into
+        "queued" rows, so exactly one recoverer closes each (`finish_*` only closes queued rows)."""
+        c = inbox.c
+        stuck = (
+            select(c.inbox_id)
+            .where(c.status.in_(statuses), c.received_at < received_before)
+            .order_by(c.inbox_id)
+            .limit(limit)
+        )
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            ids = [int(i) for i in conn.execute(stuck).scalars()]
+            if ids:
+                conn.execute(
+                    update(inbox).where(c.inbox_id.in_(ids), c.status.in_(statuses)).values(status="queued")
+                )
+        return ids
+
     def queued_before(self, received_before: int, limit: int = 1000) -> list[dict]:
         """Queued rows archived before a time (microseconds): candidates for publishing again."""
         c = inbox.c

@@ -71,6 +71,12 @@ class Settings:
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
     extra: dict = field(default_factory=dict)
+    # issue 12: bounds on the work one request may ask for (a 4xx OperationOutcome beyond them)
+    max_json_depth: int = 100  # nesting levels of a JSON body (the models recurse; hard ceiling 200)
+    max_sort_keys: int = 8  # keys in one _sort
+    max_search_joins: int = 8  # chained (a.b=) and _has parameters in one search
+    max_chain_depth: int = 3  # links in one chain / nested _has
+    max_bundle_entries: int = 10_000  # entries in one batch or transaction Bundle
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +111,12 @@ class Settings:
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
             broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
             outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
+            # issue 12: request bounds
+            max_json_depth=min(_env_int("LIENTHONG_MAX_JSON_DEPTH", cls.max_json_depth), 200),
+            max_sort_keys=_env_int("LIENTHONG_MAX_SORT_KEYS", cls.max_sort_keys),
+            max_search_joins=_env_int("LIENTHONG_MAX_SEARCH_JOINS", cls.max_search_joins),
+            max_chain_depth=_env_int("LIENTHONG_MAX_CHAIN_DEPTH", cls.max_chain_depth),
+            max_bundle_entries=_env_int("LIENTHONG_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries),
         )
 
     def with_(self, **changes) -> Settings:

@@ -101,10 +101,83 @@ def check_shape(body: object, expected_type: str | None = None) -> dict:
     return body
 
 
+# Hard ceiling on JSON nesting for every resource validated: the R4B models recurse and end in
+# RecursionError near 300 levels. Requests are bounded earlier by LIENTHONG_MAX_JSON_DEPTH (default 100).
+MAX_DEPTH = 200
+
+
+def json_depth_error(node: object, limit: int = MAX_DEPTH, root: str = "") -> FhirError | None:
+    """A 400 naming the first element nested deeper than `limit` JSON levels, or None.
+
+    Iterative on purpose: the model validation, JSON Patch and the indexer recurse, and a body nested
+    a few hundred levels deep (extensions inside extensions) would end in RecursionError (a 500)."""
+    stack: list[tuple[object, str, int]] = [(node, root, 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > limit:
+            return FhirError.bad_request(
+                msg("JSON nested deeper than {limit} levels at {path}", limit=limit, path=path or "(root)"),
+                code="too-costly",
+                expression=path or None,
+            )
+        if isinstance(value, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
+def nul_path(node: object, root: str = "") -> str | None:
+    """The path of the first string (or key) holding a NUL character, or None."""
+    stack: list[tuple[object, str]] = [(node, root)]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return path or "(root)"
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                child = f"{path}.{k}" if path else str(k)
+                if "\x00" in k:
+                    return child.replace("\x00", "")
+                stack.append((v, child))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+    return None
+
+
+def _check_contained(body: dict, res_type: str) -> None:
+    """400 for a contained resource that is not an object of a known R4 type (the models would KeyError)."""
+    contained = body.get("contained")
+    if contained is None:
+        return
+    if not isinstance(contained, list):
+        raise FhirError.bad_request(
+            msg("{path} must be an array", path=f"{res_type}.contained"),
+            code="structure",
+            expression=f"{res_type}.contained",
+        )
+    known = r4_resource_types()
+    for i, item in enumerate(contained):
+        where = f"{res_type}.contained[{i}]"
+        kind = item.get("resourceType") if isinstance(item, dict) else None
+        if not isinstance(kind, str) or kind not in known:
+            # The type is not echoed: a fuzzer or a broken export may put patient data in it.
+            raise FhirError.bad_request(
+                msg("{path} is not a resource of a known FHIR R4 type", path=where),
+                code="structure",
+                expression=f"{where}.resourceType",
+            )
+
+
 def validate(body: object, expected_type: str | None = None) -> dict:
     """Check a parsed JSON body is a structurally valid R4 resource; raise 400 with expressions if not."""
     check_shape(body, expected_type)
     res_type = body["resourceType"]
+    too_deep = json_depth_error(body, MAX_DEPTH, res_type)
+    if too_deep is not None:
+        raise too_deep
+    _check_contained(body, res_type)
     # R4's required bindings (R4B models do not check codes); they apply to the types R4B rewrote too.
     bad_codes = check_required_bindings(body)
     if bad_codes:
@@ -130,5 +203,11 @@ def validate(body: object, expected_type: str | None = None) -> dict:
     except (ValueError, TypeError) as exc:  # fhir.resources raises these for some malformed primitives
         raise FhirError.bad_request(
             msg("Invalid {type}: {detail}", type=res_type, detail=str(exc)), code="structure"
+        )
+    except (KeyError, AttributeError, RecursionError) as exc:
+        # The models' own lookups fail on shapes they never expected; the message may echo input
+        # values (patient data), so only the exception type is reported.
+        raise FhirError.bad_request(
+            msg("Invalid {type}: {detail}", type=res_type, detail=type(exc).__name__), code="structure"
         )
     return body

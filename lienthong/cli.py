@@ -17,6 +17,7 @@ import adapters.cli
 import adapters.dead_letters
 import adapters.hl7v2.cli
 import adapters.qd130.cli
+import adapters.recover
 import adapters.worker
 import fhir_server.commands
 import fhir_server.hub.cli
@@ -53,7 +54,9 @@ def run_server(settings: Settings, workers: int = 1) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    open_runtime(settings).store.close()  # create/migrate the schema once, before workers start
+    runtime = open_runtime(settings)  # create/migrate the schema once, before workers start
+    adapters.recover.recover_quietly(runtime.store, runtime.settings)  # crash leftovers (issue 12)
+    runtime.store.close()
     console.print(
         _(
             "[bold green]Lienthong[/] FHIR base: {url}  (database: {db})",
@@ -98,6 +101,7 @@ adapters.cli.register(app, open_runtime)
 adapters.dead_letters.register(app, open_runtime)
 adapters.qd130.cli.register(app, open_runtime)
 adapters.hl7v2.cli.register(app, open_runtime)
+adapters.recover.register(app, open_runtime)
 adapters.worker.register(app, open_runtime)
 fhir_server.hub.cli.register(app, open_runtime)
 lienthong.demo.register(app, open_runtime, run_server)

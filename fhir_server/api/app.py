@@ -64,6 +64,31 @@ class MetricsMiddleware:
             self.latency.labels(method).observe(time.perf_counter() - start)
 
 
+class _SafeLoggingApp(FastAPI):
+    """FastAPI whose unhandled errors stop here, logged by `logsafe`, instead of reaching the server.
+
+    Starlette answers an unhandled error with our 500 handler and then re-raises it "so servers can
+    log it"; uvicorn then logs "Exception in ASGI application" with the exception's message, which can
+    carry patient data (issue 12). The handler has already logged the type and frames."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await super().__call__(scope, receive, send)  # lifespan: start-up failures must stop the server
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception as exc:  # noqa: BLE001 - the whole point: nothing unlogged leaves the app
+            if not getattr(exc, "_lienthong_logged", False):
+                log_failure(log, "unhandled error", exc)
+
+
+def _mark_logged(exc: BaseException) -> None:
+    try:
+        exc._lienthong_logged = True  # type: ignore[attr-defined]
+    except AttributeError:  # exceptions with __slots__
+        pass
+
+
 def _auth_config(settings: Settings) -> AuthConfig | None:
     """Token verification settings, or None when auth is off; refuses to start half-configured."""
     if settings.auth_mode == "off":
@@ -110,7 +135,7 @@ def create_app(
     are mounted at the root, beside the FHIR base (e.g. the ingest endpoints)."""
     settings = settings or Settings.from_env()
     store = store or open_store(settings.database_url, pool_size=settings.pool_size)
-    app = FastAPI(
+    app = _SafeLoggingApp(
         title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json"
     )
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
@@ -160,6 +185,7 @@ def create_app(
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # Log the type and traceback, never the request body (patient data).
         log_failure(log, "unhandled error", exc)
+        _mark_logged(exc)
         err = FhirError.make(
             500, "exception", msg("Internal error ({kind})", kind=type(exc).__name__), severity="fatal"
         )

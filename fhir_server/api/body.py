@@ -8,6 +8,7 @@ from fastapi import Request
 from fhir_server.api.deps import get_settings
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
+from fhir_server.validation import json_depth_error, nul_path
 
 JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
 PATCH_MEDIA = ("application/json-patch+json",)
@@ -61,6 +62,19 @@ async def json_body(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> 
     if not raw.strip():
         raise FhirError.bad_request(msg("Request body is empty"), code="required")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FhirError.bad_request(msg("Malformed JSON: {detail}", detail=str(exc)), code="structure")
+    root = body.get("resourceType") if isinstance(body, dict) else None
+    root = root if isinstance(root, str) and root.isalpha() else ""
+    too_deep = json_depth_error(body, get_settings(request).max_json_depth, root)
+    if too_deep is not None:
+        raise too_deep
+    # JSON can only carry NUL escaped; the byte search keeps the walk off the normal path.
+    if b"\\u0000" in raw:
+        where = nul_path(body, root)
+        if where is not None:
+            raise FhirError.bad_request(
+                msg("{path} contains a NUL character", path=where), code="value", expression=where
+            )
+    return body

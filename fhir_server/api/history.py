@@ -43,7 +43,8 @@ def _page_token(raw: str | None) -> tuple[int, int] | None:
     if raw is None:
         return None
     ts, _, hid = raw.partition("-")
-    if not (ts.isdigit() and hid.isdigit()):
+    # Both halves are BIGINT columns: more than 18 digits cannot come from a page this server made.
+    if not (ts.isdigit() and hid.isdigit()) or len(ts) > 18 or len(hid) > 18:
         raise FhirError.bad_request("Invalid _page token", code="value")
     return int(ts), int(hid)
 

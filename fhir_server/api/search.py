@@ -14,6 +14,7 @@ from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url, check_accept, fhir_json
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
+from fhir_server.search.query import Limits
 from fhir_server.search.registry import get_registry
 from fhir_server.search.run import run_search
 
@@ -51,6 +52,9 @@ def _run(request: Request, res_type: str | None, params: list[tuple[str, str]]) 
         strict=_strict(request),
         default_count=ctx.settings.default_count,
         max_count=ctx.settings.max_count,
+        limits=Limits(
+            ctx.settings.max_sort_keys, ctx.settings.max_search_joins, ctx.settings.max_chain_depth
+        ),
     )
 
 

@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.api.body import json_body
 from fhir_server.api.deps import AppContext, Ctx, Store, get_settings
 from fhir_server.api.responses import base_url, check_accept, fhir_json
+from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions.bundles import process_bundle
 from fhir_server.search.registry import get_registry
 from fhir_server.validation import r4_resource_types
@@ -37,6 +39,15 @@ async def transaction_or_batch(request: Request, store: Store) -> Response:
     """Process a transaction or batch Bundle posted to the base."""
     check_accept(request)
     bundle = await json_body(request)
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    limit = get_settings(request).max_bundle_entries
+    if isinstance(entries, list) and len(entries) > limit:
+        # Refused before any work: 100,000 GET entries took 85 s (issue 12).
+        raise FhirError.bad_request(
+            msg("Bundle has {count} entries; at most {limit} are allowed", count=len(entries), limit=limit),
+            code="too-costly",
+            expression="Bundle.entry",
+        )
     representation = "return=representation" in request.headers.get("prefer", "")
     policy = get_settings(request).referential_integrity
     result = await run_in_threadpool(

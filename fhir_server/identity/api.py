@@ -6,7 +6,9 @@ the thread pool.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -16,10 +18,13 @@ from fhir_server.errors import FhirError
 from fhir_server.identity import service
 
 router = APIRouter()
+# BIGINT columns: out-of-range values are a 400, not a driver overflow (issue 12).
+ReviewId = Annotated[int, Path(ge=0, le=2**63 - 1)]
+Limit = Annotated[int, Query(ge=0, le=2**31 - 1)]
 
 
 @router.get("/identity/review")
-async def review_list(store: Store, status: str = "pending", limit: int = 100) -> Response:
+async def review_list(store: Store, status: str = "pending", limit: Limit = 100) -> Response:
     """Review-queue items (pending by default), oldest first."""
     if status not in ("pending", "accepted", "rejected"):
         raise FhirError.bad_request("status must be pending, accepted or rejected")
@@ -40,13 +45,13 @@ async def _decide(request: Request, store, review_id: int, accept: bool) -> Resp
 
 
 @router.post("/identity/review/{review_id}/accept")
-async def review_accept(request: Request, store: Store, review_id: int) -> Response:
+async def review_accept(request: Request, store: Store, review_id: ReviewId) -> Response:
     """Accept a queued pair: link the two Patients (method manual)."""
     return await _decide(request, store, review_id, True)
 
 
 @router.post("/identity/review/{review_id}/reject")
-async def review_reject(request: Request, store: Store, review_id: int) -> Response:
+async def review_reject(request: Request, store: Store, review_id: ReviewId) -> Response:
     """Reject a queued pair: never link them automatically."""
     return await _decide(request, store, review_id, False)
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
+from fhir_server.i18n import msg
 from fhir_server.ids import new_id
 from fhir_server.interactions import conditional, integrity
 from fhir_server.interactions import core as ix
@@ -58,10 +59,17 @@ class Entry:
 def _fail(index: int, exc: FhirError) -> FhirError:
     for issue in exc.outcome.get("issue", []):
         issue["diagnostics"] = f"Bundle.entry[{index}]: {issue.get('diagnostics', '')}"
-        issue["expression"] = [f"Bundle.entry[{index}]"] + [
-            f"Bundle.entry[{index}].resource" + e[e.find(".") :] if "." in e else e
-            for e in issue.get("expression", [])
-        ]
+        issue["expression"] = (
+            [f"Bundle.entry[{index}]"]
+            + [
+                e
+                if e.startswith("Bundle.entry[")  # already names the entry's element (request, fullUrl)
+                else f"Bundle.entry[{index}].resource" + e[e.find(".") :]
+                if "." in e
+                else e
+                for e in issue.get("expression", [])
+            ]
+        )
     return exc
 
 
@@ -76,6 +84,19 @@ def parse_entry(index: int, raw: object, structural: bool = True) -> Entry:
     request = raw.get("request")
     if not isinstance(request, dict) or not request.get("method") or not request.get("url"):
         raise FhirError.bad_request("entry.request with method and url is required", code="required")
+    for key in ("method", "url", "ifMatch", "ifNoneExist", "ifModifiedSince", "ifNoneMatch"):
+        if key in request and not isinstance(request[key], str):
+            raise FhirError.bad_request(
+                msg("entry.request.{key} must be a string", key=key),
+                code="structure",
+                expression=f"Bundle.entry[{index}].request.{key}",
+            )
+    if "fullUrl" in raw and not isinstance(raw["fullUrl"], str):
+        raise FhirError.bad_request(
+            msg("entry.fullUrl must be a string"),
+            code="structure",
+            expression=f"Bundle.entry[{index}].fullUrl",
+        )
     method = str(request["method"]).upper()
     if method not in _ORDER:
         raise FhirError.bad_request(f"Unsupported entry.request.method {method!r}", code="not-supported")
@@ -117,6 +138,10 @@ def _patch_body(resource: object) -> object:
     if isinstance(resource, dict) and resource.get("resourceType") == "Binary" and resource.get("data"):
         import base64
 
+        if not isinstance(resource["data"], str):
+            raise FhirError.bad_request(
+                msg("Binary.data must be a base64 string"), code="structure", expression="Binary.data"
+            )
         try:
             return orjson.loads(base64.b64decode(resource["data"]))
         except (ValueError, orjson.JSONDecodeError) as exc:

@@ -20,6 +20,8 @@ from fhir_server.validation import check_type, valid_id, validate
 
 __all__ = ["Result", "new_id", "parse_version"]
 
+_MAX_VERSION = 2**63 - 1  # versions are BIGINT columns
+
 
 @dataclass
 class Result:
@@ -41,7 +43,7 @@ def parse_version(etag: object) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > 19 or int(text) > _MAX_VERSION:
         raise FhirError.bad_request(msg("Invalid version in If-Match: {etag!r}", etag=etag), code="value")
     return int(text)
 
@@ -90,6 +92,7 @@ def patch(
     uow: UnitOfWork, res_type: str, res_id: str, operations: object, if_match: int | None = None
 ) -> Result:
     """patch with a JSON Patch document (RFC 6902)."""
+    _check_id(res_type, res_id)
     current = uow.current(res_type, res_id)
     if current is None:
         raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
@@ -110,13 +113,15 @@ def patch(
 
 def delete(uow: UnitOfWork, res_type: str, res_id: str, if_match: int | None = None) -> Result:
     """delete (soft: a delete marker version; reads then answer 410)."""
+    if not valid_id(res_id):
+        raise FhirError.bad_request(msg("Invalid resource id {id!r}", id=res_id), code="value")
     marker = uow.delete(res_type, res_id, if_match)
-    msg = (
+    text = (
         f"Deleted {res_type}/{res_id}"
         if marker
         else f"{res_type}/{res_id} did not exist or was already deleted"
     )
-    return Result(200, marker, operation_outcome("information", "informational", msg))
+    return Result(200, marker, operation_outcome("information", "informational", text))
 
 
 def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Result:
@@ -129,9 +134,16 @@ def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Result:
     return delete(uow, res_type, target)
 
 
+def _check_id(res_type: str, res_id: str) -> None:
+    """404 for an id that can never exist (bad syntax, NUL, over 64 characters) before any SQL sees it."""
+    if not valid_id(res_id):
+        raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id.replace(chr(0), '')}"))
+
+
 def read(store: Storage, res_type: str, res_id: str) -> StoredResource:
     """read: the current version, 404 if unknown, 410 if deleted."""
     check_type(res_type)
+    _check_id(res_type, res_id)
     stored = store.read(res_type, res_id)
     if stored is None:
         raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
@@ -145,7 +157,8 @@ def read(store: Storage, res_type: str, res_id: str) -> StoredResource:
 def vread(store: Storage, res_type: str, res_id: str, version: str) -> StoredResource:
     """vread: one version, 404 if unknown, 410 if that version is a delete marker."""
     check_type(res_type)
-    if not version.isdigit():
+    _check_id(res_type, res_id)
+    if not version.isdigit() or len(version) > 19 or int(version) > _MAX_VERSION:
         raise FhirError.not_found(
             msg("Version {version!r} of {ref} not found", version=version, ref=f"{res_type}/{res_id}")
         )

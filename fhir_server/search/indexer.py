@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.search.fhirpath import Extractor, element_names
 from fhir_server.search.params import COLUMN_PARAMS, ParamTable, SearchParam
 from fhir_server.search.registry import Registry, get_registry
@@ -88,6 +90,39 @@ class Indexer:
         return out
 
 
+# A token's system and code are one btree key (PostgreSQL refuses keys over 2,704 bytes). Tokens are
+# matched exactly, so cutting them would make false matches: an over-long one is refused instead.
+TOKEN_MAX_BYTES = 2000
+
+
+def _check_token(rt: str, param: SearchParam, row: tuple) -> None:
+    system, tcode = row[0], row[1]
+    chars = (len(system) if isinstance(system, str) else 0) + (len(tcode) if isinstance(tcode, str) else 0)
+    if chars * 4 <= TOKEN_MAX_BYTES:
+        return  # cannot be too long, whatever the characters (the usual case: no encoding needed)
+    size = sum(len(s.encode("utf-8")) for s in (system, tcode) if isinstance(s, str))
+    if size > TOKEN_MAX_BYTES:
+        raise FhirError.bad_request(
+            msg(
+                "{path}: value of {size} bytes is too long to index (limit {limit})",
+                path=f"{rt}.{param.code}",
+                size=size,
+                limit=TOKEN_MAX_BYTES,
+            ),
+            code="too-long",
+            expression=_element_of(rt, param),
+        )
+
+
+def _element_of(rt: str, param: SearchParam) -> str:
+    """The element a parameter indexes on this type (its expression's branch for `rt`)."""
+    for branch in (param.expression or "").split("|"):
+        branch = branch.strip().lstrip("(")
+        if branch.startswith(rt + "."):
+            return branch
+    return f"{rt}.{param.code}"
+
+
 def _emit(
     out: dict[str, list[tuple]], rid: int, rt: str, param: SearchParam, values: list, registry: ParamTable
 ) -> None:
@@ -98,6 +133,7 @@ def _emit(
         rows = out.setdefault(_T, [])
         for v in values:
             for row in token_rows(v):
+                _check_token(rt, param, row)
                 if row not in seen:
                     seen.add(row)
                     rows.append((rid, rt, code, *row))
@@ -115,6 +151,7 @@ def _emit(
             if isinstance(ident, dict):
                 tokens = out.setdefault(_T, [])
                 for ident_system, ident_code, _ in token_rows(ident):
+                    _check_token(rt, param, (ident_system, ident_code))
                     tokens.append((rid, rt, code + ":identifier", ident_system, ident_code, None))
     elif kind == "date":
         rows = out.setdefault(_D, [])
@@ -161,6 +198,7 @@ def _emit_composite(
         tokens = [t for v in first(element) for t in token_rows(v) if t[1] is not None]
         seconds = [x for v in second(element) for x in _second_values(second_def.type, v)]
         for system, tcode, _ in tokens:
+            _check_token(rt, param, (system, tcode))
             for extra in seconds:
                 rows.append((rid, rt, param.code, system, tcode, *extra))
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import math
 import re
 from dataclasses import dataclass, field
 
 import orjson
 
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 RESULT_PARAMS = {
@@ -110,10 +112,73 @@ def _parse_include(value: str, reverse: bool, iterate: bool) -> Include:
     return Include(parts[0], parts[1], parts[2] if len(parts) > 2 else None, iterate, reverse)
 
 
-def parse_request(params: list[tuple[str, str]], max_count: int = 1000) -> SearchRequest:
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one search may ask for (LIENTHONG_MAX_SORT_KEYS, _SEARCH_JOINS, _CHAIN_DEPTH)."""
+
+    sort_keys: int = 8
+    joins: int = 8  # chained and _has parameters
+    chain_depth: int = 3  # links of one chain, levels of one nested _has
+
+
+def _too_costly(text, expression: str) -> FhirError:
+    return FhirError.bad_request(text, code="too-costly", expression=expression)
+
+
+def _check_limits(req: SearchRequest, limits: Limits) -> None:
+    """400 too-costly past a bound: each sort key, join or chain link is one more SQL join or subquery."""
+    if len(req.sort) > limits.sort_keys:
+        raise _too_costly(
+            msg(
+                "_sort has {count} keys; at most {limit} are allowed",
+                count=len(req.sort),
+                limit=limits.sort_keys,
+            ),
+            "_sort",
+        )
+    joins = [f for f in req.filters if f.chain]
+    if len(joins) > limits.joins:
+        raise _too_costly(
+            msg(
+                "{count} chained or _has parameters; at most {limit} are allowed",
+                count=len(joins),
+                limit=limits.joins,
+            ),
+            joins[limits.joins].name,
+        )
+    for f in joins:
+        depth = f.name.count("_has:") if f.code == "_has" else (f.chain or "").count(".") + 1
+        if depth > limits.chain_depth:
+            raise _too_costly(
+                msg(
+                    "{name!r} chains {depth} levels; at most {limit} are allowed",
+                    name=f.name,
+                    depth=depth,
+                    limit=limits.chain_depth,
+                ),
+                f.name,
+            )
+
+
+def parse_request(
+    params: list[tuple[str, str]], max_count: int = 1000, limits: Limits | None = None
+) -> SearchRequest:
     """Group raw (name, value) pairs into a SearchRequest; filter names are validated later."""
+    req = _parse(params, max_count)
+    _check_limits(req, limits or Limits())
+    return req
+
+
+def _parse(params: list[tuple[str, str]], max_count: int) -> SearchRequest:
     req = SearchRequest()
     for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            # No database column can hold NUL (PostgreSQL refuses it): a 400 naming the parameter.
+            raise FhirError.bad_request(
+                msg("Search parameter {name!r} contains a NUL character", name=name.replace("\x00", "")),
+                code="value",
+                expression=name.replace("\x00", ""),
+            )
         base = name.split(":", 1)[0]
         if base not in RESULT_PARAMS:
             if value == "" and not name.startswith("_has"):
@@ -173,7 +238,15 @@ def number_bounds(text: str) -> tuple[float, float, float]:
     value = float(text)
     mantissa, _, exp = text.lower().partition("e")
     decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
-    half = 0.5 * 10 ** (-decimals + (int(exp) if exp else 0))
+    try:
+        half = 0.5 * 10 ** (-decimals + (int(exp) if exp else 0))
+    except OverflowError:
+        half = math.inf
+    if not (math.isfinite(value) and math.isfinite(half)):
+        # 1e400 parses to infinity: no stored number can be compared with it (double precision).
+        raise FhirError.bad_request(
+            msg("Number {value!r} is out of range (double precision)", value=text), code="value"
+        )
     return value, value - half, value + half
 
 

@@ -7,7 +7,7 @@ from typing import Protocol
 from fhir_server.errors import FhirError
 from fhir_server.search.bundle import search_bundle
 from fhir_server.search.page import Page
-from fhir_server.search.query import SearchRequest, parse_request
+from fhir_server.search.query import Limits, SearchRequest, parse_request
 from fhir_server.search.registry import get_registry
 
 
@@ -36,9 +36,10 @@ def run_search(
     strict: bool = False,
     default_count: int = 50,
     max_count: int = 1000,
+    limits: Limits | None = None,
 ) -> bytes:
     """Parse, execute and serialize a type (or system, when res_type is None) search."""
-    req = parse_request(params, max_count)
+    req = parse_request(params, max_count, limits)
     types = None
     if res_type is None and req.types:
         known = get_registry().resource_types
