@@ -20,13 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.auth.gate import AuthGate
+from fhir_server.auth.tokens import AuthConfig
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
-from fhir_server.security import AuthConfig, authorize
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import routes as ui_routes
@@ -64,24 +65,25 @@ class MetricsMiddleware:
             self.latency.labels(method).observe(time.perf_counter() - start)
 
 
-def _auth_config(settings: Settings) -> AuthConfig | None:
-    """Token verification settings, or None when auth is off; refuses to start half-configured."""
+def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
+    """Token verification keys from the settings, or None when auth is off; refuses to start half-configured."""
     if settings.auth_mode == "off":
         return None
-    if settings.auth_mode != "jwt":
-        raise ValueError(f"LIENTHONG_AUTH must be 'off' or 'jwt', not {settings.auth_mode!r}")
-    algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip())
+    if settings.auth_mode not in ("jwt", "smart"):
+        raise ValueError(f"LIENTHONG_AUTH must be 'off', 'jwt' or 'smart', not {settings.auth_mode!r}")
+    algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip() and a.strip().lower() != "none")
+    configs = []
     if settings.jwt_public_key:
-        return AuthConfig(
-            settings.jwt_public_key,
-            tuple(a for a in algorithms if not a.startswith("HS")),
-            settings.jwt_audience,
+        configs.append(
+            AuthConfig(settings.jwt_public_key, tuple(a for a in algorithms if not a.startswith("HS")), settings.jwt_audience)
         )
     if settings.jwt_secret:
-        return AuthConfig(
-            settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")), settings.jwt_audience
+        configs.append(
+            AuthConfig(settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")), settings.jwt_audience)
         )
-    raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
+    if not configs and settings.auth_mode == "jwt":
+        raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
+    return configs
 
 
 class _GroupCommitCollector:
@@ -123,21 +125,18 @@ def create_app(
         "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
     )
 
+    configs = _auth_configs(settings)
+    if configs is not None:
+        # Added first so the metrics middleware (added next, hence outside) also counts refusals.
+        app.add_middleware(
+            AuthGate,
+            base_path=settings.base_path,
+            store=store,
+            configs=lambda: configs,
+            max_body_bytes=settings.max_body_bytes,
+        )
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
     registry.register(_GroupCommitCollector())
-
-    auth = _auth_config(settings)
-    if auth is not None:
-
-        @app.middleware("http")
-        async def _authenticate(request: Request, call_next):
-            try:
-                request.state.principal = authorize(
-                    request.headers, request.method, request.url.path, settings.base_path, auth
-                )
-            except FhirError as exc:
-                return error_response(exc, request_lang(request))
-            return await call_next(request)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
