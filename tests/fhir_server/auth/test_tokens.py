@@ -76,3 +76,12 @@ async def test_api_docs_need_a_token(secured):
 
 async def test_metrics_answer_a_valid_system_token(secured):
     assert (await secured.get("http://test/metrics", headers=bearer("system/Patient.rs"))).status_code == 200
+
+
+def test_jwt_mode_without_any_key_refuses_to_start(settings, store):
+    import pytest
+
+    from lienthong.app import create_app
+
+    with pytest.raises(ValueError):
+        create_app(settings.with_(auth_mode="jwt"), store=store)
