@@ -71,16 +71,15 @@ def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
         return None
     if settings.auth_mode not in ("jwt", "smart"):
         raise ValueError(f"LIENTHONG_AUTH must be 'off', 'jwt' or 'smart', not {settings.auth_mode!r}")
-    algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip() and a.strip().lower() != "none")
+    names = [a.strip() for a in settings.jwt_algorithms.split(",")]
+    algorithms = tuple(a for a in names if a and a.lower() != "none")
+    asymmetric = tuple(a for a in algorithms if not a.startswith("HS"))
+    symmetric = tuple(a for a in algorithms if a.startswith("HS"))
     configs = []
     if settings.jwt_public_key:
-        configs.append(
-            AuthConfig(settings.jwt_public_key, tuple(a for a in algorithms if not a.startswith("HS")), settings.jwt_audience)
-        )
+        configs.append(AuthConfig(settings.jwt_public_key, asymmetric, settings.jwt_audience))
     if settings.jwt_secret:
-        configs.append(
-            AuthConfig(settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")), settings.jwt_audience)
-        )
+        configs.append(AuthConfig(settings.jwt_secret, symmetric, settings.jwt_audience))
     if not configs and settings.auth_mode == "jwt":
         raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
     return configs

@@ -21,7 +21,10 @@ import re
 from fhir_server.ids import deterministic_id
 
 _URN = re.compile(r"^urn:vn:cskcb:([0-9A-Za-z]+)(?:[:/].*)?$")
-FACILITY_SYSTEMS = ("http://fhir.hl7.org.vn/core/sid/ma-cskcb", "http://fhir.ehealth.gov.vn/core/sid/provider-code")
+FACILITY_SYSTEMS = (
+    "http://fhir.hl7.org.vn/core/sid/ma-cskcb",
+    "http://fhir.ehealth.gov.vn/core/sid/provider-code",
+)
 MRN_SYSTEM = "http://fhir.hl7.org.vn/core/sid/mrn/"
 OWNER_FIELDS = ("managingOrganization", "serviceProvider", "custodian")
 FOREIGN = "?"  # an owner reference to an Organization that is not the caller's facility

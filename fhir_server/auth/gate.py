@@ -90,7 +90,9 @@ class AuthGate:
             size += len(chunk)
             if size > self.max_body:
                 raise FhirError.make(
-                    413, "too-costly", msg("Request body exceeds the limit of {limit} bytes", limit=self.max_body)
+                    413,
+                    "too-costly",
+                    msg("Request body exceeds the limit of {limit} bytes", limit=self.max_body),
                 )
             chunks.append(chunk)
             if not message.get("more_body"):
@@ -123,11 +125,13 @@ class AuthGate:
         if access.kind == "everything" and method == "POST":
             _refuse_body_types(policy, body)
             params = params + _body_patient(body)
-        plan = check_fhir(
-            policy, access, params, principal.facility, bool(_header(scope, b"if-none-exist"))
-        )
+        plan = check_fhir(policy, access, params, principal.facility, bool(_header(scope, b"if-none-exist")))
         if plan.rewritten:
-            kept = [(k, v) for k, v in plan.params if not (access.kind == "everything" and k == "patient" and method == "POST")]
+            kept = [
+                (k, v)
+                for k, v in plan.params
+                if not (access.kind == "everything" and k == "patient" and method == "POST")
+            ]
             scope["query_string"] = urlencode(kept).encode()
         resource = _json(body) if plan.facility_new else None
         await self._lookups(principal, access, plan, resource)
@@ -144,7 +148,11 @@ class AuthGate:
         if path in ("/metrics", "/openapi.json") or path.startswith(("/docs", "/redoc")):
             return
         if path.startswith(("/ingest", "/qd130/")):
-            ok = policy.can_all("s") if method in ("GET", "HEAD") else policy.can_all("c") and policy.can_all("u")
+            ok = (
+                policy.can_all("s")
+                if method in ("GET", "HEAD")
+                else policy.can_all("c") and policy.can_all("u")
+            )
         elif path.startswith("/ui"):
             ok = policy.can_all("r")
         else:
@@ -162,7 +170,9 @@ class AuthGate:
         if not facility:
             return
         if plan.facility_new and (resource is None or not belongs_to(resource, facility)):
-            raise forbidden(msg("A client of facility {code} writes only resources of that facility", code=facility))
+            raise forbidden(
+                msg("A client of facility {code} writes only resources of that facility", code=facility)
+            )
         keys: list[tuple[str, str]] = []
         if plan.facility_stored is not None:
             keys.append(plan.facility_stored)
@@ -202,9 +212,15 @@ class AuthGate:
             params = parse_qsl(url.query, keep_blank_values=True)
             access = classify(method, segments)
             try:
-                if access.kind in ("bundle", "system-op", "everything") or method == "POST" and access.kind != "create":
+                if (
+                    access.kind in ("bundle", "system-op", "everything")
+                    or method == "POST"
+                    and access.kind != "create"
+                ):
                     raise forbidden(msg("This request is not allowed inside a Bundle"))
-                plan = check_fhir(principal.policy, access, params, principal.facility, bool(request.get("ifNoneExist")))
+                plan = check_fhir(
+                    principal.policy, access, params, principal.facility, bool(request.get("ifNoneExist"))
+                )
                 resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else None
                 await self._lookups(principal, access, plan, resource)
             except FhirError as exc:
@@ -249,7 +265,9 @@ def _form_pairs(scope, body: bytes) -> list[tuple[str, str]]:
     if not body:
         return []
     if "application/x-www-form-urlencoded" not in _header(scope, b"content-type"):
-        raise FhirError.make(415, "not-supported", msg("POST _search needs application/x-www-form-urlencoded"))
+        raise FhirError.make(
+            415, "not-supported", msg("POST _search needs application/x-www-form-urlencoded")
+        )
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
@@ -268,7 +286,11 @@ def _refuse_body_types(policy, body: bytes) -> None:
             denied = [t for t in str(value).split(",") if t.strip() and not policy.reads(t.strip())]
             if denied:
                 raise forbidden(
-                    msg("{what} would return {types}, which the token may not read", what="_type", types=", ".join(denied))
+                    msg(
+                        "{what} would return {types}, which the token may not read",
+                        what="_type",
+                        types=", ".join(denied),
+                    )
                 )
 
 
@@ -286,7 +308,9 @@ def _refuse_owner_patch(body: bytes) -> None:
     for op in ops if isinstance(ops, list) else []:
         path = str(op.get("path", "")) if isinstance(op, dict) else ""
         if op.get("op") != "test" and path.startswith(_OWNER_PATCH_PATHS):
-            raise forbidden(msg("A facility client may not patch the elements that say which facility owns a resource"))
+            raise forbidden(
+                msg("A facility client may not patch the elements that say which facility owns a resource")
+            )
 
 
 def _replay(body: bytes):
@@ -315,7 +339,13 @@ def _blind_send(send):
         if held is not None and message["type"] == "http.response.body":
             if message.get("more_body"):
                 return
-            err = FhirError.make(held["status"], "processing", msg("The request failed; details are hidden from a token that may not read this resource type"))
+            err = FhirError.make(
+                held["status"],
+                "processing",
+                msg(
+                    "The request failed; details are hidden from a token that may not read this resource type"
+                ),
+            )
             payload = orjson.dumps(err.localized(None))
             headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(payload)).encode()))

@@ -66,7 +66,13 @@ def classify(method: str, segments: list[str]) -> Access:
         return Access("system-op")
     rtype = first
     if n == 1:
-        kind = {"GET": "search", "HEAD": "search", "POST": "create", "PUT": "cond-update", "DELETE": "cond-delete"}
+        kind = {
+            "GET": "search",
+            "HEAD": "search",
+            "POST": "create",
+            "PUT": "cond-update",
+            "DELETE": "cond-delete",
+        }
         return Access(kind.get(method, "system-op"), rtype)
     second = segments[1]
     if n == 2 and second == "_search" and method == "POST":
@@ -230,7 +236,13 @@ def _require_reads(policy: ScopePolicy, types: list[str] | None, what: str) -> N
         return
     denied = sorted(t for t in types if not policy.reads(t))
     if denied:
-        raise forbidden(msg("{what} would return {types}, which the token may not read", what=what, types=", ".join(denied)))
+        raise forbidden(
+            msg(
+                "{what} would return {types}, which the token may not read",
+                what=what,
+                types=", ".join(denied),
+            )
+        )
 
 
 def _check_search_params(
@@ -263,7 +275,9 @@ def _check_search_params(
             _require_reads(policy, types, "_has")
         elif "." in name:
             if patient_mode:
-                raise forbidden(msg("{what} is not available with patient-context scopes", what="chained search"))
+                raise forbidden(
+                    msg("{what} is not available with patient-context scopes", what="chained search")
+                )
             _check_chain(policy, rtype, name)
 
 

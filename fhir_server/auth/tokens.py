@@ -63,7 +63,11 @@ def _claims(token: str, config: AuthConfig) -> dict:
         algorithms=list(config.algorithms),
         audience=config.audience,
         issuer=config.issuer,
-        options={"require_exp": True, "require_aud": bool(config.audience), "verify_aud": bool(config.audience)},
+        options={
+            "require_exp": True,
+            "require_aud": bool(config.audience),
+            "verify_aud": bool(config.audience),
+        },
     )
 
 
@@ -76,7 +80,9 @@ def verify_token(token: str, configs: AuthConfig | Sequence[AuthConfig]) -> Prin
     alg = str(header.get("alg", ""))
     if not alg or alg.lower() == "none":
         raise unauthorized(msg("Invalid access token: unsigned tokens (alg=none) are refused"))
-    candidates = [c for c in ([configs] if isinstance(configs, AuthConfig) else configs) if alg in c.algorithms]
+    candidates = [
+        c for c in ([configs] if isinstance(configs, AuthConfig) else configs) if alg in c.algorithms
+    ]
     if not candidates:
         raise unauthorized(msg("Invalid access token: algorithm {alg} is not accepted", alg=alg))
     error: JWTError | None = None
@@ -114,5 +120,12 @@ def issue_token(
 ) -> str:
     """Sign a short-lived access token (our own key) carrying the given claims."""
     now = int(time.time())
-    body = {**claims, "iss": issuer, "aud": audience, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+    body = {
+        **claims,
+        "iss": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
     return jwt.encode(body, key, algorithm=algorithm, headers={"kid": kid})

@@ -27,7 +27,10 @@ async def secured(settings, store):
 @pytest_asyncio.fixture
 async def records(secured):
     """Two patients (An, Bình), each with a glucose Observation; written with an all-access token."""
-    for pid, name, cccd in (("an", "NGUYỄN VĂN AN", "079090001234"), ("binh", "TRẦN THỊ BÌNH", "079185004321")):
+    for pid, name, cccd in (
+        ("an", "NGUYỄN VĂN AN", "079090001234"),
+        ("binh", "TRẦN THỊ BÌNH", "079185004321"),
+    ):
         r = await secured.put(f"Patient/{pid}", json=patient(name, cccd, res_id=pid), headers=ADMIN)
         assert r.status_code in (200, 201), r.text
         r = await secured.put(

@@ -12,7 +12,9 @@ SECRET = "khoa-bi-mat-cua-so-y-te-tphcm-dai-hon-32-byte"
 AUDIENCE = "https://lienthong.test/fhir"
 
 
-def token(scope: str, key: str = SECRET, exp_in: int | None = 300, aud: str | None = AUDIENCE, **claims) -> str:
+def token(
+    scope: str, key: str = SECRET, exp_in: int | None = 300, aud: str | None = AUDIENCE, **claims
+) -> str:
     """A signed access token like the token endpoint issues (HS256 with the configured secret)."""
     body: dict = {"sub": "his-benh-vien-cho-ray", "scope": scope, **claims}
     if exp_in is not None:

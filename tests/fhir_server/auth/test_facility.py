@@ -60,7 +60,10 @@ async def test_hospital_cannot_write_another_facility_through_a_transaction(secu
         "type": "transaction",
         "entry": [
             {"resource": of("79001", patient()), "request": {"method": "POST", "url": "Patient"}},
-            {"resource": of("01001", patient("PHẠM THỊ DUNG", "001185007777")), "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": of("01001", patient("PHẠM THỊ DUNG", "001185007777")),
+                "request": {"method": "POST", "url": "Patient"},
+            },
         ],
     }
     r = await secured.post("", json=bundle, headers=CHO_RAY)
@@ -72,7 +75,9 @@ async def test_hospital_cannot_patch_the_owner_of_its_resource(secured):
     r = await secured.post("Patient", json=of("79001", patient()), headers=CHO_RAY)
     ops = [{"op": "replace", "path": "/meta/source", "value": "urn:vn:cskcb:01001"}]
     r = await secured.patch(
-        f"Patient/{r.json()['id']}", json=ops, headers={**CHO_RAY, "Content-Type": "application/json-patch+json"}
+        f"Patient/{r.json()['id']}",
+        json=ops,
+        headers={**CHO_RAY, "Content-Type": "application/json-patch+json"},
     )
     assert r.status_code == 403
 

@@ -41,7 +41,9 @@ async def test_include_of_unreadable_target_is_403(secured, records):
 
 
 async def test_include_iterate_of_unreadable_target_is_403(secured, records):
-    r = await secured.get("Observation?_include:iterate=Observation:subject:Patient", headers=OBSERVATION_ONLY)
+    r = await secured.get(
+        "Observation?_include:iterate=Observation:subject:Patient", headers=OBSERVATION_ONLY
+    )
     assert r.status_code == 403
 
 
@@ -91,7 +93,9 @@ async def test_write_only_token_cannot_search(secured, records):
 
 async def test_write_only_token_cannot_post_search(secured, records):
     r = await secured.post(
-        "Patient/_search", content="name=AN", headers={**WRITE_ONLY, "Content-Type": "application/x-www-form-urlencoded"}
+        "Patient/_search",
+        content="name=AN",
+        headers={**WRITE_ONLY, "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 403
 
@@ -110,12 +114,19 @@ async def test_write_only_token_cannot_vread(secured, records):
 
 
 async def test_write_only_token_cannot_match(secured, records):
-    body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": {"resourceType": "Patient"}}]}
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "resource", "resource": {"resourceType": "Patient"}}],
+    }
     assert (await secured.post("Patient/$match", json=body, headers=WRITE_ONLY)).status_code == 403
 
 
 async def test_write_only_token_cannot_read_through_batch_entries(secured, records):
-    batch = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": "Patient/an"}}]}
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Patient/an"}}],
+    }
     r = await secured.post("", json=batch, headers=WRITE_ONLY)
     assert r.status_code == 403
     assert r.json()["issue"][0]["expression"] == ["Bundle.entry[0]"]

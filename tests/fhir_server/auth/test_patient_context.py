@@ -54,7 +54,11 @@ async def test_revinclude_in_patient_context_is_403(secured, records):
 
 
 async def test_batch_search_entry_is_narrowed_to_the_patient(secured, records):
-    batch = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": "Observation"}}]}
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Observation"}}],
+    }
     r = await secured.post("", json=batch, headers=AN)
     assert r.status_code == 200
     inner = r.json()["entry"][0]["resource"]
@@ -64,7 +68,9 @@ async def test_batch_search_entry_is_narrowed_to_the_patient(secured, records):
 async def test_write_in_patient_context_is_403(secured, records):
     from tests.fhir_server.vn_data import observation
 
-    r = await secured.post("Observation", json=observation("Patient/an"), headers=bearer("patient/*.cruds", patient="an"))
+    r = await secured.post(
+        "Observation", json=observation("Patient/an"), headers=bearer("patient/*.cruds", patient="an")
+    )
     assert r.status_code == 403
 
 

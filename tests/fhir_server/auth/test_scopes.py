@@ -17,7 +17,9 @@ def test_v2_letters_are_the_actions():
     assert parse_scope("user/*.cruds").actions == frozenset("cruds")
 
 
-@pytest.mark.parametrize("scope", ["system/Patient.sr", "openid", "patient/Observation.rs?category=laboratory", "system/Patient"])
+@pytest.mark.parametrize(
+    "scope", ["system/Patient.sr", "openid", "patient/Observation.rs?category=laboratory", "system/Patient"]
+)
 def test_out_of_order_unknown_and_granular_scopes_grant_nothing(scope):
     assert parse_scope(scope) is None
 
@@ -47,7 +49,9 @@ async def test_read_only_token_cannot_create(secured):
 
 
 async def test_v2_create_scope_creates(secured):
-    assert (await secured.post("Patient", json=patient(), headers=bearer("system/Patient.c"))).status_code == 201
+    assert (
+        await secured.post("Patient", json=patient(), headers=bearer("system/Patient.c"))
+    ).status_code == 201
 
 
 async def test_create_scope_does_not_allow_delete(secured, records):
@@ -71,11 +75,15 @@ async def test_type_history_of_an_unreadable_type_is_403(secured, records):
 
 
 async def test_dead_letters_need_a_wildcard_read_scope(secured):
-    assert (await secured.get("http://test/ingest/dead-letters", headers=bearer("system/Patient.rs"))).status_code == 403
+    assert (
+        await secured.get("http://test/ingest/dead-letters", headers=bearer("system/Patient.rs"))
+    ).status_code == 403
 
 
 async def test_ingest_needs_a_wildcard_write_scope(secured):
-    r = await secured.post("http://test/ingest/qd130", content=b"<GIAMDINHHS/>", headers=bearer("system/Patient.cud"))
+    r = await secured.post(
+        "http://test/ingest/qd130", content=b"<GIAMDINHHS/>", headers=bearer("system/Patient.cud")
+    )
     assert r.status_code == 403
 
 

@@ -24,7 +24,9 @@ async def test_unsigned_alg_none_token_is_401(secured, records):
 
 
 async def test_token_signed_with_another_key_is_401(secured, records):
-    r = await secured.get("Patient/an", headers=bearer("system/*.*", key="khoa-gia-mao-cua-ke-tan-cong-32-byte-dai"))
+    r = await secured.get(
+        "Patient/an", headers=bearer("system/*.*", key="khoa-gia-mao-cua-ke-tan-cong-32-byte-dai")
+    )
     assert r.status_code == 401
 
 
