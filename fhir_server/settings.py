@@ -70,6 +70,10 @@ class Settings:
     broker_ack_wait: float = 30.0
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
+    # issue 13: SMART Backend Services (LIENTHONG_AUTH=smart): access-token lifetime in seconds, and the
+    # server's signing key (PEM private key, RSA -> RS384, EC -> ES384); None = generated, stored in the DB
+    token_lifetime: int = 300
+    signing_key: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +109,8 @@ class Settings:
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
             broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
             outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
+            token_lifetime=_env_int("LIENTHONG_TOKEN_LIFETIME", cls.token_lifetime),
+            signing_key=os.environ.get("LIENTHONG_SIGNING_KEY") or None,
         )
 
     def with_(self, **changes) -> Settings:

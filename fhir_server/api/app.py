@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.auth.clients import generate_signing_key, signing_key_from_pem
 from fhir_server.auth.gate import AuthGate
+from fhir_server.auth.smart import SigningKey, build_router, token_audience
 from fhir_server.auth.tokens import AuthConfig
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
@@ -85,6 +87,18 @@ def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
     return configs
 
 
+def _signing_key(settings: Settings, store: Storage) -> tuple[str, str, str]:
+    """The token signing key: the configured PEM (file path or text), else the one stored in the database
+    (generated on the first start; every worker and restart then signs with the same key)."""
+    if settings.signing_key:
+        text = settings.signing_key
+        if "-----BEGIN" not in text:
+            with open(text, encoding="utf-8") as fh:
+                text = fh.read()
+        return signing_key_from_pem(text)
+    return store.auth.signing_key(generate_signing_key)  # type: ignore[attr-defined]
+
+
 class _GroupCommitCollector:
     """Write-contention counters of group commits, read at scrape time (no work on the write path)."""
 
@@ -125,6 +139,11 @@ def create_app(
     )
 
     configs = _auth_configs(settings)
+    smart_router = None
+    if settings.auth_mode == "smart" and configs is not None:
+        key = SigningKey(*_signing_key(settings, store))
+        configs.append(key.verifier(token_audience(settings)))
+        smart_router = build_router(key, store, settings.base_path)
     if configs is not None:
         # Added first so the metrics middleware (added next, hence outside) also counts refusals.
         app.add_middleware(
@@ -172,6 +191,8 @@ def create_app(
         return {"status": "ok"}
 
     base = settings.base_path
+    if smart_router is not None:  # before the FHIR routes: [base]/.well-known/… is not a resource type
+        app.include_router(smart_router)
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
     # Order matters: operation and search routes must win over the generic /{type}/{id} routes.
