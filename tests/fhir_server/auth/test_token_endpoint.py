@@ -253,3 +253,33 @@ async def test_one_assertion_raced_against_two_servers_wins_once(settings, store
             server.should_exit = True
             thread.join(timeout=10)
     assert sorted(a.status_code for a in answers) == [200] + [401] * 11
+
+
+def test_clients_cli_registers_lists_and_disables_a_client(db_url, tmp_path, keys, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lienthong.cli import app as cli
+
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    key_file = tmp_path / "cho-ray.pem"
+    key_file.write_text(keys[CHO_RAY][1], encoding="utf-8")
+    runner = CliRunner()
+    add = ["clients", "add", CHO_RAY, "--key", str(key_file), "--scope", "system/*.rs", "--facility", "79001"]
+    added = runner.invoke(cli, [*add, "--name", "Bệnh viện Chợ Rẫy", "--db", db_url])
+    assert added.exit_code == 0, added.output
+    assert runner.invoke(cli, [*add, "--db", db_url]).exit_code == 1  # the id is taken
+    listed = runner.invoke(cli, ["clients", "list", "--db", db_url])
+    assert f"{CHO_RAY}\tenabled\t79001" in listed.output
+    assert runner.invoke(cli, ["clients", "disable", CHO_RAY, "--db", db_url]).exit_code == 0
+    assert f"{CHO_RAY}\tdisabled" in runner.invoke(cli, ["clients", "list", "--db", db_url]).output
+
+
+def test_clients_cli_refuses_a_file_that_is_not_a_public_key(db_url, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lienthong.cli import app as cli
+
+    bad = tmp_path / "khong-phai-khoa.txt"
+    bad.write_text("đây không phải khóa", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["clients", "add", "x", "--key", str(bad), "--scope", "system/*.rs", "--db", db_url])
+    assert r.exit_code == 2
