@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fastapi import Request
+
 from tests.fhir_server.auth.helpers import bearer, token, unsigned
 
 
@@ -87,3 +89,26 @@ def test_jwt_mode_without_any_key_refuses_to_start(settings, store):
 
     with pytest.raises(ValueError):
         create_app(settings.with_(auth_mode="jwt"), store=store)
+
+
+async def test_routes_see_the_verified_caller_on_request_state(settings, store):
+    import httpx
+    from fastapi import APIRouter
+
+    from fhir_server.api.app import create_app
+    from tests.fhir_server.auth.helpers import AUDIENCE, SECRET
+
+    probe = APIRouter()
+
+    @probe.get("/probe/principal")
+    async def who(request: Request) -> dict:
+        p = request.state.principal
+        return {"subject": p.subject, "facility": p.facility, "kind": p.kind}
+
+    app = create_app(
+        settings.with_(auth_mode="jwt", jwt_secret=SECRET, jwt_audience=AUDIENCE), store=store, extra_routers=[probe]
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+        r = await c.get("/probe/principal", headers=bearer("system/*.cruds", facility="79001"))
+    assert r.status_code == 200
+    assert r.json() == {"subject": "his-benh-vien-cho-ray", "facility": "79001", "kind": "system"}
