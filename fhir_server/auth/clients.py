@@ -57,12 +57,18 @@ def signing_key_from_pem(pem: str) -> tuple[str, str, str]:
 def public_pem(private_pem: str) -> str:
     """The public half of a private PEM key."""
     key = serialization.load_pem_private_key(private_pem.encode(), password=None)
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def public_jwk(private_pem: str, kid: str, alg: str) -> dict:
     """The public JWK of the signing key (published at /auth/jwks)."""
     out = jwk.construct(public_pem(private_pem), alg).to_dict()
-    return {**{k: (v.decode() if isinstance(v, bytes) else v) for k, v in out.items()}, "kid": kid, "use": "sig"}
+    return {
+        **{k: (v.decode() if isinstance(v, bytes) else v) for k, v in out.items()},
+        "kid": kid,
+        "use": "sig",
+    }

@@ -82,7 +82,9 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
     async def discovery(request: Request) -> JSONResponse:
         return JSONResponse(smart_configuration(server_root(request)))
 
-    router.add_api_route("/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False)
+    router.add_api_route(
+        "/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
+    )
     router.add_api_route(
         f"{base_path}/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
     )
@@ -98,14 +100,22 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
             body = await run_in_threadpool(_grant, form, f"{server_root(request)}/auth/token", request)
         except _OAuthError as exc:
-            text = exc.description if isinstance(exc.description, str) else exc.description.render(request_lang(request))
-            return JSONResponse({"error": exc.error, "error_description": text}, exc.status, headers=_NO_STORE)
+            text = (
+                exc.description
+                if isinstance(exc.description, str)
+                else exc.description.render(request_lang(request))
+            )
+            return JSONResponse(
+                {"error": exc.error, "error_description": text}, exc.status, headers=_NO_STORE
+            )
         return JSONResponse(body, headers=_NO_STORE)
 
     def _grant(form: dict, token_url: str, request: Request) -> dict:
         settings = get_settings(request)
         if form.get("grant_type") != "client_credentials":
-            raise _OAuthError(400, "unsupported_grant_type", msg("Only grant_type=client_credentials is supported"))
+            raise _OAuthError(
+                400, "unsupported_grant_type", msg("Only grant_type=client_credentials is supported")
+            )
         assertion = form.get("client_assertion", "")
         if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             raise _OAuthError(400, "invalid_request", msg("A private_key_jwt client assertion is required"))
@@ -116,9 +126,13 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             raise _OAuthError(400, "invalid_request", msg("The client assertion is not a JWT"))
         client_id = str(unverified.get("iss") or "")
         if not client_id or unverified.get("sub") != client_id:
-            raise _OAuthError(401, "invalid_client", msg("The assertion's iss and sub must both be the client id"))
+            raise _OAuthError(
+                401, "invalid_client", msg("The assertion's iss and sub must both be the client id")
+            )
         if alg not in ASSERTION_ALGORITHMS:
-            raise _OAuthError(401, "invalid_client", msg("Assertion algorithm {alg} is not accepted", alg=str(alg)))
+            raise _OAuthError(
+                401, "invalid_client", msg("Assertion algorithm {alg} is not accepted", alg=str(alg))
+            )
         client = repo.client(client_id)
         if client is None or not client.enabled:
             raise _OAuthError(401, "invalid_client", msg("Unknown or disabled client"))
@@ -133,7 +147,9 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
                 options={"require_exp": True, "require_aud": True, "require_jti": True},
             )
         except (JWTError, ValueError) as exc:
-            raise _OAuthError(401, "invalid_client", msg("Invalid client assertion: {reason}", reason=str(exc)))
+            raise _OAuthError(
+                401, "invalid_client", msg("Invalid client assertion: {reason}", reason=str(exc))
+            )
         now = int(time.time())
         exp = int(claims["exp"])
         if exp - now > MAX_ASSERTION_LIFETIME:
@@ -144,7 +160,9 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
         asked = form.get("scope", "").split() or registered
         granted = [s for s in asked if s in registered]
         if not granted:
-            raise _OAuthError(400, "invalid_scope", msg("None of the requested scopes is registered for this client"))
+            raise _OAuthError(
+                400, "invalid_scope", msg("None of the requested scopes is registered for this client")
+            )
         extra = {"client_id": client_id, "scope": " ".join(granted), "kind": "system"}
         if client.facility:
             extra["facility"] = client.facility
@@ -153,9 +171,20 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
         lifetime = settings.token_lifetime
         audience = token_audience(settings) or ""
         access = issue_token(
-            key.private_pem, key.alg, key.kid, server_root(request), audience, {"sub": client_id, **extra}, lifetime
+            key.private_pem,
+            key.alg,
+            key.kid,
+            server_root(request),
+            audience,
+            {"sub": client_id, **extra},
+            lifetime,
         )
-        return {"access_token": access, "token_type": "bearer", "expires_in": lifetime, "scope": " ".join(granted)}
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(granted),
+        }
 
     return router
 

@@ -28,7 +28,9 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         scope: str = typer.Option(..., "--scope", help=_("Scopes the client may receive, space-separated")),
         name: str = typer.Option(None, "--name", help=_("Display name")),
         facility: str = typer.Option(None, "--facility", help=_("Facility code (mã CSKCB) it writes for")),
-        province: str = typer.Option(None, "--province", help=_("Province code of a health-department client")),
+        province: str = typer.Option(
+            None, "--province", help=_("Province code of a health-department client")
+        ),
         db: str = typer.Option(None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL)")),
     ) -> None:
         """Register a client with its public key (JWKS or PEM file)."""
@@ -38,24 +40,32 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         except ValueError as exc:
             typer.echo(_("Invalid public key: {reason}", reason=str(exc)), err=True)
             raise typer.Exit(2)
-        record = ClientRecord(client_id, name or client_id, text, " ".join(scope.split()), facility, province, True)
+        record = ClientRecord(
+            client_id, name or client_id, text, " ".join(scope.split()), facility, province, True
+        )
         if not repo(db).add_client(record):
             typer.echo(_("Client {id} already exists", id=client_id), err=True)
             raise typer.Exit(1)
         typer.echo(_("Client {id} registered", id=client_id))
 
     @group.command("list", help=_("List registered clients."))
-    def list_(db: str = typer.Option(None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL)"))) -> None:
+    def list_(
+        db: str = typer.Option(None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL)")),
+    ) -> None:
         """List registered clients."""
         for c in repo(db).clients():
             state = _("enabled") if c.enabled else _("disabled")
-            typer.echo(f"{c.client_id}\t{state}\t{c.facility or '-'}\t{c.province or '-'}\t{c.scopes}\t{c.name}")
+            typer.echo(
+                f"{c.client_id}\t{state}\t{c.facility or '-'}\t{c.province or '-'}\t{c.scopes}\t{c.name}"
+            )
 
     def _switch(client_id: str, db: str | None, enabled: bool) -> None:
         if not repo(db).set_enabled(client_id, enabled):
             typer.echo(_("Unknown client {id}", id=client_id), err=True)
             raise typer.Exit(1)
-        typer.echo(_("Client {id} enabled", id=client_id) if enabled else _("Client {id} disabled", id=client_id))
+        typer.echo(
+            _("Client {id} enabled", id=client_id) if enabled else _("Client {id} disabled", id=client_id)
+        )
 
     @group.command("disable", help=_("Disable a client: it gets no new tokens."))
     def disable(

@@ -9,7 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Boolean, Column, Engine, String, Table, Text, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from fhir_server.storage.sql.schema import metadata
@@ -109,7 +121,9 @@ class AuthRepository:
 
         Several workers starting together race to insert; the loser reads the winner's key."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)).first()
+            row = conn.execute(
+                select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)
+            ).first()
         if row:
             return row[0], row[1], row[2]
         kid, alg, pem = generate()
@@ -119,7 +133,9 @@ class AuthRepository:
         except IntegrityError:
             pass
         with self.engine.connect() as conn:
-            row = conn.execute(select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)).first()
+            row = conn.execute(
+                select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)
+            ).first()
         assert row is not None
         return row[0], row[1], row[2]
 

@@ -39,15 +39,20 @@ def _pems(key) -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
 def as_jwks(public_pem: str, alg: str) -> str:
     """A JWKS document holding one public key."""
-    key = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in jwk.construct(public_pem, alg).to_dict().items()}
+    key = {
+        k: (v.decode() if isinstance(v, bytes) else v)
+        for k, v in jwk.construct(public_pem, alg).to_dict().items()
+    }
     return orjson.dumps({"keys": [{**key, "kid": "k1", "alg": alg}]}).decode()
 
 
@@ -66,7 +71,11 @@ def assertion(client_id: str, private_pem: str, alg: str = "RS384", **over) -> s
 
 def form(signed: str, scope: str | None = "system/*.rs") -> dict:
     """The token request body."""
-    body = {"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE, "client_assertion": signed}
+    body = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": signed,
+    }
     if scope:
         body["scope"] = scope
     return body
@@ -86,12 +95,30 @@ def keys():
 def smart_app(settings, store, keys):
     """The app with its own token endpoint, two registered clients and a disabled one."""
     store.auth.add_client(
-        ClientRecord(CHO_RAY, "Bệnh viện Chợ Rẫy", keys[CHO_RAY][1], "system/*.rs system/Patient.cu", "79001", None, True)
+        ClientRecord(
+            CHO_RAY,
+            "Bệnh viện Chợ Rẫy",
+            keys[CHO_RAY][1],
+            "system/*.rs system/Patient.cu",
+            "79001",
+            None,
+            True,
+        )
     )
     store.auth.add_client(
-        ClientRecord(HUE, "Bệnh viện Trung ương Huế", as_jwks(keys[HUE][1], "ES384"), "system/*.rs", "46001", None, True)
+        ClientRecord(
+            HUE,
+            "Bệnh viện Trung ương Huế",
+            as_jwks(keys[HUE][1], "ES384"),
+            "system/*.rs",
+            "46001",
+            None,
+            True,
+        )
     )
-    store.auth.add_client(ClientRecord("his-da-ngung", "Đã ngừng", keys[CHO_RAY][1], "system/*.rs", None, None, False))
+    store.auth.add_client(
+        ClientRecord("his-da-ngung", "Đã ngừng", keys[CHO_RAY][1], "system/*.rs", None, None, False)
+    )
     return create_app(settings.with_(auth_mode="smart", jwt_audience=AUDIENCE), store=store)
 
 
@@ -107,7 +134,9 @@ async def test_rs384_pem_client_gets_a_token_that_reads(http, keys):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["token_type"] == "bearer" and body["expires_in"] == 300 and body["scope"] == "system/*.rs"
-    read = await http.get("/fhir/Patient?name=AN", headers={"Authorization": f"Bearer {body['access_token']}"})
+    read = await http.get(
+        "/fhir/Patient?name=AN", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
     assert read.status_code == 200
 
 
@@ -214,11 +243,15 @@ async def test_capability_statement_declares_smart_security(http):
     assert security["extension"][0]["extension"][0]["valueUri"] == TOKEN_URL
 
 
-async def test_signing_key_is_stored_and_shared_by_every_app_on_the_database(settings, store, smart_app, http, keys):
+async def test_signing_key_is_stored_and_shared_by_every_app_on_the_database(
+    settings, store, smart_app, http, keys
+):
     r = await http.post("/auth/token", data=form(assertion(CHO_RAY, keys[CHO_RAY][0])))
     second = create_app(settings.with_(auth_mode="smart", jwt_audience=AUDIENCE), store=store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://test") as other:
-        read = await other.get("/fhir/Patient", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        read = await other.get(
+            "/fhir/Patient", headers={"Authorization": f"Bearer {r.json()['access_token']}"}
+        )
     assert read.status_code == 200
 
 
@@ -244,9 +277,16 @@ async def test_one_assertion_raced_against_two_servers_wins_once(settings, store
     servers = [_serve(smart_app), _serve(second)]
     try:
         # Both servers must see the same token URL for the aud check: sign for each server's own root.
-        signed = {url: assertion(CHO_RAY, keys[CHO_RAY][0], aud=f"{url}/auth/token", jti="mot-lan-duy-nhat") for _, _, url in servers}
+        signed = {
+            url: assertion(CHO_RAY, keys[CHO_RAY][0], aud=f"{url}/auth/token", jti="mot-lan-duy-nhat")
+            for _, _, url in servers
+        }
         async with httpx.AsyncClient() as client:
-            calls = [client.post(f"{url}/auth/token", data=form(signed[url])) for _, _, url in servers for _ in range(6)]
+            calls = [
+                client.post(f"{url}/auth/token", data=form(signed[url]))
+                for _, _, url in servers
+                for _ in range(6)
+            ]
             answers = await asyncio.gather(*calls)
     finally:
         for server, thread, _ in servers:
@@ -281,5 +321,7 @@ def test_clients_cli_refuses_a_file_that_is_not_a_public_key(db_url, tmp_path, m
 
     bad = tmp_path / "khong-phai-khoa.txt"
     bad.write_text("đây không phải khóa", encoding="utf-8")
-    r = CliRunner().invoke(cli, ["clients", "add", "x", "--key", str(bad), "--scope", "system/*.rs", "--db", db_url])
+    r = CliRunner().invoke(
+        cli, ["clients", "add", "x", "--key", str(bad), "--scope", "system/*.rs", "--db", db_url]
+    )
     assert r.exit_code == 2

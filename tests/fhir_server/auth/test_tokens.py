@@ -106,7 +106,9 @@ async def test_routes_see_the_verified_caller_on_request_state(settings, store):
         return {"subject": p.subject, "facility": p.facility, "kind": p.kind}
 
     app = create_app(
-        settings.with_(auth_mode="jwt", jwt_secret=SECRET, jwt_audience=AUDIENCE), store=store, extra_routers=[probe]
+        settings.with_(auth_mode="jwt", jwt_secret=SECRET, jwt_audience=AUDIENCE),
+        store=store,
+        extra_routers=[probe],
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
         r = await c.get("/probe/principal", headers=bearer("system/*.cruds", facility="79001"))
