@@ -133,7 +133,8 @@ class AuthGate:
                 if not (access.kind == "everything" and k == "patient" and method == "POST")
             ]
             scope["query_string"] = urlencode(kept).encode()
-        resource = _json(body) if plan.facility_new else None
+        doc = _json(body) if plan.facility_new else None
+        resource = doc if isinstance(doc, dict) else None
         await self._lookups(principal, access, plan, resource)
         if access.kind == "patch" and principal.facility:
             _refuse_owner_patch(body)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from fhir_server.auth.scopes import ALL, PATIENT, ScopePolicy
 from fhir_server.errors import FhirError
-from fhir_server.i18n import msg
+from fhir_server.i18n import Localized, msg
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.search.registry import get_registry
 
@@ -47,7 +47,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def forbidden(text: str) -> FhirError:
+def forbidden(text: str | Localized) -> FhirError:
     """A 403 OperationOutcome."""
     return FhirError.make(403, "forbidden", text)
 

@@ -15,7 +15,7 @@ from jose import JWTError, jwt
 
 from fhir_server.auth.scopes import ScopePolicy
 from fhir_server.errors import FhirError
-from fhir_server.i18n import msg
+from fhir_server.i18n import Localized, msg
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Principal:
         object.__setattr__(self, "policy", ScopePolicy.parse(self.scopes, self.patient))
 
 
-def unauthorized(text: str) -> FhirError:
+def unauthorized(text: str | Localized) -> FhirError:
     """A 401 OperationOutcome with the Bearer challenge."""
     err = FhirError.make(401, "login", text)
     err.headers["WWW-Authenticate"] = 'Bearer realm="lienthong"'
