@@ -51,7 +51,9 @@ auth_jti = Table(
 auth_key = Table(
     "auth_key",
     metadata,
-    Column("kid", String(64), primary_key=True),
+    # One row per slot ("server"): the primary key makes the first of several starting workers win.
+    Column("slot", String(16), primary_key=True),
+    Column("kid", String(64), nullable=False),
     Column("alg", String(16), nullable=False),
     Column("private_pem", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -120,24 +122,26 @@ class AuthRepository:
         """The server's signing key (kid, alg, private PEM): the stored one, else `generate()` stored first.
 
         Several workers starting together race to insert; the loser reads the winner's key."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)
-            ).first()
+        row = self._key()
         if row:
-            return row[0], row[1], row[2]
+            return row
         kid, alg, pem = generate()
         try:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-                conn.execute(insert(auth_key).values(kid=kid, alg=alg, private_pem=pem, created_at=now_us()))
+                conn.execute(
+                    insert(auth_key).values(slot="server", kid=kid, alg=alg, private_pem=pem, created_at=now_us())
+                )
         except IntegrityError:
-            pass
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(auth_key.c.kid, auth_key.c.alg, auth_key.c.private_pem).order_by(auth_key.c.created_at)
-            ).first()
+            pass  # another worker stored its key first: use that one
+        row = self._key()
         assert row is not None
-        return row[0], row[1], row[2]
+        return row
+
+    def _key(self) -> tuple[str, str, str] | None:
+        c = auth_key.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(c.kid, c.alg, c.private_pem).where(c.slot == "server")).first()
+        return (row[0], row[1], row[2]) if row else None
 
 
 _CLIENT_COLS = (

@@ -325,3 +325,13 @@ def test_clients_cli_refuses_a_file_that_is_not_a_public_key(db_url, tmp_path, m
         cli, ["clients", "add", "x", "--key", str(bad), "--scope", "system/*.rs", "--db", db_url]
     )
     assert r.exit_code == 2
+
+
+def test_workers_starting_together_all_sign_with_one_key(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fhir_server.auth.clients import generate_signing_key
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        keys = list(pool.map(lambda _: store.auth.signing_key(generate_signing_key), range(6)))
+    assert len({kid for kid, _, _ in keys}) == 1
