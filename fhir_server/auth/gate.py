@@ -8,6 +8,8 @@ The verified caller is put on `request.state.principal` for the routes (and the 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -224,6 +226,8 @@ class AuthGate:
                 )
                 resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else None
                 await self._lookups(principal, access, plan, resource)
+                if access.kind == "patch" and principal.facility:
+                    _refuse_owner_patch(_binary_data(resource))
             except FhirError as exc:
                 issue = (exc.outcome.get("issue") or [{}])[0]
                 issue.setdefault("expression", [f"Bundle.entry[{index}]"])
@@ -312,6 +316,16 @@ def _refuse_owner_patch(body: bytes) -> None:
             raise forbidden(
                 msg("A facility client may not patch the elements that say which facility owns a resource")
             )
+
+
+def _binary_data(resource: dict | None) -> bytes:
+    """The JSON Patch a Bundle PATCH entry carries as a Binary (b"" when it is not one: the route answers 400)."""
+    if not resource or resource.get("resourceType") != "Binary":
+        return b""
+    try:
+        return base64.b64decode(str(resource.get("data") or ""), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _replay(body: bytes):

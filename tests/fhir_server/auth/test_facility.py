@@ -95,3 +95,25 @@ async def test_hospital_updates_its_own_patient_by_id(secured):
     assert (await secured.put("Patient/cho-ray-1", json=mine, headers=CHO_RAY)).status_code == 201
     mine["gender"] = "other"
     assert (await secured.put("Patient/cho-ray-1", json=mine, headers=CHO_RAY)).status_code == 200
+
+
+async def test_hospital_cannot_patch_the_owner_through_a_transaction(secured):
+    import base64
+
+    import orjson
+
+    r = await secured.post("Patient", json=of("79001", patient()), headers=CHO_RAY)
+    ops = [{"op": "replace", "path": "/meta/source", "value": "urn:vn:cskcb:01001"}]
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(orjson.dumps(ops)).decode(),
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{r.json()['id']}"}}],
+    }
+    refused = await secured.post("", json=bundle, headers=CHO_RAY)
+    assert refused.status_code == 403
+    assert "facility owns" in refused.json()["issue"][0]["diagnostics"]

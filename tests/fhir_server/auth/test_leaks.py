@@ -156,3 +156,34 @@ async def test_write_only_update_answers_without_the_stored_resource(secured, re
     r = await secured.put("Patient/an", json=patient(res_id="an"), headers=WRITE_ONLY)
     assert r.status_code == 200
     assert "NGUYỄN" not in r.text
+
+
+ALL_WRITE = bearer("system/*.write")
+
+
+async def test_write_only_token_cannot_get_everything(secured, records):
+    assert (await secured.get("Patient/an/$everything", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_get_type_level_everything(secured, records):
+    assert (await secured.get("Patient/$everything?patient=Patient/an", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_read_system_history(secured, records):
+    assert (await secured.get("_history", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_search_the_whole_system(secured, records):
+    assert (await secured.get("?_type=Patient", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_read_dead_letters(secured):
+    assert (await secured.get("http://test/ingest/dead-letters", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_open_the_clinician_view(secured, records):
+    assert (await secured.get("http://test/ui/patient/an", headers=ALL_WRITE)).status_code == 403
+
+
+async def test_write_only_token_cannot_read_an_archived_payload(secured):
+    assert (await secured.get("http://test/ingest/inbox/1", headers=ALL_WRITE)).status_code == 403
