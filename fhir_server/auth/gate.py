@@ -56,6 +56,10 @@ class AuthGate:
             or path == f"{self.base}/.well-known/smart-configuration"
         )
 
+    def is_fhir(self, path: str) -> bool:
+        """Whether a path is under the FHIR base."""
+        return path == self.base or path.startswith(self.base + "/")
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or self.is_public(scope["path"]):
             await self.app(scope, receive, send)
@@ -64,7 +68,9 @@ class AuthGate:
             principal = self._authenticate(scope)
             scope.setdefault("state", {})["principal"] = principal
             body = b""
-            if scope["method"] in _BODY_METHODS:
+            # Only FHIR requests need their body checked; ingest uploads stream on untouched.
+            buffered = scope["method"] in _BODY_METHODS and self.is_fhir(scope["path"])
+            if buffered:
                 body = await self._read_body(receive)
             blind = await self._authorize(scope, principal, body)
             body = scope.pop("lienthong.body", body)
@@ -72,7 +78,7 @@ class AuthGate:
             response = error_response(exc, request_lang(Request(scope)))
             await response(scope, receive, send)
             return
-        replay = _replay(body) if scope["method"] in _BODY_METHODS or body else receive
+        replay = _replay(body) if buffered else receive
         await self.app(scope, replay, _blind_send(send) if blind else send)
 
     # -- authentication ----------------------------------------------------------------------------
@@ -105,7 +111,7 @@ class AuthGate:
         """Check (and narrow) the request in place; True when error answers must not echo stored data."""
         path: str = scope["path"]
         policy = principal.policy
-        if not (path == self.base or path.startswith(self.base + "/")):
+        if not self.is_fhir(path):
             self._non_fhir(path, scope["method"], principal)
             return False
         segments = [s for s in path[len(self.base) :].split("/") if s]

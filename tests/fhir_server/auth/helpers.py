@@ -13,9 +13,10 @@ AUDIENCE = "https://lienthong.test/fhir"
 
 
 def token(
-    scope: str, key: str = SECRET, exp_in: int | None = 300, aud: str | None = AUDIENCE, **claims
+    scope: str, key: str = SECRET, exp_in: int | None = 3600, aud: str | None = AUDIENCE, **claims
 ) -> str:
-    """A signed access token like the token endpoint issues (HS256 with the configured secret)."""
+    """A signed access token (HS256 with the configured secret); an hour long, as module-level tokens
+    must outlive a slow test run."""
     body: dict = {"sub": "his-benh-vien-cho-ray", "scope": scope, **claims}
     if exp_in is not None:
         body["exp"] = int(time.time()) + exp_in
