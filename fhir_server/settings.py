@@ -70,6 +70,10 @@ class Settings:
     broker_ack_wait: float = 30.0
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
+    # issue 13: SMART Backend Services (LIENTHONG_AUTH=smart): access-token lifetime in seconds, and the
+    # server's signing key (PEM private key, RSA -> RS384, EC -> ES384); None = generated, stored in the DB
+    token_lifetime: int = 300
+    signing_key: str | None = None
     extra: dict = field(default_factory=dict)
     # issue 12: bounds on the work one request may ask for (a 4xx OperationOutcome beyond them)
     max_json_depth: int = 100  # nesting levels of a JSON body (the models recurse; hard ceiling 200)
@@ -117,6 +121,8 @@ class Settings:
             max_search_joins=_env_int("LIENTHONG_MAX_SEARCH_JOINS", cls.max_search_joins),
             max_chain_depth=_env_int("LIENTHONG_MAX_CHAIN_DEPTH", cls.max_chain_depth),
             max_bundle_entries=_env_int("LIENTHONG_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries),
+            token_lifetime=_env_int("LIENTHONG_TOKEN_LIFETIME", cls.token_lifetime),
+            signing_key=os.environ.get("LIENTHONG_SIGNING_KEY") or None,
         )
 
     def with_(self, **changes) -> Settings:

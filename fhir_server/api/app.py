@@ -20,13 +20,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.auth.clients import generate_signing_key, signing_key_from_pem
+from fhir_server.auth.gate import AuthGate
+from fhir_server.auth.smart import SigningKey, build_router, token_audience
+from fhir_server.auth.tokens import AuthConfig
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
-from fhir_server.security import AuthConfig, authorize
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import routes as ui_routes
@@ -89,24 +92,36 @@ def _mark_logged(exc: BaseException) -> None:
         pass
 
 
-def _auth_config(settings: Settings) -> AuthConfig | None:
-    """Token verification settings, or None when auth is off; refuses to start half-configured."""
+def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
+    """Token verification keys from the settings, or None when auth is off; refuses to start half-configured."""
     if settings.auth_mode == "off":
         return None
-    if settings.auth_mode != "jwt":
-        raise ValueError(f"LIENTHONG_AUTH must be 'off' or 'jwt', not {settings.auth_mode!r}")
-    algorithms = tuple(a.strip() for a in settings.jwt_algorithms.split(",") if a.strip())
+    if settings.auth_mode not in ("jwt", "smart"):
+        raise ValueError(f"LIENTHONG_AUTH must be 'off', 'jwt' or 'smart', not {settings.auth_mode!r}")
+    names = [a.strip() for a in settings.jwt_algorithms.split(",")]
+    algorithms = tuple(a for a in names if a and a.lower() != "none")
+    asymmetric = tuple(a for a in algorithms if not a.startswith("HS"))
+    symmetric = tuple(a for a in algorithms if a.startswith("HS"))
+    configs = []
     if settings.jwt_public_key:
-        return AuthConfig(
-            settings.jwt_public_key,
-            tuple(a for a in algorithms if not a.startswith("HS")),
-            settings.jwt_audience,
-        )
+        configs.append(AuthConfig(settings.jwt_public_key, asymmetric, settings.jwt_audience))
     if settings.jwt_secret:
-        return AuthConfig(
-            settings.jwt_secret, tuple(a for a in algorithms if a.startswith("HS")), settings.jwt_audience
-        )
-    raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
+        configs.append(AuthConfig(settings.jwt_secret, symmetric, settings.jwt_audience))
+    if not configs and settings.auth_mode == "jwt":
+        raise ValueError("LIENTHONG_AUTH=jwt needs LIENTHONG_JWT_SECRET or LIENTHONG_JWT_PUBLIC_KEY")
+    return configs
+
+
+def _signing_key(settings: Settings, store: Storage) -> tuple[str, str, str]:
+    """The token signing key: the configured PEM (file path or text), else the one stored in the database
+    (generated on the first start; every worker and restart then signs with the same key)."""
+    if settings.signing_key:
+        text = settings.signing_key
+        if "-----BEGIN" not in text:
+            with open(text, encoding="utf-8") as fh:
+                text = fh.read()
+        return signing_key_from_pem(text)
+    return store.auth.signing_key(generate_signing_key)  # type: ignore[attr-defined]
 
 
 class _GroupCommitCollector:
@@ -148,21 +163,23 @@ def create_app(
         "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
     )
 
+    configs = _auth_configs(settings)
+    smart_router = None
+    if settings.auth_mode == "smart" and configs is not None:
+        key = SigningKey(*_signing_key(settings, store))
+        configs.append(key.verifier(token_audience(settings)))
+        smart_router = build_router(key, store, settings.base_path)
+    if configs is not None:
+        # Added first so the metrics middleware (added next, hence outside) also counts refusals.
+        app.add_middleware(
+            AuthGate,
+            base_path=settings.base_path,
+            store=store,
+            configs=lambda: configs,
+            max_body_bytes=settings.max_body_bytes,
+        )
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
     registry.register(_GroupCommitCollector())
-
-    auth = _auth_config(settings)
-    if auth is not None:
-
-        @app.middleware("http")
-        async def _authenticate(request: Request, call_next):
-            try:
-                request.state.principal = authorize(
-                    request.headers, request.method, request.url.path, settings.base_path, auth
-                )
-            except FhirError as exc:
-                return error_response(exc, request_lang(request))
-            return await call_next(request)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
@@ -200,6 +217,8 @@ def create_app(
         return {"status": "ok"}
 
     base = settings.base_path
+    if smart_router is not None:  # before the FHIR routes: [base]/.well-known/… is not a resource type
+        app.include_router(smart_router)
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
     # Order matters: operation and search routes must win over the generic /{type}/{id} routes.

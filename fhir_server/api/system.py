@@ -63,11 +63,11 @@ async def metadata(request: Request, ctx: Ctx) -> Response:
     """The CapabilityStatement: exactly what this server implements."""
     check_accept(request)
     if ctx.capability is None:
-        ctx.capability = orjson.dumps(capability_statement(ctx))
+        ctx.capability = orjson.dumps(capability_statement(ctx, base_url(request)))
     return fhir_json(ctx.capability)
 
 
-def capability_statement(ctx: AppContext) -> dict:
+def capability_statement(ctx: AppContext, base: str | None = None) -> dict:
     """Build the CapabilityStatement from the search parameter registry and the mounted operations."""
     search = get_registry()
     operations = ctx.operations
@@ -97,6 +97,9 @@ def capability_statement(ctx: AppContext) -> dict:
         "resource": resources,
         "interaction": [{"code": c} for c in ("transaction", "batch", "history-system", "search-system")],
     }
+    security = _security(ctx.settings, base)
+    if security:
+        rest["security"] = security
     system_ops = [o for o in operations if o.get("level") == "system"]
     if system_ops:
         rest["operation"] = [{"name": o["name"], "definition": o["definition"]} for o in system_ops]
@@ -113,6 +116,35 @@ def capability_statement(ctx: AppContext) -> dict:
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
     }
+
+
+def _security(settings, base: str | None) -> dict | None:
+    """rest.security: SMART-on-FHIR with the OAuth endpoints (issue 13), when access control is on."""
+    if settings.auth_mode == "off":
+        return None
+    out: dict = {
+        "cors": False,
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": "SMART Backend Services (client_credentials, private_key_jwt); see docs/security.md",
+    }
+    if settings.auth_mode == "smart" and base:
+        root = base[: -len(settings.base_path)] if base.endswith(settings.base_path) else base
+        out["extension"] = [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": f"{root}/auth/token"}],
+            }
+        ]
+    return out
 
 
 @lru_cache(maxsize=1)

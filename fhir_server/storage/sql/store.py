@@ -39,6 +39,7 @@ from fhir_server.storage.base import (
 )
 from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
+from fhir_server.storage.sql.auth import AuthRepository
 from fhir_server.storage.sql.db import among, make_engine
 from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.index_tables import ALL_TABLES
@@ -82,6 +83,7 @@ class SqlStore:
         self.indexer = Indexer(self.registry)
         self.searcher = SqlSearch(self.registry)
         self.identity = IdentityRepository(engine)
+        self.auth = AuthRepository(engine)  # registered clients, used jti, signing key (issue 13)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._flush_listeners: list[Callable[[UnitOfWork, list[Key]], None]] = []

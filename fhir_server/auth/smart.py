@@ -1,0 +1,192 @@
+"""SMART Backend Services: discovery, the token endpoint (client_credentials + private_key_jwt), JWKS.
+
+A registered client signs an assertion (iss = sub = its client id, aud = this token endpoint, exp at
+most 5 minutes ahead, a fresh jti) with its private key; the server checks it against the client's
+stored public key and answers a short-lived access token signed with the server's own key.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from jose import JWTError, jwt
+from starlette.concurrency import run_in_threadpool
+
+from fhir_server.api.deps import get_settings
+from fhir_server.api.responses import request_lang
+from fhir_server.auth.clients import ASSERTION_ALGORITHMS, parse_public_key, public_jwk, public_pem
+from fhir_server.auth.tokens import AuthConfig, issue_token
+from fhir_server.i18n import Localized, msg
+from fhir_server.settings import Settings
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 300  # seconds: SMART Backend Services caps exp at five minutes
+SCOPES_SUPPORTED = ("system/*.rs", "system/*.cruds", "system/*.read", "system/*.write", "system/*.*")
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The server's token signing key."""
+
+    kid: str
+    alg: str
+    private_pem: str
+
+    def verifier(self, audience: str | None) -> AuthConfig:
+        """The AuthConfig that verifies tokens this key signed."""
+        return AuthConfig(public_pem(self.private_pem), (self.alg,), audience)
+
+
+def server_root(request: Request) -> str:
+    """The server's public root URL (LIENTHONG_PUBLIC_BASE_URL minus the FHIR base path wins)."""
+    settings = get_settings(request)
+    if settings.public_base_url:
+        base = settings.public_base_url.rstrip("/")
+        return base[: -len(settings.base_path)] if base.endswith(settings.base_path) else base
+    return str(request.base_url).rstrip("/")
+
+
+def token_audience(settings: Settings) -> str | None:
+    """The `aud` of the access tokens we issue (and require)."""
+    return settings.jwt_audience or settings.public_base_url
+
+
+def smart_configuration(root: str) -> dict:
+    """The SMART discovery document (/.well-known/smart-configuration)."""
+    return {
+        "issuer": root,
+        "jwks_uri": f"{root}/auth/jwks",
+        "token_endpoint": f"{root}/auth/token",
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "grant_types_supported": ["client_credentials"],
+        "scopes_supported": list(SCOPES_SUPPORTED),
+        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+    }
+
+
+class _OAuthError(Exception):
+    def __init__(self, status: int, error: str, description: Localized | str):
+        self.status, self.error, self.description = status, error, description
+
+
+def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
+    """The token endpoint, JWKS and discovery routes, bound to the signing key and the client store."""
+    router = APIRouter()
+    repo = store.auth
+
+    async def discovery(request: Request) -> JSONResponse:
+        return JSONResponse(smart_configuration(server_root(request)))
+
+    router.add_api_route(
+        "/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
+    )
+    router.add_api_route(
+        f"{base_path}/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
+    )
+
+    @router.get("/auth/jwks", include_in_schema=False)
+    async def jwks() -> JSONResponse:
+        return JSONResponse({"keys": [public_jwk(key.private_pem, key.kid, key.alg)]})
+
+    @router.post("/auth/token", include_in_schema=False)
+    async def token(request: Request) -> JSONResponse:
+        """OAuth 2.0 client_credentials grant with a private_key_jwt client assertion."""
+        try:
+            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            body = await run_in_threadpool(_grant, form, f"{server_root(request)}/auth/token", request)
+        except _OAuthError as exc:
+            text = (
+                exc.description
+                if isinstance(exc.description, str)
+                else exc.description.render(request_lang(request))
+            )
+            return JSONResponse(
+                {"error": exc.error, "error_description": text}, exc.status, headers=_NO_STORE
+            )
+        return JSONResponse(body, headers=_NO_STORE)
+
+    def _grant(form: dict, token_url: str, request: Request) -> dict:
+        settings = get_settings(request)
+        if form.get("grant_type") != "client_credentials":
+            raise _OAuthError(
+                400, "unsupported_grant_type", msg("Only grant_type=client_credentials is supported")
+            )
+        assertion = form.get("client_assertion", "")
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
+            raise _OAuthError(400, "invalid_request", msg("A private_key_jwt client assertion is required"))
+        try:
+            unverified = jwt.get_unverified_claims(assertion)
+            alg = jwt.get_unverified_header(assertion).get("alg")
+        except JWTError:
+            raise _OAuthError(400, "invalid_request", msg("The client assertion is not a JWT"))
+        client_id = str(unverified.get("iss") or "")
+        if not client_id or unverified.get("sub") != client_id:
+            raise _OAuthError(
+                401, "invalid_client", msg("The assertion's iss and sub must both be the client id")
+            )
+        if alg not in ASSERTION_ALGORITHMS:
+            raise _OAuthError(
+                401, "invalid_client", msg("Assertion algorithm {alg} is not accepted", alg=str(alg))
+            )
+        client = repo.client(client_id)
+        if client is None or not client.enabled:
+            raise _OAuthError(401, "invalid_client", msg("Unknown or disabled client"))
+        try:
+            claims = jwt.decode(
+                assertion,
+                parse_public_key(client.public_key),
+                algorithms=[alg],
+                audience=token_url,
+                issuer=client_id,
+                subject=client_id,
+                options={"require_exp": True, "require_aud": True, "require_jti": True},
+            )
+        except (JWTError, ValueError) as exc:
+            raise _OAuthError(
+                401, "invalid_client", msg("Invalid client assertion: {reason}", reason=str(exc))
+            )
+        now = int(time.time())
+        exp = int(claims["exp"])
+        if exp - now > MAX_ASSERTION_LIFETIME:
+            raise _OAuthError(401, "invalid_client", msg("The assertion's exp is more than 5 minutes ahead"))
+        if not repo.use_jti(client_id, str(claims["jti"]), exp, now):
+            raise _OAuthError(401, "invalid_client", msg("The assertion's jti was already used"))
+        registered = client.scopes.split()
+        asked = form.get("scope", "").split() or registered
+        granted = [s for s in asked if s in registered]
+        if not granted:
+            raise _OAuthError(
+                400, "invalid_scope", msg("None of the requested scopes is registered for this client")
+            )
+        extra = {"client_id": client_id, "scope": " ".join(granted), "kind": "system"}
+        if client.facility:
+            extra["facility"] = client.facility
+        if client.province:
+            extra["province"] = client.province
+        lifetime = settings.token_lifetime
+        audience = token_audience(settings) or ""
+        access = issue_token(
+            key.private_pem,
+            key.alg,
+            key.kid,
+            server_root(request),
+            audience,
+            {"sub": client_id, **extra},
+            lifetime,
+        )
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(granted),
+        }
+
+    return router
+
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
