@@ -19,7 +19,18 @@ from mappings import terminology
 LOINC = "http://loinc.org"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 _INACTIVE = {"inactive", "resolved", "remission"}
-_FLAG_CODES = {"H": "H", "HH": "H", "HU": "H", ">": "H", "L": "L", "LL": "L", "LU": "L", "<": "L", "A": "A", "AA": "A"}
+_FLAG_CODES = {
+    "H": "H",
+    "HH": "H",
+    "HU": "H",
+    ">": "H",
+    "L": "L",
+    "LL": "L",
+    "LU": "L",
+    "<": "L",
+    "A": "A",
+    "AA": "A",
+}
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -60,9 +71,17 @@ def allergies(items: list[dict], hospitals, unknown: str) -> list[dict]:
     vocab = lb.vocabulary()
     out = []
     for a in items:
-        status = lb.coding_code(a.get("clinicalStatus"), "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical") or ""
+        status = (
+            lb.coding_code(
+                a.get("clinicalStatus"), "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+            )
+            or ""
+        )
         verification = (
-            lb.coding_code(a.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification")
+            lb.coding_code(
+                a.get("verificationStatus"),
+                "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+            )
             or ""
         )
         if status in ("inactive", "resolved") or verification in ("refuted", "entered-in-error"):
@@ -97,15 +116,30 @@ def active_problems(conditions: list[dict], hospitals, unknown: str, icd10_path:
         code = lb.coding_code(c.get("code"), ICD10)
         if not code:
             continue
-        clinical = lb.coding_code(c.get("clinicalStatus"), "http://terminology.hl7.org/CodeSystem/condition-clinical") or ""
-        verification = lb.coding_code(c.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/condition-ver-status")
+        clinical = (
+            lb.coding_code(
+                c.get("clinicalStatus"), "http://terminology.hl7.org/CodeSystem/condition-clinical"
+            )
+            or ""
+        )
+        verification = lb.coding_code(
+            c.get("verificationStatus"), "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+        )
         if verification in ("refuted", "entered-in-error"):
             continue
         when = c.get("recordedDate") or c.get("onsetDateTime") or ""
         sort = lb.sort_key(when)
         entry = latest.setdefault(
             code,
-            {"code": code, "name": "", "date": "", "sort": -1, "hospitals": [], "count": 0, "inactive": False},
+            {
+                "code": code,
+                "name": "",
+                "date": "",
+                "sort": -1,
+                "hospitals": [],
+                "count": 0,
+                "inactive": False,
+            },
         )
         entry["count"] += 1
         entry["name"] = entry["name"] or icd10_name(code, lb.concept_text(c.get("code")), icd10_path)
@@ -131,7 +165,13 @@ def current_medications(requests: list[dict], hospitals, unknown: str, drug) -> 
         for m in items:
             recent = lb.sort_key(m.get("authoredOn")) // 86_400_000_000 == day
             if recent or m.get("status") == "active":
-                item = drug(m, m.get("authoredOn"), hospitals, unknown, (m.get("dispenseRequest") or {}).get("quantity"))
+                item = drug(
+                    m,
+                    m.get("authoredOn"),
+                    hospitals,
+                    unknown,
+                    (m.get("dispenseRequest") or {}).get("quantity"),
+                )
                 item["sort"] = lb.sort_key(m.get("authoredOn"))
                 out.append(item)
     out.sort(key=lambda x: (-x["sort"], x["name"]))
@@ -229,7 +269,9 @@ def vital_rows(observations: list[dict]) -> tuple[list[dict], list[tuple[str, st
             present.add("bp")
     present -= {"sys", "dia"}
     labels = {spec[0]: (spec[1], spec[2]) for spec in codes.values()}
-    columns = [(k, f"{labels[k][0]} ({labels[k][1]})") for k in lb.vocabulary()["vital_order"] if k in present]
+    columns = [
+        (k, f"{labels[k][0]} ({labels[k][1]})") for k in lb.vocabulary()["vital_order"] if k in present
+    ]
     return sorted(rows.values(), key=lambda r: r["sort"]), columns
 
 
@@ -243,7 +285,12 @@ def latest_vitals(observations: list[dict]) -> list[dict]:
             target = "bp" if key in ("sys", "dia") else key
             cur = last.get(target)
             if cur is None or o["sort"] > cur["sort"]:
-                last[target] = cur = {"sort": o["sort"], "date": o["date"], "hospital": o["hospital"], "parts": {}}
+                last[target] = cur = {
+                    "sort": o["sort"],
+                    "date": o["date"],
+                    "hospital": o["hospital"],
+                    "parts": {},
+                }
             if o["sort"] == cur["sort"]:
                 cur["parts"][key] = text
     out = []
@@ -262,7 +309,14 @@ def vital_charts(observations: list[dict], hospital_class: dict[str, str]) -> li
     for o in observations:
         for key, value, text in o["vitals"]:
             s = series.setdefault(key, Series(key))
-            s.points.append(Point(o["sort"], value, hospital_class.get(o["hospital"], ""), f"{o['date']}: {text} · {o['hospital']}"))
+            s.points.append(
+                Point(
+                    o["sort"],
+                    value,
+                    hospital_class.get(o["hospital"], ""),
+                    f"{o['date']}: {text} · {o['hospital']}",
+                )
+            )
     out = []
     for key, title in lb.vocabulary()["vital_charts"]:
         lines = [series[k] for k in (("sys", "dia") if key == "bp" else (key,)) if k in series]
@@ -349,7 +403,12 @@ def lab_trends(labs: list[dict], hospital_class: dict[str, str]) -> list[dict]:
         series = Series(
             name,
             [
-                Point(o["sort"], o["number"], hospital_class.get(o["hospital"], ""), f"{o['date']}: {o['value']} {o['unit']} · {o['hospital']}")
+                Point(
+                    o["sort"],
+                    o["number"],
+                    hospital_class.get(o["hospital"], ""),
+                    f"{o['date']}: {o['value']} {o['unit']} · {o['hospital']}",
+                )
                 for o in items
             ],
         )
@@ -399,12 +458,29 @@ def documents(by_type: dict[str, list[dict]], by_ref: dict[str, dict], hospitals
         conference = [n for n in notes if n.startswith("Hội chẩn")]
         other = [n for n in notes if n not in conference]
         if ci.get("description") or other:
-            out.append({**base, "kind": kinds["progress"], "title": kinds["progress"], "lines": [t for t in (ci.get("description"), *other) if t]})
+            out.append(
+                {
+                    **base,
+                    "kind": kinds["progress"],
+                    "title": kinds["progress"],
+                    "lines": [t for t in (ci.get("description"), *other) if t],
+                }
+            )
         for n in conference:
-            out.append({**base, "kind": kinds["conference"], "title": kinds["conference"], "lines": [n.split(":", 1)[-1].strip()]})
+            out.append(
+                {
+                    **base,
+                    "kind": kinds["conference"],
+                    "title": kinds["conference"],
+                    "lines": [n.split(":", 1)[-1].strip()],
+                }
+            )
     for comp in by_type.get("Composition", []):
         when = comp.get("date") or ""
-        lines = [f"{s.get('title', '')}: {_narrative((s.get('text') or {}).get('div'))}".strip(": ") for s in comp.get("section") or []]
+        lines = [
+            f"{s.get('title', '')}: {_narrative((s.get('text') or {}).get('div'))}".strip(": ")
+            for s in comp.get("section") or []
+        ]
         out.append(
             {
                 "date": lb.fhir_date(when),
@@ -438,5 +514,9 @@ def documents(by_type: dict[str, list[dict]], by_ref: dict[str, dict], hospitals
 
 
 def _enc(res: dict) -> str:
-    ref = (res.get("encounter") or res.get("context") or {}).get("reference", "") if isinstance(res.get("encounter") or res.get("context"), dict) else ""
+    ref = (
+        (res.get("encounter") or res.get("context") or {}).get("reference", "")
+        if isinstance(res.get("encounter") or res.get("context"), dict)
+        else ""
+    )
     return ref.split("/")[-1] if isinstance(ref, str) and "Encounter/" in ref else ""

@@ -287,11 +287,18 @@ def patient_view(
         hospital = hospitals.of(o) or unknown
         visit = visit_of(o)
         if clinical.is_vital(o):
-            vit = {"vitals": clinical.vital_of(o), "date": lb.fhir_date(when), "sort": lb.sort_key(when), "hospital": hospital}
+            vit = {
+                "vitals": clinical.vital_of(o),
+                "date": lb.fhir_date(when),
+                "sort": lb.sort_key(when),
+                "hospital": hospital,
+            }
             visit.vitals.append(vit)
             all_vitals.append(vit)
             continue
-        cat_code = next((c.get("code", "") for cc in o.get("category") or [] for c in cc.get("coding") or []), "")
+        cat_code = next(
+            (c.get("code", "") for cc in o.get("category") or [] for c in cc.get("coding") or []), ""
+        )
         item = {
             "category": _category(o),
             "category_code": cat_code,
@@ -368,7 +375,14 @@ def patient_view(
         }
         appointments.append(item)
     timeline = sorted(visits.values(), key=lambda v: v.sort, reverse=True)
-    if loose.diagnoses or loose.observations or loose.drugs or loose.referrals or loose.documents or loose.vitals:
+    if (
+        loose.diagnoses
+        or loose.observations
+        or loose.drugs
+        or loose.referrals
+        or loose.documents
+        or loose.vitals
+    ):
         timeline.append(loose)
     for v in timeline:
         v.observations.sort(key=lambda x: (x["sort"], x["category"], x["name"]))
@@ -415,7 +429,11 @@ def patient_view(
         "vital_charts": clinical.vital_charts(all_vitals, hospital_class),
         "lab_trends": clinical.lab_trends(all_labs, hospital_class),
         "upcoming": sorted(
-            (a for a in appointments if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")),
+            (
+                a
+                for a in appointments
+                if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
+            ),
             key=lambda x: x["sort"],
         ),
         "open_referrals": [r for r in referrals if r["status"] in ("active", "draft", "on-hold")],

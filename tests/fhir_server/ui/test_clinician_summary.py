@@ -15,7 +15,12 @@ from fhir_server.ui.view import patient_view
 from tests.fhir_server.ui import three_hospitals as hoa
 
 NOW = datetime.now(UTC)
-ICD10_CSV = "code,name_vi,name_en\nE11.9,Bệnh đái tháo đường type 2 không biến chứng,\nN18.3,Bệnh thận mạn giai đoạn 3,\nI10,Tăng huyết áp vô căn (nguyên phát),\n"
+ICD10_CSV = (
+    "code,name_vi,name_en\n"
+    "E11.9,Bệnh đái tháo đường type 2 không biến chứng,\n"
+    "N18.3,Bệnh thận mạn giai đoạn 3,\n"
+    "I10,Tăng huyết áp vô căn (nguyên phát),\n"
+)
 
 
 @pytest.fixture
@@ -107,7 +112,9 @@ def test_summary_has_upcoming_re_exam_open_referral_and_a_valid_card(store):
         ("Bệnh viện Bạch Mai", "Bệnh viện Đa khoa tỉnh Bắc Kạn", "N18.3")
     ]
     assert v["coverage"]["number"] == "HT2010185004321" and v["coverage"]["valid"] is True
-    later = patient_view(store, hoa.MAIN, None, {}, int(datetime(NOW.year + 3, 1, 1, tzinfo=UTC).timestamp() * 1e6))
+    later = patient_view(
+        store, hoa.MAIN, None, {}, int(datetime(NOW.year + 3, 1, 1, tzinfo=UTC).timestamp() * 1e6)
+    )
     assert later["coverage"]["valid"] is False and later["upcoming"] == []
 
 
@@ -123,12 +130,21 @@ def test_last_vital_signs_use_vietnamese_labels_and_units(store):
 def test_vital_signs_form_a_grid_per_visit_and_stay_out_of_the_lab_tables(store):
     hoa.load_and_link(store, NOW)
     stay = next(e for e in _view(store)["timeline"] if e.id == "enc-bm-1")
-    assert [label for _, label in stay.vital_columns] == ["Mạch (l/p)", "Nhiệt độ (°C)", "Huyết áp (mmHg)", "SpO2 (%)"]
+    assert [label for _, label in stay.vital_columns] == [
+        "Mạch (l/p)",
+        "Nhiệt độ (°C)",
+        "Huyết áp (mmHg)",
+        "SpO2 (%)",
+    ]
     assert [(r["date"], r["values"]) for r in stay.vital_rows] == [
         ("10/09/2024 09:10", {"pulse": "96", "spo2": "95", "bp": "160/100"}),
         ("17/09/2024 08:00", {"pulse": "80", "temp": "37.2", "bp": "135/85"}),
     ]
-    assert {o["name"] for p in stay.panels for o in p["items"]} == {"Glucose máu", "Creatinin máu", "Huyết sắc tố (HGB)"}
+    assert {o["name"] for p in stay.panels for o in p["items"]} == {
+        "Glucose máu",
+        "Creatinin máu",
+        "Huyết sắc tố (HGB)",
+    }
     assert all(o["category_code"] != "vital-signs" for o in stay.observations)
 
 
@@ -143,7 +159,10 @@ def test_vital_charts_are_inline_svg_with_a_point_per_measurement(store):
 def test_labs_are_grouped_by_panel_with_range_and_flag(store):
     hoa.load_and_link(store, NOW)
     stay = next(e for e in _view(store)["timeline"] if e.id == "enc-bm-1")
-    panels = {p["name"]: {o["name"]: (o["value"], o["unit"], o["range"], o["flag"]) for o in p["items"]} for p in stay.panels}
+    panels = {
+        p["name"]: {o["name"]: (o["value"], o["unit"], o["range"], o["flag"]) for o in p["items"]}
+        for p in stay.panels
+    }
     assert set(panels) == {"Huyết học", "Sinh hoá máu"}
     assert panels["Sinh hoá máu"]["Creatinin máu"] == ("135", "µmol/L", "53 – 100 µmol/L", "H")
     assert panels["Huyết học"]["Huyết sắc tố (HGB)"] == ("105", "g/L", "120 – 150 g/L", "L")

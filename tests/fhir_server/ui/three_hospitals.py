@@ -42,7 +42,9 @@ def _patient(code: str) -> dict:
         "id": PATIENTS[code],
         "identifier": [
             {
-                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]
+                },
                 "system": f"{MRN}/{code}",
                 "value": f"BN-HOA-{code}",
             },
@@ -56,7 +58,9 @@ def _patient(code: str) -> dict:
     }
 
 
-def _encounter(eid: str, code: str, klass: str, start: str, end: str, diagnoses: list[tuple[str, str]]) -> dict:
+def _encounter(
+    eid: str, code: str, klass: str, start: str, end: str, diagnoses: list[tuple[str, str]]
+) -> dict:
     org, _ = HOSPITALS[code]
     return {
         "resourceType": "Encounter",
@@ -67,7 +71,10 @@ def _encounter(eid: str, code: str, klass: str, start: str, end: str, diagnoses:
         "serviceProvider": {"reference": f"Organization/{org}"},
         "period": {"start": start, "end": end},
         "diagnosis": [
-            {"condition": {"reference": f"Condition/{cid}"}, "use": {"coding": [{"system": ROLE, "code": use}]}}
+            {
+                "condition": {"reference": f"Condition/{cid}"},
+                "use": {"coding": [{"system": ROLE, "code": use}]},
+            }
             for cid, use in diagnoses
         ],
     }
@@ -122,7 +129,18 @@ def _bp(oid: str, code: str, enc: str, when: str, sys_v: int, dia_v: int) -> dic
     }
 
 
-def _lab(oid: str, code: str, enc: str, when: str, loinc: str, text: str | None, value: float, unit: str, low=None, high=None) -> dict:
+def _lab(
+    oid: str,
+    code: str,
+    enc: str,
+    when: str,
+    loinc: str,
+    text: str | None,
+    value: float,
+    unit: str,
+    low=None,
+    high=None,
+) -> dict:
     o = {
         "resourceType": "Observation",
         "id": oid,
@@ -153,16 +171,49 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
             o["name"] = name
         out.append(o)
         out.append(_patient(code))
-    out.append({"resourceType": "Practitioner", "id": "bs-pham-minh-duc", "name": [{"text": "PHẠM MINH ĐỨC"}]})
+    out.append(
+        {"resourceType": "Practitioner", "id": "bs-pham-minh-duc", "name": [{"text": "PHẠM MINH ĐỨC"}]}
+    )
     out.append({"resourceType": "Practitioner", "id": "bs-do-thu-trang", "name": [{"text": "ĐỖ THU TRANG"}]})
     # 1. Chợ Rẫy, outpatient visit, March 2024: diabetes found, glucose high
     out += [
-        _encounter("enc-cr-1", "79001", "AMB", "2024-03-01T08:00:00+07:00", "2024-03-01T10:00:00+07:00", [("cd-cr-e11", "DD"), ("cd-cr-r73", "AD"), ("cd-cr-i10", "CM")]),
-        _condition("cd-cr-e11", "79001", "enc-cr-1", "E11.9", "2024-03-01T10:00:00+07:00", "Đái tháo đường type 2"),
+        _encounter(
+            "enc-cr-1",
+            "79001",
+            "AMB",
+            "2024-03-01T08:00:00+07:00",
+            "2024-03-01T10:00:00+07:00",
+            [("cd-cr-e11", "DD"), ("cd-cr-r73", "AD"), ("cd-cr-i10", "CM")],
+        ),
+        _condition(
+            "cd-cr-e11", "79001", "enc-cr-1", "E11.9", "2024-03-01T10:00:00+07:00", "Đái tháo đường type 2"
+        ),
         _condition("cd-cr-r73", "79001", "enc-cr-1", "R73.9", "2024-03-01T10:00:00+07:00"),
         _condition("cd-cr-i10", "79001", "enc-cr-1", "I10", "2024-03-01T10:00:00+07:00"),
-        _lab("lab-cr-glu", "79001", "enc-cr-1", "2024-03-01T08:30:00+07:00", "14749-6", "Glucose máu lúc đói", 9.4, "mmol/L", 3.9, 6.4),
-        _lab("lab-cr-cre", "79001", "enc-cr-1", "2024-03-01T08:30:00+07:00", "14682-9", "Creatinin", 88, "µmol/L", 53, 100),
+        _lab(
+            "lab-cr-glu",
+            "79001",
+            "enc-cr-1",
+            "2024-03-01T08:30:00+07:00",
+            "14749-6",
+            "Glucose máu lúc đói",
+            9.4,
+            "mmol/L",
+            3.9,
+            6.4,
+        ),
+        _lab(
+            "lab-cr-cre",
+            "79001",
+            "enc-cr-1",
+            "2024-03-01T08:30:00+07:00",
+            "14682-9",
+            "Creatinin",
+            88,
+            "µmol/L",
+            53,
+            100,
+        ),
         _vital("v-cr-hr", "79001", "enc-cr-1", "2024-03-01T08:05:00+07:00", "8867-4", 88, "/min"),
         _vital("v-cr-t", "79001", "enc-cr-1", "2024-03-01T08:05:00+07:00", "8310-5", 36.8, "Cel"),
         _bp("v-cr-bp", "79001", "enc-cr-1", "2024-03-01T08:05:00+07:00", 150, 95),
@@ -181,13 +232,44 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
     ]
     # 2. Bạch Mai, an 8-day stay in September 2024: progress notes, a case conference, discharge paper
     out += [
-        _encounter("enc-bm-1", "01001", "IMP", "2024-09-10T09:00:00+07:00", "2024-09-18T10:00:00+07:00", [("cd-bm-e11", "DD"), ("cd-bm-n18", "CM"), ("cd-bm-ad", "AD")]),
+        _encounter(
+            "enc-bm-1",
+            "01001",
+            "IMP",
+            "2024-09-10T09:00:00+07:00",
+            "2024-09-18T10:00:00+07:00",
+            [("cd-bm-e11", "DD"), ("cd-bm-n18", "CM"), ("cd-bm-ad", "AD")],
+        ),
         _condition("cd-bm-e11", "01001", "enc-bm-1", "E11.9", "2024-09-18T10:00:00+07:00"),
         _condition("cd-bm-n18", "01001", "enc-bm-1", "N18.3", "2024-09-18T10:00:00+07:00"),
         _condition("cd-bm-ad", "01001", "enc-bm-1", "E11.6", "2024-09-10T09:00:00+07:00"),
-        _lab("lab-bm-glu", "01001", "enc-bm-1", "2024-09-10T10:00:00+07:00", "14749-6", None, 7.1, "mmol/L", 3.9, 6.4),
-        _lab("lab-bm-cre", "01001", "enc-bm-1", "2024-09-10T10:00:00+07:00", "14682-9", None, 135, "µmol/L", 53, 100),
-        _lab("lab-bm-hb", "01001", "enc-bm-1", "2024-09-10T10:00:00+07:00", "718-7", None, 105, "g/L", 120, 150),
+        _lab(
+            "lab-bm-glu",
+            "01001",
+            "enc-bm-1",
+            "2024-09-10T10:00:00+07:00",
+            "14749-6",
+            None,
+            7.1,
+            "mmol/L",
+            3.9,
+            6.4,
+        ),
+        _lab(
+            "lab-bm-cre",
+            "01001",
+            "enc-bm-1",
+            "2024-09-10T10:00:00+07:00",
+            "14682-9",
+            None,
+            135,
+            "µmol/L",
+            53,
+            100,
+        ),
+        _lab(
+            "lab-bm-hb", "01001", "enc-bm-1", "2024-09-10T10:00:00+07:00", "718-7", None, 105, "g/L", 120, 150
+        ),
         _bp("v-bm-bp1", "01001", "enc-bm-1", "2024-09-10T09:10:00+07:00", 160, 100),
         _vital("v-bm-hr1", "01001", "enc-bm-1", "2024-09-10T09:10:00+07:00", "8867-4", 96, "/min"),
         _vital("v-bm-spo2", "01001", "enc-bm-1", "2024-09-10T09:10:00+07:00", "59408-5", 95, "%"),
@@ -203,7 +285,9 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
             "effectiveDateTime": "2024-09-12T09:00:00+07:00",
             "assessor": {"reference": "Practitioner/bs-pham-minh-duc"},
             "description": "Ngày 3: tỉnh, đường huyết mao mạch 8–10 mmol/L, phù nhẹ hai chi dưới.",
-            "note": [{"text": "Hội chẩn: Hội chẩn khoa Thận, thống nhất chỉnh liều insulin, theo dõi creatinin."}],
+            "note": [
+                {"text": "Hội chẩn: Hội chẩn khoa Thận, thống nhất chỉnh liều insulin, theo dõi creatinin."}
+            ],
         },
         {
             "resourceType": "ClinicalImpression",
@@ -215,7 +299,9 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
             "effectiveDateTime": "2024-09-18T10:00:00+07:00",
             "assessor": {"reference": "Practitioner/bs-pham-minh-duc"},
             "description": "Chẩn đoán ra viện: Đái tháo đường type 2, bệnh thận mạn giai đoạn 3",
-            "note": [{"text": "Lời dặn của bác sĩ: ăn giảm muối, tái khám sau 1 tháng, mang theo sổ đường huyết."}],
+            "note": [
+                {"text": "Lời dặn của bác sĩ: ăn giảm muối, tái khám sau 1 tháng, mang theo sổ đường huyết."}
+            ],
         },
         {
             "resourceType": "Composition",
@@ -231,7 +317,10 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
             "section": [
                 {
                     "title": "Phương pháp điều trị",
-                    "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">Insulin nền, kiểm soát huyết áp</div>'},
+                    "text": {
+                        "status": "generated",
+                        "div": '<div xmlns="http://www.w3.org/1999/xhtml">Insulin nền, kiểm soát huyết áp</div>',
+                    },
                 }
             ],
         },
@@ -263,7 +352,10 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
             "status": "active",
             "intent": "order",
             "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}]}],
-            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "3457005"}], "text": "Chuyển tuyến"},
+            "code": {
+                "coding": [{"system": "http://snomed.info/sct", "code": "3457005"}],
+                "text": "Chuyển tuyến",
+            },
             "subject": {"reference": f"Patient/{PATIENTS['01001']}"},
             "encounter": {"reference": "Encounter/enc-bm-1"},
             "authoredOn": "2024-09-18T10:00:00+07:00",
@@ -279,7 +371,18 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
     out += [
         _encounter("enc-bk-1", "06001", "AMB", start, end, [("cd-bk-e11", "DD")]),
         _condition("cd-bk-e11", "06001", "enc-bk-1", "E11.9", end),
-        _lab("lab-bk-glu", "06001", "enc-bk-1", _iso(recent + timedelta(minutes=30)), "14749-6", "Glucose", 6.0, "mmol/L", 3.9, 6.4),
+        _lab(
+            "lab-bk-glu",
+            "06001",
+            "enc-bk-1",
+            _iso(recent + timedelta(minutes=30)),
+            "14749-6",
+            "Glucose",
+            6.0,
+            "mmol/L",
+            3.9,
+            6.4,
+        ),
         _bp("v-bk-bp", "06001", "enc-bk-1", _iso(recent + timedelta(minutes=5)), 130, 80),
         _vital("v-bk-hr", "06001", "enc-bk-1", _iso(recent + timedelta(minutes=5)), "8867-4", 76, "/min"),
         _vital("v-bk-w", "06001", "enc-bk-1", _iso(recent + timedelta(minutes=5)), "29463-7", 60.5, "kg"),
@@ -308,7 +411,12 @@ def resources(now: datetime, allergy: bool = True) -> list[dict]:
                 "resourceType": "AllergyIntolerance",
                 "id": "al-penicillin",
                 "clinicalStatus": {
-                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                            "code": "active",
+                        }
+                    ]
                 },
                 "type": "allergy",
                 "category": ["medication"],
