@@ -246,10 +246,11 @@ def _num(v: float) -> str:
     return f"{v:g}"
 
 
-def is_vital(obs: dict) -> bool:
-    """True for a vital-signs Observation (by category or by a known vital LOINC code)."""
-    cats = {c.get("code") for cc in obs.get("category") or [] for c in cc.get("coding") or []}
-    return "vital-signs" in cats or bool(vital_of(obs))
+def is_vital_category(obs: dict) -> bool:
+    """True for an Observation in the vital-signs category (a known vital LOINC code is checked by vital_of)."""
+    return any(
+        c.get("code") == "vital-signs" for cc in obs.get("category") or [] for c in cc.get("coding") or []
+    )
 
 
 def vital_rows(observations: list[dict]) -> tuple[list[dict], list[tuple[str, str]]]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fhir_server.operations.everything import everything
+from fhir_server.search.page import CompartmentQuery
 from fhir_server.ui import clinical
 from fhir_server.ui import labels as lb
 
@@ -29,6 +30,28 @@ _ORG_FIELDS = (
     "insurer",
 )
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+# The types the page shows or names (billing, provenance and report wrappers are left in the database: a
+# third of a QĐ130 record is ChargeItem/Claim/Provenance/DiagnosticReport, and the page reads none of them).
+VIEW_TYPES = (
+    "AllergyIntolerance",
+    "Appointment",
+    "ClinicalImpression",
+    "Composition",
+    "Condition",
+    "Coverage",
+    "DocumentReference",
+    "Encounter",
+    "Medication",
+    "MedicationDispense",
+    "MedicationRequest",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "ServiceRequest",
+)
 
 
 def _ref(value: object) -> str | None:
@@ -222,7 +245,7 @@ def patient_view(
     """
     now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
     filters = filters or {}
-    result = everything(store, patient_id)
+    result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES))
     resources = [row.as_dict() for row in result.rows]
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     hospitals = Hospitals(by_ref)
@@ -286,9 +309,10 @@ def patient_view(
         when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start") or o.get("issued")
         hospital = hospitals.of(o) or unknown
         visit = visit_of(o)
-        if clinical.is_vital(o):
+        signs = clinical.vital_of(o)
+        if signs or clinical.is_vital_category(o):
             vit = {
-                "vitals": clinical.vital_of(o),
+                "vitals": signs,
                 "date": lb.fhir_date(when),
                 "sort": lb.sort_key(when),
                 "hospital": hospital,
