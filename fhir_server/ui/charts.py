@@ -42,8 +42,17 @@ def _day(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%d/%m/%y")
 
 
-def line_chart(series: list[Series], label: str, width: int = 340, height: int = 130) -> Markup:
-    """An SVG line chart: one polyline per series, points coloured by hospital, min/max and first/last dates."""
+def line_chart(
+    series: list[Series],
+    label: str,
+    width: int = 340,
+    height: int = 130,
+    band: tuple[float | None, float | None] | None = None,
+) -> Markup:
+    """An SVG line chart: one polyline per series, points coloured by hospital, min/max and first/last dates.
+
+    `band` (low, high) shades the reference range, so a doctor sees at once which points are outside it.
+    """
     pts = [p for s in series for p in s.points]
     if not pts:
         return Markup("")
@@ -51,7 +60,8 @@ def line_chart(series: list[Series], label: str, width: int = 340, height: int =
     xs = [p.x for p in pts]
     ys = [p.y for p in pts]
     x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys), max(ys)
+    limits = [v for v in (band or ()) if v is not None]
+    y0, y1 = min(ys + limits), max(ys + limits)
     pad = (y1 - y0) * 0.1 or max(abs(y1) * 0.05, 1.0)
     y0, y1 = y0 - pad, y1 + pad
     span_x = (x1 - x0) or 1
@@ -67,6 +77,7 @@ def line_chart(series: list[Series], label: str, width: int = 340, height: int =
         f'<svg class="chart" role="img" aria-label="{escape(label)}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(label)}</title>",
+        _band(band, left, plot_w, top, plot_h, py),
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#c3cad3"/>',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - right}" y2="{top + plot_h}" stroke="#c3cad3"/>',
         f'<text x="{left - 4}" y="{top + 9}" text-anchor="end" font-size="10" fill="#5b6776">'
@@ -94,3 +105,15 @@ def line_chart(series: list[Series], label: str, width: int = 340, height: int =
             )
     out.append("</svg>")
     return Markup("".join(out))
+
+
+def _band(band, left: int, plot_w: int, top: int, plot_h: int, py) -> str:
+    """The shaded reference range (open-ended ranges run to the plot's edge); '' without one."""
+    if not band or (band[0] is None and band[1] is None):
+        return ""
+    y_top = py(band[1]) if band[1] is not None else top
+    y_bottom = py(band[0]) if band[0] is not None else top + plot_h
+    return (
+        f'<rect class="ref-range" x="{left}" y="{y_top:.1f}" width="{plot_w}" height="{max(y_bottom - y_top, 0):.1f}" '
+        f'fill="#e5f4ea"><title>Khoảng tham chiếu</title></rect>'
+    )

@@ -356,6 +356,18 @@ def slug(key: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", key.casefold()).strip("-")
 
 
+def range_limits(obs: dict) -> tuple[float | None, float | None] | None:
+    """Numeric (low, high) of the first referenceRange, or None when it has no number."""
+    for rr in obs.get("referenceRange") or []:
+        low = (rr.get("low") or {}).get("value")
+        high = (rr.get("high") or {}).get("value")
+        low = float(low) if isinstance(low, int | float) else None
+        high = float(high) if isinstance(high, int | float) else None
+        if low is not None or high is not None:
+            return low, high
+    return None
+
+
 def lab_flag(obs: dict) -> str:
     """H / L / A from Observation.interpretation, else computed from a numeric value against referenceRange."""
     for i in obs.get("interpretation") or []:
@@ -422,7 +434,13 @@ def lab_trends(labs: list[dict], hospital_class: dict[str, str]) -> list[dict]:
                 "unit": unit,
                 "points": items,
                 "hospitals": hospitals,
-                "svg": line_chart([series], f"{name} ({unit})" if unit else name, width=420, height=150),
+                "svg": line_chart(
+                    [series],
+                    f"{name} ({unit})" if unit else name,
+                    width=420,
+                    height=150,
+                    band=items[-1].get("limits"),  # the latest hospital's range
+                ),
             }
         )
     out.sort(key=lambda t: (-len(t["hospitals"]), t["name"]))

@@ -333,6 +333,7 @@ def patient_view(
             "date": lb.fhir_date(when),
             "sort": lb.sort_key(when),
             "flag": clinical.lab_flag(o),
+            "limits": clinical.range_limits(o),
             "hospital": hospital,
         }
         if cat_code == "laboratory" or (not cat_code and "valueQuantity" in o):

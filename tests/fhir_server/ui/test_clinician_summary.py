@@ -178,6 +178,7 @@ def test_lab_trend_follows_one_test_across_visits_and_hospitals(store):
     ]
     svg = str(trend["svg"])
     assert svg.count("<circle") == 3 and "Bệnh viện Chợ Rẫy" in svg and "Bệnh viện Bạch Mai" in svg
+    assert svg.count('class="ref-range"') == 1  # 3.9 – 6.4 mmol/L shaded behind the points
 
 
 def test_documents_are_shown_per_visit_with_author_and_hospital(store):
