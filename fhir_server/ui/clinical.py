@@ -533,9 +533,7 @@ def documents(by_type: dict[str, list[dict]], by_ref: dict[str, dict], hospitals
 
 
 def _enc(res: dict) -> str:
-    ref = (
-        (res.get("encounter") or res.get("context") or {}).get("reference", "")
-        if isinstance(res.get("encounter") or res.get("context"), dict)
-        else ""
-    )
+    """Id of the Encounter a resource belongs to ('' when none)."""
+    target = res.get("encounter") or res.get("context")
+    ref = target.get("reference", "") if isinstance(target, dict) else ""
     return ref.split("/")[-1] if isinstance(ref, str) and "Encounter/" in ref else ""
