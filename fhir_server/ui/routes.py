@@ -65,9 +65,10 @@ async def patient_page(
     since: str = "",
     until: str = "",
     print: str = "",
+    all: str = "",
 ) -> HTMLResponse:
     """One patient's records from every linked hospital on one timeline (filters: hospital, type, period)."""
-    filters = timeline_filters(hospital=hospital, type=type, since=since, until=until)
+    filters = timeline_filters(hospital=hospital, type=type, since=since, until=until, all=all)
     try:
         view = await run_in_threadpool(
             patient_view, get_store(request), patient_id, get_settings(request).icd10_path, filters

@@ -237,11 +237,13 @@ def patient_view(
     icd10_path: str | None = None,
     filters: dict[str, str] | None = None,
     now_us: int | None = None,
+    page_visits: int = 20,
 ) -> dict:
     """Everything the patient page shows, from $everything over the patient's link set.
 
     `filters` narrows the timeline (hospital, type, since, until as YYYY-MM-DD); the summary header always
-    covers everything. `now_us` (microseconds) decides upcoming appointments and card validity.
+    covers everything. `now_us` (microseconds) decides upcoming appointments and card validity. The timeline
+    shows the `page_visits` newest visits that pass the filters, all of them with `filters["all"]`.
     """
     now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
     filters = filters or {}
@@ -412,8 +414,6 @@ def patient_view(
     for v in timeline:
         v.observations.sort(key=lambda x: (x["sort"], x["category"], x["name"]))
         v.diagnoses.sort(key=lambda x: (x["role"] != "Chính", x["code"]))
-        v.vital_rows, v.vital_columns = clinical.vital_rows(v.vitals)
-        v.panels = clinical.lab_panels(v.labs)
         v.procedures.sort(key=lambda x: x["sort"])
         # A stay of more than 3 days is folded, so one long admission does not bury the other visits.
         v.long = v.end_sort - v.sort > 3 * 86_400_000_000
@@ -430,7 +430,12 @@ def patient_view(
         {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records}
     )
     hospital_class = {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)}
-    shown = _filter_timeline(timeline, filters)
+    matching = _filter_timeline(timeline, filters)
+    # The newest visits first; older ones on request, so a long record stays a light page on a ward tablet.
+    shown = matching if filters.get("all") else matching[:page_visits]
+    for v in shown:
+        v.vital_rows, v.vital_columns = clinical.vital_rows(v.vitals)
+        v.panels = clinical.lab_panels(v.labs)
     return {
         "patient_id": patient_id,
         "records": records,
@@ -465,6 +470,7 @@ def patient_view(
         "coverage": clinical.coverage_status(by_type["Coverage"], now_us),
         "documents": docs,
         "shown": shown,
+        "more_visits": len(matching) - len(shown),
         "filters": filters,
         "types": lb.vocabulary()["timeline_types"],
     }
@@ -473,9 +479,9 @@ def patient_view(
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def timeline_filters(hospital: str, type: str, since: str, until: str) -> dict[str, str]:
+def timeline_filters(hospital: str, type: str, since: str, until: str, all: str = "") -> dict[str, str]:
     """The timeline filters of the query string, with malformed values dropped (the page never fails on them)."""
-    out = {"hospital": hospital.strip()[:200]}
+    out = {"hospital": hospital.strip()[:200], "all": "1" if all else ""}
     if type in lb.vocabulary()["timeline_types"]:
         out["type"] = type
     for name, value in (("since", since), ("until", until)):

@@ -212,6 +212,17 @@ def test_timeline_filters_by_hospital_type_and_period(store):
     assert len(_view(store, hospital="Bệnh viện Chợ Rẫy")["problems"]) >= 3
 
 
+def test_timeline_shows_the_newest_visits_and_the_rest_on_request(store):
+    hoa.load_and_link(store, NOW)
+    now = int(NOW.timestamp() * 1_000_000)
+    first = patient_view(store, hoa.MAIN, None, {}, now, page_visits=2)
+    assert [e.id for e in first["shown"]] == ["enc-bk-1", "enc-bm-1"] and first["more_visits"] == 1
+    every = patient_view(store, hoa.MAIN, None, {"all": "1"}, now, page_visits=2)
+    assert [e.id for e in every["shown"]] == ["enc-bk-1", "enc-bm-1", "enc-cr-1"] and every[
+        "more_visits"
+    ] == 0
+
+
 @pytest.mark.asyncio
 async def test_malformed_filters_are_ignored_and_the_page_still_answers(client, store):
     hoa.load_and_link(store, NOW)
