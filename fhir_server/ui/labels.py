@@ -13,6 +13,7 @@ from importlib import resources
 import yaml
 
 from fhir_server.search.values import date_range
+from mappings import facilities
 
 # Facility code inside identifier systems such as urn:vn:cskcb:79001:ma-hsba or .../sid/mrn/79001.
 _FACILITY_IN_SYSTEM = re.compile(r"(?:cskcb[:/]|/mrn/)(\d{5})(?:\b|$)")
@@ -153,15 +154,22 @@ def facility_from_identifiers(resource: dict) -> str | None:
 
 
 def organization_label(org: dict) -> str:
-    """Organization.name, else "CSKCB <5-digit code>" from its facility identifier."""
+    """Organization.name, else the facility registry's name of its code, else "CSKCB <code>"."""
     if org.get("name"):
         return str(org["name"])
     for system in FACILITY_SYSTEMS:
         code = identifier(org, system)
         if code:
-            return f"CSKCB {code}"
+            return facility_label(code)
     for ident in org.get("identifier") or []:
         value = ident.get("value") if isinstance(ident, dict) else None
         if isinstance(value, str) and _FACILITY_CODE.match(value):
-            return f"CSKCB {value}"
+            return facility_label(value)
     return ""
+
+
+def facility_label(code: str) -> str:
+    """Name of a facility code from the registry (mappings/facilities, department list first), else "CSKCB <code>"."""
+    # QĐ130 Organizations carry only MA_CSKCB; the registry gives the name a doctor recognises.
+    known = facilities.lookup(code)
+    return known.name if known else f"CSKCB {code}"

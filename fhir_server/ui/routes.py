@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from fhir_server.api.deps import get_store
+from fhir_server.api.deps import get_settings, get_store
 from fhir_server.errors import FhirError
 from fhir_server.ui.search import find_patients
-from fhir_server.ui.view import patient_view
+from fhir_server.ui.view import patient_view, timeline_filters
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,10 +57,22 @@ async def search_page(request: Request, q: str = "") -> HTMLResponse:
 
 
 @router.get("/ui/patient/{patient_id}")
-async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
-    """One patient's records from every linked hospital on one timeline."""
+async def patient_page(
+    request: Request,
+    patient_id: str,
+    hospital: str = "",
+    type: str = "",
+    since: str = "",
+    until: str = "",
+    print: str = "",
+    all: str = "",
+) -> HTMLResponse:
+    """One patient's records from every linked hospital on one timeline (filters: hospital, type, period)."""
+    filters = timeline_filters(hospital=hospital, type=type, since=since, until=until, all=all)
     try:
-        view = await run_in_threadpool(patient_view, get_store(request), patient_id)
+        view = await run_in_threadpool(
+            patient_view, get_store(request), patient_id, get_settings(request).icd10_path, filters
+        )
     except FhirError as exc:
         if exc.status in (404, 410):
             return render(
@@ -70,4 +82,4 @@ async def patient_page(request: Request, patient_id: str) -> HTMLResponse:
                 message="Không tìm thấy bệnh nhân này (hồ sơ không tồn tại hoặc đã bị xoá).",
             )
         raise
-    return render("patient.html", query="", v=view)
+    return render("print.html" if print else "patient.html", query="", v=view)

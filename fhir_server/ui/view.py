@@ -6,10 +6,14 @@ template renders. Every item carries the label of the hospital it came from (see
 
 from __future__ import annotations
 
+import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fhir_server.operations.everything import everything
+from fhir_server.search.page import CompartmentQuery
+from fhir_server.ui import clinical
 from fhir_server.ui import labels as lb
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
@@ -26,6 +30,28 @@ _ORG_FIELDS = (
     "insurer",
 )
 _PATIENT_FIELDS = ("subject", "patient", "beneficiary")
+# The types the page shows or names (billing, provenance and report wrappers are left in the database: a
+# third of a QĐ130 record is ChargeItem/Claim/Provenance/DiagnosticReport, and the page reads none of them).
+VIEW_TYPES = (
+    "AllergyIntolerance",
+    "Appointment",
+    "ClinicalImpression",
+    "Composition",
+    "Condition",
+    "Coverage",
+    "DocumentReference",
+    "Encounter",
+    "Medication",
+    "MedicationDispense",
+    "MedicationRequest",
+    "Observation",
+    "Organization",
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Procedure",
+    "ServiceRequest",
+)
 
 
 def _ref(value: object) -> str | None:
@@ -92,7 +118,7 @@ class Hospitals:
             if enc is not None and depth < 3 and (label := self.of(enc, depth + 1)):
                 return label
         if code := lb.facility_from_identifiers(res):
-            return self.by_code.get(code) or f"CSKCB {code}"
+            return self.by_code.get(code) or lb.facility_label(code)
         for ident in res.get("identifier") or []:
             if isinstance(ident, dict) and (label := self.org(_ref(ident.get("assigner")))):
                 return label
@@ -133,6 +159,28 @@ class Visit:
     drugs: list[dict] = field(default_factory=list)
     referrals: list[dict] = field(default_factory=list)
     appointments: list[dict] = field(default_factory=list)
+    # issue 17: vitals apart from labs, labs by panel, procedures, documents, collapsing of long stays
+    klass: str = ""
+    end_sort: int = 0
+    vitals: list[dict] = field(default_factory=list)
+    vital_rows: list[dict] = field(default_factory=list)
+    vital_columns: list[tuple[str, str]] = field(default_factory=list)
+    labs: list[dict] = field(default_factory=list)
+    panels: list[dict] = field(default_factory=list)
+    procedures: list[dict] = field(default_factory=list)
+    documents: list[dict] = field(default_factory=list)
+    long: bool = False
+
+    def has(self, kind: str) -> bool:
+        """Whether the visit holds items of a timeline type filter (visits, labs, imaging, drugs, ...)."""
+        return {
+            "visits": True,
+            "labs": bool(self.labs),
+            "imaging": any(o["category_code"] == "imaging" for o in self.observations),
+            "drugs": bool(self.drugs),
+            "procedures": bool(self.procedures),
+            "documents": bool(self.documents),
+        }.get(kind, True)
 
 
 def _encounter_kind(enc: dict) -> str:
@@ -183,9 +231,23 @@ def _record(p: dict, hospitals: Hospitals) -> dict:
     }
 
 
-def patient_view(store, patient_id: str) -> dict:
-    """Everything the patient page shows, from $everything over the patient's link set."""
-    result = everything(store, patient_id)
+def patient_view(
+    store,
+    patient_id: str,
+    icd10_path: str | None = None,
+    filters: dict[str, str] | None = None,
+    now_us: int | None = None,
+    page_visits: int = 20,
+) -> dict:
+    """Everything the patient page shows, from $everything over the patient's link set.
+
+    `filters` narrows the timeline (hospital, type, since, until as YYYY-MM-DD); the summary header always
+    covers everything. `now_us` (microseconds) decides upcoming appointments and card validity. The timeline
+    shows the `page_visits` newest visits that pass the filters, all of them with `filters["all"]`.
+    """
+    now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
+    filters = filters or {}
+    result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES))
     resources = [row.as_dict() for row in result.rows]
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     hospitals = Hospitals(by_ref)
@@ -208,6 +270,8 @@ def patient_view(store, patient_id: str) -> dict:
             lb.fhir_date(period.get("end")),
             lb.sort_key(period.get("start")),
             reason,
+            klass=(enc.get("class") or {}).get("code", ""),
+            end_sort=lb.sort_key(period.get("end")),
         )
     loose = Visit("", "", "Không gắn với lượt khám", "", "", 0)
 
@@ -216,20 +280,23 @@ def patient_view(store, patient_id: str) -> dict:
         return visits.get(ref.split("/", 1)[-1], loose) if ref.startswith("Encounter/") else loose
 
     roles = {}
+    role_labels = lb.vocabulary()["diagnosis_role"]
+    stays = set(lb.vocabulary()["inpatient_classes"])
     for enc in by_type["Encounter"]:
+        outpatient = (enc.get("class") or {}).get("code", "") not in stays
         for d in enc.get("diagnosis") or []:
             use = lb.concept_text(d.get("use"))
-            roles[_ref(d.get("condition"))] = {"DD": "Chính", "CM": "Kèm theo", "AD": "Nhập viện"}.get(
-                use, ""
-            )
+            # "AD" (admission diagnosis) of an outpatient visit is the initial diagnosis, not an admission
+            key = "AD_outpatient" if use == "AD" and outpatient else use
+            roles[_ref(d.get("condition"))] = role_labels.get(key, "")
     diagnoses = []
     for c in by_type["Condition"]:
         code = lb.coding_code(c.get("code"), ICD10) or ""
         when = c.get("recordedDate") or c.get("onsetDateTime") or ""
-        name = lb.concept_text(c.get("code"))
+        name = clinical.icd10_name(code, lb.concept_text(c.get("code")), icd10_path)
         item = {
             "code": code,
-            "name": "" if name == code else name,
+            "name": name,
             "date": lb.fhir_date(when, False),
             "sort": lb.sort_key(when),
             "hospital": hospitals.of(c) or unknown,
@@ -237,22 +304,61 @@ def patient_view(store, patient_id: str) -> dict:
         }
         diagnoses.append(item)
         visit_of(c).diagnoses.append(item)
+    all_vitals: list[dict] = []
+    all_labs: list[dict] = []
     for o in by_type["Observation"]:
         value, unit = lb.observation_value(o)
         when = o.get("effectiveDateTime") or (o.get("effectivePeriod") or {}).get("start") or o.get("issued")
-        visit_of(o).observations.append(
-            {
-                "category": _category(o),
-                "name": lb.concept_text(o.get("code")),
-                "value": value,
-                "unit": unit,
-                "range": lb.reference_range(o),
+        hospital = hospitals.of(o) or unknown
+        visit = visit_of(o)
+        signs = clinical.vital_of(o)
+        if signs or clinical.is_vital_category(o):
+            vit = {
+                "vitals": signs,
                 "date": lb.fhir_date(when),
                 "sort": lb.sort_key(when),
-                "flag": ", ".join(lb.concept_text(i) for i in o.get("interpretation") or []),
-                "hospital": hospitals.of(o) or unknown,
+                "hospital": hospital,
             }
+            visit.vitals.append(vit)
+            all_vitals.append(vit)
+            continue
+        cat_code = next(
+            (c.get("code", "") for cc in o.get("category") or [] for c in cc.get("coding") or []), ""
         )
+        item = {
+            "category": _category(o),
+            "category_code": cat_code,
+            "name": lb.concept_text(o.get("code")),
+            "value": value,
+            "unit": unit,
+            "range": lb.reference_range(o),
+            "date": lb.fhir_date(when),
+            "sort": lb.sort_key(when),
+            "flag": clinical.lab_flag(o),
+            "limits": clinical.range_limits(o),
+            "hospital": hospital,
+        }
+        if cat_code == "laboratory" or (not cat_code and "valueQuantity" in o):
+            key, name, panel = clinical.lab_identity(o)
+            number = (o.get("valueQuantity") or {}).get("value")
+            item.update(
+                key=key,
+                slug=clinical.slug(key),
+                name=name,
+                panel=panel,
+                number=number if isinstance(number, int | float) else None,
+            )
+            visit.labs.append(item)
+            all_labs.append(item)
+        visit.observations.append(item)
+    for pr in by_type["Procedure"]:
+        when = pr.get("performedDateTime") or (pr.get("performedPeriod") or {}).get("start")
+        visit_of(pr).procedures.append(
+            {"name": lb.concept_text(pr.get("code")), "date": lb.fhir_date(when), "sort": lb.sort_key(when)}
+        )
+    docs = clinical.documents(by_type, by_ref, hospitals, unknown)
+    for d in docs:
+        visits.get(d["encounter"], loose).documents.append(d)
     prescribed = set()
     for m in by_type["MedicationRequest"]:
         prescribed.add(f"MedicationRequest/{m['id']}")
@@ -279,6 +385,7 @@ def patient_view(store, patient_id: str) -> dict:
                 lb.coding_code(rc, ICD10) or lb.concept_text(rc) for rc in sr.get("reasonCode") or []
             ),
             "number": next((i.get("value") for i in sr.get("identifier") or []), ""),
+            "status": sr.get("status", ""),
             "notes": [n.get("text") for n in sr.get("note") or [] if n.get("text")],
         }
         referrals.append(item)
@@ -295,11 +402,21 @@ def patient_view(store, patient_id: str) -> dict:
         }
         appointments.append(item)
     timeline = sorted(visits.values(), key=lambda v: v.sort, reverse=True)
-    if loose.diagnoses or loose.observations or loose.drugs or loose.referrals:
+    if (
+        loose.diagnoses
+        or loose.observations
+        or loose.drugs
+        or loose.referrals
+        or loose.documents
+        or loose.vitals
+    ):
         timeline.append(loose)
     for v in timeline:
         v.observations.sort(key=lambda x: (x["sort"], x["category"], x["name"]))
         v.diagnoses.sort(key=lambda x: (x["role"] != "Chính", x["code"]))
+        v.procedures.sort(key=lambda x: x["sort"])
+        # A stay of more than 3 days is folded, so one long admission does not bury the other visits.
+        v.long = v.end_sort - v.sort > 3 * 86_400_000_000
     distinct: dict[str, dict] = {}
     for d in sorted(diagnoses, key=lambda x: x["sort"], reverse=True):
         if not d["code"]:
@@ -312,13 +429,20 @@ def patient_view(store, patient_id: str) -> dict:
     hospital_names = sorted({r["hospital"] for r in records}) + sorted(
         {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records}
     )
+    hospital_class = {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)}
+    matching = _filter_timeline(timeline, filters)
+    # The newest visits first; older ones on request, so a long record stays a light page on a ward tablet.
+    shown = matching if filters.get("all") else matching[:page_visits]
+    for v in shown:
+        v.vital_rows, v.vital_columns = clinical.vital_rows(v.vitals)
+        v.panels = clinical.lab_panels(v.labs)
     return {
         "patient_id": patient_id,
         "records": records,
         "cccd": next((r["cccd"] for r in records if r["cccd"]), ""),
         "bhyt": next((r["bhyt"] for r in records if r["bhyt"]), ""),
         # A colour per hospital (4 colours cycle) so a glance shows which hospital found what.
-        "hospital_class": {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)},
+        "hospital_class": hospital_class,
         "main": records[0] if records else None,
         "hospitals": hospital_names,
         "timeline": timeline,
@@ -326,7 +450,62 @@ def patient_view(store, patient_id: str) -> dict:
         "referrals": sorted(referrals, key=lambda x: x["sort"], reverse=True),
         "appointments": sorted(appointments, key=lambda x: x["sort"], reverse=True),
         "total": result.total,
+        # issue 17: the summary header, vitals and lab trends, documents, timeline filters
+        "allergies": clinical.allergies(by_type["AllergyIntolerance"], hospitals, unknown),
+        "allergy_recorded": bool(by_type["AllergyIntolerance"]),
+        "problems": clinical.active_problems(by_type["Condition"], hospitals, unknown, icd10_path),
+        "medications": clinical.current_medications(by_type["MedicationRequest"], hospitals, unknown, _drug),
+        "last_vitals": clinical.latest_vitals(all_vitals),
+        "vital_charts": clinical.vital_charts(all_vitals, hospital_class),
+        "lab_trends": clinical.lab_trends(all_labs, hospital_class),
+        "upcoming": sorted(
+            (
+                a
+                for a in appointments
+                if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
+            ),
+            key=lambda x: x["sort"],
+        ),
+        "open_referrals": [r for r in referrals if r["status"] in ("active", "draft", "on-hold")],
+        "coverage": clinical.coverage_status(by_type["Coverage"], now_us),
+        "documents": docs,
+        "shown": shown,
+        "more_visits": len(matching) - len(shown),
+        "filters": filters,
+        "types": lb.vocabulary()["timeline_types"],
     }
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def timeline_filters(hospital: str, type: str, since: str, until: str, all: str = "") -> dict[str, str]:
+    """The timeline filters of the query string, with malformed values dropped (the page never fails on them)."""
+    out = {"hospital": hospital.strip()[:200], "all": "1" if all else ""}
+    if type in lb.vocabulary()["timeline_types"]:
+        out["type"] = type
+    for name, value in (("since", since), ("until", until)):
+        if _DAY.match(value.strip()):
+            out[name] = value.strip()
+    return {k: v for k, v in out.items() if v}
+
+
+def _filter_timeline(timeline: list[Visit], filters: dict[str, str]) -> list[Visit]:
+    """The visits the timeline filters keep: hospital, content type, and a period (YYYY-MM-DD, inclusive)."""
+    since = lb.sort_key(filters.get("since")) if filters.get("since") else None
+    until_rng = clinical.period_end(filters.get("until")) if filters.get("until") else None
+    out = []
+    for v in timeline:
+        if filters.get("hospital") and v.hospital != filters["hospital"]:
+            continue
+        if filters.get("type") and not v.has(filters["type"]):
+            continue
+        if since is not None and (v.end_sort or v.sort) < since:
+            continue
+        if until_rng is not None and v.sort >= until_rng:
+            continue
+        out.append(v)
+    return out
 
 
 def _drug(m: dict, when: str | None, hospitals: Hospitals, unknown: str, qty: dict | None) -> dict:

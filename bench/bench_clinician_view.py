@@ -1,0 +1,171 @@
+"""Clinician view benchmark: server time of /ui/patient/{id} for one person with ~2,000 resources at 3 hospitals.
+
+    .venv/bin/python bench/bench_clinician_view.py --db postgresql://postgres@127.0.0.1:5432/bench_clinician
+
+Data is synthetic QĐ130 XML (adapters.synth) sent through the real ingest pipeline, then linked by the
+identity service: the focus person has --focus-visits visits over three hospitals (about 33 resources a
+visit: vitals, labs, drugs, documents), among --background-visits visits of other people. Then --calls
+requests are timed in-process through the ASGI app (no network: the server's own time, page rendered
+and sent), and the view model alone (`patient_view`: $everything + summary, charts, trends). --skip-load
+reuses a loaded database. Target (issue 17): p99 < 100 ms at 2,000 resources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+
+from adapters.pipeline import ingest
+from adapters.synth import generate
+from adapters.synth.envelope import build_envelope, read_files
+from fhir_server.operations.everything import everything
+from fhir_server.settings import Settings
+from fhir_server.ui.view import patient_view
+from lienthong.runtime import open_runtime
+
+FOCUS_MARK = "BNFOCUS"
+
+
+def _focus_payloads(visits: int) -> list[bytes]:
+    """Visits of one person at three hospitals, with identifiers no background person can share."""
+    ds = generate(hospitals=3, visits=visits, seed=17, persons=1, missing_cccd_rate=0.0)
+    p = ds.persons[0]
+    swaps = [
+        (p.cccd.encode(), (p.cccd[:6] + "999999").encode()),
+        (p.bhyt.encode(), (p.bhyt[:7] + "99999999").encode()),
+    ]
+    swaps += [(mrn.encode(), f"{FOCUS_MARK}{fac}".encode()) for fac, mrn in p.mrn.items()]
+    out = []
+    for v in ds.visits:
+        hosos = read_files(v.xml)
+        for files in hosos:
+            for i, (name, xml) in enumerate(files):
+                for old, new in swaps:
+                    xml = xml.replace(old, new)
+                files[i] = (name, xml)
+        out.append(build_envelope(v.facility, hosos))
+    return out
+
+
+def load(store, focus_visits: int, background_visits: int) -> None:
+    """Ingest background and focus data, then link identities."""
+    from fhir_server.identity.service import link_all
+
+    t0 = time.perf_counter()
+    if background_visits:
+        bg = generate(hospitals=8, visits=background_visits, seed=11, persons=max(1, background_visits // 3))
+        for v in bg.visits:
+            if ingest(store, v.xml, source="bench", adapter="qd130").status != "processed":
+                raise SystemExit("background visit not ingested")
+    for xml in _focus_payloads(focus_visits):
+        if ingest(store, xml, source="bench", adapter="qd130").status != "processed":
+            raise SystemExit("focus visit not ingested")
+    summary = link_all(store)
+    print(f"loaded in {time.perf_counter() - t0:.1f} s; identity: {summary}")
+
+
+def focus_patient(store) -> str:
+    """Id of one of the focus person's Patient records (found by the marked MRN)."""
+    import orjson
+    from sqlalchemy import text  # bench code reads the database directly, as bench_everything does
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT content FROM resource WHERE res_type = 'Patient'")).all()
+    for (content,) in rows:
+        if FOCUS_MARK.encode() in bytes(content):
+            return orjson.loads(bytes(content))["id"]
+    raise SystemExit("focus patient not found; run without --skip-load")
+
+
+def pct(values: list[float], p: float) -> float:
+    """p-th percentile (nearest rank) of a sample, in ms."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+def report(name: str, wall: list[float], cpu: list[float], calls: int) -> None:
+    """One line: wall-clock p50/p99 and this process's CPU time p50/p99 (the machine is shared: CPU shows the cost)."""
+    print(
+        f"{name:40s} wall p50 {pct(wall, 50):6.1f} p99 {pct(wall, 99):6.1f} ms · "
+        f"cpu p50 {pct(cpu, 50):6.1f} p99 {pct(cpu, 99):6.1f} ms ({calls}, mean {statistics.mean(wall) * 1000:.0f})"
+    )
+
+
+def main() -> None:
+    """Load (unless --skip-load), then time the view model and the page."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--db",
+        default=os.environ.get("LIENTHONG_BENCH_DB", "postgresql://postgres@127.0.0.1:5432/bench_clinician"),
+    )
+    ap.add_argument("--focus-visits", type=int, default=60)
+    ap.add_argument("--background-visits", type=int, default=300)
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--skip-load", action="store_true")
+    args = ap.parse_args()
+    if args.db.startswith("postgresql") and not args.skip_load:
+        import psycopg
+
+        base, _, name = args.db.rpartition("/")
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'CREATE DATABASE "{name}"')
+    settings = Settings.from_env().with_(database_url=args.db)
+    store = open_runtime(settings, pool_size=4).store
+    if not args.skip_load:
+        load(store, args.focus_visits, args.background_visits)
+    pid = focus_patient(store)
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    full = everything(store, pid)
+    view = patient_view(store, pid)
+    print(
+        f"cores={os.cpu_count()} db={store.engine.dialect.name} focus: {len(full.patient_ids)} linked records, "
+        f"{full.total} resources in $everything, {len(view['hospitals'])} hospitals, {len(view['timeline'])} visits, "
+        f"{len(view['lab_trends'])} lab trends, {len(view['vital_charts'])} vital charts"
+    )
+
+    for _ in range(5):
+        patient_view(store, pid)
+    lat, cpu = [], []
+    for _ in range(args.calls):
+        t, c = time.perf_counter(), time.process_time()
+        patient_view(store, pid)
+        lat.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    report("patient_view() (model)", lat, cpu, args.calls)
+
+    import httpx
+
+    from lienthong.app import create_app
+
+    app = create_app(settings, store=store)
+
+    async def http_bench(url: str) -> tuple[list[float], list[float], int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            for _ in range(5):
+                (await client.get(url)).raise_for_status()
+            out, cpu, size = [], [], 0
+            for _ in range(args.calls):
+                t, c = time.perf_counter(), time.process_time()
+                r = await client.get(url)
+                out.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+                r.raise_for_status()
+                size = len(r.content)
+            return out, cpu, size
+
+    for name, url in (
+        ("GET /ui/patient/{id}", f"/ui/patient/{pid}"),
+        ("GET /ui/patient/{id}?print=1", f"/ui/patient/{pid}?print=1"),
+    ):
+        lat, cpu, size = asyncio.run(http_bench(url))
+        report(f"{name} ({size / 1024:.0f} KiB)", lat, cpu, args.calls)
+    print(f"load average after the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
