@@ -71,6 +71,26 @@ class Settings:
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
     extra: dict = field(default_factory=dict)
+    # issue 13: audit trail, secure-by-default serving, clinician login for /ui
+    # AuditEvent per patient-data access: on | off | auto (auto: on exactly when LIENTHONG_AUTH is not off)
+    audit: str = "auto"
+    audit_queue_size: int = 10_000
+    audit_batch_size: int = 500
+    # when the audit queue is full: block (wait up to audit_block_timeout, then 503) | fail (503 at once)
+    audit_overflow: str = "block"
+    audit_block_timeout: float = 5.0
+    # serve a non-loopback address without auth (development only; refused otherwise)
+    insecure_dev: bool = False
+    # signing key of /ui session cookies (None: a random key per process, sessions end on restart)
+    session_secret: str | None = None
+    session_max_age: int = 8 * 3600
+
+    @property
+    def audit_enabled(self) -> bool:
+        """Whether accesses are audited (LIENTHONG_AUDIT, by default on when auth is on)."""
+        if self.audit == "auto":
+            return self.auth_mode != "off"
+        return self.audit == "on"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +125,17 @@ class Settings:
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
             broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
             outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
+            # issue 13
+            audit=_env_choice("LIENTHONG_AUDIT", cls.audit, ("on", "off", "auto")),
+            audit_queue_size=_env_int("LIENTHONG_AUDIT_QUEUE_SIZE", cls.audit_queue_size),
+            audit_batch_size=_env_int("LIENTHONG_AUDIT_BATCH_SIZE", cls.audit_batch_size),
+            audit_overflow=_env_choice("LIENTHONG_AUDIT_OVERFLOW", cls.audit_overflow, ("block", "fail")),
+            audit_block_timeout=float(
+                os.environ.get("LIENTHONG_AUDIT_BLOCK_TIMEOUT") or cls.audit_block_timeout
+            ),
+            insecure_dev=_env_bool("LIENTHONG_INSECURE_DEV", cls.insecure_dev),
+            session_secret=os.environ.get("LIENTHONG_SESSION_SECRET") or None,
+            session_max_age=_env_int("LIENTHONG_SESSION_MAX_AGE", cls.session_max_age),
         )
 
     def with_(self, **changes) -> Settings:

@@ -17,9 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fhir_server import audit
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.audit import guard as audit_guard
+from fhir_server.audit.middleware import AuditMiddleware
+from fhir_server.audit.trail import AuditTrail
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.identity import api as identity_api
@@ -111,7 +115,11 @@ def create_app(
     settings = settings or Settings.from_env()
     store = store or open_store(settings.database_url, pool_size=settings.pool_size)
     app = FastAPI(
-        title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json"
+        title="Lienthong FHIR server",
+        version="0.1.0",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        lifespan=audit.lifespan,
     )
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
@@ -138,6 +146,20 @@ def create_app(
             except FhirError as exc:
                 return error_response(exc, request_lang(request))
             return await call_next(request)
+
+    # Added last, so outermost: it records the requests authentication refused too.
+    audit_guard.attach_guard(store)
+    app.state.audit_trail = None
+    if settings.audit_enabled:
+        trail = AuditTrail(
+            store,
+            settings.audit_queue_size,
+            settings.audit_batch_size,
+            settings.audit_overflow,
+            settings.audit_block_timeout,
+        )
+        app.state.audit_trail = trail
+        app.add_middleware(AuditMiddleware, trail=trail, base_path=settings.base_path)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
@@ -181,6 +203,7 @@ def create_app(
         app.include_router(op.router, prefix=base)
     app.include_router(identity_api.router, prefix=base)
     app.include_router(search.router, prefix=base)
+    app.include_router(audit_guard.router, prefix=base)  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
     app.include_router(ui_routes.router)
     for router in extra_routers:
