@@ -33,6 +33,7 @@ from fhir_server.operations import OPERATIONS
 from fhir_server.security import AuthConfig, authorize
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
+from fhir_server.ui import login as ui_login
 from fhir_server.ui import routes as ui_routes
 
 log = logging.getLogger("lienthong.api")
@@ -139,6 +140,8 @@ def create_app(
 
         @app.middleware("http")
         async def _authenticate(request: Request, call_next):
+            if request.url.path == "/ui" or request.url.path.startswith("/ui/"):
+                return await call_next(request)  # the clinician view has its own login (UiGate)
             try:
                 request.state.principal = authorize(
                     request.headers, request.method, request.url.path, settings.base_path, auth
@@ -147,6 +150,7 @@ def create_app(
                 return error_response(exc, request_lang(request))
             return await call_next(request)
 
+    app.add_middleware(ui_login.UiGate, settings=settings)  # /ui: security headers, login when auth is on
     # Added last, so outermost: it records the requests authentication refused too.
     audit_guard.attach_guard(store)
     app.state.audit_trail = None
@@ -205,6 +209,7 @@ def create_app(
     app.include_router(search.router, prefix=base)
     app.include_router(audit_guard.router, prefix=base)  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
+    app.include_router(ui_login.router)
     app.include_router(ui_routes.router)
     for router in extra_routers:
         app.include_router(router)
