@@ -51,6 +51,7 @@ class AccessRecord:
     method: str = "GET"
     body: bytes = b""
     body_json: bool = False
+    request_body: bytes = b""  # writes: the resource or Bundle sent (its patients are touched too)
     extra_patients: list[str] = field(default_factory=list)
 
 
@@ -115,9 +116,15 @@ def _patient_refs_of_resource(resource: dict, out: dict[str, None]) -> None:
         return
     if rtype == "Bundle":
         for entry in resource.get("entry") or ():
-            inner = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict):
+                continue
+            inner = entry.get("resource")
             if isinstance(inner, dict):
                 _patient_refs_of_resource(inner, out)
+            # transaction/batch responses: where each entry was written or read
+            where = (entry.get("response") or {}).get("location") or ""
+            if isinstance(where, str) and where.startswith("Patient/"):
+                out[where.split("/_history", 1)[0]] = None
         return
     if rtype not in patient_compartment():
         return
@@ -157,11 +164,13 @@ def patients_touched(record: AccessRecord) -> list[str]:
                     if one.strip():
                         found[f"Patient/{one.strip()}"] = None
     _patients_in_query(record.query, found)
-    if record.body_json and record.body:
+    for body, is_json in ((record.request_body, True), (record.body, record.body_json)):
+        if not (is_json and body):
+            continue
         try:
-            parsed = orjson.loads(record.body)
+            parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
-            parsed = None
+            continue
         if isinstance(parsed, dict):
             _patient_refs_of_resource(parsed, found)
     for ref in record.extra_patients:

@@ -18,6 +18,7 @@ from fhir_server.audit.trail import AuditTrail
 from fhir_server.errors import FhirError
 from fhir_server.i18n import accept_language, msg
 
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 # Bodies larger than this are not kept for patient extraction (the path and query still are).
 MAX_CAPTURE = 16 * 1024 * 1024
 
@@ -83,8 +84,23 @@ class AuditMiddleware:
                     chunks.clear()
             await send(message)
 
+        sent: list[bytes] = []
+        sent_size = [0]
+
+        async def keep_request() -> dict:
+            # writes: keep the body sent, to name the patients it touches
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                sent_size[0] += len(body)
+                if sent_size[0] <= MAX_CAPTURE:
+                    sent.append(body)
+                else:
+                    sent.clear()
+            return message
+
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, keep_request if method in _WRITES else receive, capture)
         finally:
             principal = (scope.get("state") or {}).get("principal")
             client = scope.get("client")
@@ -100,6 +116,7 @@ class AuditMiddleware:
                     method=method,
                     body=b"".join(chunks),
                     body_json=is_json[0],
+                    request_body=b"".join(sent),
                 )
             )
 

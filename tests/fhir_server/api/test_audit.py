@@ -250,3 +250,38 @@ async def test_metadata_is_not_audited(api, audited_app):
     assert (await api.get("metadata")).status_code == 200
     assert audited_app.state.audit_trail.flush()
     assert audited_app.state.audit_trail.written == 0
+
+
+async def test_transaction_bundle_names_the_patients_it_wrote(api, audited_app):
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:6f1d2a40-1111-4c2e-9a57-0a4f3b6c7d01",
+                "resource": patient("VŨ THỊ HẠNH", "079185000999"),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": observation("urn:uuid:6f1d2a40-1111-4c2e-9a57-0a4f3b6c7d01", 6.2),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    r = await api.post("", json=bundle)
+    assert r.status_code == 200, r.text
+    pid = r.json()["entry"][0]["response"]["location"].split("/")[1]
+    events = [e for e in await _events(api, audited_app, patient=pid) if _subtype(e) == "transaction"]
+    assert len(events) == 1
+    assert events[0]["action"] == "E"
+
+
+async def test_create_of_an_observation_names_its_patient(api, audited_app):
+    pid = await _create_patient(api)
+    r = await api.post(
+        "Observation", json=observation(f"Patient/{pid}", 8.0), headers={"Prefer": "return=minimal"}
+    )
+    assert r.status_code == 201
+    creates = [e for e in await _events(api, audited_app, patient=pid, subtype="create")]
+    assert {tuple(sorted(_patients(e))) for e in creates} == {(f"Patient/{pid}",)}
+    assert len(creates) == 2
