@@ -84,6 +84,10 @@ class Settings:
     # signing key of /ui session cookies (None: a random key per process, sessions end on restart)
     session_secret: str | None = None
     session_max_age: int = 8 * 3600
+    # per-client token bucket: requests per second (0: off), burst, subjects never limited (comma-separated)
+    rate_limit: float = 0.0
+    rate_limit_burst: int = 20
+    rate_limit_exempt: str = ""
 
     @property
     def audit_enabled(self) -> bool:
@@ -136,6 +140,9 @@ class Settings:
             insecure_dev=_env_bool("LIENTHONG_INSECURE_DEV", cls.insecure_dev),
             session_secret=os.environ.get("LIENTHONG_SESSION_SECRET") or None,
             session_max_age=_env_int("LIENTHONG_SESSION_MAX_AGE", cls.session_max_age),
+            rate_limit=float(os.environ.get("LIENTHONG_RATE_LIMIT") or cls.rate_limit),
+            rate_limit_burst=_env_int("LIENTHONG_RATE_LIMIT_BURST", cls.rate_limit_burst),
+            rate_limit_exempt=os.environ.get("LIENTHONG_RATE_LIMIT_EXEMPT", cls.rate_limit_exempt),
         )
 
     def with_(self, **changes) -> Settings:

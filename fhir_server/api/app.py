@@ -30,6 +30,7 @@ from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
+from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.security import AuthConfig, authorize
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
@@ -134,6 +135,12 @@ def create_app(
 
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
     registry.register(_GroupCommitCollector())
+
+    if settings.rate_limit > 0:  # added before authentication, so it runs inside it and sees the caller
+        exempt = frozenset(s.strip() for s in settings.rate_limit_exempt.split(",") if s.strip())
+        app.add_middleware(
+            RateLimitMiddleware, rate=settings.rate_limit, burst=settings.rate_limit_burst, exempt=exempt
+        )
 
     auth = _auth_config(settings)
     if auth is not None:
