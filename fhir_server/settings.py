@@ -81,6 +81,30 @@ class Settings:
     max_search_joins: int = 8  # chained (a.b=) and _has parameters in one search
     max_chain_depth: int = 3  # links in one chain / nested _has
     max_bundle_entries: int = 10_000  # entries in one batch or transaction Bundle
+    # issue 13: audit trail, secure-by-default serving, clinician login for /ui
+    # AuditEvent per patient-data access: on | off | auto (auto: on exactly when LIENTHONG_AUTH is not off)
+    audit: str = "auto"
+    audit_queue_size: int = 10_000
+    audit_batch_size: int = 500
+    # when the audit queue is full: block (wait up to audit_block_timeout, then 503) | fail (503 at once)
+    audit_overflow: str = "block"
+    audit_block_timeout: float = 5.0
+    # serve a non-loopback address without auth (development only; refused otherwise)
+    insecure_dev: bool = False
+    # signing key of /ui session cookies (None: a random key per process, sessions end on restart)
+    session_secret: str | None = None
+    session_max_age: int = 8 * 3600
+    # per-client token bucket: requests per second (0: off), burst, subjects never limited (comma-separated)
+    rate_limit: float = 0.0
+    rate_limit_burst: int = 20
+    rate_limit_exempt: str = ""
+
+    @property
+    def audit_enabled(self) -> bool:
+        """Whether accesses are audited (LIENTHONG_AUDIT, by default on when auth is on)."""
+        if self.audit == "auto":
+            return self.auth_mode != "off"
+        return self.audit == "on"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -123,6 +147,20 @@ class Settings:
             max_bundle_entries=_env_int("LIENTHONG_MAX_BUNDLE_ENTRIES", cls.max_bundle_entries),
             token_lifetime=_env_int("LIENTHONG_TOKEN_LIFETIME", cls.token_lifetime),
             signing_key=os.environ.get("LIENTHONG_SIGNING_KEY") or None,
+            # issue 13
+            audit=_env_choice("LIENTHONG_AUDIT", cls.audit, ("on", "off", "auto")),
+            audit_queue_size=_env_int("LIENTHONG_AUDIT_QUEUE_SIZE", cls.audit_queue_size),
+            audit_batch_size=_env_int("LIENTHONG_AUDIT_BATCH_SIZE", cls.audit_batch_size),
+            audit_overflow=_env_choice("LIENTHONG_AUDIT_OVERFLOW", cls.audit_overflow, ("block", "fail")),
+            audit_block_timeout=float(
+                os.environ.get("LIENTHONG_AUDIT_BLOCK_TIMEOUT") or cls.audit_block_timeout
+            ),
+            insecure_dev=_env_bool("LIENTHONG_INSECURE_DEV", cls.insecure_dev),
+            session_secret=os.environ.get("LIENTHONG_SESSION_SECRET") or None,
+            session_max_age=_env_int("LIENTHONG_SESSION_MAX_AGE", cls.session_max_age),
+            rate_limit=float(os.environ.get("LIENTHONG_RATE_LIMIT") or cls.rate_limit),
+            rate_limit_burst=_env_int("LIENTHONG_RATE_LIMIT_BURST", cls.rate_limit_burst),
+            rate_limit_exempt=os.environ.get("LIENTHONG_RATE_LIMIT_EXEMPT", cls.rate_limit_exempt),
         )
 
     def with_(self, **changes) -> Settings:

@@ -25,6 +25,7 @@ import lienthong.demo
 from fhir_server.i18n import process_lang, set_lang
 from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
+from lienthong.exposure import InsecureBinding, exposure_warning
 from lienthong.i18n import _
 from lienthong.runtime import open_runtime
 
@@ -54,6 +55,13 @@ def run_server(settings: Settings, workers: int = 1) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    try:
+        warning = exposure_warning(settings)
+    except InsecureBinding as exc:
+        console.print(f"[bold red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(2)
+    if warning:
+        console.print(f"[bold red]{warning}[/]", soft_wrap=True)
     runtime = open_runtime(settings)  # create/migrate the schema once, before workers start
     adapters.recover.recover_quietly(runtime.store, runtime.settings)  # crash leftovers (issue 12)
     runtime.store.close()
@@ -91,9 +99,13 @@ def serve(
     host: str = typer.Option(None, help=_("Bind address (env LIENTHONG_HOST, default 127.0.0.1)")),
     port: int = typer.Option(None, help=_("Port (env LIENTHONG_PORT, default 8080)")),
     workers: int = typer.Option(1, help=_("Worker processes (use the core count in production)")),
+    insecure_dev: bool = typer.Option(
+        False, "--insecure-dev", help=_("Allow serving a non-loopback address without authentication")
+    ),
 ) -> None:
     """Run the FHIR server (uvicorn)."""
-    run_server(Settings.from_env().with_(database_url=db, host=host, port=port), workers)
+    settings = Settings.from_env().with_(database_url=db, host=host, port=port)
+    run_server(settings.with_(insecure_dev=insecure_dev or None), workers)
 
 
 fhir_server.commands.register(app, open_runtime)

@@ -17,9 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import CounterMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fhir_server import audit
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.audit import guard as audit_guard
+from fhir_server.audit.middleware import AuditMiddleware
+from fhir_server.audit.trail import AuditTrail
 from fhir_server.auth.clients import generate_signing_key, signing_key_from_pem
 from fhir_server.auth.gate import AuthGate
 from fhir_server.auth.smart import SigningKey, build_router, token_audience
@@ -30,8 +34,10 @@ from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
+from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
+from fhir_server.ui import login as ui_login
 from fhir_server.ui import routes as ui_routes
 
 log = logging.getLogger("lienthong.api")
@@ -151,7 +157,11 @@ def create_app(
     settings = settings or Settings.from_env()
     store = store or open_store(settings.database_url, pool_size=settings.pool_size)
     app = _SafeLoggingApp(
-        title="Lienthong FHIR server", version="0.1.0", docs_url="/docs", openapi_url="/openapi.json"
+        title="Lienthong FHIR server",
+        version="0.1.0",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        lifespan=audit.lifespan,
     )
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
@@ -169,8 +179,16 @@ def create_app(
         key = SigningKey(*_signing_key(settings, store))
         configs.append(key.verifier(token_audience(settings)))
         smart_router = build_router(key, store, settings.base_path)
+    # Middleware runs outermost-last-added: audit (records refusals too) > metrics (counts them) >
+    # token gate (sets request.state.principal) > /ui login (a session when no token came) > rate limit
+    # (sees the caller) > routes.
+    if settings.rate_limit > 0:
+        exempt = frozenset(s.strip() for s in settings.rate_limit_exempt.split(",") if s.strip())
+        app.add_middleware(
+            RateLimitMiddleware, rate=settings.rate_limit, burst=settings.rate_limit_burst, exempt=exempt
+        )
+    app.add_middleware(ui_login.UiGate, settings=settings)  # /ui: security headers, login when auth is on
     if configs is not None:
-        # Added first so the metrics middleware (added next, hence outside) also counts refusals.
         app.add_middleware(
             AuthGate,
             base_path=settings.base_path,
@@ -180,6 +198,18 @@ def create_app(
         )
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
     registry.register(_GroupCommitCollector())
+    audit_guard.attach_guard(store)
+    app.state.audit_trail = None
+    if settings.audit_enabled:
+        trail = AuditTrail(
+            store,
+            settings.audit_queue_size,
+            settings.audit_batch_size,
+            settings.audit_overflow,
+            settings.audit_block_timeout,
+        )
+        app.state.audit_trail = trail
+        app.add_middleware(AuditMiddleware, trail=trail, base_path=settings.base_path)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:
@@ -226,7 +256,11 @@ def create_app(
         app.include_router(op.router, prefix=base)
     app.include_router(identity_api.router, prefix=base)
     app.include_router(search.router, prefix=base)
+    app.include_router(
+        audit_guard.router, prefix=base
+    )  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
+    app.include_router(ui_login.router)
     app.include_router(ui_routes.router)
     for router in extra_routers:
         app.include_router(router)

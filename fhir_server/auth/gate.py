@@ -64,6 +64,9 @@ class AuthGate:
         if scope["type"] != "http" or self.is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if _is_ui(scope["path"]) and not _header(scope, b"authorization"):
+            await self.app(scope, receive, send)  # a browser: the clinician view's own login (UiGate)
+            return
         try:
             principal = self._authenticate(scope)
             scope.setdefault("state", {})["principal"] = principal
@@ -376,3 +379,7 @@ def _blind_send(send):
         await send(message)
 
     return wrapped
+
+
+def _is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")

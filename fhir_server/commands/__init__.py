@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import typer
 
-from fhir_server.commands import clients, identity, reindex
+from fhir_server.commands import clients, identity, reindex, users
 
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
@@ -15,3 +15,4 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
     reindex.register(app, open_runtime)
     identity.register(app, open_runtime)
     clients.register(app, open_runtime)
+    users.register(app, open_runtime)

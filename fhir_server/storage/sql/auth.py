@@ -129,7 +129,9 @@ class AuthRepository:
         try:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
                 conn.execute(
-                    insert(auth_key).values(slot="server", kid=kid, alg=alg, private_pem=pem, created_at=now_us())
+                    insert(auth_key).values(
+                        slot="server", kid=kid, alg=alg, private_pem=pem, created_at=now_us()
+                    )
                 )
         except IntegrityError:
             pass  # another worker stored its key first: use that one

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, insert, select
 
-from fhir_server.storage.sql import auth, identity, index_tables, outbox
+from fhir_server.storage.sql import auth, identity, index_tables, outbox, users
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
 
 SCHEMA_VERSION = 1
@@ -15,6 +15,7 @@ def store_metadata() -> MetaData:
     assert identity.identity_link.metadata is metadata and index_tables.sp_token.metadata is metadata
     assert outbox.outbox.metadata is metadata
     assert auth.auth_client.metadata is metadata
+    assert users.app_user.metadata is metadata  # issue 13: /ui accounts
     return metadata
 
 

@@ -1,0 +1,63 @@
+"""`lienthong users add|list|disable`: local clinician accounts for the /ui login (argon2 hashes)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import typer
+
+from fhir_server.i18n import _
+from fhir_server.settings import Settings
+from fhir_server.storage.sql.users import user_repository
+from fhir_server.ui.accounts import add_user
+
+MIN_PASSWORD = 10
+
+
+def register(app: typer.Typer, open_runtime: Callable) -> None:
+    """Add the `users` command group to the lienthong CLI."""
+    users = typer.Typer(help=_("Clinician accounts of the /ui view"), no_args_is_help=True)
+    app.add_typer(users, name="users")
+    db_option = typer.Option(None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL)"))
+
+    def repo(db: str | None):
+        return user_repository(open_runtime(Settings.from_env().with_(database_url=db)).store)
+
+    @users.command("add", help=_("Create an account (the password is asked for, or read from stdin)"))
+    def add_cmd(
+        username: str = typer.Argument(..., help=_("Login name")),
+        name: str = typer.Option("", "--name", help=_("Full name shown in the view")),
+        admin: bool = typer.Option(False, "--admin", help=_("May see who viewed a record")),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help=_("Read the password from the first line of stdin")
+        ),
+        db: str = db_option,
+    ) -> None:
+        """Create an account."""
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt(_("Password"), hide_input=True, confirmation_prompt=True)
+        if len(password) < MIN_PASSWORD:
+            typer.echo(_("The password must have at least {n} characters", n=MIN_PASSWORD), err=True)
+            raise typer.Exit(2)
+        if not add_user(repo(db), username, name, password, admin):
+            typer.echo(_("User {username} already exists", username=username), err=True)
+            raise typer.Exit(1)
+        typer.echo(_("User {username} created", username=username))
+
+    @users.command("list", help=_("List the accounts"))
+    def list_cmd(db: str = db_option) -> None:
+        """List the accounts."""
+        for row in repo(db).all():
+            state = _("disabled") if row.disabled else _("active")
+            typer.echo(f"{row.username}\t{row.display_name}\t{','.join(row.roles)}\t{state}")
+
+    @users.command("disable", help=_("Disable an account (it can no longer sign in)"))
+    def disable_cmd(username: str = typer.Argument(..., help=_("Login name")), db: str = db_option) -> None:
+        """Disable an account."""
+        if not repo(db).set_disabled(username):
+            typer.echo(_("No user {username}", username=username), err=True)
+            raise typer.Exit(1)
+        typer.echo(_("User {username} disabled", username=username))
