@@ -7,7 +7,7 @@ results, so clients can act on 207/422 without guessing; their texts follow Acce
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
@@ -29,6 +29,7 @@ router = APIRouter(tags=["ingest"])
 RowId = Annotated[int, Path(ge=0, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=0, le=2**31 - 1)]
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
+DeadLetterStatus = Literal["open", "replayed", "failed", "all"]  # anything else (NUL…) is a 400
 
 _OPTION_PARAMS = ("vendor", "profile_set")
 
@@ -108,7 +109,7 @@ async def ingest_auto(request: Request, ctx: Ctx) -> Response:
 
 @router.get("/ingest/dead-letters")
 async def dead_letters(
-    store: Store, status: str = "open", limit: Limit = 100, offset: Offset = 0
+    store: Store, status: DeadLetterStatus = "open", limit: Limit = 100, offset: Offset = 0
 ) -> Response:
     """List dead letters (without payloads); status=all lists every state."""
     repo = ingest_repository(store)

@@ -111,6 +111,8 @@ def json_depth_error(node: object, limit: int = MAX_DEPTH, root: str = "") -> Fh
 
     Iterative on purpose: the model validation, JSON Patch and the indexer recurse, and a body nested
     a few hundred levels deep (extensions inside extensions) would end in RecursionError (a 500)."""
+    if not _deeper_than(node, limit):
+        return None
     stack: list[tuple[object, str, int]] = [(node, root, 1)]
     while stack:
         value, path, depth = stack.pop()
@@ -125,6 +127,23 @@ def json_depth_error(node: object, limit: int = MAX_DEPTH, root: str = "") -> Fh
         elif isinstance(value, list):
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
     return None
+
+
+def _deeper_than(node: object, limit: int) -> bool:
+    """True when containers nest more than `limit` levels (the cheap pass: containers only, no paths)."""
+    stack: list[tuple[object, int]] = [(node, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth = pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                push((child, depth + 1))
+            elif depth + 1 > limit:
+                return True
+    return False
 
 
 def nul_path(node: object, root: str = "") -> str | None:

@@ -281,3 +281,22 @@ async def test_contained_resource_of_unknown_type_is_400_without_echoing_it(clie
     issue = _issue(r)
     assert issue["expression"] == ["Patient.contained[0].resourceType"]
     assert "079090001234" not in r.text
+
+
+# -- Lienthong's own endpoints ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ingest/dead-letters?offset=9223372036854775808",
+        "/ingest/dead-letters?limit=-1",
+        "/ingest/dead-letters?status=%00",
+        "/ingest/inbox/99999999999999999999",
+        "/fhir/identity/review?limit=-5",
+    ],
+)
+async def test_out_of_range_paging_and_ids_on_own_endpoints_are_400(client, path):
+    r = await client.get("http://test" + path)
+    assert r.status_code == 400
+    assert r.json()["resourceType"] == "OperationOutcome"
