@@ -43,6 +43,7 @@ class Principal:
     patient: str | None = None
     province: str | None = None
     client_id: str | None = None
+    expires: int | None = None  # the token's exp (seconds since the epoch)
     policy: ScopePolicy = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -108,6 +109,7 @@ def principal_of(claims: dict) -> Principal:
         patient=_opt(patient),
         province=_opt(claims.get("province")),
         client_id=_opt(claims.get("client_id")),
+        expires=int(claims["exp"]) if isinstance(claims.get("exp"), (int, float)) else None,
     )
 
 
