@@ -70,6 +70,12 @@ class Settings:
     broker_ack_wait: float = 30.0
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
+    # issue 14: Bulk Data $export — where files go, when they are split and expire, worker liveness
+    export_dir: str = "./lienthong-exports"
+    export_file_max_bytes: int = 100 * 1024 * 1024
+    export_expire_seconds: int = 24 * 3600
+    export_retry_after: int = 2
+    export_stale_seconds: int = 60
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +111,11 @@ class Settings:
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
             broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
             outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
+            export_dir=os.environ.get("LIENTHONG_EXPORT_DIR") or cls.export_dir,
+            export_file_max_bytes=_env_int("LIENTHONG_EXPORT_FILE_MAX_BYTES", cls.export_file_max_bytes),
+            export_expire_seconds=_env_int("LIENTHONG_EXPORT_EXPIRE_SECONDS", cls.export_expire_seconds),
+            export_retry_after=_env_int("LIENTHONG_EXPORT_RETRY_AFTER", cls.export_retry_after),
+            export_stale_seconds=_env_int("LIENTHONG_EXPORT_STALE_SECONDS", cls.export_stale_seconds),
         )
 
     def with_(self, **changes) -> Settings:

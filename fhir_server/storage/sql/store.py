@@ -39,6 +39,7 @@ from fhir_server.storage.base import (
 from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
 from fhir_server.storage.sql.db import among, make_engine
+from fhir_server.storage.sql.export import ExportRepository
 from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.migrate import create_schema
 from fhir_server.storage.sql.outbox import OutboxRepository
@@ -76,6 +77,7 @@ class SqlStore:
         self.searcher = SqlSearch(self.registry)
         self.identity = IdentityRepository(engine)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
+        self.exports = ExportRepository(engine, self.searcher)  # Bulk Data $export jobs
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._flush_listeners: list[Callable[[UnitOfWork, list[Key]], None]] = []
         self._params_version: int | None = None
