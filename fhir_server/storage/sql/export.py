@@ -33,7 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, TextClause
 
 from fhir_server.search.compartment import compartment_pairs
 from fhir_server.search.query import parse_request
@@ -284,7 +284,7 @@ class ExportRepository:
             return among(conn, r.c.res_id, patients) if patients is not None else r.c.rid.is_not(None)
         pairs = tuple(p for p in compartment_pairs() if p[0] == res_type)
         ref = sp_reference.alias("ref")
-        conds: list[ColumnElement] = [
+        conds: list[ColumnElement | TextClause] = [
             ref.c.rid == r.c.rid,
             ref.c.target_type == "Patient",
             _pairs_condition(ref, pairs),
@@ -293,7 +293,3 @@ class ExportRepository:
             conds.append(among(conn, ref.c.target_id, patients))
         return exists().where(*conds)
 
-
-def compartment_types() -> list[str]:
-    """The resource types of the Patient compartment (Patient itself included), sorted."""
-    return sorted({"Patient", *(t for t, _ in compartment_pairs())})
