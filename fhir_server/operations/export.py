@@ -300,7 +300,7 @@ async def export_cancel(request: Request, job_id: str) -> Response:
     return Response(status_code=202)
 
 
-@router.get("/$export-file/{job_id}/{name}")
+@router.get("/$export-file/{job_id}/{name:path}")
 async def export_file(request: Request, job_id: str, name: str) -> Response:
     """Download one NDJSON file of a finished export (streamed from disk)."""
     ctx, job = await run_in_threadpool(_own_job, request, job_id)
@@ -320,7 +320,12 @@ def ensure_worker(ctx: AppContext) -> None:
     """Start this process's export worker for the store unless one is running (it stops when idle)."""
     with _WORKERS_LOCK:
         worker = _WORKERS.get(id(ctx.store))
-        if worker is not None and worker.is_alive() and not worker.idle.is_set():
+        if (
+            worker is not None
+            and worker.ctx.store is ctx.store
+            and worker.is_alive()
+            and not worker.idle.is_set()
+        ):
             return
         worker = ExportWorker(ctx)
         _WORKERS[id(ctx.store)] = worker
@@ -342,8 +347,8 @@ class Cancelled(Exception):
 class _Files:
     """NDJSON files of one type, a new file whenever the next line would pass the size limit."""
 
-    def __init__(self, directory: Path, res_type: str, max_bytes: int) -> None:
-        self.directory, self.res_type, self.max_bytes = directory, res_type, max_bytes
+    def __init__(self, directory: Path, res_type: str, max_bytes: int, prefix: str) -> None:
+        self.directory, self.res_type, self.max_bytes, self.prefix = directory, res_type, max_bytes, prefix
         self.files: list[dict] = []
         self._out = None
         self._size = 0
@@ -355,7 +360,7 @@ class _Files:
             name = f"{self.res_type}-{len(self.files) + 1}.ndjson"
             self._out = open(self.directory / name, "wb")  # noqa: SIM115 - closed in close()
             self._size = 0
-            self.files.append({"type": self.res_type, "file": name, "count": 0})
+            self.files.append({"type": self.res_type, "file": self.prefix + name, "count": 0})
         self._out.write(line)
         self._out.write(b"\n")
         self._size += len(line) + 1
@@ -390,12 +395,16 @@ class ExportWorker(threading.Thread):
                 log_failure(log, "export worker could not claim a job", exc)
                 job = None
             if job is None:
+                if self.idle.is_set():
+                    return
+                # A kick-off that saw this worker busy just before it went idle relies on it: look once more.
                 self.idle.set()
-                return
+                continue
+            self.idle.clear()
             try:
                 self.run_job(job)
-            except Cancelled:
-                shutil.rmtree(_job_dir(self.ctx, job.id), ignore_errors=True)
+            except Cancelled:  # cancelled (its folder is gone already) or taken over: remove this run's files
+                shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
             except Exception as exc:
                 log_failure(log, "export job failed", exc)
                 expires = now_us() + settings.export_expire_seconds * 1_000_000
@@ -408,8 +417,13 @@ class ExportWorker(threading.Thread):
         """Write every requested type's NDJSON files, then the manifest."""
         repo = self.ctx.store.exports
         settings = self.ctx.settings
-        directory = _job_dir(self.ctx, job.id)
-        shutil.rmtree(directory, ignore_errors=True)  # a job taken over starts again from nothing
+        # Each run writes its own folder <job>/<attempt>/: a job taken over starts again from nothing,
+        # and a worker that was wrongly thought dead cannot mix its files with the new run's.
+        job_dir = _job_dir(self.ctx, job.id)
+        if job_dir.is_dir():
+            for old in job_dir.iterdir():
+                shutil.rmtree(old, ignore_errors=True)
+        directory = job_dir / str(job.attempts)
         directory.mkdir(parents=True)
         params = job.params
         compartment = job.level in ("patient", "group")
@@ -425,7 +439,7 @@ class ExportWorker(threading.Thread):
             if compartment and res_type not in comp_types:
                 errors.append(_outcome(f"{res_type} is not in the Patient compartment; not exported"))
                 continue
-            files = _Files(directory, res_type, settings.export_file_max_bytes)
+            files = _Files(directory, res_type, settings.export_file_max_bytes, f"{job.attempts}/")
             try:
                 for page in repo.pages(
                     res_type,
@@ -447,7 +461,9 @@ class ExportWorker(threading.Thread):
         if errors:
             name = "OperationOutcome-1.ndjson"
             (directory / name).write_bytes(b"".join(e + b"\n" for e in errors))
-            error_entries.append({"type": "OperationOutcome", "file": name, "count": len(errors)})
+            error_entries.append(
+                {"type": "OperationOutcome", "file": f"{job.attempts}/{name}", "count": len(errors)}
+            )
         manifest = {"output": output, "error": error_entries}
         expires = now_us() + settings.export_expire_seconds * 1_000_000
         if not repo.finish(job.id, self.worker_id, manifest, expires):

@@ -95,8 +95,10 @@ def test_an_export_interrupted_by_a_killed_server_completes_after_restart(databa
         assert len(ids) == PATIENTS and len(set(ids)) == PATIENTS
         assert sum(e["count"] for e in manifest["output"]) == PATIENTS
         job_dir = Path(env["LIENTHONG_EXPORT_DIR"]) / status_path.rsplit("/", 1)[-1]
-        on_disk = sorted(p.name for p in job_dir.iterdir())
-        assert on_disk == sorted(e["url"].rsplit("/", 1)[-1] for e in manifest["output"])  # no leftovers
+        on_disk = sorted(str(p.relative_to(job_dir)) for p in job_dir.rglob("*.ndjson"))
+        assert on_disk == sorted(
+            e["url"].split(f"{job_id}/", 1)[1] for e in manifest["output"]
+        )  # no leftovers
         after = store.exports.get(job_id)
         assert after is not None and after.status == "done"
         if interrupted:  # the usual case; on a very fast machine the first process may have finished

@@ -292,4 +292,3 @@ class ExportRepository:
         if patients is not None:
             conds.append(among(conn, ref.c.target_id, patients))
         return exists().where(*conds)
-

@@ -276,8 +276,8 @@ async def test_files_are_split_at_the_size_limit(client, settings):
     assert len(files) > 1 and sum(e["count"] for e in files) == 3
     assert _ids(by_type, "Observation") == {"obs-lan-glucose", "obs-lan-hba1c", "obs-minh-glucose"}
     for entry in files:
-        name = entry["url"].rsplit("/", 1)[-1]
-        size = (Path(settings.export_dir) / entry["url"].split("/")[-2] / name).stat().st_size
+        job, attempt, name = entry["url"].split("/")[-3:]
+        size = (Path(settings.export_dir) / job / attempt / name).stat().st_size
         assert size <= 400 or entry["count"] == 1
 
 
@@ -393,3 +393,15 @@ async def test_only_the_requester_sees_its_export(client):
             break
         await asyncio.sleep(0.05)
     assert done.status_code == 200 and done.json()["requiresAccessToken"] is True
+
+
+async def test_only_files_listed_in_the_manifest_can_be_downloaded(client, settings):
+    await _load(client)
+    status_url = await _kickoff(client, "/$export", _type="Patient")
+    manifest = (await _wait(client, status_url)).json()
+    job_id = status_url.rsplit("/", 1)[-1]
+    (Path(settings.export_dir) / "bi-mat.txt").write_text("không được tải")
+    for name in ("../bi-mat.txt", "1/../../bi-mat.txt", "1/Patient-9.ndjson"):
+        r = await client.get(f"http://test/fhir/$export-file/{job_id}/{name}")
+        assert r.status_code == 404, name
+    assert (await client.get(manifest["output"][0]["url"])).status_code == 200
