@@ -142,7 +142,7 @@ def main() -> None:
         manifest = r.json()
         count = sum(e["count"] for e in manifest["output"])
         job_dir = workdir / "exports" / status.rsplit("/", 1)[-1]
-        written = sum(p.stat().st_size for p in job_dir.iterdir())
+        written = sum(p.stat().st_size for p in job_dir.rglob("*.ndjson"))
         hwm_after = _kib(proc.pid, "VmHWM")
         print(
             f"exported {count} resources in {len(manifest['output'])} files, {written / 1e6:.0f} MB, "
