@@ -405,3 +405,37 @@ async def test_only_files_listed_in_the_manifest_can_be_downloaded(client, setti
         r = await client.get(f"http://test/fhir/$export-file/{job_id}/{name}")
         assert r.status_code == 404, name
     assert (await client.get(manifest["output"][0]["url"])).status_code == 200
+
+
+async def test_delete_while_running_stops_the_worker_and_removes_its_files(client, store, settings, db_url):
+    if not db_url.startswith("postgresql"):
+        pytest.skip("holds the worker with a PostgreSQL table lock")
+    import psycopg
+
+    await _load(client)
+    blocker = psycopg.connect(db_url)
+    blocker.execute("LOCK TABLE resource IN ACCESS EXCLUSIVE MODE")  # the worker claims, then waits
+    try:
+        status_url = await _kickoff(client, "/$export")
+        job_id = status_url.rsplit("/", 1)[-1]
+        for _ in range(2000):
+            job = store.exports.get(job_id)
+            if job.status == "running":
+                break
+            await asyncio.sleep(0.01)
+        assert job.status == "running"
+        assert (await client.delete(status_url)).status_code == 202
+    finally:
+        blocker.rollback()
+        blocker.close()
+    job_dir = Path(settings.export_dir) / job_id
+    for _ in range(2000):  # the worker writes its first page, finds the job cancelled, removes its folder
+        if store.exports.get(job_id) is None or not any(job_dir.rglob("*.ndjson")):
+            break
+        await asyncio.sleep(0.01)
+    assert (await client.get(status_url)).status_code == 404
+    for _ in range(2000):
+        if not any(job_dir.rglob("*.ndjson")):
+            break
+        await asyncio.sleep(0.01)
+    assert not any(job_dir.rglob("*.ndjson"))
