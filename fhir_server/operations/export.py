@@ -430,8 +430,6 @@ class ExportWorker(threading.Thread):
         comp_types = {"Patient", *patient_compartment()}
         wanted = params["types"] or (sorted(comp_types) if compartment else repo.types_present())
         filters = params.get("filters") or {}
-        if params["types"] is None and filters:
-            wanted = [t for t in wanted if t in filters] if not compartment else wanted
         errors: list[bytes] = []
         output: list[dict] = []
         total = 0

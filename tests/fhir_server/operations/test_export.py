@@ -229,6 +229,9 @@ async def test_type_filter_exports_only_matching_resources(client):
     )
     assert _ids(by_type, "Observation") == {"obs-lan-glucose", "obs-minh-glucose"}
     assert _ids(by_type, "Patient") == {"p-lan", "p-minh", "p-hoa"}  # no filter: the whole type
+    _, by_type = await _export(client, "/$export", _typeFilter=f"Observation?code={LOINC}|4548-4")
+    assert _ids(by_type, "Observation") == {"obs-lan-hba1c"}
+    assert _ids(by_type, "Organization") == {"org-cho-ray"}  # without _type: every other type whole
 
 
 async def test_patient_export_is_the_patient_compartments(client):
