@@ -74,6 +74,12 @@ class Settings:
     # server's signing key (PEM private key, RSA -> RS384, EC -> ES384); None = generated, stored in the DB
     token_lifetime: int = 300
     signing_key: str | None = None
+    # issue 14: Bulk Data $export — where files go, when they are split and expire, worker liveness
+    export_dir: str = "./lienthong-exports"
+    export_file_max_bytes: int = 100 * 1024 * 1024
+    export_expire_seconds: int = 24 * 3600
+    export_retry_after: int = 2
+    export_stale_seconds: int = 60
     extra: dict = field(default_factory=dict)
     # issue 12: bounds on the work one request may ask for (a 4xx OperationOutcome beyond them)
     max_json_depth: int = 100  # nesting levels of a JSON body (the models recurse; hard ceiling 200)
@@ -161,6 +167,11 @@ class Settings:
             rate_limit=float(os.environ.get("LIENTHONG_RATE_LIMIT") or cls.rate_limit),
             rate_limit_burst=_env_int("LIENTHONG_RATE_LIMIT_BURST", cls.rate_limit_burst),
             rate_limit_exempt=os.environ.get("LIENTHONG_RATE_LIMIT_EXEMPT", cls.rate_limit_exempt),
+            export_dir=os.environ.get("LIENTHONG_EXPORT_DIR") or cls.export_dir,
+            export_file_max_bytes=_env_int("LIENTHONG_EXPORT_FILE_MAX_BYTES", cls.export_file_max_bytes),
+            export_expire_seconds=_env_int("LIENTHONG_EXPORT_EXPIRE_SECONDS", cls.export_expire_seconds),
+            export_retry_after=_env_int("LIENTHONG_EXPORT_RETRY_AFTER", cls.export_retry_after),
+            export_stale_seconds=_env_int("LIENTHONG_EXPORT_STALE_SECONDS", cls.export_stale_seconds),
         )
 
     def with_(self, **changes) -> Settings:

@@ -7,9 +7,16 @@ before the generic REST routes and the CapabilityStatement advertises it.
 
 from __future__ import annotations
 
-from fhir_server.operations import everything, match, outbox
+from fhir_server.operations import everything, export, match, outbox
 from fhir_server.operations.registry import Operation
 
-OPERATIONS: tuple[Operation, ...] = (everything.OPERATION, match.OPERATION, outbox.OPERATION)
+OPERATIONS: tuple[Operation, ...] = (
+    everything.OPERATION,
+    match.OPERATION,
+    outbox.OPERATION,
+    export.OPERATION,
+    export.PATIENT_OPERATION,
+    export.GROUP_OPERATION,
+)
 
 __all__ = ["OPERATIONS", "Operation"]

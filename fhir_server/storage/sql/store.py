@@ -41,6 +41,7 @@ from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
 from fhir_server.storage.sql.auth import AuthRepository
 from fhir_server.storage.sql.db import among, make_engine
+from fhir_server.storage.sql.export import ExportRepository
 from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.index_tables import ALL_TABLES
 from fhir_server.storage.sql.migrate import create_schema
@@ -85,6 +86,7 @@ class SqlStore:
         self.identity = IdentityRepository(engine)
         self.auth = AuthRepository(engine)  # registered clients, used jti, signing key (issue 13)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
+        self.exports = ExportRepository(engine, self.searcher)  # Bulk Data $export jobs
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._flush_listeners: list[Callable[[UnitOfWork, list[Key]], None]] = []
         self._params_version: int | None = None
