@@ -10,7 +10,7 @@ from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 
 JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
-PATCH_MEDIA = ("application/json-patch+json",)
+PATCH_MEDIA = ("application/json-patch+json", "application/merge-patch+json")
 
 
 async def read_bounded(request: Request) -> bytes:

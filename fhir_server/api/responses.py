@@ -83,15 +83,25 @@ def check_accept(request: Request) -> None:
     )
 
 
+def prefer_return(request: Request) -> str | None:
+    """The `return` preference of a write (minimal | representation | OperationOutcome), or None."""
+    for part in request.headers.get("prefer", "").split(","):
+        for token in part.split(";"):
+            name, _, value = token.strip().partition("=")
+            if name.strip().lower() == "return" and value:
+                return value.strip().strip('"')
+    return None
+
+
 def write_response(
     request: Request, stored: StoredResource | None, status: int, outcome: dict | None = None
 ) -> Response:
     """Answer a write honouring `Prefer: return=minimal|representation|OperationOutcome`."""
-    prefer = request.headers.get("prefer", "")
+    prefer = prefer_return(request)
     headers = version_headers(stored, base_url(request), location=status == 201) if stored else {}
-    if "return=minimal" in prefer:
+    if prefer == "minimal":
         return Response(status_code=status, headers=headers)
-    if "return=OperationOutcome" in prefer:
+    if prefer == "OperationOutcome":
         msg = outcome or operation_outcome(
             "information",
             "informational",
@@ -101,3 +111,14 @@ def write_response(
     if stored is not None and stored.content is not None:
         return fhir_json(stored.content, status, headers)
     return fhir_json(outcome or operation_outcome("information", "informational", "ok"), status, headers)
+
+
+def delete_response(request: Request, status: int, outcome: dict | None) -> Response:
+    """Answer a delete: its OperationOutcome (200), or 204 with no body for `Prefer: return=minimal` and
+    when nothing matched a conditional delete (R4 http.html#delete allows either form)."""
+    prefer = prefer_return(request)
+    if prefer == "OperationOutcome" and outcome is not None:
+        return fhir_json(outcome, 200)
+    if prefer == "minimal" or status == 204 or outcome is None:
+        return Response(status_code=204)
+    return fhir_json(outcome, 200)

@@ -8,10 +8,18 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.body import JSON_MEDIA, PATCH_MEDIA, json_body
 from fhir_server.api.deps import Store, get_settings
-from fhir_server.api.responses import base_url, check_accept, fhir_json, version_headers, write_response
+from fhir_server.api.responses import (
+    base_url,
+    check_accept,
+    delete_response,
+    fhir_json,
+    version_headers,
+    write_response,
+)
 from fhir_server.errors import FhirError
+from fhir_server.i18n import msg
 from fhir_server.interactions import core as ix
-from fhir_server.interactions import integrity
+from fhir_server.interactions import integrity, patching
 from fhir_server.validation import check_type, validate
 
 router = APIRouter()
@@ -80,11 +88,33 @@ async def conditional_update(request: Request, store: Store, res_type: str) -> R
 
 @router.patch("/{res_type}/{res_id}")
 async def patch(request: Request, store: Store, res_type: str, res_id: str) -> Response:
-    """patch with JSON Patch (application/json-patch+json)."""
+    """patch with JSON Patch, JSON Merge Patch or FHIRPath Patch (interactions.patching)."""
     check_accept(request)
     check_type(res_type)
-    ops = await json_body(request, PATCH_MEDIA + JSON_MEDIA)
-    return await _write(request, store, lambda tx, if_match: ix.patch(tx, res_type, res_id, ops, if_match))
+    body, kind = await _patch_body(request)
+    return await _write(
+        request, store, lambda tx, if_match: ix.patch(tx, res_type, res_id, body, if_match, kind)
+    )
+
+
+@router.patch("/{res_type}")
+async def conditional_patch(request: Request, store: Store, res_type: str) -> Response:
+    """conditional patch: PATCH Type?criteria (404 without a match, 412 with several)."""
+    check_accept(request)
+    check_type(res_type)
+    query = _criteria(request)
+    if not query:
+        raise FhirError.bad_request(msg("PATCH on a type needs search criteria (conditional patch)"))
+    body, kind = await _patch_body(request)
+    return await _write(
+        request, store, lambda tx, if_match: ix.conditional_patch(tx, res_type, query, body, if_match, kind)
+    )
+
+
+async def _patch_body(request: Request) -> tuple[object, str]:
+    """The PATCH document and its format (from Content-Type, else from the body's shape)."""
+    body = await json_body(request, PATCH_MEDIA + JSON_MEDIA)
+    return body, patching.kind_of(body, request.headers.get("content-type"))
 
 
 async def _write(request: Request, store, work) -> Response:
@@ -119,7 +149,7 @@ async def delete(request: Request, store: Store, res_type: str, res_id: str) -> 
     check_type(res_type)
     if_match = ix.parse_version(request.headers.get("if-match"))
     result = await run_in_threadpool(store.run, lambda tx: ix.delete(tx, res_type, res_id, if_match))
-    return fhir_json(result.outcome, 200)
+    return delete_response(request, result.status, result.outcome)
 
 
 @router.delete("/{res_type}")
@@ -130,4 +160,4 @@ async def conditional_delete(request: Request, store: Store, res_type: str) -> R
     if not query:
         raise FhirError.bad_request("DELETE on a type needs search criteria")
     result = await run_in_threadpool(store.run, lambda tx: ix.conditional_delete(tx, res_type, query))
-    return fhir_json(result.outcome, 200)
+    return delete_response(request, result.status, result.outcome)

@@ -99,7 +99,11 @@ def capability_statement(ctx: AppContext) -> dict:
         "implementation": {"description": "Lienthong FHIR server for Vietnamese hospital interoperability"},
         "fhirVersion": "4.0.1",
         "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "patchFormat": [
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/fhir+json",
+        ],
         "rest": [rest],
     }
 
