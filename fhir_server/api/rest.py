@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from email.utils import parsedate_to_datetime
+
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +23,8 @@ from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.interactions import core as ix
 from fhir_server.interactions import integrity, patching
+from fhir_server.search.shaping import shape
+from fhir_server.storage.base import StoredResource
 from fhir_server.validation import check_type, validate
 
 router = APIRouter()
@@ -32,21 +37,57 @@ def _criteria(request: Request) -> str:
 
 @router.get("/{res_type}/{res_id}")
 async def read(request: Request, store: Store, res_type: str, res_id: str) -> Response:
-    """read: current version with ETag/Last-Modified; 304 when If-None-Match still matches."""
+    """read: current version with ETag/Last-Modified; 304 when If-None-Match / If-Modified-Since hold;
+    `_summary` and `_elements` trim the copy returned."""
     check_accept(request)
     stored = await run_in_threadpool(ix.read, store, res_type, res_id)
     headers = version_headers(stored)
-    if request.headers.get("if-none-match") == stored.etag:
+    if _not_modified(request, stored):
         return Response(status_code=304, headers=headers)
-    return fhir_json(stored.content, 200, headers)
+    return fhir_json(_shaped(request, stored.content), 200, headers)
 
 
 @router.get("/{res_type}/{res_id}/_history/{version}")
 async def vread(request: Request, store: Store, res_type: str, res_id: str, version: str) -> Response:
-    """vread: one version."""
+    """vread: one version (`_summary` and `_elements` apply as on read)."""
     check_accept(request)
     stored = await run_in_threadpool(ix.vread, store, res_type, res_id, version)
-    return fhir_json(stored.content, 200, version_headers(stored))
+    return fhir_json(_shaped(request, stored.content), 200, version_headers(stored))
+
+
+def _not_modified(request: Request, stored: StoredResource) -> bool:
+    """Conditional read (RFC 9110 13.2.2): If-None-Match decides when present, else If-Modified-Since."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        wanted = {t.strip().removeprefix("W/").strip('"') for t in if_none_match.split(",")}
+        return "*" in wanted or str(stored.version) in wanted
+    since = request.headers.get("if-modified-since")
+    if since:
+        try:
+            limit = parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False  # RFC 9110: an invalid date is ignored
+        if limit.tzinfo is None:
+            return False
+        return stored.last_updated // 1_000_000 <= int(limit.timestamp())
+    return False
+
+
+def _shaped(request: Request, content: bytes | None) -> bytes:
+    """The stored bytes as they are, or trimmed by `_summary=true|text|data` / `_elements`."""
+    if not request.url.query or content is None:
+        return content or b""
+    summary = request.query_params.get("_summary")
+    elements = request.query_params.get("_elements")
+    if summary not in (None, "false", "true", "text", "data"):
+        raise FhirError.bad_request(
+            msg("_summary on a read must be true, text, data or false, not {value!r}", value=summary),
+            expression="_summary",
+        )
+    if summary in (None, "false") and not elements:
+        return content
+    wanted = [e.strip() for e in (elements or "").split(",") if e.strip()]
+    return orjson.dumps(shape(orjson.loads(content), summary if summary != "false" else None, wanted))
 
 
 @router.post("/{res_type}")

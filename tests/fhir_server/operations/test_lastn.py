@@ -30,7 +30,10 @@ def _obs(subject: str, code: str, when: str, value: float, category: str = "labo
 async def record(client) -> dict:
     """Two patients; the first has 3 glucose, 2 HbA1c and 1 pulse results over three days."""
     ids = {}
-    for key, name, cccd in (("an", "NGUYỄN VĂN AN", "079090001234"), ("binh", "TRẦN THỊ BÌNH", "079090005678")):
+    for key, name, cccd in (
+        ("an", "NGUYỄN VĂN AN", "079090001234"),
+        ("binh", "TRẦN THỊ BÌNH", "079090005678"),
+    ):
         r = await client.post("Patient", json=patient(name=name, cccd=cccd))
         ids[key] = r.json()["id"]
     an, binh = f"Patient/{ids['an']}", f"Patient/{ids['binh']}"
