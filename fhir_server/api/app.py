@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.api.xml import XmlMiddleware
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.identity import api as identity_api
@@ -123,6 +124,7 @@ def create_app(
         "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
     )
 
+    app.add_middleware(XmlMiddleware)  # inert unless a request negotiated XML (api/xml.py)
     app.add_middleware(MetricsMiddleware, requests_total=requests_total, latency=latency)
     registry.register(_GroupCommitCollector())
 

@@ -98,7 +98,7 @@ def capability_statement(ctx: AppContext) -> dict:
         "software": {"name": "Lienthong", "version": _version()},
         "implementation": {"description": "Lienthong FHIR server for Vietnamese hospital interoperability"},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
         "patchFormat": [
             "application/json-patch+json",
             "application/merge-patch+json",

@@ -125,16 +125,16 @@ async def test_malformed_json_is_400(client):
 
 
 async def test_wrong_media_type_is_415(client):
-    r = await client.post("Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"})
+    r = await client.post("Patient", content=b"NGUYEN VAN AN", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-async def test_xml_requested_is_406(client):
+async def test_unsupported_format_requested_is_406(client):
     created = await _create(client)
-    r = await client.get(f"Patient/{created['id']}", headers={"Accept": "application/fhir+xml"})
+    r = await client.get(f"Patient/{created['id']}", headers={"Accept": "text/turtle"})
     assert r.status_code == 406
-    r = await client.get(f"Patient/{created['id']}?_format=xml")
+    r = await client.get(f"Patient/{created['id']}?_format=ttl")
     assert r.status_code == 406
 
 
