@@ -35,6 +35,11 @@ def _criteria(request: Request) -> str:
     return "&".join(p for p in request.url.query.split("&") if p and not p.startswith("_format="))
 
 
+def _criteria_without(request: Request, name: str) -> str:
+    """The criteria without one more result parameter (e.g. _pretty)."""
+    return "&".join(p for p in _criteria(request).split("&") if p and not p.startswith(f"{name}="))
+
+
 @router.get("/{res_type}/{res_id}")
 async def read(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """read: current version with ETag/Last-Modified; 304 when If-None-Match / If-Modified-Since hold;
@@ -95,6 +100,12 @@ async def create(request: Request, store: Store, res_type: str) -> Response:
     """create, or conditional create with If-None-Exist."""
     check_accept(request)
     check_type(res_type)
+    if _criteria_without(request, "_pretty"):
+        # Ignoring them would create a duplicate where the client meant "create unless it exists".
+        raise FhirError.bad_request(
+            msg("POST does not take search parameters; conditional create uses the If-None-Exist header"),
+            code="not-supported",
+        )
     body = validate(await json_body(request), res_type)
     if_none_exist = request.headers.get("if-none-exist")
     checked = _checked(request, lambda tx, _: ix.create(tx, body, if_none_exist), body)

@@ -7,9 +7,15 @@ before the generic REST routes and the CapabilityStatement advertises it.
 
 from __future__ import annotations
 
-from fhir_server.operations import everything, lastn, match, outbox
+from fhir_server.operations import everything, lastn, match, outbox, validate
 from fhir_server.operations.registry import Operation
 
-OPERATIONS: tuple[Operation, ...] = (everything.OPERATION, match.OPERATION, outbox.OPERATION, lastn.OPERATION)
+OPERATIONS: tuple[Operation, ...] = (
+    everything.OPERATION,
+    match.OPERATION,
+    outbox.OPERATION,
+    lastn.OPERATION,
+    validate.OPERATION,
+)
 
 __all__ = ["OPERATIONS", "Operation"]

@@ -114,6 +114,14 @@ async def lastn_get(request: Request) -> Response:
     return fhir_json(await run_in_threadpool(_run, request, query_pairs(request)))
 
 
+@router.get("/Patient/{patient_id}/Observation/$lastn")
+async def lastn_compartment(request: Request, patient_id: str) -> Response:
+    """GET [base]/Patient/[id]/Observation/$lastn: $lastn within one patient's compartment."""
+    check_accept(request)
+    params = [(k, v) for k, v in query_pairs(request) if k not in ("patient", "subject")]
+    return fhir_json(await run_in_threadpool(_run, request, [("patient", patient_id), *params]))
+
+
 @router.post("/Observation/$lastn")
 async def lastn_post(request: Request) -> Response:
     """POST [base]/Observation/$lastn with a Parameters body (query-string parameters also apply)."""

@@ -324,3 +324,12 @@ async def test_conditional_update_without_match_creates_with_the_client_id(clien
     r = await client.put(f"Patient?identifier={CCCD}|001099000003", json=body)
     assert r.status_code == 201
     assert r.json()["id"] == "chosen-id"
+
+
+async def test_post_with_search_parameters_is_refused_not_silently_duplicated(client):
+    """Conditional create is If-None-Exist; a query string on POST would otherwise be ignored."""
+    await _create(client)
+    r = await client.post(f"Patient?identifier={CCCD}|079090001234", json=patient())
+    assert r.status_code == 400
+    assert "If-None-Exist" in r.json()["issue"][0]["diagnostics"]
+    assert (await client.get("Patient", params={"_summary": "count"})).json()["total"] == 1

@@ -135,3 +135,9 @@ async def test_capability_statement_lists_lastn(client):
     for resource in statement["rest"][0]["resource"]:
         ops += resource.get("operation", [])
     assert any(op["name"] == "lastn" and op["definition"].endswith("Observation-lastn") for op in ops)
+
+
+async def test_within_the_patient_compartment(client, record):
+    r = await client.get(f"Patient/{record['an']}/Observation/$lastn", params={"category": "laboratory"})
+    assert r.status_code == 200, r.text
+    assert sorted(_labels(r.json(), record)) == ["g3", "h2"]
