@@ -3,6 +3,9 @@ delete, and `Prefer: return=…` on every write; over the real app on SQLite and
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import orjson
 
 from tests.fhir_server.vn_data import CCCD, patient
@@ -298,3 +301,27 @@ async def test_capability_statement_lists_the_patch_formats(client):
     assert {"application/json-patch+json", "application/merge-patch+json", "application/fhir+json"} <= set(
         formats
     )
+
+
+# -- concurrency ------------------------------------------------------------------------------------
+async def test_racing_conditional_patches_lose_no_update(live_server):
+    """Two clients append phone numbers to the same patient through conditional JSON Patch at once:
+    every append survives (criteria lock + version-checked writes, retried on conflict)."""
+    async with httpx.AsyncClient(base_url=live_server, timeout=60) as http:
+        r = await http.post("/Patient", json={**patient(cccd="079090008888"), "telecom": []})
+        assert r.status_code == 201, r.text
+        patient_id = r.json()["id"]
+        url = f"/Patient?identifier={CCCD}|079090008888"
+
+        async def append(who: str, n: int) -> None:
+            for i in range(n):
+                ops = [
+                    {"op": "add", "path": "/telecom/-", "value": {"system": "phone", "value": f"{who}{i}"}}
+                ]
+                r = await http.patch(url, content=orjson.dumps(ops), headers=JSON_PATCH)
+                assert r.status_code == 200, r.text
+
+        await asyncio.gather(append("09001", 8), append("09002", 8))
+        final = (await http.get(f"/Patient/{patient_id}")).json()
+    assert len(final["telecom"]) == 16
+    assert final["meta"]["versionId"] == "17"
