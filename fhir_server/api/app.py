@@ -21,6 +21,7 @@ from fhir_server import audit
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
 from fhir_server.api.responses import error_response, request_lang
+from fhir_server.api.xml import XmlMiddleware
 from fhir_server.audit import guard as audit_guard
 from fhir_server.audit.middleware import AuditMiddleware
 from fhir_server.audit.trail import AuditTrail
@@ -210,6 +211,8 @@ def create_app(
         )
         app.state.audit_trail = trail
         app.add_middleware(AuditMiddleware, trail=trail, base_path=settings.base_path)
+    # Outermost: the gate, audit and routes see JSON bodies; inert unless a request negotiated XML.
+    app.add_middleware(XmlMiddleware)
 
     @app.exception_handler(FhirError)
     async def _fhir_error(request: Request, exc: FhirError) -> Response:

@@ -6,12 +6,14 @@ import orjson
 from fastapi import Request
 
 from fhir_server.api.deps import get_settings
+from fhir_server.api.xml import from_xml
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.validation import json_depth_error, nul_path
 
 JSON_MEDIA = ("application/fhir+json", "application/json", "application/json+fhir")
-PATCH_MEDIA = ("application/json-patch+json",)
+XML_MEDIA = ("application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir")
+PATCH_MEDIA = ("application/json-patch+json", "application/merge-patch+json")
 
 
 async def read_bounded(request: Request) -> bytes:
@@ -36,14 +38,14 @@ async def read_bounded(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _media_type(request: Request) -> str:
+    return (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+
+
 def check_media_type(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> None:
     """415 unless Content-Type is one of the allowed JSON media types."""
     ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if ctype not in allowed:
-        if ctype in ("application/fhir+xml", "application/xml", "text/xml"):
-            raise FhirError.make(
-                415, "not-supported", msg("XML resources are not supported; send application/fhir+json")
-            )
         raise FhirError.make(
             415,
             "not-supported",
@@ -57,10 +59,13 @@ def check_media_type(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) ->
 
 async def json_body(request: Request, allowed: tuple[str, ...] = JSON_MEDIA) -> object:
     """Media type check, size bound and JSON parse of a request body (400 on malformed JSON)."""
-    check_media_type(request, allowed)
+    xml = allowed == JSON_MEDIA and _media_type(request) in XML_MEDIA
+    check_media_type(request, allowed + XML_MEDIA if xml else allowed)
     raw = await read_bounded(request)
     if not raw.strip():
         raise FhirError.bad_request(msg("Request body is empty"), code="required")
+    if xml:
+        return from_xml(raw)  # resources only: patches and Parameters of operations stay JSON
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -7,6 +7,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from fhir_server.api.deps import get_settings
+from fhir_server.api.xml import SCOPE_KEY as XML_SCOPE_KEY
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.i18n import accept_language, msg
 from fhir_server.storage.base import StoredResource
@@ -59,12 +60,14 @@ def version_headers(stored: StoredResource, base: str | None = None, location: b
 
 
 def check_accept(request: Request) -> None:
-    """Only JSON is served: `_format`/Accept asking for XML (or anything else) gets 406."""
-    fmt = request.query_params.get("_format")
+    """Content negotiation: JSON (the default and fast path), or XML when `_format`/Accept asks for it
+    (the response is converted by `api.xml.XmlMiddleware`); anything else gets 406."""
+    fmt = request.query_params.get("_format") if request.url.query else None
     if fmt:
         wanted = fmt.lower()
         if any(wanted.startswith(x) for x in _XML_TYPES):
-            raise FhirError.make(406, "not-supported", msg("Only JSON is supported (_format=json)"))
+            request.scope[XML_SCOPE_KEY] = "xml"
+            return
         if not any(wanted.startswith(x) for x in _JSON_TYPES):
             raise FhirError.make(
                 406, "not-supported", msg("Unsupported _format {format!r}; use json", format=fmt)
@@ -74,8 +77,12 @@ def check_accept(request: Request) -> None:
     if not accept:
         return
     types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
-    if any(t.startswith(x) for t in types for x in _JSON_TYPES) or "" in types:
-        return
+    for t in types:
+        if t == "" or any(t.startswith(x) for x in _JSON_TYPES):
+            return
+        if any(t.startswith(x) for x in _XML_TYPES):
+            request.scope[XML_SCOPE_KEY] = "xml"
+            return
     raise FhirError.make(
         406,
         "not-supported",
@@ -83,15 +90,25 @@ def check_accept(request: Request) -> None:
     )
 
 
+def prefer_return(request: Request) -> str | None:
+    """The `return` preference of a write (minimal | representation | OperationOutcome), or None."""
+    for part in request.headers.get("prefer", "").split(","):
+        for token in part.split(";"):
+            name, _, value = token.strip().partition("=")
+            if name.strip().lower() == "return" and value:
+                return value.strip().strip('"')
+    return None
+
+
 def write_response(
     request: Request, stored: StoredResource | None, status: int, outcome: dict | None = None
 ) -> Response:
     """Answer a write honouring `Prefer: return=minimal|representation|OperationOutcome`."""
-    prefer = request.headers.get("prefer", "")
+    prefer = prefer_return(request)
     headers = version_headers(stored, base_url(request), location=status == 201) if stored else {}
-    if "return=minimal" in prefer:
+    if prefer == "minimal":
         return Response(status_code=status, headers=headers)
-    if "return=OperationOutcome" in prefer:
+    if prefer == "OperationOutcome":
         msg = outcome or operation_outcome(
             "information",
             "informational",
@@ -101,3 +118,14 @@ def write_response(
     if stored is not None and stored.content is not None:
         return fhir_json(stored.content, status, headers)
     return fhir_json(outcome or operation_outcome("information", "informational", "ok"), status, headers)
+
+
+def delete_response(request: Request, status: int, outcome: dict | None) -> Response:
+    """Answer a delete: its OperationOutcome (200), or 204 with no body for `Prefer: return=minimal` and
+    when nothing matched a conditional delete (R4 http.html#delete allows either form)."""
+    prefer = prefer_return(request)
+    if prefer == "OperationOutcome" and outcome is not None:
+        return fhir_json(outcome, 200)
+    if prefer == "minimal" or status == 204 or outcome is None:
+        return Response(status_code=204)
+    return fhir_json(outcome, 200)

@@ -112,8 +112,12 @@ def capability_statement(ctx: AppContext, base: str | None = None) -> dict:
         "software": {"name": "Lienthong", "version": _version()},
         "implementation": {"description": "Lienthong FHIR server for Vietnamese hospital interoperability"},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
-        "patchFormat": ["application/json-patch+json"],
+        "format": ["application/fhir+json", "json", "application/fhir+xml", "xml"],
+        "patchFormat": [
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/fhir+json",
+        ],
         "rest": [rest],
     }
 

@@ -147,10 +147,10 @@ def _patch_body(resource: object) -> object:
         except (ValueError, orjson.JSONDecodeError) as exc:
             raise FhirError.bad_request(f"PATCH Binary does not hold a JSON Patch document: {exc}")
     if isinstance(resource, dict) and resource.get("resourceType") == "Parameters":
-        raise FhirError.make(
-            400, "not-supported", "FHIRPath Patch (Parameters) is not supported; use JSON Patch"
-        )
-    raise FhirError.bad_request("PATCH entry needs a Binary resource with a JSON Patch document")
+        return resource  # FHIRPath Patch (interactions.patching)
+    raise FhirError.bad_request(
+        "PATCH entry needs a Binary resource with a JSON Patch document or a FHIRPath Patch Parameters"
+    )
 
 
 def _fix_refs(
@@ -270,7 +270,7 @@ def _execute(tx: UnitOfWork, e: Entry, base: str = "") -> ix.Result:
             return ix.update(tx, e.res_type, e.res_id, e.resource or {}, e.if_match)
         return ix.conditional_update(tx, e.res_type, e.query or "", e.resource or {}, e.if_match)
     if e.method == "PATCH":
-        res_id = e.res_id or conditional.exactly_one(tx, e.res_type, e.query or "", "Conditional PATCH")
+        res_id = e.res_id or conditional.patch_target(tx, e.res_type, e.query or "")
         return ix.patch(tx, e.res_type, res_id, e.extra["patch"], e.if_match)
     if e.method == "DELETE":
         if e.res_id:

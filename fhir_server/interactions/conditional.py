@@ -78,6 +78,26 @@ def exactly_one(uow: UnitOfWork, res_type: str, query: str, what: str, none_stat
     )
 
 
+def patch_target(uow: UnitOfWork, res_type: str, query: str) -> str:
+    """The id a conditional patch writes to, under the criteria's lock: 404 without a match, 412 with
+    several (FHIR R4 http.html#patch)."""
+    found = matches(uow, res_type, query)
+    if not found:
+        raise FhirError.not_found(
+            msg("{what}: no {type} matched the criteria", what="Conditional patch", type=res_type)
+        )
+    if len(found) > 1:
+        raise FhirError.precondition_failed(
+            msg(
+                "{what} matched {count} {type} resources; expected one",
+                what="Conditional patch",
+                count=len(found),
+                type=res_type,
+            )
+        )
+    return found[0]
+
+
 def update_target(uow: UnitOfWork, res_type: str, query: str, body: dict) -> str:
     """The id a conditional update writes to (FHIR R4 http.html#cond-update rules)."""
     target = at_most_one(uow, res_type, query, "Conditional update")

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jsonpatch
 import orjson
 
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.i18n import msg
 from fhir_server.ids import new_id
-from fhir_server.interactions import conditional
+from fhir_server.interactions import conditional, patching
 from fhir_server.storage.base import Storage, StoredResource, UnitOfWork
 from fhir_server.validation import check_type, valid_id, validate
 
@@ -89,26 +88,40 @@ def conditional_update(
 
 
 def patch(
-    uow: UnitOfWork, res_type: str, res_id: str, operations: object, if_match: int | None = None
+    uow: UnitOfWork,
+    res_type: str,
+    res_id: str,
+    body: object,
+    if_match: int | None = None,
+    kind: str | None = None,
 ) -> Result:
-    """patch with a JSON Patch document (RFC 6902)."""
+    """patch with JSON Patch, JSON Merge Patch or FHIRPath Patch (`kind`, else read from the body's shape)."""
     _check_id(res_type, res_id)
+    kind = kind or patching.kind_of(body)
     current = uow.current(res_type, res_id)
     if current is None:
         raise FhirError.not_found(msg("{ref} not found", ref=f"{res_type}/{res_id}"))
     if current.deleted:
         raise FhirError.gone(msg("{ref} was deleted", ref=f"{res_type}/{res_id}"))
-    if not isinstance(operations, list):
-        raise FhirError.bad_request("JSON Patch body must be an array of operations", code="structure")
-    try:
-        patched = jsonpatch.JsonPatch(operations).apply(orjson.loads(current.content or b"{}"))
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
-        raise FhirError.unprocessable(f"JSON Patch could not be applied: {exc}")
+    patched = patching.apply(orjson.loads(current.content or b"{}"), body, kind)
     if patched.get("resourceType") != res_type or patched.get("id") != res_id:
-        raise FhirError.unprocessable("JSON Patch must not change resourceType or id")
+        raise FhirError.unprocessable(msg("A patch must not change resourceType or id"))
     validate(patched, res_type)
     stored, _, _ = uow.put(patched, res_id, "PATCH", if_match)
     return Result(200, stored)
+
+
+def conditional_patch(
+    uow: UnitOfWork,
+    res_type: str,
+    query: str,
+    body: object,
+    if_match: int | None = None,
+    kind: str | None = None,
+) -> Result:
+    """patch by search criteria (PATCH Type?criteria): 404 without a match, 412 with several."""
+    kind = kind or patching.kind_of(body)
+    return patch(uow, res_type, conditional.patch_target(uow, res_type, query), body, if_match, kind)
 
 
 def delete(uow: UnitOfWork, res_type: str, res_id: str, if_match: int | None = None) -> Result:
@@ -128,8 +141,9 @@ def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Result:
     """delete by search criteria (single match only, as the CapabilityStatement says)."""
     target = conditional.at_most_one(uow, res_type, query, "Conditional delete")
     if target is None:
+        # R4 http.html#delete: nothing to delete is a success; 204 because there is nothing to return.
         return Result(
-            200, None, operation_outcome("information", "not-found", "No resource matched the criteria")
+            204, None, operation_outcome("information", "not-found", "No resource matched the criteria")
         )
     return delete(uow, res_type, target)
 

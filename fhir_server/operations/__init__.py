@@ -7,7 +7,7 @@ before the generic REST routes and the CapabilityStatement advertises it.
 
 from __future__ import annotations
 
-from fhir_server.operations import everything, export, match, outbox
+from fhir_server.operations import everything, export, lastn, match, outbox, validate
 from fhir_server.operations.registry import Operation
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -17,6 +17,8 @@ OPERATIONS: tuple[Operation, ...] = (
     export.OPERATION,
     export.PATIENT_OPERATION,
     export.GROUP_OPERATION,
+    lastn.OPERATION,
+    validate.OPERATION,
 )
 
 __all__ = ["OPERATIONS", "Operation"]

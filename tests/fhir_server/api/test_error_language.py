@@ -40,12 +40,10 @@ async def test_unknown_resource_type_in_vietnamese(client):
 
 
 async def test_unsupported_media_type_in_vietnamese(client):
-    r = await client.post(
-        "Patient", content=b"<Patient/>", headers={**VI, "Content-Type": "application/fhir+xml"}
-    )
+    r = await client.post("Patient", content=b"NGUYEN VAN AN", headers={**VI, "Content-Type": "text/plain"})
     assert r.status_code == 415
-    assert r.json()["issue"][0]["diagnostics"] == (
-        "Không hỗ trợ tài nguyên dạng XML; hãy gửi application/fhir+json"
+    assert r.json()["issue"][0]["diagnostics"].startswith(
+        "Không hỗ trợ Content-Type 'text/plain'; cần một trong"
     )
 
 

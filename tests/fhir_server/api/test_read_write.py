@@ -125,16 +125,16 @@ async def test_malformed_json_is_400(client):
 
 
 async def test_wrong_media_type_is_415(client):
-    r = await client.post("Patient", content=b"<Patient/>", headers={"Content-Type": "application/fhir+xml"})
+    r = await client.post("Patient", content=b"NGUYEN VAN AN", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415
     assert r.json()["resourceType"] == "OperationOutcome"
 
 
-async def test_xml_requested_is_406(client):
+async def test_unsupported_format_requested_is_406(client):
     created = await _create(client)
-    r = await client.get(f"Patient/{created['id']}", headers={"Accept": "application/fhir+xml"})
+    r = await client.get(f"Patient/{created['id']}", headers={"Accept": "text/turtle"})
     assert r.status_code == 406
-    r = await client.get(f"Patient/{created['id']}?_format=xml")
+    r = await client.get(f"Patient/{created['id']}?_format=ttl")
     assert r.status_code == 406
 
 
@@ -324,3 +324,12 @@ async def test_conditional_update_without_match_creates_with_the_client_id(clien
     r = await client.put(f"Patient?identifier={CCCD}|001099000003", json=body)
     assert r.status_code == 201
     assert r.json()["id"] == "chosen-id"
+
+
+async def test_post_with_search_parameters_is_refused_not_silently_duplicated(client):
+    """Conditional create is If-None-Exist; a query string on POST would otherwise be ignored."""
+    await _create(client)
+    r = await client.post(f"Patient?identifier={CCCD}|079090001234", json=patient())
+    assert r.status_code == 400
+    assert "If-None-Exist" in r.json()["issue"][0]["diagnostics"]
+    assert (await client.get("Patient", params={"_summary": "count"})).json()["total"] == 1
