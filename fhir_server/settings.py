@@ -71,6 +71,10 @@ class Settings:
     # Central hub: keep an outbox of committed changes for the hub to pull (`GET [base]/$outbox`)
     outbox: bool = False
     extra: dict = field(default_factory=dict)
+    # issue 14: the department's facility list (merged over the shipped one at start) and the smallest
+    # count published by reports (smaller cells are suppressed)
+    facilities_csv: str | None = None
+    report_min_cell: int = 5
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -105,6 +109,9 @@ class Settings:
             broker_max_deliver=_env_int("LIENTHONG_BROKER_MAX_DELIVER", cls.broker_max_deliver),
             broker_ack_wait=float(os.environ.get("LIENTHONG_BROKER_ACK_WAIT") or cls.broker_ack_wait),
             outbox=_env_bool("LIENTHONG_OUTBOX", cls.outbox),
+            # issue 14
+            facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
+            report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
         )
 
     def with_(self, **changes) -> Settings:
