@@ -60,9 +60,9 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
                 soft_wrap=True,
             )
         if rows:
+            facilities.merge(rows)  # organization() reads level and province from the registry
             store = open_runtime(Settings.from_env().with_(database_url=db)).store
             transaction(store, organizations_bundle(rows, profile))
-            facilities.merge(rows)
         console.print(
             _("{ok} facility(ies) loaded, {bad} row(s) rejected", ok=len(rows), bad=len(errors)), soft_wrap=True
         )
