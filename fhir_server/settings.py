@@ -75,6 +75,7 @@ class Settings:
     # count published by reports (smaller cells are suppressed)
     facilities_csv: str | None = None
     report_min_cell: int = 5
+    report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -112,6 +113,7 @@ class Settings:
             # issue 14
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
+            report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
         )
 
     def with_(self, **changes) -> Settings:

@@ -7,9 +7,14 @@ before the generic REST routes and the CapabilityStatement advertises it.
 
 from __future__ import annotations
 
-from fhir_server.operations import everything, match, outbox
+from fhir_server.operations import evaluate_measure, everything, match, outbox
 from fhir_server.operations.registry import Operation
 
-OPERATIONS: tuple[Operation, ...] = (everything.OPERATION, match.OPERATION, outbox.OPERATION)
+OPERATIONS: tuple[Operation, ...] = (
+    everything.OPERATION,
+    match.OPERATION,
+    outbox.OPERATION,
+    evaluate_measure.OPERATION,
+)
 
 __all__ = ["OPERATIONS", "Operation"]

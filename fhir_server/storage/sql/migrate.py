@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, insert, select
 
-from fhir_server.storage.sql import identity, index_tables, outbox
+from fhir_server.storage.sql import identity, index_tables, outbox, reports
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
 
 SCHEMA_VERSION = 1
@@ -14,6 +14,7 @@ def store_metadata() -> MetaData:
     """The metadata of every table the FHIR store owns (resources, index, identity)."""
     assert identity.identity_link.metadata is metadata and index_tables.sp_token.metadata is metadata
     assert outbox.outbox.metadata is metadata
+    assert reports.report_visit.metadata is metadata
     return metadata
 
 

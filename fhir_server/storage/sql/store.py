@@ -42,6 +42,7 @@ from fhir_server.storage.sql.db import among, make_engine
 from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.migrate import create_schema
 from fhir_server.storage.sql.outbox import OutboxRepository
+from fhir_server.storage.sql.reports import ReportRepository
 from fhir_server.storage.sql.rows import COLS, DB_ERRORS, chunks, is_conflict, to_stored
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, resource, resource_history, schema_version
 from fhir_server.storage.sql.search import SqlSearch
@@ -76,6 +77,7 @@ class SqlStore:
         self.searcher = SqlSearch(self.registry)
         self.identity = IdentityRepository(engine)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
+        self.reports = ReportRepository(engine)  # visit facts, filled by fhir_server/reports/hook.py
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._flush_listeners: list[Callable[[UnitOfWork, list[Key]], None]] = []
         self._params_version: int | None = None
