@@ -7,10 +7,11 @@ from collections.abc import Callable
 
 import typer
 
-from fhir_server.commands import identity, reindex
+from fhir_server.commands import identity, reindex, report
 
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the server's commands to the main CLI."""
     reindex.register(app, open_runtime)
     identity.register(app, open_runtime)
+    report.register(app, open_runtime)

@@ -2,7 +2,8 @@
 
 The measures are Lienthong's catalogue (reports/summary.py; `lienthong report measures` stores the Measure
 resources). Parameters: periodStart, periodEnd (FHIR dates), reportType=summary, and two of our own:
-`stratifier` (comma-separated; '+' joins components, e.g. `province-new+month,icd-chapter`) and `_format`
+`stratifier` (comma-separated; '+' joins components, e.g. `province-new+month,icd-chapter`), `top` (the N
+largest strata, e.g. top diagnoses) and `_format`
 (`csv` or `xlsx` for a download of the first stratifier as a table). Counts below the minimum cell size
 (LIENTHONG_REPORT_MIN_CELL, default 5) are withheld everywhere.
 """
@@ -64,11 +65,15 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
         raise FhirError.bad_request(msg("periodStart is after periodEnd"))
     stratifiers = summary.parse_stratifiers(q.get("stratifier") or ",".join(summary.DEFAULT_STRATIFIERS))
     fmt = (q.get("_format") or "").lower()
+    top_text = q.get("top")
+    if top_text is not None and not (top_text.isdigit() and int(top_text) > 0):
+        raise FhirError.bad_request(msg("top must be a positive integer, not {value}", value=top_text))
+    top = int(top_text) if top_text else None
     repo = store.reports  # type: ignore[attr-defined]
     min_cell = settings.report_min_cell
     if fmt in ("csv", "text/csv", "xlsx", XLSX):
         dims = stratifiers[0] if stratifiers else []
-        rows = await run_in_threadpool(summary.summarize, repo, m, dims, (start, end), None, min_cell)
+        rows = await run_in_threadpool(summary.summarize, repo, m, dims, (start, end), None, min_cell, top)
         columns = [*dims, "value"] + (["denominator"] if m.scoring == "continuous-variable" else [])
         name = f"{m.id}_{'-'.join(dims) or 'total'}"
         if fmt in ("csv", "text/csv"):
@@ -82,5 +87,5 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
         return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
     if fmt and fmt not in ("json", "application/fhir+json", "application/json"):
         raise FhirError.bad_request(msg("_format must be json, csv or xlsx, not {value}", value=fmt))
-    report = await run_in_threadpool(measure_report, repo, m, stratifiers, (start, end), min_cell)
+    report = await run_in_threadpool(measure_report, repo, m, stratifiers, (start, end), min_cell, top)
     return fhir_json(report)

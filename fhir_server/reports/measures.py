@@ -62,7 +62,12 @@ def _population(value, m: summary.MeasureDef, row: dict | None = None) -> dict:
 
 
 def measure_report(
-    repo, m: summary.MeasureDef, stratifiers: list[list[str]], period: tuple[str | None, str | None], min_cell: int
+    repo,
+    m: summary.MeasureDef,
+    stratifiers: list[list[str]],
+    period: tuple[str | None, str | None],
+    min_cell: int,
+    top: int | None = None,
 ) -> dict:
     """A summary MeasureReport: the whole population, then one stratifier per requested grouping."""
     total = summary.summarize(repo, m, [], period, None, min_cell)
@@ -76,7 +81,7 @@ def measure_report(
         group["population"] = [_population(0, m)]
     strats = []
     for cols in stratifiers:
-        rows = summary.summarize(repo, m, cols, period, None, min_cell)
+        rows = summary.summarize(repo, m, cols, period, None, min_cell, top)
         strata = []
         for r in rows:
             values = [r[c] for c in cols]
