@@ -72,7 +72,10 @@ def enrich(
     old: dict[str, tuple[str, str | None]] = {}
     new: dict[str, tuple[str, str | None]] = {}
     if sent_new:
-        for key, val, unit, width in (("province", province, res.new_province, 2), ("ward", ward, res.new_ward, 5)):
+        for key, val, unit, width in (
+            ("province", province, res.new_province, 2),
+            ("ward", ward, res.new_ward, 5),
+        ):
             if (picked := _pick(val, unit, width)) is not None:
                 new[key] = picked
     else:

@@ -36,7 +36,9 @@ def organizations_bundle(rows: list[facilities.Facility], profile: str = "hl7vn"
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the `facilities` command group to the lienthong CLI."""
-    group = typer.Typer(help=_("The facility registry (MA_CSKCB → name, level, province)."), no_args_is_help=True)
+    group = typer.Typer(
+        help=_("The facility registry (MA_CSKCB → name, level, province)."), no_args_is_help=True
+    )
     app.add_typer(group, name="facilities")
 
     @group.command("load", help=_("Check a facility CSV and write one Organization per valid row."))
@@ -55,7 +57,12 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         vi = current_lang() == "vi"
         for err in errors:
             console.print(
-                _("line {line}, column {column}: {why}", line=err.line, column=err.column, why=err.vi if vi else err.en),
+                _(
+                    "line {line}, column {column}: {why}",
+                    line=err.line,
+                    column=err.column,
+                    why=err.vi if vi else err.en,
+                ),
                 markup=False,
                 soft_wrap=True,
             )
@@ -64,7 +71,8 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             store = open_runtime(Settings.from_env().with_(database_url=db)).store
             transaction(store, organizations_bundle(rows, profile))
         console.print(
-            _("{ok} facility(ies) loaded, {bad} row(s) rejected", ok=len(rows), bad=len(errors)), soft_wrap=True
+            _("{ok} facility(ies) loaded, {bad} row(s) rejected", ok=len(rows), bad=len(errors)),
+            soft_wrap=True,
         )
         if errors:
             raise typer.Exit(code=1)

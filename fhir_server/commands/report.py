@@ -22,7 +22,9 @@ console = Console()
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
     """Add the `report` command group to the lienthong CLI."""
-    group = typer.Typer(help=_("Summaries for health departments (visits, admissions, diagnoses…)."), no_args_is_help=True)
+    group = typer.Typer(
+        help=_("Summaries for health departments (visits, admissions, diagnoses…)."), no_args_is_help=True
+    )
     app.add_typer(group, name="report")
 
     def runtime(db: str | None):
@@ -31,12 +33,16 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
     @group.command("show", help=_("Print or save one summary, grouped by the given stratifiers."))
     def show_cmd(
         measure_id: str = typer.Argument(..., help=", ".join(summary.CATALOG)),
-        by: str = typer.Option("province-new", "--by", help=_("stratifiers joined by '+', e.g. province-new+month")),
+        by: str = typer.Option(
+            "province-new", "--by", help=_("stratifiers joined by '+', e.g. province-new+month")
+        ),
         start: str = typer.Option(None, "--from", help=_("first day (YYYY-MM-DD)")),
         end: str = typer.Option(None, "--to", help=_("last day (YYYY-MM-DD)")),
         top: int = typer.Option(None, "--top", help=_("only the N largest rows (e.g. top diagnoses)")),
         out: Path = typer.Option(None, "--out", help=_("write a .csv or .xlsx file instead of a table")),
-        min_cell: int = typer.Option(None, "--min-cell", help=_("smallest count published (default LIENTHONG_REPORT_MIN_CELL)")),
+        min_cell: int = typer.Option(
+            None, "--min-cell", help=_("smallest count published (default LIENTHONG_REPORT_MIN_CELL)")
+        ),
         db: str = typer.Option(None, "--db", help=_("database URL")),
     ) -> None:
         """One summary as a table, CSV or XLSX."""
@@ -44,7 +50,9 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             m = summary.measure(measure_id)
             (dims,) = summary.parse_stratifiers(by.replace(",", "+")) or [[]]
         except FhirError as exc:
-            console.print(exc.localized(current_lang())["issue"][0]["diagnostics"], markup=False, soft_wrap=True)
+            console.print(
+                exc.localized(current_lang())["issue"][0]["diagnostics"], markup=False, soft_wrap=True
+            )
             raise typer.Exit(code=2) from None
         rt = runtime(db)
         cell = min_cell if min_cell is not None else rt.settings.report_min_cell
@@ -56,14 +64,21 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
                 out.write_bytes(summary.to_xlsx(rows, columns, m.id))
             else:
                 out.write_text(summary.to_csv(rows, columns, cell), encoding="utf-8")
-            console.print(_("{count} row(s) written to {path}", count=len(rows), path=str(out)), soft_wrap=True)
+            console.print(
+                _("{count} row(s) written to {path}", count=len(rows), path=str(out)), soft_wrap=True
+            )
             return
         table = Table(title=f"{m.title_vi} / {m.title_en}")
         for col in columns:
             table.add_column(col)
         withheld = f"<{cell}"
         for r in rows:
-            table.add_row(*[withheld if r.get(c) is None and c in ("value", "denominator") else str(r.get(c) or "") for c in columns])
+            table.add_row(
+                *[
+                    withheld if r.get(c) is None and c in ("value", "denominator") else str(r.get(c) or "")
+                    for c in columns
+                ]
+            )
         console.print(table)
         console.print(_("counts below {n} are withheld", n=cell))
 

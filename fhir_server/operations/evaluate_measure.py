@@ -58,7 +58,9 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
     m = summary.measure(measure_id)
     report_type = q.get("reportType") or "summary"
     if report_type != "summary":
-        raise FhirError.bad_request(msg("only reportType=summary is supported, not {value}", value=report_type))
+        raise FhirError.bad_request(
+            msg("only reportType=summary is supported, not {value}", value=report_type)
+        )
     start = _day(q.get("periodStart"), "periodStart", end=False)
     end = _day(q.get("periodEnd"), "periodEnd", end=True)
     if start and end and start > end:
@@ -84,7 +86,9 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
                 headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
             )
         data = await run_in_threadpool(summary.to_xlsx, rows, columns, m.id)
-        return Response(data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'})
+        return Response(
+            data, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
+        )
     if fmt and fmt not in ("json", "application/fhir+json", "application/json"):
         raise FhirError.bad_request(msg("_format must be json, csv or xlsx, not {value}", value=fmt))
     report = await run_in_threadpool(measure_report, repo, m, stratifiers, (start, end), min_cell, top)

@@ -129,7 +129,9 @@ def _province(patient: dict | None, on: dt.date | None) -> tuple[str | None, str
                     codings = (sub.get("valueCodeableConcept") or {}).get("coding") or [{}]
                     old = codings[0].get("code")
     if old is None and new is None and isinstance(home.get("state"), str):
-        found = admin_units.find_provinces(home["state"], "new" if on and on >= admin_units.REFORM_DATE else "old")
+        found = admin_units.find_provinces(
+            home["state"], "new" if on and on >= admin_units.REFORM_DATE else "old"
+        )
         if len(found) == 1:
             if found[0].era == "new":
                 new = found[0].code
@@ -168,9 +170,7 @@ def _has_bhyt(patient: dict | None) -> int:
     return 0
 
 
-def fact_of(
-    encounter: dict, patient: dict | None, condition: dict | None, organization: dict | None
-) -> Fact:
+def fact_of(encounter: dict, patient: dict | None, condition: dict | None, organization: dict | None) -> Fact:
     """The fact row of one Encounter."""
     period = encounter.get("period") or {}
     start, end = _date(period.get("start")), _date(period.get("end"))
@@ -198,7 +198,9 @@ def fact_of(
     old, new = _province(patient, start)
     facility = None
     if organization:
-        facility = next((i.get("value") for i in organization.get("identifier") or [] if i.get("value")), None)
+        facility = next(
+            (i.get("value") for i in organization.get("identifier") or [] if i.get("value")), None
+        )
     facility = facility or _ref_id(encounter.get("serviceProvider"), "Organization")
     birth = _birth((patient or {}).get("birthDate"))
     return Fact(

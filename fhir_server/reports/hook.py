@@ -22,7 +22,8 @@ def refresh_encounters(repo, unit, encounter_ids: list[str]) -> int:
     if not encounter_ids:
         return 0
     encounters = {
-        k[1]: orjson.loads(v) for k, v in repo.contents(unit, [("Encounter", i) for i in encounter_ids]).items()
+        k[1]: orjson.loads(v)
+        for k, v in repo.contents(unit, [("Encounter", i) for i in encounter_ids]).items()
     }
     related: list[Key] = []
     for enc in encounters.values():

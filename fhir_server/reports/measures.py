@@ -26,7 +26,9 @@ def measure_resource(m: summary.MeasureDef) -> dict:
         "status": "active",
         "publisher": "Lienthong",
         "description": f"{m.title_vi} ({m.title_en}), from the visit facts of the server's Encounters.",
-        "scoring": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": scoring}]},
+        "scoring": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-scoring", "code": scoring}]
+        },
         "group": [
             {
                 "population": [
@@ -91,7 +93,8 @@ def measure_report(
                 stratum["value"] = {"text": label}
             else:
                 stratum["component"] = [
-                    {"code": _code([c]), "value": {"text": "" if v is None else str(v)}} for c, v in zip(cols, values)
+                    {"code": _code([c]), "value": {"text": "" if v is None else str(v)}}
+                    for c, v in zip(cols, values)
                 ]
             stratum["population"] = [_population(r["value"], m, r)]
             if m.scoring == "continuous-variable" and r["value"] is not None:

@@ -33,12 +33,23 @@ CATALOG: dict[str, MeasureDef] = {
     m.id: m
     for m in (
         MeasureDef("visits", "Lượt khám chữa bệnh", "Visits", "visits"),
-        MeasureDef("outpatient-visits", "Lượt khám ngoại trú", "Outpatient visits", "visits", filters=(("visit_class", "outpatient"),)),
+        MeasureDef(
+            "outpatient-visits",
+            "Lượt khám ngoại trú",
+            "Outpatient visits",
+            "visits",
+            filters=(("visit_class", "outpatient"),),
+        ),
         MeasureDef("admissions", "Lượt điều trị nội trú", "Admissions", "admissions"),
         MeasureDef("discharges", "Lượt ra viện", "Discharges", "discharges"),
         MeasureDef("referrals-in", "Lượt chuyển tuyến đến", "Referrals in", "referrals_in"),
         MeasureDef("referrals-out", "Lượt chuyển tuyến đi", "Referrals out", "referrals_out"),
-        MeasureDef("notifiable-cases", "Ca bệnh truyền nhiễm phải báo cáo", "Notifiable-disease cases", "notifiable_cases"),
+        MeasureDef(
+            "notifiable-cases",
+            "Ca bệnh truyền nhiễm phải báo cáo",
+            "Notifiable-disease cases",
+            "notifiable_cases",
+        ),
         MeasureDef(
             "average-length-of-stay",
             "Số ngày điều trị nội trú trung bình",
@@ -132,11 +143,7 @@ def summarize(
             out.append({**{d: r[d] for d in dims}, "value": avg, "denominator": shown})
         return out
     rows = repo.aggregate(dims, [m.sql], where, period, order_by=m.sql if top else None, limit=top)
-    return [
-        {**{d: r[d] for d in dims}, "value": _suppress(r[m.sql], min_cell)}
-        for r in rows
-        if r[m.sql]
-    ]
+    return [{**{d: r[d] for d in dims}, "value": _suppress(r[m.sql], min_cell)} for r in rows if r[m.sql]]
 
 
 def to_csv(rows: list[dict], columns: list[str], min_cell: int) -> str:

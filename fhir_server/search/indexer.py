@@ -6,13 +6,13 @@ from fhir_server.search.fhirpath import Extractor, element_names
 from fhir_server.search.params import COLUMN_PARAMS, ParamTable, SearchParam
 from fhir_server.search.registry import Registry, get_registry
 from fhir_server.search.values import (
+    address_unit_strings,
     date_rows,
     identifier_type_rows,
     number_rows,
     quantity_rows,
     reference_rows,
     string_rows,
-    address_unit_strings,
     token_rows,
     uri_rows,
 )

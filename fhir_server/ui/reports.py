@@ -73,16 +73,21 @@ def column_chart(points: list[Bar], min_cell: int, width: int = 360, height: int
         x = 10 + i * step
         base = height - 18
         if p.value is None:
-            parts.append(f'<rect x="{x + 2:.1f}" y="{base - 4}" width="{max(2, step - 4):.1f}" height="4" fill="{WITHHELD}">'
-                         f"<title>{escape(p.label)}: &lt;{min_cell}</title></rect>")
+            parts.append(
+                f'<rect x="{x + 2:.1f}" y="{base - 4}" width="{max(2, step - 4):.1f}" height="4" fill="{WITHHELD}">'
+                f"<title>{escape(p.label)}: &lt;{min_cell}</title></rect>"
+            )
         else:
             h = max(1.0, p.value * scale)
+            w = max(2, step - 4)
             parts.append(
-                f'<rect x="{x + 2:.1f}" y="{base - h:.1f}" width="{max(2, step - 4):.1f}" height="{h:.1f}" fill="{BAR}">'
+                f'<rect x="{x + 2:.1f}" y="{base - h:.1f}" width="{w:.1f}" height="{h:.1f}" fill="{BAR}">'
                 f"<title>{escape(p.label)}: {p.value:g}</title></rect>"
             )
         if n <= 12 or i % max(1, n // 12) == 0:
-            parts.append(f'<text x="{x + step / 2:.1f}" y="{height - 5}" text-anchor="middle">{escape(p.label[2:])}</text>')
+            parts.append(
+                f'<text x="{x + step / 2:.1f}" y="{height - 5}" text-anchor="middle">{escape(p.label[2:])}</text>'
+            )
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -133,5 +138,7 @@ async def reports_page(
         measure = "visits"
     repo = get_store(request).reports  # type: ignore[attr-defined]
     min_cell = get_settings(request).report_min_cell
-    data = await run_in_threadpool(page_data, repo, measure, era, start[:10] or None, end[:10] or None, min_cell)
+    data = await run_in_threadpool(
+        page_data, repo, measure, era, start[:10] or None, end[:10] or None, min_cell
+    )
     return render("reports.html", **data)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Engine,
     Index,
     Integer,
@@ -157,7 +158,7 @@ class ReportRepository:
         known = _measures()
         cols = [c[d] for d in dims]
         stmt = select(*cols, *(known[m].label(m) for m in measures)).select_from(report_visit)
-        conds = []
+        conds: list[ColumnElement[bool]] = []
         for name, value in (filters or {}).items():
             values = value if isinstance(value, list) else [value]
             conds.append(c[name].in_(values))

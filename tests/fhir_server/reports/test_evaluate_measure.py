@@ -145,7 +145,9 @@ async def test_csv_download_with_withheld_cells(client):
     bundles = [visit_bundle(i, name=NAMES[i], home=BINH_DUONG, start="2024-05-07") for i in range(5)]
     bundles.append(visit_bundle(9, name="Đặng Thị Mai", home=HA_NOI, start="2024-05-08"))
     await _send(client, *bundles)
-    r = await client.get("/Measure/visits/$evaluate-measure", params={"stratifier": "province-new+month", "_format": "csv"})
+    r = await client.get(
+        "/Measure/visits/$evaluate-measure", params={"stratifier": "province-new+month", "_format": "csv"}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/csv")
     lines = r.content.decode("utf-8-sig").splitlines()

@@ -41,11 +41,25 @@ async def test_a_table_by_old_province_with_withheld_cells(visits, db_url):
 
 async def test_top_diagnoses_to_csv_and_xlsx(visits, db_url, tmp_path):
     csv_path = tmp_path / "top.csv"
-    r = run("report", "show", "visits", "--by", "icd-code", "--top", "1", "--out", str(csv_path), "--db", db_url)
+    r = run(
+        "report", "show", "visits", "--by", "icd-code", "--top", "1", "--out", str(csv_path), "--db", db_url
+    )
     assert r.exit_code == 0, r.output
     assert csv_path.read_text(encoding="utf-8-sig").splitlines() == ["icd_code,value", "J18.9,5"]
     xlsx = tmp_path / "thang.xlsx"
-    r = run("report", "show", "visits", "--by", "province-new+month", "--min-cell", "1", "--out", str(xlsx), "--db", db_url)
+    r = run(
+        "report",
+        "show",
+        "visits",
+        "--by",
+        "province-new+month",
+        "--min-cell",
+        "1",
+        "--out",
+        str(xlsx),
+        "--db",
+        db_url,
+    )
     assert r.exit_code == 0, r.output
     rows = [[c.value for c in row] for row in load_workbook(xlsx).active.iter_rows()]
     assert rows == [["province_new", "month", "value"], ["01", "2024-05", 2], ["79", "2024-05", 5]]

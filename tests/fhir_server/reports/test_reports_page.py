@@ -18,7 +18,9 @@ def _facts(store):
 
 @pytest.fixture
 async def visits(client):
-    bundles = [visit_bundle(i, name=NAMES[i], home=BINH_DUONG, start=f"2024-0{1 + i % 2}-10") for i in range(6)]
+    bundles = [
+        visit_bundle(i, name=NAMES[i], home=BINH_DUONG, start=f"2024-0{1 + i % 2}-10") for i in range(6)
+    ]
     bundles += [visit_bundle(10 + i, name=NAMES[i], home=HA_NOI, icd="A91") for i in range(2)]
     for b in bundles:
         assert (await client.post("", json=b)).status_code == 200

@@ -78,13 +78,16 @@ def visit_bundle(
             {
                 "resourceType": "Organization",
                 "id": f"cs-{referred_from}",
-                "identifier": [{"system": "http://fhir.hl7.org.vn/core/sid/ma-cskcb", "value": referred_from}],
+                "identifier": [
+                    {"system": "http://fhir.hl7.org.vn/core/sid/ma-cskcb", "value": referred_from}
+                ],
             },
         )
     return {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in resources
         ],
     }
