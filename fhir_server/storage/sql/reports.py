@@ -8,6 +8,7 @@ two indexed text columns, the same SQL on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from sqlalchemy import (
@@ -105,6 +106,20 @@ def _measures() -> dict:
 MEASURES = tuple(_measures())
 
 
+def _whole_months(start: str | None, end: str | None) -> bool:
+    """True when the period starts on a 1st and ends on a month's last day (or is open at that end)."""
+    if start and not start.endswith("-01"):
+        return False
+    if end:
+        try:
+            day = dt.date.fromisoformat(end)
+        except ValueError:
+            return False
+        if (day + dt.timedelta(days=1)).day != 1:
+            return False
+    return bool(start or end)
+
+
 class ReportRepository:
     """The facts table of one database: reads the resources facts come from, writes facts, aggregates."""
 
@@ -163,10 +178,17 @@ class ReportRepository:
             values = value if isinstance(value, list) else [value]
             conds.append(c[name].in_(values))
         start, end = period
-        if start:
-            conds.append(c.day >= start)
-        if end:
-            conds.append(c.day <= end)
+        if _whole_months(start, end):
+            # month bounds use the (month, province_new) index: an index-only scan for province-month
+            if start:
+                conds.append(c.month >= start[:7])
+            if end:
+                conds.append(c.month <= end[:7])
+        else:
+            if start:
+                conds.append(c.day >= start)
+            if end:
+                conds.append(c.day <= end)
         if conds:
             stmt = stmt.where(and_(*conds))
         if cols:
