@@ -23,11 +23,12 @@ from sqlalchemy import (
     case,
     delete,
     func,
-    insert,
     literal_column,
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fhir_server.storage.sql.db import SqlUnit, among
 from fhir_server.storage.sql.schema import metadata, resource
@@ -151,12 +152,32 @@ class ReportRepository:
         return [row[0] for row in unit.conn.execute(stmt)]
 
     def replace(self, unit: SqlUnit, rows: list[dict], gone: list[str]) -> None:
-        """Replace the facts of the given encounters (delete + insert) and drop those of deleted ones."""
-        ids = sorted({r["encounter_id"] for r in rows} | set(gone))
-        if ids:
-            unit.conn.execute(delete(report_visit).where(among(unit.conn, report_visit.c.encounter_id, ids)))
-        if rows:
-            unit.conn.execute(insert(report_visit), rows)
+        """Write the facts of the given encounters (upsert) and drop those of deleted ones.
+
+        An upsert, not delete + insert: two transactions refreshing the same visit (one wrote the Patient,
+        the other the Encounter) then wait for each other instead of failing on the primary key; rows go
+        in key order so two such transactions cannot deadlock."""
+        if gone:
+            unit.conn.execute(
+                delete(report_visit).where(among(unit.conn, report_visit.c.encounter_id, sorted(gone)))
+            )
+        if not rows:
+            return
+        ordered = sorted(rows, key=lambda r: r["encounter_id"])
+        updates = [col.name for col in report_visit.c if col.name != "encounter_id"]
+        key = [report_visit.c.encounter_id]
+        if unit.conn.dialect.name == "postgresql":
+            pg = pg_insert(report_visit)
+            unit.conn.execute(
+                pg.on_conflict_do_update(index_elements=key, set_={n: pg.excluded[n] for n in updates}),
+                ordered,
+            )
+            return
+        lite = sqlite_insert(report_visit)
+        unit.conn.execute(
+            lite.on_conflict_do_update(index_elements=key, set_={n: lite.excluded[n] for n in updates}),
+            ordered,
+        )
 
     # -- reads ---------------------------------------------------------------------------------
     def aggregate(
