@@ -37,13 +37,12 @@ def _coding(system: str, code: str, name: str | None) -> dict:
 
 
 def _pick(given: str | None, unit, width: int) -> tuple[str, str | None] | None:
-    """(code, name) for one level: the resolved unit, else the code as sent (no name)."""
-    if unit is not None:
-        return unit.code, unit.name
-    code = admin_units.normalize_code(given, width) if given else None
-    if code is None and given and str(given).strip():
-        code = str(given).strip()
-    return (code, None) if code else None
+    """(code, name) for one level: the code as sent (zero-padded) with the unit's name when they agree;
+    when nothing was sent at this level, the unit the more specific code belongs to."""
+    if given is None or not str(given).strip():
+        return (unit.code, unit.name) if unit is not None else None
+    code = admin_units.normalize_code(given, width) or str(given).strip()
+    return code, unit.name if unit is not None and unit.code == code else None
 
 
 def enrich(

@@ -21,6 +21,7 @@ def refresh_encounters(repo, unit, encounter_ids: list[str]) -> int:
     """Recompute (or drop) the facts of these Encounters from their current resources; returns rows written."""
     if not encounter_ids:
         return 0
+    repo.lock(unit, encounter_ids)
     encounters = {
         k[1]: orjson.loads(v)
         for k, v in repo.contents(unit, [("Encounter", i) for i in encounter_ids]).items()

@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -128,6 +129,18 @@ class ReportRepository:
         self.engine = engine
 
     # -- inside a writing transaction ----------------------------------------------------------
+    def lock(self, unit: SqlUnit, encounter_ids: list[str]) -> None:
+        """Serialize refreshes of the same visits until commit (PostgreSQL; SQLite writers are serial).
+
+        Taken BEFORE the sources are read: a transaction that wrote only the Patient must not compute a
+        fact from a diagnosis another transaction is replacing and then overwrite that one's fact. After
+        the wait, READ COMMITTED reads see the other transaction's committed resources."""
+        if unit.conn.dialect.name != "postgresql" or not encounter_ids:
+            return
+        stmt = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+        for eid in sorted(set(encounter_ids)):
+            unit.conn.execute(stmt, {"k": f"report_visit/{eid}"})
+
     def contents(self, unit: SqlUnit, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         """Current JSON bytes of the given (type, id) keys (deleted or missing ones left out)."""
         wanted = sorted(set(keys))
