@@ -111,6 +111,11 @@ class Settings:
         if self.audit == "auto":
             return self.auth_mode != "off"
         return self.audit == "on"
+    # issue 14: the department's facility list (merged over the shipped one at start) and the smallest
+    # count published by reports (smaller cells are suppressed)
+    facilities_csv: str | None = None
+    report_min_cell: int = 5
+    report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -172,6 +177,10 @@ class Settings:
             export_expire_seconds=_env_int("LIENTHONG_EXPORT_EXPIRE_SECONDS", cls.export_expire_seconds),
             export_retry_after=_env_int("LIENTHONG_EXPORT_RETRY_AFTER", cls.export_retry_after),
             export_stale_seconds=_env_int("LIENTHONG_EXPORT_STALE_SECONDS", cls.export_stale_seconds),
+            # issue 14
+            facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
+            report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
+            report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
         )
 
     def with_(self, **changes) -> Settings:

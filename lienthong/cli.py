@@ -15,6 +15,7 @@ from rich.console import Console
 
 import adapters.cli
 import adapters.dead_letters
+import adapters.facilities_cli
 import adapters.hl7v2.cli
 import adapters.qd130.cli
 import adapters.recover
@@ -110,6 +111,7 @@ def serve(
 
 fhir_server.commands.register(app, open_runtime)
 adapters.cli.register(app, open_runtime)
+adapters.facilities_cli.register(app, open_runtime)
 adapters.dead_letters.register(app, open_runtime)
 adapters.qd130.cli.register(app, open_runtime)
 adapters.hl7v2.cli.register(app, open_runtime)

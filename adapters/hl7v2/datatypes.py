@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from adapters.address import codes_from_names, enrich
 from adapters.hl7v2.er7 import Encoding, Segment, split_components, subcomponents
 from adapters.hl7v2.errors import DATA_TYPE_ERROR, content_error
 from adapters.names import human_name
@@ -62,6 +63,11 @@ class Context:
             local_base=defaults["local_system_base"],
             encoding=encoding,
         )
+
+    @property
+    def profile_extensions(self) -> dict[str, str]:
+        """Extension URLs of the profile set (address codes follow the guide's style)."""
+        return profile(self.profile).get("extensions", {})
 
     def local_system(self, *parts: str) -> str:
         """A facility-scoped local system URI, e.g. urn:lienthong:hl7v2/01929/filler."""
@@ -373,6 +379,10 @@ def address(comps: list[str], ctx: Context) -> dict | None:
         addr["postalCode"] = postal
     if country:
         addr["country"] = country
+    if not country or country.upper() in ("VN", "VNM"):
+        # names or codes of Vietnamese units: names and both eras' codes (adapters/address.py)
+        era, p, d, w = codes_from_names(state, district, city)
+        enrich(addr, ctx.profile_extensions, p, d, w, era=era)
     return addr
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from adapters.address import enrich
 from adapters.ids import deterministic_id
 from adapters.names import human_name
 
@@ -111,35 +114,27 @@ def map_patient(ctx: Ctx, row: dict) -> dict:
 
 
 def _address(ctx: Ctx, row: dict) -> dict | None:
-    """Address text plus province/district/ward codes in the profile set's extension style."""
+    """Address text as sent, plus unit names and both eras' codes (adapters/address.py)."""
     text = row.get("DIA_CHI")
-    parts = [("province", "MATINH_CU_TRU"), ("district", "MAHUYEN_CU_TRU"), ("ward", "MAXA_CU_TRU")]
-    if not text and not any(row.get(f) for _, f in parts):
+    fields = ("MATINH_CU_TRU", "MAHUYEN_CU_TRU", "MAXA_CU_TRU")
+    if not text and not any(row.get(f) for f in fields):
         return None
-    addr: dict = {"use": "home", "country": "VN"}
+    addr: dict = {"use": "home"}
     if text:
         addr["text"] = text
-    exts = ctx.ps.get("extensions", {})
-    if "administrative_address" in exts:
-        sub = [
-            {
-                "url": {"province": "state"}.get(k, k),
-                "valueCodeableConcept": {"coding": [{"system": ctx.cs(k), "code": row[f]}]},
-            }
-            for k, f in parts
-            if row.get(f)
-        ]
-        if sub:
-            addr["extension"] = [{"url": exts["administrative_address"], "extension": sub}]
-    else:
-        sub = [
-            {"url": ctx.ext(k), "valueCoding": {"system": ctx.cs(k), "code": row[f]}}
-            for k, f in parts
-            if row.get(f)
-        ]
-        if sub:
-            addr["extension"] = sub
+    on = _visit_date(ctx, row)
+    enrich(addr, ctx.ps.get("extensions", {}), *(row.get(f) for f in fields), on=on)
+    addr["country"] = "VN"
     return addr
+
+
+def _visit_date(ctx: Ctx, row: dict) -> dt.date | None:
+    """The visit's date (NGAY_VAO), which decides the era of the address codes; None when absent."""
+    value = ctx.date((row.get("NGAY_VAO") or "")[:8])
+    try:
+        return dt.date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
 
 
 def map_coverages(ctx: Ctx, row: dict, patient: dict) -> list[dict]:

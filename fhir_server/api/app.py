@@ -39,6 +39,7 @@ from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import login as ui_login
+from fhir_server.ui import reports as ui_reports
 from fhir_server.ui import routes as ui_routes
 
 log = logging.getLogger("lienthong.api")
@@ -265,6 +266,7 @@ def create_app(
     app.include_router(rest.router, prefix=base)
     app.include_router(ui_login.router)
     app.include_router(ui_routes.router)
+    app.include_router(ui_reports.router)
     for router in extra_routers:
         app.include_router(router)
     return app

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import typer
 
-from fhir_server.commands import clients, identity, reindex, users
+from fhir_server.commands import clients, identity, reindex, report, users
 
 
 def register(app: typer.Typer, open_runtime: Callable) -> None:
@@ -16,3 +16,4 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
     identity.register(app, open_runtime)
     clients.register(app, open_runtime)
     users.register(app, open_runtime)
+    report.register(app, open_runtime)

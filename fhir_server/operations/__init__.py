@@ -7,7 +7,7 @@ before the generic REST routes and the CapabilityStatement advertises it.
 
 from __future__ import annotations
 
-from fhir_server.operations import everything, export, lastn, match, outbox, validate
+from fhir_server.operations import evaluate_measure, everything, export, lastn, match, outbox, validate
 from fhir_server.operations.registry import Operation
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -19,6 +19,7 @@ OPERATIONS: tuple[Operation, ...] = (
     export.GROUP_OPERATION,
     lastn.OPERATION,
     validate.OPERATION,
+    evaluate_measure.OPERATION,
 )
 
 __all__ = ["OPERATIONS", "Operation"]

@@ -8,6 +8,7 @@ from fhir_server.search.fhirpath import Extractor, element_names
 from fhir_server.search.params import COLUMN_PARAMS, ParamTable, SearchParam
 from fhir_server.search.registry import Registry, get_registry
 from fhir_server.search.values import (
+    address_unit_strings,
     date_rows,
     identifier_type_rows,
     number_rows,
@@ -62,6 +63,8 @@ class Indexer:
             if res_type in param.derived_from:
                 continue  # its rows are other parameters' rows (search/derived.py): never written
             extractor = param.extractor(res_type)
+            if extractor is not None and param.type == "string" and not param.custom:
+                extractor = _with_units(extractor, param, res_type)
             if extractor is not None:
                 plan.append((param, extractor))
         self._plans[res_type] = (self.registry.generation, plan)
@@ -121,6 +124,27 @@ def _element_of(rt: str, param: SearchParam) -> str:
         if branch.startswith(rt + "."):
             return branch
     return f"{rt}.{param.code}"
+class _WithUnits:
+    """An `address-state`-style extractor that also yields the province names and codes of both
+    administrative eras carried as Address extensions (search by old or new province, values.py)."""
+
+    __slots__ = ("inner", "roots")
+
+    def __init__(self, inner: Extractor) -> None:
+        self.inner = inner
+        self.roots = getattr(inner, "roots", None)
+
+    def __call__(self, resource: dict) -> list:
+        values = list(self.inner(resource))
+        return values + address_unit_strings(resource.get("address"), "province")
+
+
+def _with_units(extractor: Extractor, param: SearchParam, res_type: str) -> Extractor:
+    """Wrap the extractor of an official `<Type>.address.state` parameter (others unchanged)."""
+    expression = " ".join((param.expression or "").split())
+    if f"{res_type}.address.state" in expression:
+        return _WithUnits(extractor)
+    return extractor
 
 
 def _emit(

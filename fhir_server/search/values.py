@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from fhir_server.search.fhirpath import ref_type
 from fhir_server.text import fold, nfc
+from mappings.admin_units import strip_prefix
 
 STRING_MAX = 255
 URI_MAX = 1000
@@ -145,6 +146,7 @@ def _fold_short(text: str) -> str:
 
 
 _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
+_PLACE_PARTS = ("line", "city", "district", "state")  # only an Address has these
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
 
@@ -160,14 +162,65 @@ def _parts(value: dict, keys: tuple[str, ...]) -> list[str]:
     return out
 
 
+def _unit_codings(extensions: list, unit: str | None) -> list[dict]:
+    """Codings of administrative-unit extensions on an Address (simple or complex, any guide or era).
+
+    A unit's kind is the last segment of the extension's url (after '/' or '#', or the url of a complex
+    extension's part): 'province' and 'state' are provinces (e.g. vn-ext-province, address-old-province,
+    administrative-address#state); `unit` None takes every unit (ward, district too)."""
+    out: list[dict] = []
+    for ext in extensions or ():
+        if not isinstance(ext, dict):
+            continue
+        url = str(ext.get("url", ""))
+        kind = re.split(r"[/#]", url)[-1]
+        if isinstance(ext.get("extension"), list):
+            out.extend(_unit_codings(ext["extension"], unit))
+        if unit is not None and not ("province" in kind or kind == "state"):
+            continue
+        coding = ext.get("valueCoding")
+        concept = ext.get("valueCodeableConcept")
+        codings = [coding] if isinstance(coding, dict) else []
+        if isinstance(concept, dict):
+            codings += [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+        out.extend(codings)
+    return out
+
+
+def _unit_names(texts: list[str]) -> list[str]:
+    """Each unit name also without its type prefix ('Thành phố Hồ Chí Minh' -> 'Hồ Chí Minh'), so a
+    search by the bare name finds it (string search matches from the start)."""
+    out: list[str] = []
+    for text in texts:
+        out.append(text)
+        bare = strip_prefix(text)
+        if bare != text:
+            out.append(bare)
+    return out
+
+
+def address_unit_strings(addresses, unit: str | None) -> list[str]:
+    """Names and codes of the administrative units an Address list carries as extensions (both eras)."""
+    out: list[str] = []
+    for address in addresses if isinstance(addresses, list) else [addresses]:
+        if not isinstance(address, dict):
+            continue
+        for coding in _unit_codings(address.get("extension") or [], unit):
+            out.extend(str(coding[k]) for k in ("code", "display") if isinstance(coding.get(k), str))
+        if unit is not None and isinstance(address.get("state"), str):
+            out.append(address["state"])
+    return _unit_names(out)
+
+
 def string_values(value) -> list[str]:
     """Searchable strings of a string, HumanName, Address or other element (original text)."""
     if isinstance(value, str):
         return [value]
     if not isinstance(value, dict):
         return []
-    if not (any(k in value for k in _NAME_PARTS) and "city" not in value and "line" not in value):
-        return _parts(value, _ADDRESS_PARTS)
+    if not (any(k in value for k in _NAME_PARTS) and not any(k in value for k in _PLACE_PARTS)):
+        # an Address: its parts, plus the unit names and codes of both eras its extensions carry
+        return _unit_names(_parts(value, _ADDRESS_PARTS)) + address_unit_strings(value, None)
     out = _parts(value, _NAME_PARTS)
     family = value.get("family")
     given = [g for g in value.get("given") or [] if isinstance(g, str)]

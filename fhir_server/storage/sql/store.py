@@ -46,6 +46,7 @@ from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.index_tables import ALL_TABLES
 from fhir_server.storage.sql.migrate import create_schema
 from fhir_server.storage.sql.outbox import OutboxRepository
+from fhir_server.storage.sql.reports import ReportRepository
 from fhir_server.storage.sql.rows import COLS, DB_ERRORS, chunks, is_conflict, to_stored
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, resource, resource_history, schema_version
 from fhir_server.storage.sql.search import SqlSearch
@@ -87,6 +88,7 @@ class SqlStore:
         self.auth = AuthRepository(engine)  # registered clients, used jti, signing key (issue 13)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
         self.exports = ExportRepository(engine, self.searcher)  # Bulk Data $export jobs
+        self.reports = ReportRepository(engine)  # visit facts, filled by fhir_server/reports/hook.py
         self._commit_listeners: list[Callable[[Commit], None]] = []
         self._flush_listeners: list[Callable[[UnitOfWork, list[Key]], None]] = []
         self._params_version: int | None = None

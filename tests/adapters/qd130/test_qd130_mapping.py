@@ -90,7 +90,15 @@ def test_patient_fields(outpatient):
     addr = pat["address"][0]
     assert addr["text"].startswith("Số 12 đường Lê Lợi")
     codes = {x["url"].rsplit("/", 1)[1]: x["valueCoding"]["code"] for x in addr["extension"]}
-    assert codes == {"vn-ext-province": "79", "vn-ext-district": "760", "vn-ext-ward": "26740"}
+    # old codes as sent (Lienthong extensions), new codes in the guide's extensions (QĐ 19/2025)
+    assert codes == {
+        "vn-ext-province": "79",
+        "vn-ext-ward": "26740",
+        "address-old-province": "79",
+        "address-old-district": "760",
+        "address-old-ward": "26740",
+    }
+    assert (addr["city"], addr["district"], addr["state"]) == ("Phường Bến Nghé", "Quận 1", "Thành phố Hồ Chí Minh")
     eth = next(x for x in pat["extension"] if x["url"].endswith("vn-ext-ethnicity"))
     assert eth["valueCodeableConcept"]["coding"][0]["code"] == "01"
 
@@ -101,8 +109,7 @@ def test_ehealth_profile_set_switches_systems():
     systems = {i["system"] for i in pat["identifier"]}
     assert "http://fhir.ehealth.gov.vn/core/sid/citizen-id" in systems
     assert pat["meta"]["profile"] == ["http://fhir.ehealth.gov.vn/core/StructureDefinition/vn-core-patient"]
-    adm = pat["address"][0]["extension"][0]
-    assert adm["url"].endswith("extension-administrative-address")
+    adm = next(x for x in pat["address"][0]["extension"] if x["url"].endswith("extension-administrative-address"))
     assert {s["url"] for s in adm["extension"]} == {"state", "district", "ward"}
 
 

@@ -1,0 +1,1 @@
+"""Health-department summaries: visit facts kept beside the resources, aggregates, Measure/MeasureReport."""

@@ -1,0 +1,99 @@
+"""Keep the visit facts current: an on_flush listener recomputes the facts of every Encounter whose own
+resource, diagnosis Condition or Patient the transaction wrote, inside that transaction.
+
+A re-sent QĐ130 file that changes a diagnosis rewrites the Condition (same id, new code): its Encounter's
+fact is recomputed in the same commit, so no summary ever counts the old code. `lienthong report rebuild`
+recomputes everything (after a bulk load with the hook off, or an upgrade).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from fhir_server.reports.facts import _ref_id, fact_of, principal_condition_id
+
+Key = tuple[str, str]
+
+
+def refresh_encounters(repo, unit, encounter_ids: list[str]) -> int:
+    """Recompute (or drop) the facts of these Encounters from their current resources; returns rows written."""
+    if not encounter_ids:
+        return 0
+    repo.lock(unit, encounter_ids)
+    encounters = {
+        k[1]: orjson.loads(v)
+        for k, v in repo.contents(unit, [("Encounter", i) for i in encounter_ids]).items()
+    }
+    related: list[Key] = []
+    for enc in encounters.values():
+        pid = _ref_id(enc.get("subject"), "Patient")
+        cid = principal_condition_id(enc)
+        oid = _ref_id(enc.get("serviceProvider"), "Organization")
+        related += [k for k in (("Patient", pid), ("Condition", cid), ("Organization", oid)) if k[1]]
+    found = {k: orjson.loads(v) for k, v in repo.contents(unit, related).items()} if related else {}
+    rows = []
+    for eid, enc in encounters.items():
+        pid = _ref_id(enc.get("subject"), "Patient")
+        cid = principal_condition_id(enc)
+        oid = _ref_id(enc.get("serviceProvider"), "Organization")
+        fact = fact_of(
+            enc,
+            found.get(("Patient", pid)) if pid else None,
+            found.get(("Condition", cid)) if cid else None,
+            found.get(("Organization", oid)) if oid else None,
+        )
+        rows.append(fact.row())
+    gone = [i for i in encounter_ids if i not in encounters]
+    repo.replace(unit, rows, gone)
+    return len(rows)
+
+
+def affected_encounters(repo, unit, keys: list[Key]) -> list[str]:
+    """Encounters whose fact may change when these keys were written."""
+    enc_ids = {i for t, i in keys if t == "Encounter"}
+    cond_keys = [k for k in keys if k[0] == "Condition"]
+    if cond_keys:
+        for content in repo.contents(unit, cond_keys).values():
+            enc = _ref_id(orjson.loads(content).get("encounter"), "Encounter")
+            if enc:
+                enc_ids.add(enc)
+    pat_ids = [i for t, i in keys if t == "Patient"]
+    enc_ids.update(repo.encounters_of_patients(unit, pat_ids))
+    return sorted(enc_ids)
+
+
+def listener(store) -> Callable[[object, list[Key]], None]:
+    """The on_flush listener for one store."""
+    repo = store.reports
+
+    def refresh(unit, keys: list[Key]) -> None:
+        if not any(t in ("Encounter", "Condition", "Patient") for t, _ in keys):
+            return  # most flushes (Observations, claims…) touch no fact: one scan of the keys
+        refresh_encounters(repo, unit, affected_encounters(repo, unit, keys))
+
+    return refresh
+
+
+def attach_reports(store) -> None:
+    """Keep `store`'s visit facts current on every write."""
+    store.on_flush(listener(store))
+
+
+def rebuild(store, progress: Callable[[int], None] | None = None) -> int:
+    """Recompute the facts of every current Encounter (one transaction per batch); returns the count."""
+    total = 0
+    for ids in store.reports.encounter_ids():
+        with store.engine.begin() as conn:
+            total += refresh_encounters(store.reports, _Unit(conn), ids)
+        if progress:
+            progress(len(ids))
+    return total
+
+
+class _Unit:
+    """A bare connection in a transaction, as the repository expects a unit of work."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
