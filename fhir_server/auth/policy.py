@@ -62,6 +62,8 @@ def classify(method: str, segments: list[str]) -> Access:
         return Access("system-search")
     if first == "_history" and n == 1:
         return Access("system-history")
+    if first in _EXPORT_OPS:
+        return Access("export")
     if not first[:1].isupper():
         return Access("system-op")
     rtype = first
@@ -83,6 +85,12 @@ def classify(method: str, segments: list[str]) -> Access:
         return Access("everything", rtype)
     if second == "$match" and n == 2:
         return Access("match", rtype)
+    if second in _EXPORT_OPS or (n == 3 and segments[2] in _EXPORT_OPS):
+        return Access("export", rtype)
+    if second == "$lastn" and n == 2:
+        return Access("search", rtype)  # a search of the type, kept in a patient's compartment like one
+    if second == "$validate" and n == 2:
+        return Access("create", rtype)  # stores nothing, but answers what a create would
     if second.startswith("$"):
         return Access("system-op", rtype)
     rid = second
@@ -95,8 +103,16 @@ def classify(method: str, segments: list[str]) -> Access:
         return Access("vread", rtype, rid)
     if n == 3 and segments[2] == "$everything":
         return Access("everything", rtype, rid)
+    if n == 3 and segments[2] == "$evaluate-measure":
+        return Access("read", rtype, rid)  # aggregates of a Measure, small cells suppressed
+    if n == 4 and segments[2] == "Observation" and segments[3] == "$lastn":
+        return Access("search", "Observation")  # Patient/[id]/Observation/$lastn
     return Access("system-op", rtype, rid)
 
+
+# Bulk Data: kick-off at system/type/Group level, then the job's status and files. The operation checks
+# the exported types against the scopes and a job's owner; here only patient-context tokens are refused.
+_EXPORT_OPS = ("$export", "$export-status", "$export-file")
 
 _ACTION = {
     "read": "r",
@@ -131,6 +147,12 @@ def check_fhir(
     if kind in ("system-search", "system-history"):
         _system_level(policy, kind, params)
         _check_search_params(policy, None, params, patient_mode=False)
+        return plan
+    if kind == "export":
+        if policy.patient is not None or not any(
+            g.context != "patient" and "r" in g.actions for g in policy.grants
+        ):
+            raise forbidden(msg("Bulk export needs a system or user read scope"))
         return plan
     if kind in ("bundle", "system-op") or rtype is None:
         if not policy.can_all("c") or not policy.can_all("s"):

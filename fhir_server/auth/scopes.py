@@ -17,6 +17,9 @@ _V2 = re.compile(r"^c?r?u?d?s?$")
 # Which scope context a grant came from: "patient" grants only reach the patient's compartment.
 ALL = "all"
 PATIENT = "patient"
+# Types a wildcard scope does not reach: the access log is for auditors who ask for it by name
+# (`user/AuditEvent.rs`), and never part of a clinical record such as a patient's `$everything`.
+EXPLICIT_ONLY = frozenset({"AuditEvent"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class ScopePolicy:
         does (the caller must then keep to the patient's compartment), None when nothing does."""
         best: str | None = None
         for g in self.grants:
-            if action in g.actions and g.resource_type in ("*", resource_type):
+            wildcard = g.resource_type == "*" and resource_type not in EXPLICIT_ONLY
+            if action in g.actions and (wildcard or g.resource_type == resource_type):
                 if g.context != "patient":
                     return ALL
                 best = PATIENT

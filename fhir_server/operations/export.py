@@ -31,13 +31,13 @@ from fhir_server.api.body import json_body
 from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url
 from fhir_server.api.search import query_pairs
+from fhir_server.auth.tokens import Principal
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.i18n import msg
 from fhir_server.logsafe import log_failure
 from fhir_server.operations.everything import parameters_to_pairs
 from fhir_server.operations.registry import Operation
 from fhir_server.search.compartment import patient_compartment
-from fhir_server.security import Principal, allowed
 from fhir_server.timeutil import http_date, instant, now_us, parse_instant
 from fhir_server.validation import r4_resource_types
 
@@ -164,8 +164,11 @@ def _check_rights(principal: Principal | None, types: list[str] | None) -> None:
     """With auth on, every exported type needs a read scope (all types: a wildcard read scope)."""
     if principal is None:
         return
+    policy = principal.policy
     for res_type in types or [None]:
-        if not allowed(principal, res_type, "GET"):
+        # A bulk export is a read of whole types: a patient-context token never holds one.
+        ok = not principal.patient and (policy.can(res_type, "r") if res_type else policy.can_all("r"))
+        if not ok:
             raise FhirError.make(
                 403, "forbidden", msg("Token scopes do not allow reading {type}", type=res_type or "*")
             )

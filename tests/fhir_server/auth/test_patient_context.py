@@ -76,3 +76,14 @@ async def test_write_in_patient_context_is_403(secured, records):
 
 async def test_patient_scope_without_patient_claim_is_403(secured, records):
     assert (await secured.get("Observation/obs-an", headers=bearer("patient/*.rs"))).status_code == 403
+
+
+async def test_own_everything_leaves_out_the_access_log(secured, records):
+    await secured.get("Patient/an", headers=AN)  # an access that may be audited about "an"
+    r = await secured.get("Patient/an/$everything", headers=AN)
+    assert {e["resource"]["resourceType"] for e in r.json()["entry"]} == {"Patient", "Observation"}
+
+
+async def test_a_wildcard_system_scope_does_not_reach_the_access_log(secured, records):
+    r = await secured.get("AuditEvent", headers=bearer("system/*.read"))
+    assert r.status_code == 403
