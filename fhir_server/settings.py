@@ -111,6 +111,7 @@ class Settings:
         if self.audit == "auto":
             return self.auth_mode != "off"
         return self.audit == "on"
+
     # issue 14: the department's facility list (merged over the shipped one at start) and the smallest
     # count published by reports (smaller cells are suppressed)
     facilities_csv: str | None = None

@@ -124,6 +124,8 @@ def _element_of(rt: str, param: SearchParam) -> str:
         if branch.startswith(rt + "."):
             return branch
     return f"{rt}.{param.code}"
+
+
 class _WithUnits:
     """An `address-state`-style extractor that also yields the province names and codes of both
     administrative eras carried as Address extensions (search by old or new province, values.py)."""

@@ -98,7 +98,11 @@ def test_patient_fields(outpatient):
         "address-old-district": "760",
         "address-old-ward": "26740",
     }
-    assert (addr["city"], addr["district"], addr["state"]) == ("Phường Bến Nghé", "Quận 1", "Thành phố Hồ Chí Minh")
+    assert (addr["city"], addr["district"], addr["state"]) == (
+        "Phường Bến Nghé",
+        "Quận 1",
+        "Thành phố Hồ Chí Minh",
+    )
     eth = next(x for x in pat["extension"] if x["url"].endswith("vn-ext-ethnicity"))
     assert eth["valueCodeableConcept"]["coding"][0]["code"] == "01"
 
@@ -109,7 +113,9 @@ def test_ehealth_profile_set_switches_systems():
     systems = {i["system"] for i in pat["identifier"]}
     assert "http://fhir.ehealth.gov.vn/core/sid/citizen-id" in systems
     assert pat["meta"]["profile"] == ["http://fhir.ehealth.gov.vn/core/StructureDefinition/vn-core-patient"]
-    adm = next(x for x in pat["address"][0]["extension"] if x["url"].endswith("extension-administrative-address"))
+    adm = next(
+        x for x in pat["address"][0]["extension"] if x["url"].endswith("extension-administrative-address")
+    )
     assert {s["url"] for s in adm["extension"]} == {"state", "district", "ward"}
 
 

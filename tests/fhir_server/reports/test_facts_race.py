@@ -21,7 +21,9 @@ def _facts(store):
 
 async def test_racing_resends_of_one_visit_leave_one_consistent_fact(live_server, store):
     async with httpx.AsyncClient(base_url=live_server, timeout=60) as client:
-        first = await client.post("", json=visit_bundle(1, name="Trần Thị Bích", home=BINH_DUONG, icd="J18.9"))
+        first = await client.post(
+            "", json=visit_bundle(1, name="Trần Thị Bích", home=BINH_DUONG, icd="J18.9")
+        )
         assert first.status_code == 200, first.text
 
         async def resend(i: int) -> int:
