@@ -24,7 +24,7 @@ from adapters.repository import TABLES as INGEST_TABLES
 from adapters.repository import ingest_repository
 from fhir_server.settings import Settings
 from fhir_server.storage import SqlStore, open_store
-from fhir_server.storage.sql.db import make_engine
+from fhir_server.storage.sql.db import make_engine, release_idle_connections
 from fhir_server.storage.sql.migrate import store_metadata
 from lienthong.app import create_app
 from lienthong.runtime import attach_linker
@@ -66,6 +66,14 @@ def _truncate_pg(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _hand_back_idle_connections() -> Iterator[None]:
+    """After each test, close idle pooled PostgreSQL connections: stores a test opened and did not close
+    would otherwise hold the server's 100 slots until garbage collection."""
+    yield
+    release_idle_connections()
 
 
 @pytest.fixture(params=["sqlite", "pg"])

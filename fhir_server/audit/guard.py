@@ -1,6 +1,6 @@
 """AuditEvents are append-only: no update, patch or delete through the API, nor inside a Bundle.
 
-Two layers: explicit routes answer PUT/PATCH/DELETE on AuditEvent with 405 before the generic REST
+Two layers: explicit routes answer PATCH/DELETE (and conditional PUT) on AuditEvent with 405 before the REST
 routes see them, and a storage flush hook refuses any AuditEvent version after the first (or a delete
 marker) written by anything but the audit writer, which also covers transaction/batch entries.
 """
@@ -21,7 +21,8 @@ def _refused() -> FhirError:
     return err
 
 
-@router.put("/AuditEvent/{res_id}")
+# PUT of a new id is a create (official examples are loaded that way); PUT over a stored AuditEvent is
+# refused by the flush check below, which sees the version it would replace.
 @router.patch("/AuditEvent/{res_id}")
 @router.delete("/AuditEvent/{res_id}")
 @router.put("/AuditEvent")

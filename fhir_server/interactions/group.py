@@ -105,6 +105,10 @@ def commit_group(
             raise  # nothing can be written now: the caller reports every record failed
         except StorageRefused:
             break  # something in one Bundle the database refuses: find it by going one by one
+        except FhirError:
+            # Raised while the group's writes were flushed together (a value the index refuses): which
+            # Bundle carried it is found the same way.
+            break
     STATS.add(splits=1)
     outcomes = [_one(store, bundle, validate, origin, integrity_policy) for bundle in bundles]
     if written is not None:  # one-by-one writes report no keys: count every written bundle's

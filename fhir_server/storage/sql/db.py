@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Protocol
 
 from sqlalchemy import ARRAY, Engine, String, any_, bindparam, create_engine, event
@@ -49,9 +50,22 @@ def make_engine(url: str, pool_size: int = 4) -> Engine:
     # No pre-ping: it costs a round trip on every checkout (a third of a read). Connections are
     # recycled before typical idle timeouts instead, and a dropped one fails just that request.
     # hide_parameters: SQL errors must not carry patient values into logs or error texts.
-    return create_engine(
+    engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800, hide_parameters=True
     )
+    _SERVER_ENGINES.add(engine)
+    return engine
+
+
+# Every PostgreSQL engine of the process, so idle pooled connections can be handed back to the server
+# (a process that opens many stores, such as a test run, must not sit on the server's connection slots).
+_SERVER_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def release_idle_connections() -> None:
+    """Close the idle pooled connections of every PostgreSQL engine of this process (engines stay usable)."""
+    for engine in list(_SERVER_ENGINES):
+        engine.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:

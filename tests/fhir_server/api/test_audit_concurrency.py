@@ -28,7 +28,7 @@ def app(settings, store):
 
 
 def test_racing_clients_each_access_is_recorded_once(live_server, app, store):
-    headers = {**bearer(), "Content-Type": "application/fhir+json"}
+    headers = {**bearer("system/*.* system/AuditEvent.*"), "Content-Type": "application/fhir+json"}
     pid = httpx.post(f"{live_server}/Patient", json=patient("HOÀNG VĂN NAM", "079090009999"), headers=headers)
     pid.raise_for_status()
     ref = f"Patient/{pid.json()['id']}"
