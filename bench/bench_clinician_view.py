@@ -16,38 +16,19 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 from adapters.pipeline import ingest
 from adapters.synth import generate
-from adapters.synth.envelope import build_envelope, read_files
 from fhir_server.operations.everything import everything
 from fhir_server.settings import Settings
 from fhir_server.ui.view import patient_view
 from lienthong.runtime import open_runtime
 
-FOCUS_MARK = "BNFOCUS"
-
-
-def _focus_payloads(visits: int) -> list[bytes]:
-    """Visits of one person at three hospitals, with identifiers no background person can share."""
-    ds = generate(hospitals=3, visits=visits, seed=17, persons=1, missing_cccd_rate=0.0)
-    p = ds.persons[0]
-    swaps = [
-        (p.cccd.encode(), (p.cccd[:6] + "999999").encode()),
-        (p.bhyt.encode(), (p.bhyt[:7] + "99999999").encode()),
-    ]
-    swaps += [(mrn.encode(), f"{FOCUS_MARK}{fac}".encode()) for fac, mrn in p.mrn.items()]
-    out = []
-    for v in ds.visits:
-        hosos = read_files(v.xml)
-        for files in hosos:
-            for i, (name, xml) in enumerate(files):
-                for old, new in swaps:
-                    xml = xml.replace(old, new)
-                files[i] = (name, xml)
-        out.append(build_envelope(v.facility, hosos))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.focus_person import FOCUS_MARK, focus_payloads  # noqa: E402
 
 
 def load(store, focus_visits: int, background_visits: int) -> None:
@@ -60,7 +41,7 @@ def load(store, focus_visits: int, background_visits: int) -> None:
         for v in bg.visits:
             if ingest(store, v.xml, source="bench", adapter="qd130").status != "processed":
                 raise SystemExit("background visit not ingested")
-    for xml in _focus_payloads(focus_visits):
+    for xml in focus_payloads(focus_visits, hospitals=3, seed=17):
         if ingest(store, xml, source="bench", adapter="qd130").status != "processed":
             raise SystemExit("focus visit not ingested")
     summary = link_all(store)
