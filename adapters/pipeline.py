@@ -215,6 +215,43 @@ def _stage(
     return staged
 
 
+def _stage_payload(
+    dead: IngestRepository,
+    ad: Adapter | None,
+    err: str | None,
+    payload: bytes,
+    source: str | None,
+    inbox_id: int | None,
+    options: dict,
+    result: IngestResult,
+    lang: str,
+) -> list[_Staged]:
+    """Stage one archived payload's records; no adapter or a parser crash fails this payload only."""
+    if ad is None:
+        why = (
+            RecordError("file", err)
+            if err
+            else RecordError.of(
+                msg(
+                    "no installed adapter recognises this payload (installed: {names})",
+                    names=", ".join(sorted(all_adapters())),
+                ),
+                "file",
+            )
+        )
+        result.errors.append(why.as_dict(lang))
+        return []
+    # What the adapter records in its Provenance: the archived payload's name and SHA-256.
+    source_info = {"name": source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
+    try:
+        return _stage(dead, ad, payload, {**options, "source": source_info}, inbox_id, result)
+    except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
+        log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
+        why = msg("the pipeline failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
+        result.errors.append(RecordError.of(why, "pipeline").as_dict(lang))
+        return []
+
+
 def stamp_source_time(bundle: dict, when: str) -> None:
     """Mark every resource the Bundle writes with the source snapshot's own time, so the store never
     lets an older export overwrite a newer one (see fhir_server/storage/snapshot.py)."""
@@ -379,28 +416,7 @@ def ingest_many(
     for (payload, source), (ad, err), inbox_id in zip(items, resolved, inbox_ids):
         result = IngestResult(inbox_id, ad.name if ad else adapter, "failed", source=source)
         results.append(result)
-        if ad is None:
-            why = (
-                RecordError("file", err)
-                if err
-                else RecordError.of(
-                    msg(
-                        "no installed adapter recognises this payload (installed: {names})",
-                        names=", ".join(sorted(all_adapters())),
-                    ),
-                    "file",
-                )
-            )
-            result.errors.append(why.as_dict(lang))
-            continue
-        # What the adapter records in its Provenance: the archived file's name and SHA-256.
-        source_info = {"name": source, "sha256": hashlib.sha256(payload).hexdigest(), "inbox_id": inbox_id}
-        try:
-            staged += _stage(repo, ad, payload, {**options, "source": source_info}, inbox_id, result)
-        except Exception as exc:  # never leave the inbox row "received" after an unexpected crash
-            log_failure(log, "parsing inbox %s crashed", exc, inbox_id)
-            why = msg("the pipeline failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
-            result.errors.append(RecordError.of(why, "pipeline").as_dict(lang))
+        staged += _stage_payload(repo, ad, err, payload, source, inbox_id, options, result, lang)
     try:
         _commit(store, repo, staged, options)
     except Exception as exc:  # database down: nothing committed; every staged record is reported failed
@@ -571,35 +587,9 @@ def _stage_archived(items: list[Archived], settings: Settings | None):
             ad, err = None, str(exc.args[0]) if exc.args else str(exc)
         result = IngestResult(item.inbox_id, ad.name if ad else item.adapter, "failed", source=item.source)
         results.append(result)
-        lang = current_lang()
-        if ad is None:
-            why = (
-                RecordError("file", err)
-                if err
-                else RecordError.of(
-                    msg(
-                        "no installed adapter recognises this payload (installed: {names})",
-                        names=", ".join(sorted(all_adapters())),
-                    ),
-                    "file",
-                )
-            )
-            result.errors.append(why.as_dict(lang))
-            continue
-        # As ingest_many: the adapter's Provenance names the archived payload.
-        source_info = {
-            "name": item.source,
-            "sha256": hashlib.sha256(item.payload).hexdigest(),
-            "inbox_id": item.inbox_id,
-        }
-        try:
-            staged += _stage(
-                sink, ad, item.payload, {**options, "source": source_info}, item.inbox_id, result
-            )  # type: ignore[arg-type]
-        except Exception as exc:  # a parser crash fails this payload only
-            log_failure(log, "parsing inbox %s crashed", exc, item.inbox_id)
-            why = msg("the pipeline failed: {detail}", detail=f"{type(exc).__name__}: {exc}")
-            result.errors.append(RecordError.of(why, "pipeline").as_dict(lang))
+        staged += _stage_payload(
+            sink, ad, err, item.payload, item.source, item.inbox_id, options, result, current_lang()
+        )  # type: ignore[arg-type]
     return results, staged, sink, validate
 
 
