@@ -20,45 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.pipeline import ingest
-from adapters.synth import generate
 from fhir_server.operations.everything import everything
 from fhir_server.settings import Settings
 from fhir_server.ui.view import patient_view
 from lienthong.runtime import open_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.focus_person import FOCUS_MARK, focus_payloads  # noqa: E402
-
-
-def load(store, focus_visits: int, background_visits: int) -> None:
-    """Ingest background and focus data, then link identities."""
-    from fhir_server.identity.service import link_all
-
-    t0 = time.perf_counter()
-    if background_visits:
-        bg = generate(hospitals=8, visits=background_visits, seed=11, persons=max(1, background_visits // 3))
-        for v in bg.visits:
-            if ingest(store, v.xml, source="bench", adapter="qd130").status != "processed":
-                raise SystemExit("background visit not ingested")
-    for xml in focus_payloads(focus_visits, hospitals=3, seed=17):
-        if ingest(store, xml, source="bench", adapter="qd130").status != "processed":
-            raise SystemExit("focus visit not ingested")
-    summary = link_all(store)
-    print(f"loaded in {time.perf_counter() - t0:.1f} s; identity: {summary}")
-
-
-def focus_patient(store) -> str:
-    """Id of one of the focus person's Patient records (found by the marked MRN)."""
-    import orjson
-    from sqlalchemy import text  # bench code reads the database directly, as bench_everything does
-
-    with store.engine.connect() as conn:
-        rows = conn.execute(text("SELECT content FROM resource WHERE res_type = 'Patient'")).all()
-    for (content,) in rows:
-        if FOCUS_MARK.encode() in bytes(content):
-            return orjson.loads(bytes(content))["id"]
-    raise SystemExit("focus patient not found; run without --skip-load")
+from bench.focus_person import focus_patient, load, recreate_database  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -87,17 +55,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--skip-load", action="store_true")
     args = ap.parse_args()
-    if args.db.startswith("postgresql") and not args.skip_load:
-        import psycopg
-
-        base, _, name = args.db.rpartition("/")
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
+    if not args.skip_load:
+        recreate_database(args.db)
     settings = Settings.from_env().with_(database_url=args.db)
     store = open_runtime(settings, pool_size=4).store
     if not args.skip_load:
-        load(store, args.focus_visits, args.background_visits)
+        load(store, args.focus_visits, args.background_visits, hospitals=3, seed=17)
     pid = focus_patient(store)
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     full = everything(store, pid)

@@ -21,8 +21,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from adapters.pipeline import ingest
-from adapters.synth import generate
 from fhir_server.operations.everything import Query, everything
 from fhir_server.settings import Settings
 from fhir_server.storage.sql.compartment import statement_and_params
@@ -30,37 +28,7 @@ from fhir_server.storage.sql.schema import resource
 from lienthong.runtime import open_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.focus_person import FOCUS_MARK, focus_payloads  # noqa: E402
-
-
-def load(store, focus_visits: int, background_visits: int) -> None:
-    """Ingest background and focus data, then link identities."""
-    from fhir_server.identity.service import link_all
-
-    t0 = time.perf_counter()
-    bg = generate(hospitals=8, visits=background_visits, seed=11, persons=max(1, background_visits // 3))
-    for i, v in enumerate(bg.visits):
-        res = ingest(store, v.xml, source="bench", adapter="qd130")
-        if res.status != "processed":
-            raise SystemExit(f"background visit {i} not ingested: {res.status}")
-    for xml in focus_payloads(focus_visits, hospitals=2, seed=7):
-        res = ingest(store, xml, source="bench", adapter="qd130")
-        if res.status != "processed":
-            raise SystemExit(f"focus visit not ingested: {res.as_dict()['records'][0]['errors']}")
-    summary = link_all(store)
-    print(f"loaded in {time.perf_counter() - t0:.1f} s; identity: {summary}")
-
-
-def focus_patient(store) -> str:
-    """Id of one of the focus person's Patient records."""
-    with store.engine.connect() as conn:
-        rows = conn.execute(text("SELECT rid, content FROM resource WHERE res_type = 'Patient'")).all()
-    for _, content in rows:
-        if FOCUS_MARK.encode() in content:
-            import orjson
-
-            return orjson.loads(content)["id"]
-    raise SystemExit("focus patient not found; run without --skip-load")
+from bench.focus_person import focus_patient, load, recreate_database  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:
@@ -94,16 +62,11 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--explain", action="store_true", help="print the PostgreSQL plan of the main query")
     args = ap.parse_args()
-    if args.db.startswith("postgresql") and not args.skip_load:
-        import psycopg
-
-        base, _, name = args.db.rpartition("/")
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
+    if not args.skip_load:
+        recreate_database(args.db)
     store = open_runtime(Settings.from_env().with_(database_url=args.db), pool_size=4).store
     if not args.skip_load:
-        load(store, args.focus_visits, args.background_visits)
+        load(store, args.focus_visits, args.background_visits, hospitals=2, seed=7)
     if store.engine.dialect.name == "postgresql":
         with store.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
