@@ -19,7 +19,6 @@ from fhir_server.interactions.bundles import apply_transaction, transaction
 from fhir_server.storage.base import (
     Key,
     Storage,
-    StorageRefused,
     StorageUnavailable,
     UnitOfWork,
     WriteConflict,
@@ -103,11 +102,9 @@ def commit_group(
             time.sleep(random.uniform(0, 0.002 * 2**attempt))
         except StorageUnavailable:
             raise  # nothing can be written now: the caller reports every record failed
-        except StorageRefused:
-            break  # something in one Bundle the database refuses: find it by going one by one
         except FhirError:
-            # Raised while the group's writes were flushed together (a value the index refuses): which
-            # Bundle carried it is found the same way.
+            # Refused while the group's writes were flushed together (StorageRefused from the database,
+            # or a value the index refuses): find the Bundle that carried it by going one by one.
             break
     STATS.add(splits=1)
     outcomes = [_one(store, bundle, validate, origin, integrity_policy) for bundle in bundles]
