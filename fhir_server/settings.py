@@ -117,6 +117,8 @@ class Settings:
     facilities_csv: str | None = None
     report_min_cell: int = 5
     report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
+    # issue 20: answer GET read/vread/type search without FastAPI's routing (off: every request via FastAPI)
+    direct_route: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -182,6 +184,8 @@ class Settings:
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
             report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
+            # issue 20
+            direct_route=_env_bool("LIENTHONG_DIRECT_ROUTE", cls.direct_route),
         )
 
     def with_(self, **changes) -> Settings:

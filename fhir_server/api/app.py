@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fhir_server import audit
 from fhir_server.api import history, rest, search, system
 from fhir_server.api.deps import AppContext
+from fhir_server.api.fastpath import FastPath
 from fhir_server.api.responses import error_response, request_lang
 from fhir_server.api.xml import XmlMiddleware
 from fhir_server.audit import guard as audit_guard
@@ -183,7 +184,12 @@ def create_app(
         smart_router = build_router(key, store, settings.base_path)
     # Middleware runs outermost-last-added: audit (records refusals too) > metrics (counts them) >
     # token gate (sets request.state.principal) > /ui login (a session when no token came) > rate limit
-    # (sees the caller) > routes.
+    # (sees the caller) > direct route > routes.
+    # Innermost: the direct route for read, vread and type search (every layer below still applies).
+    if settings.direct_route:
+        app.add_middleware(
+            FastPath, router=app.router, context=app.state.context, base_path=settings.base_path
+        )
     if settings.rate_limit > 0:
         exempt = frozenset(s.strip() for s in settings.rate_limit_exempt.split(",") if s.strip())
         app.add_middleware(

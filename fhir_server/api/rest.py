@@ -24,7 +24,7 @@ from fhir_server.i18n import msg
 from fhir_server.interactions import core as ix
 from fhir_server.interactions import integrity, patching
 from fhir_server.search.shaping import shape
-from fhir_server.storage.base import StoredResource
+from fhir_server.storage.base import Storage, StoredResource
 from fhir_server.validation import check_type, validate
 
 router = APIRouter()
@@ -44,6 +44,17 @@ def _criteria_without(request: Request, name: str) -> str:
 async def read(request: Request, store: Store, res_type: str, res_id: str) -> Response:
     """read: current version with ETag/Last-Modified; 304 when If-None-Match / If-Modified-Since hold;
     `_summary` and `_elements` trim the copy returned."""
+    return await answer_read(request, store, res_type, res_id)
+
+
+@router.get("/{res_type}/{res_id}/_history/{version}")
+async def vread(request: Request, store: Store, res_type: str, res_id: str, version: str) -> Response:
+    """vread: one version (`_summary` and `_elements` apply as on read)."""
+    return await answer_vread(request, store, res_type, res_id, version)
+
+
+async def answer_read(request: Request, store: Storage, res_type: str, res_id: str) -> Response:
+    """The read interaction's answer, shared by the route above and the direct route (api.fastpath)."""
     check_accept(request)
     stored = await run_in_threadpool(ix.read, store, res_type, res_id)
     headers = version_headers(stored)
@@ -52,9 +63,10 @@ async def read(request: Request, store: Store, res_type: str, res_id: str) -> Re
     return fhir_json(_shaped(request, stored.content), 200, headers)
 
 
-@router.get("/{res_type}/{res_id}/_history/{version}")
-async def vread(request: Request, store: Store, res_type: str, res_id: str, version: str) -> Response:
-    """vread: one version (`_summary` and `_elements` apply as on read)."""
+async def answer_vread(
+    request: Request, store: Storage, res_type: str, res_id: str, version: str
+) -> Response:
+    """The vread interaction's answer, shared by the route above and the direct route (api.fastpath)."""
     check_accept(request)
     stored = await run_in_threadpool(ix.vread, store, res_type, res_id, version)
     return fhir_json(_shaped(request, stored.content), 200, version_headers(stored))

@@ -66,6 +66,11 @@ def query_pairs(request: Request) -> list[tuple[str, str]]:
 @router.get("/{res_type:restype}")
 async def search_type(request: Request, res_type: str) -> Response:
     """Type-level search."""
+    return await answer_search(request, res_type)
+
+
+async def answer_search(request: Request, res_type: str) -> Response:
+    """A type-level GET search's answer, shared by the route above and the direct route (api.fastpath)."""
     check_accept(request)
     return fhir_json(await run_in_threadpool(_run, request, res_type, query_pairs(request)))
 
