@@ -5,6 +5,12 @@ or starts Lienthong itself (`lienthong serve`) on a loopback port over --db.
 
     python bench/bench_server.py --db postgresql://postgres@127.0.0.1:5432/bench --patients 5000
     python bench/bench_server.py --base http://127.0.0.1:8081/fhir      # another server
+    python bench/bench_server.py --db postgresql://…/bench_read --preloaded   # data already loaded
+
+Reads by id at 1, 4 and 8 wrk connections (req/s, p50, p99) with the CPU split while they ran: server
+processes with their workers, the PostgreSQL backends of the bench database, the load generator
+(CPU-seconds per second; 2.0 = both cores). Set LIENTHONG_DIRECT_ROUTE=false for the A/B without
+the direct route.
 """
 
 from __future__ import annotations
@@ -15,7 +21,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -220,7 +225,7 @@ def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict
     out = subprocess.run(
         [
             wrk,
-            "-t2",
+            f"-t{min(2, clients)}",
             f"-c{clients}",
             f"-d{int(seconds)}s",
             "--latency",
@@ -252,27 +257,155 @@ def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict
     return result
 
 
+def _children(pid: int) -> list[int]:
+    """A process and all its descendants (from /proc)."""
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each of these processes (and its reaped children) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    return out
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two readings (a process started in between counts from zero; one that
+    ended in between is lost)."""
+    return sum(after[p] - before.get(p, 0.0) for p in after)
+
+
+def _pss_mb(pids: list[int]) -> float:
+    """Proportional set size of these processes together, in MB."""
+    kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    kb += int(line.split()[1])
+        except OSError:
+            continue
+    return round(kb / 1024, 1)
+
+
+def _pg_backends(db: str | None) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to the bench database (none when not PostgreSQL)."""
+    if not db or not db.startswith("postgresql"):
+        return []
+    import psycopg
+
+    name = urlsplit(db).path.lstrip("/")
+    admin = db.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
+    """Read, identifier-search and patient-scoped search paths from data already on the server."""
+    out: dict[str, list[str]] = {"reads": [], "identifiers": [], "patient_obs": []}
+    with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as c:
+        for rtype in ("Patient", "Observation", "Encounter", "Condition"):
+            r = c.get(rtype, params={"_count": str(max(50, n // 4))})
+            for e in r.json().get("entry", []):
+                res = e["resource"]
+                out["reads"].append(f"{rtype}/{res['id']}")
+                if rtype == "Patient":
+                    for ident in res.get("identifier", [])[:1]:
+                        out["identifiers"].append(f"Patient?identifier={ident['system']}|{ident['value']}")
+                    out["patient_obs"].append(f"Observation?subject=Patient/{res['id']}&code=2345-7")
+    return out
+
+
+def wrk_at(base: str, paths: list[str], clients: list[int], seconds: float) -> dict:
+    """wrk read figures at each client count (empty when wrk is missing)."""
+    out = {}
+    for n in clients:
+        got = wrk_reads(base, paths, n, seconds)
+        if got is None:
+            return {}
+        out[n] = got
+    return out
+
+
 def start_lienthong(db: str, workers: int) -> tuple[subprocess.Popen, str]:
     """Start `lienthong serve` on a free loopback port; returns (process, base URL)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     exe = Path(sys.executable).with_name("lienthong")
-    proc = subprocess.Popen(
-        [str(exe), "serve", "--db", db, "--port", str(port), "--workers", str(workers)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    errors = Path(tempfile.mkdtemp(prefix="lt-serve-")) / "stderr.txt"
+    with errors.open("wb") as err:  # a file, not a pipe: workers outlive a killed master and keep it open
+        proc = subprocess.Popen(
+            [str(exe), "serve", "--db", db, "--port", str(port), "--workers", str(workers)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}/fhir"
-    deadline = time.time() + 60
+    deadline = time.time() + 300  # a busy shared machine can take minutes to start two workers
     while time.time() < deadline:
         try:
             if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
                 return proc, base
         except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("lienthong serve did not start: " + proc.stderr.read().decode()[-2000:])
+            time.sleep(0.5)
+    os.killpg(proc.pid, 15)
+    raise SystemExit("lienthong serve did not start: " + errors.read_text(errors="replace")[-2000:])
+
+
+def _vacuum_analyze(db: str) -> None:
+    """VACUUM ANALYZE the bench database: this machine runs PostgreSQL with autovacuum off, and plans on
+    never-analyzed tables go wrong (production servers have autovacuum on)."""
+    import psycopg
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def _split(server: list[int], db: str | None, seconds: float, run) -> tuple[object, dict]:
+    """Run `run()` and return its result with the CPU seconds per second of the server processes,
+    the database backends and the load generator (a child process of this one) while it ran."""
+    import resource
+
+    backends = _pg_backends(db)
+    before = (_cpu_seconds(server), _cpu_seconds(backends), resource.getrusage(resource.RUSAGE_CHILDREN))
+    t0 = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gen = (after.ru_utime + after.ru_stime) - (before[2].ru_utime + before[2].ru_stime)
+    cpu = {
+        "server_cpu": round(_used(before[0], _cpu_seconds(server)) / wall, 2),
+        "postgres_cpu": round(
+            _used(before[1], _cpu_seconds(sorted(set(backends) | set(_pg_backends(db))))) / wall, 2
+        ),
+        "loadgen_cpu": round(gen / wall, 2),
+    }
+    rps = getattr(result, "get", lambda _k: None)("rps")
+    if rps:  # CPU per request: what a busy shared machine changes least
+        cpu["server_cpu_ms_per_req"] = round(cpu["server_cpu"] * 1000 / rps, 3)
+        cpu["postgres_cpu_ms_per_req"] = round(cpu["postgres_cpu"] * 1000 / rps, 3)
+    return result, cpu
 
 
 def main() -> None:
@@ -281,11 +414,15 @@ def main() -> None:
     ap.add_argument("--base", help="FHIR base URL of a running server (skips starting Lienthong)")
     ap.add_argument("--db", help="database URL for the Lienthong it starts (default: temp SQLite file)")
     ap.add_argument("--patients", type=int, default=2000, help="patients to generate (10 resources each)")
+    ap.add_argument("--preloaded", action="store_true", help="no ingest: read what the server already holds")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
     ap.add_argument("--clients", type=int, default=4, help="concurrent ingest clients")
     ap.add_argument("--reads", type=int, default=2000, help="sequential reads for latency percentiles")
-    ap.add_argument("--read-clients", type=int, default=8)
+    ap.add_argument("--searches", type=int, default=500, help="sequential searches of each kind")
+    ap.add_argument("--read-clients", default="1,4,8", help="wrk connection counts for concurrent reads")
     ap.add_argument("--read-seconds", type=float, default=10.0)
+    ap.add_argument("--everything", help="a Patient id whose $everything is timed (e.g. bench_everything's)")
+    ap.add_argument("--server-pid", type=int, help="with --base: the server's pid, for its CPU and memory")
     ap.add_argument("--seed", type=int, default=20261123)
     args = ap.parse_args()
 
@@ -294,53 +431,85 @@ def main() -> None:
     db = args.db or f"sqlite:///{tempfile.mkdtemp(prefix='lt-bench-')}/bench.db"
     if not base:
         proc, base = start_lienthong(db, args.workers)
+    server_pid = proc.pid if proc else args.server_pid
+    result: dict = {
+        "server": base if args.base else f"lienthong ({db.split('@')[-1]}, {args.workers} workers)",
+        "direct_route": os.environ.get("LIENTHONG_DIRECT_ROUTE", "true"),
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg()[0],
+    }
     try:
-        bundles = make_bundles(args.patients, args.seed)
-        n_resources = sum(len(b["entry"]) for b in bundles)
-        secs, locations = ingest(base, bundles, args.clients)
-        rng = random.Random(args.seed)
-        targets = [
-            loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))
-        ]
+        if args.preloaded:
+            found = preloaded_targets(base, args.reads)
+            targets = found["reads"]
+        else:
+            bundles = make_bundles(args.patients, args.seed)
+            n_resources = sum(len(b["entry"]) for b in bundles)
+            secs, locations = ingest(base, bundles, args.clients)
+            result.update(
+                {
+                    "patients": args.patients,
+                    "resources": n_resources,
+                    "ingest_clients": args.clients,
+                    "ingest_seconds": round(secs, 2),
+                    "ingest_resources_per_s": round(n_resources / secs),
+                }
+            )
+            rng = random.Random(args.seed)
+            targets = [
+                loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))
+            ]
+            found = {"identifiers": [], "patient_obs": []}
+            found.update({k: v for k, v in preloaded_targets(base, args.searches).items() if k != "reads"})
+        if not args.base and db.startswith("postgresql"):
+            _vacuum_analyze(db)
+            result["vacuum_analyze"] = True
+        server = _children(server_pid) if server_pid else []
         timed_gets(base, targets[:200])  # warm-up
         read = timed_gets(base, targets)
         vread = timed_gets(base, [f"{t}/_history/1" for t in targets[: args.reads // 2]])
-        history = timed_gets(base, [f"{t}/_history" for t in targets[: args.reads // 4]])
-        rps = concurrent_reads(base, targets, args.read_clients, args.read_seconds)
-        wrk = wrk_reads(base, targets, args.read_clients, args.read_seconds)
+        result.update(
+            {
+                "read_p50_ms": round(pct(read, 50), 2),
+                "read_p99_ms": round(pct(read, 99), 2),
+                "vread_p50_ms": round(pct(vread, 50), 2),
+                "vread_p99_ms": round(pct(vread, 99), 2),
+            }
+        )
+        for key, paths in (
+            ("identifier_search", found["identifiers"]),
+            ("patient_obs_search", found["patient_obs"]),
+        ):
+            if paths:
+                times = timed_gets(base, [p.replace("|", "%7C") for p in paths[: args.searches]])
+                result[f"{key}_p50_ms"] = round(pct(times, 50), 2)
+                result[f"{key}_p99_ms"] = round(pct(times, 99), 2)
+        if args.everything:
+            times = timed_gets(base, [f"Patient/{args.everything}/$everything"] * 100)
+            result["everything_p50_ms"] = round(pct(times, 50), 2)
+            result["everything_p99_ms"] = round(pct(times, 99), 2)
+        for n in [int(x) for x in args.read_clients.split(",") if x]:
+            got, cpu = _split(
+                server, db, args.read_seconds, lambda n=n: wrk_reads(base, targets, n, args.read_seconds)
+            )
+            if got is None:  # no wrk: Python threads (client-bound past a few hundred requests/s)
+                got, cpu = _split(
+                    server,
+                    db,
+                    args.read_seconds,
+                    lambda n=n: {
+                        "rps": concurrent_reads(base, targets, n, args.read_seconds),
+                        "tool": "httpx",
+                    },
+                )
+            result[f"reads_{n}c"] = {**got, **cpu}
+        if server:
+            result["server_pss_mb"] = _pss_mb(_children(server_pid))
+        result["load_average_at_end"] = os.getloadavg()[0]
     finally:
         if proc:
             proc.terminate()
             proc.wait(timeout=30)
-    result = {
-        "server": base if args.base else f"lienthong ({db.split('@')[-1]}, {args.workers} workers)",
-        "cores": os.cpu_count(),
-        "patients": args.patients,
-        "resources": n_resources,
-        "bundles": len(bundles),
-        "ingest_clients": args.clients,
-        "ingest_seconds": round(secs, 2),
-        "ingest_resources_per_s": round(n_resources / secs),
-        "read_p50_ms": round(pct(read, 50), 2),
-        "read_p99_ms": round(pct(read, 99), 2),
-        "vread_p50_ms": round(pct(vread, 50), 2),
-        "vread_p99_ms": round(pct(vread, 99), 2),
-        "history_p50_ms": round(pct(history, 50), 2),
-        "history_p99_ms": round(pct(history, 99), 2),
-        "concurrent_read_clients": args.read_clients,
-        "python_client_reads_per_s": round(rps),
-        "median_read_ms": round(statistics.median(read) * 1000, 2),
-    }
-    if wrk:
-        result.update(
-            {
-                "wrk_read_clients": args.read_clients,
-                "wrk_reads_per_s": round(wrk.get("rps", 0)),
-                "wrk_read_p50_ms": wrk.get("p50_ms"),
-                "wrk_read_p99_ms": wrk.get("p99_ms"),
-                "wrk_non_2xx": wrk.get("non_2xx", 0),
-            }
-        )
     for key, value in result.items():
         print(f"{key:26} {value}")
     out = Path(__file__).parent / "results"
