@@ -73,6 +73,9 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=300)
     ap.add_argument("--reads", type=int, default=5000)
     ap.add_argument("--top", type=int, default=0, help="also list the N functions with the most own CPU")
+    ap.add_argument(
+        "--no-direct-route", action="store_true", help="every request through FastAPI's router (A/B)"
+    )
     ap.add_argument("--client", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client is not None:  # the client process: base URL then paths on stdin
@@ -85,7 +88,7 @@ def main() -> None:
     from lienthong.app import create_app
     from lienthong.runtime import open_runtime
 
-    settings = Settings(database_url=args.db, link_on_ingest=False)
+    settings = Settings(database_url=args.db, link_on_ingest=False, direct_route=not args.no_direct_route)
     store = open_runtime(settings).store
     app = create_app(settings, store=store)
     port = _free_port()
