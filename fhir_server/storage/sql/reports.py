@@ -24,6 +24,7 @@ from sqlalchemy import (
     delete,
     func,
     literal_column,
+    or_,
     select,
     text,
     tuple_,
@@ -235,6 +236,16 @@ class ReportRepository:
             stmt = stmt.limit(limit)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def patients_of_province(self, province: str, facilities: list[str]) -> list[str]:
+        """Patients with a visit whose home is in `province` (new-era code) or at one of `facilities`."""
+        c = report_visit.c
+        cond = c.province_new == province
+        if facilities:
+            cond = or_(cond, c.facility.in_(facilities))
+        stmt = select(c.patient_id).where(and_(cond, c.patient_id.is_not(None))).distinct()
+        with self.engine.connect() as conn:
+            return [row[0] for row in conn.execute(stmt)]
 
     def count(self) -> int:
         """Fact rows."""
