@@ -87,3 +87,11 @@ async def test_refused_hl7_message_answers_ack_ar_with_err_when_asked_for_hl7(se
     segments = r.text.strip().split("\r")
     assert segments[1].startswith("MSA|AR|")
     assert any(s.startswith("ERR|") and "207" in s for s in segments)
+
+
+async def test_replaying_a_refused_record_keeps_the_uploaders_binding(secured):
+    r = await secured.post("http://test/ingest/qd130", content=mixed_file(), headers={**CHO_RAY, **XML})
+    dl_id = next(rec["dead_letter_id"] for rec in r.json()["records"] if rec["status"] == "rejected")
+    replay = await secured.post(f"http://test/ingest/dead-letters/{dl_id}/replay", headers=HUB)
+    assert replay.status_code == 422
+    assert replay.json()["status"] == "failed"
