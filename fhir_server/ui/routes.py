@@ -7,7 +7,7 @@ nothing about the patient is logged.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -69,9 +69,14 @@ async def patient_page(
 ) -> HTMLResponse:
     """One patient's records from every linked hospital on one timeline (filters: hospital, type, period)."""
     filters = timeline_filters(hospital=hospital, type=type, since=since, until=until, all=all)
+    settings = get_settings(request)
     try:
         view = await run_in_threadpool(
-            patient_view, get_store(request), patient_id, get_settings(request).icd10_path, filters
+            partial(patient_view, cache_size=settings.ui_view_cache),
+            get_store(request),
+            patient_id,
+            settings.icd10_path,
+            filters,
         )
     except FhirError as exc:
         if exc.status in (404, 410):
