@@ -78,9 +78,11 @@ class Hospitals:
         self.by_ref = by_ref
         self._memo: dict[str, str] = {}
         self.by_code: dict[str, str] = {}
+        # Each Organization's label once: thousands of resources point at the same three hospitals.
+        self._orgs: dict[str, str] = {}
         for key, res in by_ref.items():
             if key.startswith("Organization/"):
-                label = lb.organization_label(res)
+                label = self._orgs[key] = lb.organization_label(res)
                 for ident in res.get("identifier") or []:
                     value = ident.get("value") if isinstance(ident, dict) else None
                     if isinstance(value, str) and value.isdigit() and len(value) == 5 and label:
@@ -88,9 +90,7 @@ class Hospitals:
 
     def org(self, ref: str | None) -> str:
         """Label of a referenced Organization (empty when not an Organization or not known)."""
-        if ref and ref.startswith("Organization/") and ref in self.by_ref:
-            return lb.organization_label(self.by_ref[ref])
-        return ""
+        return self._orgs.get(ref, "") if ref else ""
 
     def of(self, res: dict, depth: int = 0) -> str:
         """Hospital label of a resource ("" when nothing says)."""
@@ -274,20 +274,30 @@ def _request_view(base: dict, filters: dict[str, str], now_us: int, page_visits:
     matching = _filter_timeline(base["timeline"], filters)
     # The newest visits first; older ones on request, so a long record stays a light page on a ward tablet.
     shown = matching if filters.get("all") else matching[:page_visits]
+    upcoming = sorted(
+        (
+            a
+            for a in base["appointments"]
+            if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
+        ),
+        key=lambda x: x["sort"],
+    )
+    coverage = clinical.coverage_status(base["coverages"], now_us)
     return {
         **base,
-        "upcoming": sorted(
-            (
-                a
-                for a in base["appointments"]
-                if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
-            ),
-            key=lambda x: x["sort"],
-        ),
-        "coverage": clinical.coverage_status(base["coverages"], now_us),
+        "upcoming": upcoming,
+        "coverage": coverage,
         "shown": shown,
         "more_visits": len(matching) - len(shown),
         "filters": filters,
+        # Everything of the page that is not the cached record: equal keys render the same HTML.
+        "render_key": (
+            tuple(sorted(filters.items())),
+            tuple(v.id for v in shown),
+            len(matching) - len(shown),
+            tuple(id(a) for a in upcoming),
+            tuple(sorted(coverage.items())) if coverage else None,
+        ),
     }
 
 
@@ -504,6 +514,7 @@ def _record_view(result: CompartmentPage, patient_id: str, icd10_path: str | Non
         "coverages": by_type["Coverage"],
         "documents": docs,
         "types": lb.vocabulary()["timeline_types"],
+        "rendered": {},  # HTML of this record by (template, render_key, context): see routes.render_view
     }
 
 

@@ -222,12 +222,17 @@ def compartment(engine: Engine, ids: list[str], q: CompartmentQuery) -> Compartm
     if q.count is not None and len(rows) > q.count:
         rows = rows[: q.count]
         result.next_after = (rows[-1].kind, rows[-1].rid)
-    result.rows = [
-        CompartmentRow(
-            x.kind, x.rid, x.res_type, x.res_id, x.content if q.content else b"", x.version, x.last_updated
-        )
-        for x in rows
-    ]
+    # Positional unpacking: named access on 2,000 rows is a measurable part of a clinician page.
+    if q.content:
+        result.rows = [
+            CompartmentRow(kind, rid, res_type, res_id, content, version, last_updated)
+            for kind, rid, res_type, res_id, version, last_updated, _total, content in rows
+        ]
+    else:
+        result.rows = [
+            CompartmentRow(kind, rid, res_type, res_id, b"", version, last_updated)
+            for kind, rid, res_type, res_id, version, last_updated, _total in rows
+        ]
     if rows:
         result.total = rows[0].total
     return result
