@@ -105,7 +105,8 @@ class Hospitals:
     def _find(self, res: dict, depth: int) -> str:
         rt = res.get("resourceType")
         for f in _ORG_FIELDS:
-            if label := self.org(_ref(res.get(f))):
+            value = res.get(f)
+            if value is not None and (label := self.org(_ref(value))):
                 return label
         if rt == "ServiceRequest":  # performer of a referral is the destination, not the source
             if label := self.org(_ref(res.get("requester"))):
