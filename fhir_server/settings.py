@@ -117,6 +117,8 @@ class Settings:
     facilities_csv: str | None = None
     report_min_cell: int = 5
     report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
+    # issue 17: clinician view cache (patients whose page model is kept in memory, per process; 0: off)
+    ui_view_cache: int = 32
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -182,6 +184,8 @@ class Settings:
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
             report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
+            # issue 17
+            ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
         )
 
     def with_(self, **changes) -> Settings:
