@@ -88,7 +88,7 @@ def start(db: str, workers: int, src: str | None) -> tuple[subprocess.Popen, str
         env=env,
     )
     base = f"http://127.0.0.1:{port}/fhir"
-    deadline = time.time() + 90
+    deadline = time.time() + 180
     while time.time() < deadline:
         try:
             if httpx.get(f"{base}/metadata", timeout=2).status_code == 200:
