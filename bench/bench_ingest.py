@@ -134,6 +134,52 @@ def one_round(args, bundles: list[dict], src: str | None) -> dict:
     }
 
 
+def child(db: str, patients: int) -> None:
+    """In-process side of `--asgi`: the app over ASGI (no HTTP server), one client; prints CPU per 1,000."""
+    import asyncio
+
+    from fhir_server.settings import Settings
+    from lienthong.app import create_app
+    from lienthong.runtime import open_runtime
+
+    reset(db)
+    settings = Settings.from_env().with_(database_url=db)
+    app = create_app(settings, store=open_runtime(settings).store)
+    bodies = [json.dumps(b).encode() for b in make_bundles(patients, 20261202)]
+
+    async def post(batch: list[bytes]) -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench/fhir") as client:
+            for body in batch:
+                resp = await client.post("", content=body, headers={"Content-Type": "application/fhir+json"})
+                assert resp.status_code == 200, resp.text[:300]
+
+    asyncio.run(post(bodies[:10]))  # warm-up
+    cpu0 = time.process_time()
+    asyncio.run(post(bodies[10:]))
+    cpu = time.process_time() - cpu0
+    print(json.dumps({"cpu_s_per_1000": round(cpu / (len(bodies) - 10) / 100 * 1000, 3)}))
+
+
+def asgi_round(args, src: str | None) -> dict:
+    """CPU of the server-side Python per 1,000 resources, measured in a child process."""
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src
+    out = (
+        subprocess.run(
+            [sys.executable, __file__, "--child", "--db", args.db, "--patients", str(args.patients)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    return {"side": "B" if src else "A", **json.loads(out), "load": round(os.getloadavg()[0], 1)}
+
+
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,7 +189,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--b-src", help="another source tree to alternate with (A/B)")
+    ap.add_argument("--asgi", action="store_true", help="CPU per 1,000 resources in-process (no server)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        child(args.db, args.patients)
+        return
     bundles = make_bundles(args.patients, 20261202)
     print(f"cores: {os.cpu_count()}  bundles: {len(bundles)} x 100  clients: {args.clients}", flush=True)
     results = []
@@ -152,7 +203,7 @@ def main() -> None:
         if i % 2:
             sides.reverse()
         for src in sides:
-            result = one_round(args, bundles, src)
+            result = asgi_round(args, src) if args.asgi else one_round(args, bundles, src)
             results.append(result)
             print(json.dumps(result), flush=True)
 
