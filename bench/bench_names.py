@@ -52,6 +52,18 @@ def analyze(store) -> None:
             conn.exec_driver_sql("ANALYZE")
 
 
+def measure_id(store, runs: int) -> None:
+    """The floor: a search by `_id` through the same code, to read the name figures against."""
+    times = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        run_search(store, "Patient", [("_id", f"p{i}"), ("_count", "20")], "http://b/fhir")
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    print(f"{'_id (floor)':<25} p50 {statistics.median(times):7.2f} ms   p99 {p99:7.2f} ms   (n={runs})")
+
+
 def measure(store, typed: str, runs: int) -> None:
     """Run `name=<typed>&_count=20` `runs` times; prints p50/p99."""
     times = []
@@ -65,6 +77,31 @@ def measure(store, typed: str, runs: int) -> None:
     print(f"name={typed!r:<20} p50 {statistics.median(times):7.2f} ms   p99 {p99:7.2f} ms   (n={runs})")
 
 
+def explain(store, typed: str, runs: int) -> None:
+    """PostgreSQL only: p50/p99 of the page query's own execution time (EXPLAIN ANALYZE), which the
+    Python client's share of a busy machine does not blur."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, params, context, executemany) -> None:
+        if "content" in statement and "LIMIT" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    run_search(store, "Patient", [("name", typed), ("_count", "20")], "http://b/fhir")
+    event.remove(store.engine, "before_cursor_execute", capture)
+    statement, params = seen[-1]
+    times = []
+    with store.engine.connect() as conn:
+        for _ in range(runs):
+            plan = [row[0] for row in conn.exec_driver_sql("EXPLAIN ANALYZE " + statement, params)]
+            times.append(float(plan[-1].split()[2]))
+    times.sort()
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    print(f"SQL name={typed!r:<16} p50 {statistics.median(times):7.2f} ms   p99 {p99:7.2f} ms   (n={runs})")
+
+
 def main() -> None:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description="accent-folded name search benchmark")
@@ -74,6 +111,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the query list (interleaves the prefixes)")
+    ap.add_argument("--explain", action="store_true", help="also time the SQL alone (PostgreSQL)")
     args = ap.parse_args()
     store = open_store(args.db)
     print(f"cores: {os.cpu_count()}  database: {store.engine.dialect.name}  patients: {args.patients}")
@@ -82,8 +120,12 @@ def main() -> None:
     analyze(store)
     print(f"load average: {os.getloadavg()[0]:.1f}")
     for _ in range(args.rounds):
+        measure_id(store, args.runs)
         for typed in TYPED:
             measure(store, typed, args.runs)
+    if args.explain and store.engine.dialect.name == "postgresql":
+        for typed in TYPED:
+            explain(store, typed, args.runs)
 
 
 if __name__ == "__main__":
