@@ -60,6 +60,7 @@ FIELD_VALUES = st.one_of(
             "NaN",
             "\x00",
             "\x1c\x0b",
+            "BV\x0bDEMO\x1cX",
             "\x1b[31m",
             "Nguyễn Văn Ánh",
         ]

@@ -5,6 +5,7 @@ short outcome label for the counts."""
 from __future__ import annotations
 
 from adapters.base import RecordError
+from adapters.hl7v2.ack import AckError, build_ack
 from adapters.hl7v2.plugin import Hl7v2Adapter
 from adapters.qd130.plugin import Qd130Adapter
 from tests.adapters.fuzz.hl7v2_inputs import Hl7Case
@@ -51,17 +52,22 @@ def qd130_parse(case: Qd130Case, check: bool = True) -> str:
 
 
 def hl7_parse(case: Hl7Case) -> str:
-    """Parse and map a message; bad input only ever becomes a tagged [AE|AR code] error."""
+    """Parse and map a message; bad input only ever becomes a tagged [AE|AR code] error, and the ACK
+    that answers it (echoing the sender's MSH and the reasons) is a well-formed, frameable ACK."""
+    from adapters.hl7v2.processor import _header  # the listener's own header reading (falls back to sniffing)
+
     parsed = HL7V2.parse(case.payload, {})
-    for e in parsed.errors:
-        precise(e)
+    errors = list(parsed.errors)
     labels = []
     for rec in parsed.records:
         mapped = HL7V2.to_fhir(rec, {})
-        for e in mapped.errors:
-            precise(e)
+        errors += mapped.errors
         labels.append("accepted" if mapped.bundle is not None else "rejected")
+    for e in errors:
+        precise(e)
     assert parsed.records or parsed.errors
+    ack = build_ack(_header(case.payload), "AE", [AckError("102", e.location, e.reason) for e in errors])
+    ack_segments(ack)
     return "refused" if not parsed.records else ("accepted" if set(labels) == {"accepted"} else "rejected")
 
 

@@ -1,0 +1,72 @@
+"""One regression test per defect the parser fuzz run found (docs/reliability-inputs.md, "Parser
+fuzzing")."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from adapters.hl7v2.mllp import MllpServer, frame
+from adapters.hl7v2.processor import process
+from adapters.pipeline import ingest, replay
+from adapters.repository import ingest_repository
+from tests.adapters.fuzz import properties
+from tests.adapters.hl7v2.samples import ADT_A01
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+def test_a_dead_letter_from_an_envelope_whose_macskcb_holds_an_ampersand_replays_to_its_own_reason(store):
+    # Finding 1: the per-HOSO replay payload wrote MACSKCB back unescaped, so it was not XML any more.
+    xml = (SAMPLES / "qd130" / "79001-hai-ho-so-mot-loi.xml").read_bytes()
+    xml = xml.replace(b"<MACSKCB>79001</MACSKCB>", b"<MACSKCB>BV &amp; 79001</MACSKCB>")
+    result = ingest(store, xml, source="file:hai-ho-so.xml", adapter="qd130")
+    rejected = [r for r in result.records if r.status == "rejected"]
+    assert [r.status for r in result.records] == ["accepted", "rejected"]
+
+    outcome = replay(store, rejected[0].dead_letter_id)[0]
+
+    assert outcome["status"] == "failed"
+    assert [e["location"] for e in outcome["errors"]] == [e["location"] for e in rejected[0].errors]
+    assert "NGAY_RA" in outcome["errors"][0]["location"]
+    payload = ingest_repository(store).get_dead_letter(rejected[0].dead_letter_id)["payload"]
+    assert b"<MACSKCB>BV &amp; 79001</MACSKCB>" in payload
+
+
+def _with_msh(message: bytes, field: int, value: bytes) -> bytes:
+    msh, rest = message.split(b"\r", 1)
+    parts = msh.split(b"|")
+    while len(parts) < field:
+        parts.append(b"")
+    parts[field - 1] = value
+    return b"|".join(parts) + b"\r" + rest
+
+
+def test_the_ack_of_a_message_with_control_bytes_in_its_msh_carries_none_of_them(store):
+    # Finding 2: VT and FS of an unreadable MSH (here MSH-4 and an unknown MSH-18) were echoed into the
+    # ACK, inside the MLLP frame that FS+CR closes.
+    raw = _with_msh(_with_msh(ADT_A01, 4, b"BV\x0bDEMO\x1cX"), 18, b"UNICODE\x0b\x1cUTF-8")
+
+    outcome = process(store, raw)
+
+    assert outcome.code == "AR"
+    assert b"\x0b" not in outcome.ack and b"\x1c" not in outcome.ack
+    segments = properties.ack_segments(outcome.ack)
+    assert segments["MSH"][0].split("|")[5] == "BV DEMO X"
+
+
+async def test_over_mllp_that_ack_arrives_whole_and_the_connection_keeps_working(store):
+    server = MllpServer(store, port=0)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(frame(_with_msh(ADT_A01, 18, b"UTF-8\x0b\x1cX")) + frame(ADT_A01))
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 30)
+        second = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 30)
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.close()
+    assert properties.ack_code(first[1:-2]) == "AR"
+    assert properties.ack_code(second[1:-2]) == "AA"
