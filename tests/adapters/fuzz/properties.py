@@ -4,6 +4,8 @@ short outcome label for the counts."""
 
 from __future__ import annotations
 
+import orjson
+
 from adapters.base import RecordError
 from adapters.hl7v2.ack import AckError, build_ack
 from adapters.hl7v2.plugin import Hl7v2Adapter
@@ -32,11 +34,16 @@ def qd130_parse(case: Qd130Case, check: bool = True) -> str:
     parsed = QD130.parse(case.payload, {"check": check})
     for e in parsed.errors:
         precise(e)
+    reasons = [e.reason for e in parsed.errors]
     accepted = set()
     for rec in parsed.records:
         mapped = QD130.to_fhir(rec, {})
         for e in mapped.errors:
             precise(e)
+        reasons += [e.reason for e in mapped.errors]
+        # An external entity or XInclude is never resolved into the data.
+        out = orjson.dumps(mapped.bundle)
+        assert b"root:x:0:0" not in out and b"a" * 100 not in out, rec.key
         assert (mapped.bundle is None) == bool(mapped.errors), rec.key
         if mapped.bundle is not None:
             accepted.add(rec.key)
@@ -44,6 +51,8 @@ def qd130_parse(case: Qd130Case, check: bool = True) -> str:
             alone = QD130.parse(rec.payload, {"check": check})
             assert [r.key for r in alone.records] == [rec.key], (rec.key, [e.reason for e in alone.errors])
             assert [e.reason for e in alone.records[0].data.errors] == [e.reason for e in rec.data.errors]
+    if case.dtd:
+        assert any("DTD" in r for r in reasons), reasons
     if case.witness_key:
         assert case.witness_key in accepted, (case.witness_key, [e.reason for e in parsed.errors])
     if not parsed.records:

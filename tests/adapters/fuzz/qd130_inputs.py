@@ -161,6 +161,7 @@ class Qd130Case:
     witness_key: str | None  # MA_LK of a HOSO that must be accepted (None: the whole file is hit)
     victim_key: str
     names: list[str] = field(default_factory=list)  # generated patient data (never in logs)
+    dtd: bool = False  # a DTD/entity declaration was planted: it must be refused, not expanded
 
     def __repr__(self) -> str:  # hypothesis prints this on failure
         return f"Qd130Case(steps={self.steps}, head={self.payload[:200]!r}, size={len(self.payload)})"
@@ -213,6 +214,7 @@ def qd130_case(draw) -> Qd130Case:
     count = None
     file_level: list[str] = []
     envelope_hit = False
+    dtd = False
     facility = "79001"
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(
@@ -239,7 +241,8 @@ def qd130_case(draw) -> Qd130Case:
             root = etree.fromstring(inner)
             tag = draw(st.sampled_from(_fields(inner)))
             for el in list(root.iter(tag))[:1]:
-                el.getparent().remove(el)
+                if el.getparent() is not None:
+                    el.getparent().remove(el)
             files[fi] = (loai, etree.tostring(root, xml_declaration=True, encoding="utf-8"))
             steps.append(f"{loai}: drop <{tag}>")
         elif kind == "dup_row":
@@ -294,6 +297,7 @@ def qd130_case(draw) -> Qd130Case:
             steps.append(f"{loai}: inner encoding {how}")
         elif kind == "attack":
             attack = draw(st.sampled_from(ATTACKS))
+            dtd = dtd or b"<!DOCTYPE" in attack
             files[fi] = (loai, attack)
             steps.append(f"{loai}: attack {attack[:60]!r}")
         elif kind == "truncate_inner":
@@ -332,7 +336,13 @@ def qd130_case(draw) -> Qd130Case:
         steps.append(f"file: {how}")
         payload = _file_level(draw, payload, how)
     return Qd130Case(
-        payload, steps, None if file_level or envelope_hit else witness_hoso.ma_lk, victim_key, [name, cccd]
+        payload,
+        steps,
+        None if file_level or envelope_hit else witness_hoso.ma_lk,
+        victim_key,
+        [name, cccd],
+        # Checked only when it was the single mutation: a later one may cut or drop the declaration.
+        (dtd or "doctype" in file_level) and len(steps) == 1,
     )
 
 

@@ -20,7 +20,7 @@ from adapters.hl7v2.mllp import frame
 from adapters.repository import inbox
 from tests.adapters.fuzz import drive, properties
 from tests.adapters.fuzz.hl7v2_inputs import Hl7Case, MllpCase, hl7_message, mllp_stream
-from tests.adapters.fuzz.qd130_inputs import Qd130Case, qd130_case, witness
+from tests.adapters.fuzz.qd130_inputs import ATTACKS, Hoso, Qd130Case, envelope, qd130_case, victims, witness
 from tests.adapters.fuzz.watchdog import within
 from tests.adapters.hl7v2.samples import ADT_A01
 
@@ -159,3 +159,21 @@ def test_mllp_listener_acks_every_frame_of_hostile_streams_and_stays_up(mllp, st
 
     send()
     assert drive.leaked(caplog.text, people) == []
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=[f"attack{i}" for i in range(len(ATTACKS))])
+def test_every_xml_attack_in_an_inner_table_is_refused_for_that_hoso_only(attack):
+    victim = victims()[0]
+    files = [("XML1", attack), *victim.files[1:]]
+    payload = envelope([Hoso(files), witness()])
+
+    parsed = within(lambda: properties.QD130.parse(payload, {}), what="attack parse")
+
+    outcome = {r.key: properties.QD130.to_fhir(r, {}) for r in parsed.records}
+    assert outcome.pop(witness().ma_lk).bundle is not None
+    [refused] = outcome.values()
+    assert refused.bundle is None
+    reasons = " ".join(e.reason for e in refused.errors)
+    if b"<!DOCTYPE" in attack:
+        assert "DTD/entity declarations are not allowed" in reasons, reasons
+    assert "root:x:0:0" not in reasons
