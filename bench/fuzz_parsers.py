@@ -67,6 +67,7 @@ def pure(run: Run, cases: int, seed_value: int) -> None:
     @given(case=qd130_case())
     def qd130(case) -> None:
         run.check("qd130 parse", case.steps, lambda: within(lambda: properties.qd130_parse(case)))
+        run.check("qd130 check", case.steps, lambda: within(lambda: properties.qd130_check(case)))
 
     @seed(seed_value)
     @_settings(cases)

@@ -60,6 +60,16 @@ def qd130_parse(case: Qd130Case, check: bool = True) -> str:
     return "all accepted" if len(accepted) == len(parsed.records) else "some rejected"
 
 
+def qd130_check(case: Qd130Case) -> str:
+    """The agency-style check (`lienthong check`, POST /qd130/$check) reports on any file, never raises."""
+    from adapters.qd130.check import check_bytes
+    from adapters.qd130.check_report import exit_code
+
+    report = check_bytes(case.payload, "fuzz.xml", "vi")
+    report.as_dict("vi")
+    return f"exit {exit_code([report])}"
+
+
 def hl7_parse(case: Hl7Case) -> str:
     """Parse and map a message; bad input only ever becomes a tagged [AE|AR code] error, and the ACK
     that answers it (echoing the sender's MSH and the reasons) is a well-formed, frameable ACK."""

@@ -44,6 +44,7 @@ def test_qd130_parser_answers_every_hostile_file_with_precise_errors():
     def run(case: Qd130Case) -> None:
         label = within(lambda: properties.qd130_parse(case), what="QĐ130 parse")
         labels[label] = labels.get(label, 0) + 1
+        within(lambda: properties.qd130_check(case), what="QĐ130 check")
 
     run()
     # The generator reaches every outcome, so the properties were exercised on each.
