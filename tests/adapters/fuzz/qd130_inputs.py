@@ -338,12 +338,20 @@ def qd130_case(draw) -> Qd130Case:
     return Qd130Case(
         payload,
         steps,
-        None if file_level or envelope_hit else witness_hoso.ma_lk,
+        None if envelope_hit or (file_level and not _harmless(file_level)) else witness_hoso.ma_lk,
         victim_key,
         [name, cccd],
         # Checked only when it was the single mutation: a later one may cut or drop the declaration.
         (dtd or "doctype" in file_level) and len(steps) == 1,
     )
+
+
+# Whole-file changes a receiver must take in its stride (one at a time): the witness still goes through.
+HARMLESS = {"bom", "double_bom", "utf16", "utf16_declared", "base64_envelope", "leading_space"}
+
+
+def _harmless(file_level: list[str]) -> bool:
+    return len(file_level) == 1 and file_level[0] in HARMLESS
 
 
 def _file_level(draw, payload: bytes, how: str) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from adapters.hl7v2.mllp import frame
@@ -71,17 +72,16 @@ def test_hostile_qd130_files_over_http_are_archived_dead_lettered_and_idempotent
     with httpx.Client(base_url=live_server.removesuffix("/fhir"), timeout=120) as http:
 
         @settings(max_examples=QD130_HTTP_CASES, **_SETTINGS)
-        @given(case=qd130_case())
-        def send(case: Qd130Case) -> None:
+        # The named route, and the auto-detecting one (as the watch folder and `lienthong ingest` do).
+        @given(case=qd130_case(), route=st.sampled_from(["/ingest/qd130", "/ingest"]))
+        def send(case: Qd130Case, route: str) -> None:
             people.update(case.names)
-            first = within(
-                lambda: http.post("/ingest/qd130", content=case.payload), what="POST /ingest/qd130"
-            )
+            first = within(lambda: http.post(route, content=case.payload), what=f"POST {route}")
             body = drive.check_ingest_answer(store, case.payload, first)
             if case.witness_key:
                 assert drive.outcomes(body).get(witness_key) == "accepted", body["records"]
             before = drive.distinct_resources(store)
-            again = within(lambda: http.post("/ingest/qd130", content=case.payload), what="re-send")
+            again = within(lambda: http.post(route, content=case.payload), what="re-send")
             body_again = drive.check_ingest_answer(store, case.payload, again)
             assert drive.outcomes(body_again) == drive.outcomes(body)
             assert drive.distinct_resources(store) == before

@@ -70,3 +70,14 @@ async def test_over_mllp_that_ack_arrives_whole_and_the_connection_keeps_working
         await server.close()
     assert properties.ack_code(first[1:-2]) == "AR"
     assert properties.ack_code(second[1:-2]) == "AA"
+
+
+def test_a_qd130_file_saved_as_utf16_is_recognised_without_naming_the_adapter(store):
+    # Finding 3: the parser read UTF-16 files but detection looked for ASCII bytes, so POST /ingest,
+    # the watch folder and `lienthong ingest` refused them as "no installed adapter".
+    text = (SAMPLES / "qd130" / "79001-ngoai-tru.xml").read_text(encoding="utf-8")
+    for encoded in (text.encode("utf-16"), text.encode("utf-16-le"), text.encode("utf-16-be")):
+        result = ingest(store, encoded, source="file:ngoai-tru-utf16.xml")
+
+        assert result.adapter == "qd130"
+        assert [r.status for r in result.records] == ["accepted"]
