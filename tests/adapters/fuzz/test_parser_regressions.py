@@ -81,3 +81,30 @@ def test_a_qd130_file_saved_as_utf16_is_recognised_without_naming_the_adapter(st
 
         assert result.adapter == "qd130"
         assert [r.status for r in result.records] == ["accepted"]
+
+
+def test_a_nul_in_msh10_is_answered_ae_once_dead_lettered_and_its_resend_gets_the_same_ack(store):
+    # Finding 4: on PostgreSQL the NUL of MSH-10 (the record key and the re-send key) failed every
+    # insert: no dead letter, and AR "retry later" to the sender for ever.
+    raw = ADT_A01.replace(b"|ADT0001|", b"|ADT\x000001|", 1)
+
+    first = process(store, raw)
+    again = process(store, raw)
+
+    assert first.code == "AE"
+    assert "MSH^1^10" in first.ack.decode()
+    assert again.duplicate and again.ack == first.ack
+    [dl] = ingest_repository(store).list_dead_letters("open", 10)
+    assert dl["record_key"] == "ADT\ufffd0001"
+    assert "U+0000" in dl["reason"]
+
+
+def test_a_nul_in_msh10_posted_to_ingest_gets_a_dead_letter_not_a_pipeline_failure(store):
+    raw = ADT_A01.replace(b"|ADT0001|", b"|ADT\x000001|", 1)
+
+    result = ingest(store, raw, source="http:127.0.0.1", adapter="hl7v2")
+
+    [record] = result.records
+    assert record.status == "rejected" and record.dead_letter_id is not None
+    assert [e["location"] for e in record.errors] == ["MSH-10"]
+    assert result.errors == []
