@@ -108,3 +108,38 @@ def test_a_nul_in_msh10_posted_to_ingest_gets_a_dead_letter_not_a_pipeline_failu
     assert record.status == "rejected" and record.dead_letter_id is not None
     assert [e["location"] for e in record.errors] == ["MSH-10"]
     assert result.errors == []
+
+
+def test_an_amount_beyond_64_bits_rejects_its_own_hoso_and_the_other_hoso_is_written(store):
+    # Finding 5: MUC_HUONG = 1180591620717411303424 was mapped as a Python int; serialising it failed
+    # the group commit, so every record of the file (and of its batch) was reported "database write
+    # failed".
+    xml = (SAMPLES / "qd130" / "79001-hai-ho-so-mot-loi.xml").read_bytes()
+    ok = (SAMPLES / "qd130" / "79001-ngoai-tru.xml").read_bytes()
+    huge = _with_xml3_value(ok, "MUC_HUONG", "1180591620717411303424")
+
+    results = [
+        ingest(store, payload, source=f"file:{i}.xml", adapter="qd130")
+        for i, payload in enumerate([huge, xml])
+    ]
+
+    [bad] = results[0].records
+    assert bad.status == "rejected"
+    assert bad.errors[0]["location"] == "XML3/CHI_TIET_DVKT[1]/MUC_HUONG"
+    assert "out of range" in bad.errors[0]["reason"]
+    assert [r.status for r in results[1].records] == ["accepted", "rejected"]
+
+
+def _with_xml3_value(envelope_xml: bytes, tag: str, value: str) -> bytes:
+    """The file with the first `tag` of its XML3 table set to `value` (inside the base64 NOIDUNGFILE)."""
+    import base64
+    import re
+
+    def swap(m: re.Match) -> bytes:
+        inner = base64.b64decode(m.group(2))
+        inner = re.sub(rf"<{tag}>[^<]*</{tag}>".encode(), f"<{tag}>{value}</{tag}>".encode(), inner, count=1)
+        return m.group(1) + base64.b64encode(inner) + b"</NOIDUNGFILE>"
+
+    return re.sub(
+        rb"(<LOAIHOSO>XML3</LOAIHOSO><NOIDUNGFILE>)(.*?)</NOIDUNGFILE>", swap, envelope_xml, flags=re.S
+    )
