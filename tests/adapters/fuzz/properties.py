@@ -81,6 +81,7 @@ def hl7_parse(case: Hl7Case) -> str:
     for rec in parsed.records:
         mapped = HL7V2.to_fhir(rec, {})
         errors += mapped.errors
+        orjson.dumps(mapped.bundle)  # what the store writes: a value JSON cannot hold fails every record
         labels.append("accepted" if mapped.bundle is not None else "rejected")
     for e in errors:
         precise(e)
