@@ -117,6 +117,10 @@ class Settings:
     facilities_csv: str | None = None
     report_min_cell: int = 5
     report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
+    # issue 13: SMART App Launch (authorization code + PKCE): code lifetime, offline refresh-token lifetime
+    # (online_access refresh tokens live session_max_age), all in seconds
+    authcode_lifetime: int = 60
+    refresh_token_lifetime: int = 30 * 24 * 3600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -182,6 +186,9 @@ class Settings:
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
             report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
+            # issue 13: SMART App Launch
+            authcode_lifetime=_env_int("LIENTHONG_AUTHCODE_LIFETIME", cls.authcode_lifetime),
+            refresh_token_lifetime=_env_int("LIENTHONG_REFRESH_TOKEN_LIFETIME", cls.refresh_token_lifetime),
         )
 
     def with_(self, **changes) -> Settings:
