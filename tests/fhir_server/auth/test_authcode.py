@@ -377,3 +377,38 @@ async def test_discovery_and_capability_statement_name_the_authorize_endpoint(ht
 async def test_authorization_request_may_be_posted_as_a_form(http):
     r = await http.post("/auth/authorize", data=request_params(pkce()[1]))
     assert r.status_code == 200 and 'name="csrf_token"' in r.text
+
+
+def test_clients_cli_registers_a_public_smart_app(db_url, store, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lienthong.cli import app as cli
+
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    runner = CliRunner()
+    base = ["clients", "add", "app-kham-benh", "--scope", APP_SCOPES, "--db", db_url]
+    no_uri = runner.invoke(cli, [*base, "--public"])
+    assert no_uri.exit_code == 2, "a public client without a redirect URI must be refused"
+    plain_http = runner.invoke(cli, [*base, "--public", "--redirect-uri", "http://ung-dung.vn/cb"])
+    assert plain_http.exit_code == 2, "http is only for loopback redirect URIs"
+    added = runner.invoke(
+        cli, [*base, "--public", "--redirect-uri", CALLBACK, "--redirect-uri", "https://ung-dung.vn/cb"]
+    )
+    assert added.exit_code == 0, added.output
+    app = authcode_repository(store).app("app-kham-benh")
+    assert app is not None and app.public and app.redirect_uris == (CALLBACK, "https://ung-dung.vn/cb")
+
+
+def test_users_cli_links_an_account_to_its_practitioner(db_url, store, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lienthong.cli import app as cli
+
+    monkeypatch.setenv("LIENTHONG_LANG", "en")
+    add_user(user_repository(store), "bs.lan", "BS. Nguyễn Thị Lan", PASSWORD, admin=False)
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["users", "fhir-user", "bs.lan", "Practitioner/bs-lan", "--db", db_url])
+    assert ok.exit_code == 0, ok.output
+    assert authcode_repository(store).fhir_user("bs.lan") == "Practitioner/bs-lan"
+    bad = runner.invoke(cli, ["users", "fhir-user", "bs.lan", "Patient/an", "--db", db_url])
+    assert bad.exit_code == 2
