@@ -121,6 +121,13 @@ class Settings:
     # (online_access refresh tokens live session_max_age), all in seconds
     authcode_lifetime: int = 60
     refresh_token_lifetime: int = 30 * 24 * 3600
+    # issue 13: external OpenID Connect provider for the /ui login (None: local passwords only); the
+    # claim of its id_token that names the local account (which gives the role)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile"
+    oidc_user_claim: str = "preferred_username"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -189,6 +196,11 @@ class Settings:
             # issue 13: SMART App Launch
             authcode_lifetime=_env_int("LIENTHONG_AUTHCODE_LIFETIME", cls.authcode_lifetime),
             refresh_token_lifetime=_env_int("LIENTHONG_REFRESH_TOKEN_LIFETIME", cls.refresh_token_lifetime),
+            oidc_issuer=(os.environ.get("LIENTHONG_OIDC_ISSUER") or "").rstrip("/") or None,
+            oidc_client_id=os.environ.get("LIENTHONG_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=os.environ.get("LIENTHONG_OIDC_CLIENT_SECRET") or None,
+            oidc_scopes=os.environ.get("LIENTHONG_OIDC_SCOPES") or cls.oidc_scopes,
+            oidc_user_claim=os.environ.get("LIENTHONG_OIDC_USER_CLAIM") or cls.oidc_user_claim,
         )
 
     def with_(self, **changes) -> Settings:

@@ -40,6 +40,7 @@ from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import login as ui_login
+from fhir_server.ui import oidc as ui_oidc
 from fhir_server.ui import reports as ui_reports
 from fhir_server.ui import routes as ui_routes
 
@@ -267,6 +268,7 @@ def create_app(
     )  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
     app.include_router(ui_login.router)
+    app.include_router(ui_oidc.router)  # issue 13: /ui sign-in through an external OpenID Connect provider
     app.include_router(ui_routes.router)
     app.include_router(ui_reports.router)
     for router in extra_routers:

@@ -107,11 +107,14 @@ def check_request(params: dict, store, expected_aud: str) -> AuthRequest:
         )
     if not CHALLENGE.match(params.get("code_challenge", "")):
         raise fail("invalid_request", msg("code_challenge must be a base64url SHA-256 (43 characters)"))
-    if params.get("aud", "").rstrip("/") != expected_aud.rstrip("/"):
-        raise fail("invalid_request", msg("aud must be this server's FHIR base URL"))
     scopes = params.get("scope", "").split()
     if not scopes:
         raise fail("invalid_scope", msg("The scope parameter is required"))
+    # aud binds FHIR access to this server; a sign-in-only request (OpenID Connect) has no FHIR access.
+    sign_in_only = all(s in ("openid", "profile", "fhirUser") for s in scopes)
+    aud = params.get("aud", "")
+    if (aud or not sign_in_only) and aud.rstrip("/") != expected_aud.rstrip("/"):
+        raise fail("invalid_request", msg("aud must be this server's FHIR base URL"))
     return AuthRequest(
         client,
         redirect_uri,

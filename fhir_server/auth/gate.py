@@ -34,6 +34,7 @@ PUBLIC_PATHS = (
     "/auth/token",
     "/auth/jwks",
     "/auth/authorize",  # the clinician signs in on this page: no token yet
+    "/.well-known/openid-configuration",
 )
 _OWNER_PATCH_PATHS = ("/meta", "/identifier", "/managingOrganization", "/serviceProvider", "/custodian")
 _BODY_METHODS = ("POST", "PUT", "PATCH")

@@ -130,7 +130,7 @@ def _grant_answer(
         out["patient"] = grant.patient
         out["need_patient_banner"] = True
     if with_id_token and "openid" in scopes:
-        id_claims: dict = {"sub": grant.username, "name": display_name}
+        id_claims: dict = {"sub": grant.username, "preferred_username": grant.username, "name": display_name}
         if grant.nonce:
             id_claims["nonce"] = grant.nonce
         fhir_user = repo.fhir_user(grant.username)

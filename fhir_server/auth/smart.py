@@ -127,6 +127,27 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
         f"{base_path}/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
     )
 
+    @router.get("/.well-known/openid-configuration", include_in_schema=False)
+    async def openid_configuration(request: Request) -> JSONResponse:
+        """OpenID Connect discovery, so this server can be the sign-in provider of another one."""
+        root = server_root(request)
+        return JSONResponse(
+            {
+                "issuer": root,
+                "authorization_endpoint": f"{root}/auth/authorize",
+                "token_endpoint": f"{root}/auth/token",
+                "jwks_uri": f"{root}/auth/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": [key.alg],
+                "code_challenge_methods_supported": ["S256"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+                "scopes_supported": ["openid", "profile", "fhirUser", "offline_access"],
+                "claims_supported": ["sub", "preferred_username", "name", "fhirUser", "nonce"],
+            }
+        )
+
     @router.get("/auth/jwks", include_in_schema=False)
     async def jwks() -> JSONResponse:
         return JSONResponse({"keys": [public_jwk(key.private_pem, key.kid, key.alg)]})
