@@ -412,3 +412,45 @@ def test_users_cli_links_an_account_to_its_practitioner(db_url, store, monkeypat
     assert authcode_repository(store).fhir_user("bs.lan") == "Practitioner/bs-lan"
     bad = runner.invoke(cli, ["users", "fhir-user", "bs.lan", "Patient/an", "--db", db_url])
     assert bad.exit_code == 2
+
+
+async def test_confidential_app_redeems_its_code_with_a_signed_assertion(http, store):
+    from tests.fhir_server.auth.test_token_endpoint import assertion, rsa_key
+
+    private, public = rsa_key()
+    store.auth.add_client(
+        ClientRecord("app-bao-mat", "Ứng dụng bảo mật", public, APP_SCOPES, None, None, True)
+    )
+    authcode_repository(store).set_app("app-bao-mat", (CALLBACK,), public=False)
+    code, verifier, _args = await login_code(http, client_id="app-bao-mat")
+    unsigned = await exchange(http, code, verifier, client_id="app-bao-mat")
+    assert unsigned.status_code == 401, "a confidential app must authenticate, not just name itself"
+    code, verifier, _args = await login_code(http, client_id="app-bao-mat")
+    signed = assertion("app-bao-mat", private)
+    r = await exchange(
+        http,
+        code,
+        verifier,
+        client_id="app-bao-mat",
+        client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        client_assertion=signed,
+    )
+    assert r.status_code == 200, r.text
+    assert jwt.get_unverified_claims(r.json()["access_token"])["client_id"] == "app-bao-mat"
+
+
+def test_a_code_raced_by_two_workers_is_spent_once(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fhir_server.storage.sql.authcode import CodeGrant, Consumed
+
+    repo = authcode_repository(store)
+    now = int(time.time())
+    repo.add_code(
+        "a" * 64,
+        CodeGrant(APP, CALLBACK, "bs.lan", "user/*.rs", None, None, "c" * 43, now + 60, "a" * 64),
+        now,
+    )
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda _i: repo.spend_code("a" * 64)[0], range(8)))
+    assert outcomes.count(Consumed.FRESH) == 1 and outcomes.count(Consumed.REPLAYED) == 7
