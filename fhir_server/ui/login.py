@@ -124,6 +124,11 @@ def _lang(request: Request) -> str:
     return accept_language(request.headers.get("accept-language"), default="vi")
 
 
+def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    """A /ui sign-in page rendered in the reader's language (Vietnamese first)."""
+    return _page(request, name, status, **context)
+
+
 def _page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     with use_lang(_lang(request)):
         html = _templates().get_template(name).render(t=_texts(), **context)
@@ -153,6 +158,8 @@ def _texts() -> dict[str, str]:
         "failed": _("refused or failed"),
         "back": _("Back to the record"),
         "sign_in_oidc": _("Sign in with the organisation's account"),
+        "signed_in": _("You are signed in."),
+        "continue": _("Continue"),
         "oidc_failed": _(
             "Sign-in through the organisation's account failed or the account is not allowed here."
         ),

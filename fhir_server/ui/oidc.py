@@ -31,6 +31,7 @@ from fhir_server.api.deps import get_settings, get_store
 from fhir_server.settings import Settings
 from fhir_server.storage.sql.users import user_repository
 from fhir_server.ui.accounts import SessionUser
+from fhir_server.ui.login import page
 
 router = APIRouter(include_in_schema=False)
 
@@ -210,6 +211,8 @@ async def callback(request: Request) -> Response:
     )
     next_path = str(flow.get("next") or "/ui")
     safe = next_path.startswith("/ui") and not next_path.startswith("//") and "\\" not in next_path
-    response = RedirectResponse(next_path if safe else "/ui", status_code=303)
+    # A page, not a 303: this request came from the provider's site, and browsers keep a redirect
+    # chain cross-site, so the SameSite=Strict session cookie would be missing on the next hop.
+    response = page(request, "signed_in.html", next=next_path if safe else "/ui")
     response.delete_cookie(FLOW_COOKIE, path=FLOW_PATH)
     return response
