@@ -77,3 +77,36 @@ def test_fhirclient_completes_a_standalone_patient_launch(live_server):
     assert smart.patient.name[0].text == "NGUYỄN VĂN AN"
     found = list(Observation.where(struct={}).perform_resources_iter(smart.server))
     assert [o.id for o in found] == ["obs-an"]
+
+
+@pytest.mark.browser
+def test_real_chromium_signs_in_on_the_consent_page_and_reaches_the_app(live_server):
+    """CSP form-action, the SameSite CSRF cookie and the cross-origin redirect as a browser applies them."""
+    from tests.fhir_server.ui.test_clinician_browser import chromium
+
+    admin = bearer("system/*.cruds")
+    with httpx.Client(base_url=live_server + "/") as fhir:
+        assert fhir.put("Patient/an", json=patient(res_id="an"), headers=admin).is_success
+    smart = smart_client.FHIRClient(
+        settings={"app_id": APP, "api_base": live_server, "redirect_uri": CALLBACK, "scope": "patient/*.rs"}
+    )
+    smart.wants_patient = True
+    arrived: list[str] = []
+    with chromium() as browser:
+        page = browser.new_page(locale="vi-VN")
+
+        def app_callback(route) -> None:
+            arrived.append(route.request.url)
+            route.fulfill(status=200, content_type="text/html", body="<p>ứng dụng</p>")
+
+        page.route("http://127.0.0.1:8765/**", app_callback)
+        page.goto(smart.authorize_url)
+        assert page.locator("h1").inner_text() == "Đăng nhập và cấp quyền cho ứng dụng"
+        page.fill("#username", "bs.lan")
+        page.fill("#password", PASSWORD)
+        page.fill("#patient_identifier", "079090001234")
+        page.click("button[value=allow]")
+        page.wait_for_url("http://127.0.0.1:8765/**")
+    assert len(arrived) == 1
+    smart.handle_callback(arrived[0])
+    assert smart.patient_id == "an" and smart.patient.name[0].text == "NGUYỄN VĂN AN"
