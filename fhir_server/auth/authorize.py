@@ -49,6 +49,7 @@ PARAMS = (
     "nonce",
 )
 _MAX_PARAM = 2048
+_MAX_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _texts() -> dict[str, str]:
         "deny": _("Deny"),
         "bad_login": _("Wrong username or password, or the account is disabled."),
         "no_patient": _("No patient has this identifier."),
-        "many_patients": _("Several patients have this identifier; enter a more specific one."),
+        "many_patients": _("Several records carry this identifier; choose the patient."),
         "need_patient": _("Enter the patient's CCCD or BHYT card number."),
         "csrf": _("The form has expired or did not come from this site. Reload the page and try again."),
         "error_title": _("The authorization request cannot be served"),
@@ -179,7 +180,14 @@ def _headers(redirect_uri: str | None) -> dict[str, str]:
     }
 
 
-def _page(request: Request, req: AuthRequest, error: str | None, status: int = 200) -> HTMLResponse:
+def _page(
+    request: Request,
+    req: AuthRequest,
+    error: str | None,
+    status: int = 200,
+    candidates: list[tuple[str, str]] | None = None,
+    identifier: str = "",
+) -> HTMLResponse:
     """The sign-in + consent form, with a fresh CSRF token in the form and the cookie."""
     token = secrets.token_urlsafe(32)
     with use_lang(_lang(request)):
@@ -194,6 +202,8 @@ def _page(request: Request, req: AuthRequest, error: str | None, status: int = 2
                 ask_patient=needs_patient(req.scopes),
                 csrf_token=token,
                 error=error,
+                candidates=candidates or [],
+                identifier=identifier,
             )
         )
     response = HTMLResponse(html, status_code=status, headers=_headers(req.redirect_uri))
@@ -216,12 +226,18 @@ def _error_page(request: Request, text: Localized, status: int) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=_headers(None))
 
 
-def _find_patient(store, base: str, identifier: str) -> list[str]:
-    """Ids of the patients with this identifier value (CCCD, BHYT card…), at most two."""
-    bundle = orjson.loads(run_search(store, "Patient", [("identifier", identifier), ("_count", "2")], base))
-    return [
-        e["resource"]["id"] for e in bundle.get("entry", []) if e.get("search", {}).get("mode") != "include"
-    ]
+def _find_patients(store, base: str, identifier: str) -> list[tuple[str, str]]:
+    """(id, label) of the patients carrying this identifier value (CCCD, BHYT card…): one record per
+    hospital is usual for the same person, so the clinician picks among at most ten."""
+    params = [("identifier", identifier), ("_count", str(_MAX_CANDIDATES))]
+    bundle = orjson.loads(run_search(store, "Patient", params, base, max_count=_MAX_CANDIDATES))
+    out = []
+    for entry in bundle.get("entry", []):
+        res = entry.get("resource") or {}
+        name = (res.get("name") or [{}])[0]
+        text = name.get("text") or " ".join([name.get("family", ""), *name.get("given", [])]).strip()
+        out.append((str(res.get("id")), f"{text} · {res.get('birthDate', '')} · {res.get('id')}"))
+    return out
 
 
 def build_router() -> APIRouter:
@@ -276,12 +292,16 @@ def build_router() -> APIRouter:
             if not identifier:
                 return _page(request, req, "need_patient", 400)
             try:
-                found = _find_patient(store, fhir_base(request), identifier)
+                found = _find_patients(store, fhir_base(request), identifier)
             except FhirError:
                 found = []
-            if len(found) != 1:
-                return _page(request, req, "many_patients" if found else "no_patient", 400)
-            patient = found[0]
+            if not found:
+                return _page(request, req, "no_patient", 400)
+            chosen = form.get("patient_id", "")
+            ids = [pid for pid, _label in found]
+            if len(found) > 1 and chosen not in ids:
+                return _page(request, req, "many_patients", 200, candidates=found, identifier=identifier)
+            patient = chosen if len(found) > 1 else ids[0]
         role = ADMIN_SCOPES if user.is_admin else CLINICIAN_SCOPES
         granted = narrow_scopes(req.scopes, role, req.client.scopes.split(), patient is not None)
         if not any("/" in s and s != "launch/patient" for s in granted) and "openid" not in granted:

@@ -454,3 +454,30 @@ def test_a_code_raced_by_two_workers_is_spent_once(store):
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda _i: repo.spend_code("a" * 64)[0], range(8)))
     assert outcomes.count(Consumed.FRESH) == 1 and outcomes.count(Consumed.REPLAYED) == 7
+
+
+async def test_clinician_picks_among_the_hospital_records_of_one_cccd(http):
+    hue = {**patient("NGUYỄN VĂN AN", "079090001234", res_id="an-hue"), "birthDate": "1990-05-15"}
+    assert (await http.put("/fhir/Patient/an-hue", json=hue, headers=ADMIN)).status_code in (200, 201)
+    verifier, challenge = pkce()
+    params = request_params(challenge, scope="launch/patient patient/*.rs")
+    first = await sign_in(http, params, patient_identifier="079090001234")
+    assert first.status_code == 200 and "location" not in first.headers
+    assert "Có nhiều hồ sơ mang mã định danh này" in first.text
+    offered = re.findall(r'name="patient_id" value="([^"]+)"', first.text)
+    assert sorted(offered) == ["an", "an-hue"]
+    form = {**params, "csrf_token": csrf_of(first.text), "username": "bs.lan", "password": PASSWORD}
+    forged = await http.post(
+        "/auth/authorize",
+        data={**form, "action": "allow", "patient_identifier": "079090001234", "patient_id": "binh"},
+    )
+    assert forged.status_code == 200 and "location" not in forged.headers, (
+        "only an offered record may be chosen"
+    )
+    form["csrf_token"] = csrf_of(forged.text)
+    chosen = await http.post(
+        "/auth/authorize",
+        data={**form, "action": "allow", "patient_identifier": "079090001234", "patient_id": "an-hue"},
+    )
+    body = (await exchange(http, callback_args(chosen)["code"], verifier)).json()
+    assert body["patient"] == "an-hue"
