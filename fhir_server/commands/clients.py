@@ -78,10 +78,17 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
         db: str = typer.Option(None, "--db", help=_("Database URL (env LIENTHONG_DATABASE_URL)")),
     ) -> None:
         """List registered clients."""
-        for c in repo(db).clients():
+        store = open_runtime(Settings.from_env().with_(database_url=db)).store
+        apps = authcode_repository(store)
+        for c in store.auth.clients():
             state = _("enabled") if c.enabled else _("disabled")
+            app = apps.app(c.client_id)
+            # SMART apps: "public" or "confidential", then their redirect URIs; system clients: "-".
+            kind = "-" if app is None else ("public" if app.public else "confidential")
+            uris = " ".join(app.redirect_uris) if app else "-"
             typer.echo(
                 f"{c.client_id}\t{state}\t{c.facility or '-'}\t{c.province or '-'}\t{c.scopes}\t{c.name}"
+                f"\t{kind}\t{uris}"
             )
 
     def _switch(client_id: str, db: str | None, enabled: bool) -> None:

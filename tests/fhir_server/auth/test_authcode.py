@@ -395,6 +395,8 @@ def test_clients_cli_registers_a_public_smart_app(db_url, store, monkeypatch):
         cli, [*base, "--public", "--redirect-uri", CALLBACK, "--redirect-uri", "https://ung-dung.vn/cb"]
     )
     assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["clients", "list", "--db", db_url]).output
+    assert f"\tpublic\t{CALLBACK} https://ung-dung.vn/cb" in listed
     app = authcode_repository(store).app("app-kham-benh")
     assert app is not None and app.public and app.redirect_uris == (CALLBACK, "https://ung-dung.vn/cb")
 
