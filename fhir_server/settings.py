@@ -128,6 +128,8 @@ class Settings:
     oidc_client_secret: str | None = None
     oidc_scopes: str = "openid profile"
     oidc_user_claim: str = "preferred_username"
+    # issue 17: clinician view cache (patients whose page model is kept in memory, per process; 0: off)
+    ui_view_cache: int = 32
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -201,6 +203,8 @@ class Settings:
             oidc_client_secret=os.environ.get("LIENTHONG_OIDC_CLIENT_SECRET") or None,
             oidc_scopes=os.environ.get("LIENTHONG_OIDC_SCOPES") or cls.oidc_scopes,
             oidc_user_claim=os.environ.get("LIENTHONG_OIDC_USER_CLAIM") or cls.oidc_user_claim,
+            # issue 17
+            ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
         )
 
     def with_(self, **changes) -> Settings:

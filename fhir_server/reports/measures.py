@@ -70,9 +70,11 @@ def measure_report(
     period: tuple[str | None, str | None],
     min_cell: int,
     top: int | None = None,
+    filters: dict | None = None,
 ) -> dict:
-    """A summary MeasureReport: the whole population, then one stratifier per requested grouping."""
-    total = summary.summarize(repo, m, [], period, None, min_cell)
+    """A summary MeasureReport: the whole population, then one stratifier per requested grouping
+    (`filters`: facts column -> value, e.g. one province)."""
+    total = summary.summarize(repo, m, [], period, filters, min_cell)
     group: dict = {}
     if total:
         t = total[0]
@@ -83,7 +85,7 @@ def measure_report(
         group["population"] = [_population(0, m)]
     strats = []
     for cols in stratifiers:
-        rows = summary.summarize(repo, m, cols, period, None, min_cell, top)
+        rows = summary.summarize(repo, m, cols, period, filters, min_cell, top)
         strata = []
         for r in rows:
             values = [r[c] for c in cols]
