@@ -25,6 +25,7 @@ from fhir_server.api.xml import XmlMiddleware
 from fhir_server.audit import guard as audit_guard
 from fhir_server.audit.middleware import AuditMiddleware
 from fhir_server.audit.trail import AuditTrail
+from fhir_server.auth import authorize
 from fhir_server.auth.clients import generate_signing_key, signing_key_from_pem
 from fhir_server.auth.gate import AuthGate
 from fhir_server.auth.smart import SigningKey, build_router, token_audience
@@ -39,6 +40,7 @@ from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import login as ui_login
+from fhir_server.ui import oidc as ui_oidc
 from fhir_server.ui import reports as ui_reports
 from fhir_server.ui import routes as ui_routes
 
@@ -253,6 +255,7 @@ def create_app(
     base = settings.base_path
     if smart_router is not None:  # before the FHIR routes: [base]/.well-known/… is not a resource type
         app.include_router(smart_router)
+        app.include_router(authorize.build_router())  # issue 13: SMART App Launch (auth code + PKCE)
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
     # Order matters: operation and search routes must win over the generic /{type}/{id} routes.
@@ -265,6 +268,7 @@ def create_app(
     )  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
     app.include_router(ui_login.router)
+    app.include_router(ui_oidc.router)  # issue 13: /ui sign-in through an external OpenID Connect provider
     app.include_router(ui_routes.router)
     app.include_router(ui_reports.router)
     for router in extra_routers:

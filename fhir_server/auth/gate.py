@@ -28,7 +28,14 @@ from fhir_server.i18n import msg
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.storage.base import Storage
 
-PUBLIC_PATHS = ("/healthz", "/.well-known/smart-configuration", "/auth/token", "/auth/jwks")
+PUBLIC_PATHS = (
+    "/healthz",
+    "/.well-known/smart-configuration",
+    "/auth/token",
+    "/auth/jwks",
+    "/auth/authorize",  # the clinician signs in on this page: no token yet
+    "/.well-known/openid-configuration",
+)
 _OWNER_PATCH_PATHS = ("/meta", "/identifier", "/managingOrganization", "/serviceProvider", "/custodian")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _CACHE_SIZE = 4096

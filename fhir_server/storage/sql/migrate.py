@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, insert, select
 
-from fhir_server.storage.sql import auth, export, identity, index_tables, outbox, reports, users
+from fhir_server.storage.sql import auth, authcode, export, identity, index_tables, outbox, reports, users
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
 
 SCHEMA_VERSION = 1
@@ -16,6 +16,7 @@ def store_metadata() -> MetaData:
     assert outbox.outbox.metadata is metadata
     assert auth.auth_client.metadata is metadata
     assert users.app_user.metadata is metadata  # issue 13: /ui accounts
+    assert authcode.auth_code.metadata is metadata  # issue 13: SMART App Launch
     assert export.export_job.metadata is metadata
     assert reports.report_visit.metadata is metadata
     return metadata
