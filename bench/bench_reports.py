@@ -163,7 +163,9 @@ def main() -> None:
     ap.add_argument("--db", required=True, help="PostgreSQL URL of a scratch database")
     ap.add_argument("--visits", default="100000,1000000", help="comma-separated sizes")
     ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--generator", choices=("copy", "sql"), default="copy", help="copy: Python rows; sql: in PG")
+    ap.add_argument(
+        "--generator", choices=("copy", "sql"), default="copy", help="copy: Python rows; sql: in PG"
+    )
     ap.add_argument("--explain", action="store_true", help="print the EXPLAIN ANALYZE summary of A")
     ap.add_argument("--drop", action="store_true", help="empty report_visit at the end (disk)")
     ap.add_argument(
@@ -187,7 +189,9 @@ def main() -> None:
             load_s = load(args.db, n)
         cold_store = open_store(args.db)
         t0 = time.perf_counter()
-        cold_store.reports.aggregate(["province_new", "month"], ["visits"], None, ("2024-01-01", "2024-12-31"))
+        cold_store.reports.aggregate(
+            ["province_new", "month"], ["visits"], None, ("2024-01-01", "2024-12-31")
+        )
         cold_ms = (time.perf_counter() - t0) * 1000
         cold_store.close()
         a = timed(

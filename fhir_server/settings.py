@@ -117,6 +117,11 @@ class Settings:
     facilities_csv: str | None = None
     report_min_cell: int = 5
     report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
+    # issue 14: re-exam appointments — a visit from `days_before` before to `days_after` after the appointment
+    # day keeps it; scope "facility" (where it was given) or "any"; changing them needs `lienthong report rebuild`
+    reexam_days_before: int = 3
+    reexam_days_after: int = 7
+    reexam_scope: str = "facility"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -182,6 +187,10 @@ class Settings:
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
             report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
+            # issue 14: re-exam appointments
+            reexam_days_before=_env_int("LIENTHONG_REEXAM_DAYS_BEFORE", cls.reexam_days_before),
+            reexam_days_after=_env_int("LIENTHONG_REEXAM_DAYS_AFTER", cls.reexam_days_after),
+            reexam_scope=_env_choice("LIENTHONG_REEXAM_SCOPE", cls.reexam_scope, ("facility", "any")),
         )
 
     def with_(self, **changes) -> Settings:
