@@ -111,7 +111,8 @@ def listener(store, rule: ReexamRule | None = None) -> Callable[[object, list[Ke
 
 
 def attach_reports(store, rule: ReexamRule | None = None) -> None:
-    """Keep `store`'s visit facts and re-exam rows current on every write."""
+    """Keep `store`'s visit facts, their rollup and the re-exam rows current on every write."""
+    store.reports.ensure_rollup()
     store.on_flush(listener(store, rule))
 
 
@@ -124,6 +125,7 @@ def rebuild(store, progress: Callable[[int], None] | None = None, rule: ReexamRu
             total += refresh_encounters(store.reports, _Unit(conn), ids)
         if progress:
             progress(len(ids))
+    store.reports.rebuild_rollup()  # whatever the rollup held before, it now matches the facts exactly
     rule = rule or ReexamRule()
     for ids in store.reports.appointment_ids():
         with store.engine.begin() as conn:

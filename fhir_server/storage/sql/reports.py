@@ -69,6 +69,45 @@ Index("ix_report_visit_patient", report_visit.c.patient_id)
 Index("ix_report_visit_month", report_visit.c.month, report_visit.c.province_new)
 Index("ix_report_visit_day", report_visit.c.day)
 
+# The province-month rollup: visit counts per (month, old province, new province, class), kept by replace()
+# with +/- deltas in the same transaction as the facts (a corrected or deleted visit moves out of its old
+# cell). NULL keys are stored as '' (a primary key cannot hold NULL) and read back as NULL.
+ROLLUP_KEYS = ("month", "province_old", "province_new", "visit_class")
+ROLLUP_SUMS = (
+    "visits",
+    "admissions",
+    "discharges",
+    "bed_days",
+    "los_count",
+    "referrals_in",
+    "referrals_out",
+    "notifiable_cases",
+)
+report_visit_month = Table(
+    "report_visit_month",
+    metadata,
+    *(Column(k, String(16), primary_key=True) for k in ROLLUP_KEYS),
+    *(Column(m, Integer, nullable=False) for m in ROLLUP_SUMS),
+)
+
+
+def _contribution(row) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """(rollup key, sums) of one fact row."""
+    key = tuple(row[k] or "" for k in ROLLUP_KEYS)
+    los = row["los_days"]
+    sums = (
+        1,
+        int(row["admitted"] or 0),
+        int(row["discharged"] or 0),
+        int(los or 0),
+        0 if los is None else 1,
+        int(row["referral_in"] or 0),
+        int(row["referral_out"] or 0),
+        0 if row["notifiable"] is None else 1,
+    )
+    return key, sums
+
+
 # one row per re-exam Appointment (fhir_server/reports/reexam.py); facility, origin_day and kept_by are
 # filled by match_reexams from the visit facts, the rest from the Appointment and its Patient
 report_reexam = Table(
@@ -226,6 +265,23 @@ class ReportRepository:
         An upsert, not delete + insert: two transactions refreshing the same visit (one wrote the Patient,
         the other the Encounter) then wait for each other instead of failing on the primary key; rows go
         in key order so two such transactions cannot deadlock."""
+        touched = sorted({r["encounter_id"] for r in rows} | set(gone))
+        deltas: dict[tuple[str, ...], list[int]] = {}
+        if touched:
+            old = unit.conn.execute(
+                select(report_visit).where(among(unit.conn, report_visit.c.encounter_id, touched))
+            )
+            for row in old:
+                cell_key, sums = _contribution(row._mapping)
+                cell = deltas.setdefault(cell_key, [0] * len(ROLLUP_SUMS))
+                for i, v in enumerate(sums):
+                    cell[i] -= v
+        for r in rows:
+            cell_key, sums = _contribution(r)
+            cell = deltas.setdefault(cell_key, [0] * len(ROLLUP_SUMS))
+            for i, v in enumerate(sums):
+                cell[i] += v
+        self._apply_rollup(unit, deltas)
         if gone:
             unit.conn.execute(
                 delete(report_visit).where(among(unit.conn, report_visit.c.encounter_id, sorted(gone)))
@@ -248,6 +304,93 @@ class ReportRepository:
             ordered,
         )
 
+    def _apply_rollup(self, unit: SqlUnit, deltas: dict[tuple[str, ...], list[int]]) -> None:
+        """Add the deltas to their rollup cells (in key order: concurrent writers cannot deadlock)."""
+        changed = [
+            {**dict(zip(ROLLUP_KEYS, k)), **dict(zip(ROLLUP_SUMS, v))}
+            for k, v in sorted(deltas.items())
+            if any(v)
+        ]
+        if not changed:
+            return
+        ins = (pg_insert if unit.conn.dialect.name == "postgresql" else sqlite_insert)(report_visit_month)
+        t = report_visit_month.c
+        unit.conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=[t[k] for k in ROLLUP_KEYS],
+                set_={m: t[m] + ins.excluded[m] for m in ROLLUP_SUMS},
+            ),
+            changed,
+        )
+
+    def rebuild_rollup(self, conn=None) -> None:
+        """Recompute the province-month rollup from the facts (after a rebuild, a bulk load, an upgrade)."""
+        c = report_visit.c
+        keys = [func.coalesce(c[k], "").label(k) for k in ROLLUP_KEYS]
+        known = _measures()
+        sums = [func.coalesce(known[m], 0).label(m) for m in ROLLUP_SUMS]
+        # GROUP BY position: PostgreSQL does not see two bound '' as one expression
+        select_cells = select(*keys, *sums).group_by(*(literal_column(str(n + 1)) for n in range(len(keys))))
+        stmt = report_visit_month.insert().from_select([*ROLLUP_KEYS, *ROLLUP_SUMS], select_cells)
+        if conn is None:
+            with self.engine.begin() as own:
+                own.execute(delete(report_visit_month))
+                own.execute(stmt)
+            return
+        conn.execute(delete(report_visit_month))
+        conn.execute(stmt)
+
+    def ensure_rollup(self) -> None:
+        """Fill the rollup once when facts exist without it (a database from before it existed)."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended('report_visit_month', 0))"))
+            has_facts = conn.execute(select(report_visit.c.encounter_id).limit(1)).first() is not None
+            has_cells = conn.execute(select(report_visit_month.c.month).limit(1)).first() is not None
+            if has_facts and not has_cells:
+                self.rebuild_rollup(conn)
+
+    def _rollup_serves(self, dims, measures, filters, period) -> bool:
+        """True when the rollup answers this aggregate exactly (its keys, whole months, summed measures)."""
+        names = set(dims) | set(filters or {})
+        start, end = period
+        months_only = not (start or end) or _whole_months(start, end)
+        return names <= set(ROLLUP_KEYS) and set(measures) <= set(ROLLUP_SUMS) and months_only
+
+    def _aggregate_rollup(self, dims, measures, filters, period, order_by, limit) -> list[dict]:
+        t = report_visit_month.c
+        cols = [func.nullif(t[d], "").label(d) for d in dims]
+        stmt = select(*cols, *(func.sum(t[m]).label(m) for m in measures))
+        conds: list[ColumnElement[bool]] = []
+        for name, value in (filters or {}).items():
+            values = value if isinstance(value, list) else [value]
+            conds.append(
+                t[name].in_([v for v in values if v is not None])
+            )  # as on the facts: NULL matches nothing
+        start, end = period
+        if start:
+            conds.append(t.month >= start[:7])
+        if end:
+            conds.append(t.month <= end[:7])
+        if start or end:
+            conds.append(t.month != "")
+        if conds:
+            stmt = stmt.where(and_(*conds))
+        group = [t[d] for d in dims]
+        if group:
+            stmt = stmt.group_by(*group)
+        # a cell whose visits were all corrected away stays at zero: no group, as on the facts
+        stmt = stmt.having(func.sum(t.visits) > 0)
+        group = [func.nullif(t[d], "") for d in dims]  # order NULLs as the facts query does
+        if order_by:
+            stmt = stmt.order_by(literal_column(order_by).desc(), *group)
+        elif group:
+            stmt = stmt.order_by(*group)
+        if limit:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
     # -- reads ---------------------------------------------------------------------------------
     def aggregate(
         self,
@@ -264,6 +407,8 @@ class ReportRepository:
 
         `source` "reexam" reads the re-exam rows instead of the visits (`today`: the local date that decides
         missed from pending)."""
+        if source == "visit" and self._rollup_serves(dims, measures, filters, period):
+            return self._aggregate_rollup(dims, measures, filters, period, order_by, limit)
         table = report_reexam if source == "reexam" else report_visit
         c = table.c
         known = _reexam_measures(today or dt.date.today().isoformat()) if source == "reexam" else _measures()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
-from fhir_server.storage.sql.reports import report_visit
+from fhir_server.storage.sql.reports import ReportRepository, report_visit
 
 _FILL = text(
     """
@@ -81,11 +81,12 @@ def fill_visits(
     with engine.begin() as conn:
         for index in secondary:
             index.create(conn, checkfirst=True)
+    ReportRepository(engine).rebuild_rollup()  # the province-month cells, as the hook keeps them
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE report_visit"))
 
 
 def drop_visits(engine: Engine) -> None:
-    """Remove every synthetic fact and give the space back (TRUNCATE)."""
+    """Remove every synthetic fact and its rollup and give the space back (TRUNCATE)."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE report_visit"))
+        conn.execute(text("TRUNCATE report_visit, report_visit_month"))
