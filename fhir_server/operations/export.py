@@ -446,24 +446,33 @@ class ExportWorker(threading.Thread):
                 self.idle.set()
                 continue
             self.idle.clear()
-            try:
-                self.run_job(job)
-            except Stopping:  # back to the queue: the next server process starts it again at once
-                shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
-                try:
-                    repo.release(job.id, self.worker_id)
-                except Exception as exc:
-                    log_failure(log, "export job could not be put back in the queue", exc)
+            if not self.run_claimed(job):
                 return
-            except Cancelled:  # cancelled (its folder is gone already) or taken over: remove this run's files
-                shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
+
+    def run_claimed(self, job) -> bool:
+        """Run one job this worker claimed, recording how it ended; False when the server is stopping
+        (the job is back in the queue, for the next process to start at once)."""
+        repo = self.ctx.store.exports
+        settings = self.ctx.settings
+        try:
+            self.run_job(job)
+        except Stopping:
+            shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
+            try:
+                repo.release(job.id, self.worker_id)
             except Exception as exc:
-                log_failure(log, "export job failed", exc)
-                expires = now_us() + settings.export_expire_seconds * 1_000_000
-                try:
-                    repo.fail(job.id, self.worker_id, type(exc).__name__, expires)
-                except Exception as exc2:
-                    log_failure(log, "export job could not be marked failed", exc2)
+                log_failure(log, "export job could not be put back in the queue", exc)
+            return False
+        except Cancelled:  # cancelled (its folder is gone already) or taken over: remove this run's files
+            shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
+        except Exception as exc:
+            log_failure(log, "export job failed", exc)
+            expires = now_us() + settings.export_expire_seconds * 1_000_000
+            try:
+                repo.fail(job.id, self.worker_id, type(exc).__name__, expires)
+            except Exception as exc2:
+                log_failure(log, "export job could not be marked failed", exc2)
+        return True
 
     def run_job(self, job) -> None:
         """Write every requested type's NDJSON files, then the manifest."""
