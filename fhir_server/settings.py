@@ -122,6 +122,8 @@ class Settings:
     reexam_days_before: int = 3
     reexam_days_after: int = 7
     reexam_scope: str = "facility"
+    # issue 17: clinician view cache (patients whose page model is kept in memory, per process; 0: off)
+    ui_view_cache: int = 32
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -191,6 +193,8 @@ class Settings:
             reexam_days_before=_env_int("LIENTHONG_REEXAM_DAYS_BEFORE", cls.reexam_days_before),
             reexam_days_after=_env_int("LIENTHONG_REEXAM_DAYS_AFTER", cls.reexam_days_after),
             reexam_scope=_env_choice("LIENTHONG_REEXAM_SCOPE", cls.reexam_scope, ("facility", "any")),
+            # issue 17
+            ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
         )
 
     def with_(self, **changes) -> Settings:

@@ -47,6 +47,7 @@ class Qd130Adapter:
 
     name = "qd130"
     channel = "qd130"
+    facility_location = "XML1/TONG_HOP/MA_CSKCB"
     description = "QĐ 130/4750 BHYT XML (GIAMDINHHS envelope, XML1–XML15) → FHIR R4"
 
     def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
@@ -120,6 +121,12 @@ class Qd130Adapter:
                 )
             )
         return result
+
+    def facility_of(self, record: SourceRecord) -> str | None:
+        """The record's facility: XML1 MA_CSKCB, else the envelope's MACSKCB (as `to_fhir` uses them)."""
+        data: HosoData = record.data
+        rows = data.tables.get("XML1") or [{}]
+        return (rows[0].get("MA_CSKCB") or data.facility or "").strip() or None
 
     def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
         """Map one decoded HOSO to a transaction Bundle of PUTs with deterministic ids."""

@@ -103,7 +103,7 @@ def _mark_logged(exc: BaseException) -> None:
         pass
 
 
-def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
+def auth_configs(settings: Settings) -> list[AuthConfig] | None:
     """Token verification keys from the settings, or None when auth is off; refuses to start half-configured."""
     if settings.auth_mode == "off":
         return None
@@ -191,7 +191,7 @@ def create_app(
         "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
     )
 
-    configs = _auth_configs(settings)
+    configs = auth_configs(settings)
     smart_router = None
     if settings.auth_mode == "smart" and configs is not None:
         key = SigningKey(*_signing_key(settings, store))

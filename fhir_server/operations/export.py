@@ -31,6 +31,7 @@ from fhir_server.api.body import json_body
 from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url
 from fhir_server.api.search import query_pairs
+from fhir_server.auth.province import effective_province
 from fhir_server.auth.tokens import Principal
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.i18n import msg
@@ -40,6 +41,7 @@ from fhir_server.operations.registry import Operation
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.timeutil import http_date, instant, now_us, parse_instant
 from fhir_server.validation import r4_resource_types
+from mappings.facilities import all_facilities
 
 log = logging.getLogger("lienthong.export")
 router = APIRouter()
@@ -174,6 +176,17 @@ def _check_rights(principal: Principal | None, types: list[str] | None) -> None:
             )
 
 
+def province_patients(store, province: str) -> list[str]:
+    """Patients of a province (new-era code): a home address in it (either era's code, as the address
+    index knows both), or a visit to one of its facilities or with a home in it (the visit facts)."""
+    facilities = [f.ma_cskcb for f in all_facilities() if f.province_new == province]
+    ids = set(store.find("Patient", [("address-state", province)]))
+    reports = getattr(store, "reports", None)
+    if reports is not None:
+        ids.update(reports.patients_of_province(province, facilities))
+    return sorted(ids)
+
+
 def _principal(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
 
@@ -187,6 +200,12 @@ def _kickoff(request: Request, level: str, params: list[tuple[str, str]], group_
         req.patients = _group_members(store, group_id)
     _check_rights(_principal(request), req.types)
     principal = _principal(request)
+    if principal is not None and principal.province:
+        # A health department exports its province's patients only: system level becomes the
+        # patient-level export of those patients, a Group keeps only its members who are theirs.
+        own = set(province_patients(store, effective_province(principal, None) or ""))
+        req.patients = sorted(own if req.patients is None else own.intersection(req.patients))
+        level = "group" if level == "group" else "patient"
     job_id = str(uuid.uuid4())
     store.exports.create(
         job_id, level, req.as_params(), str(request.url), principal.subject if principal else None

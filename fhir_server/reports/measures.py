@@ -76,11 +76,13 @@ def _population(
     return pop
 
 
-def _reexam_parts(repo, cols: list[str], period, min_cell: int) -> dict[tuple, dict[str, int | None]]:
+def _reexam_parts(
+    repo, cols: list[str], period, min_cell: int, filters: dict | None = None
+) -> dict[tuple, dict[str, int | None]]:
     """Kept / missed / pending (suppressed) per combination of `cols`."""
     out: dict[tuple, dict[str, int | None]] = {}
     for part in ("reexam-kept", "reexam-missed", "reexam-pending"):
-        for r in summary.summarize(repo, summary.CATALOG[part], cols, period, None, min_cell):
+        for r in summary.summarize(repo, summary.CATALOG[part], cols, period, filters, min_cell):
             out.setdefault(tuple(r[c] for c in cols), {})[part] = r["value"]
     return out
 
@@ -112,9 +114,11 @@ def measure_report(
     period: tuple[str | None, str | None],
     min_cell: int,
     top: int | None = None,
+    filters: dict | None = None,
 ) -> dict:
-    """A summary MeasureReport: the whole population, then one stratifier per requested grouping."""
-    total = summary.summarize(repo, m, [], period, None, min_cell)
+    """A summary MeasureReport: the whole population, then one stratifier per requested grouping
+    (`filters`: facts column -> value, e.g. one province)."""
+    total = summary.summarize(repo, m, [], period, filters, min_cell)
     group: dict = {}
     if total:
         t = total[0]
@@ -124,14 +128,14 @@ def measure_report(
     else:
         group["population"] = [_population(0, m)]
     if m.id == PROPORTION:
-        pops, score = _proportion(_reexam_parts(repo, [], period, min_cell).get((), {}))
+        pops, score = _proportion(_reexam_parts(repo, [], period, min_cell, filters).get((), {}))
         group["population"] += pops
         if score:
             group["measureScore"] = score
     strats = []
     for cols in stratifiers:
-        rows = summary.summarize(repo, m, cols, period, None, min_cell, top)
-        parts = _reexam_parts(repo, cols, period, min_cell) if m.id == PROPORTION else {}
+        rows = summary.summarize(repo, m, cols, period, filters, min_cell, top)
+        parts = _reexam_parts(repo, cols, period, min_cell, filters) if m.id == PROPORTION else {}
         strata = []
         for r in rows:
             values = [r[c] for c in cols]

@@ -34,6 +34,9 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
 def create_schema(engine: Engine) -> None:
     """Create the store's missing tables and record the schema version (idempotent)."""
     create_tables(engine, store_metadata())
+    with engine.begin() as conn:
+        for name in index_tables.OBSOLETE_INDEXES:  # constant names (index_tables.py)
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         versions = dict(conn.execute(select(schema_version.c.component, schema_version.c.version)).all())
         have = versions.get("core")
