@@ -128,6 +128,11 @@ class Settings:
     oidc_client_secret: str | None = None
     oidc_scopes: str = "openid profile"
     oidc_user_claim: str = "preferred_username"
+    # issue 14: re-exam appointments — a visit from `days_before` before to `days_after` after the appointment
+    # day keeps it; scope "facility" (where it was given) or "any"; changing them needs `lienthong report rebuild`
+    reexam_days_before: int = 3
+    reexam_days_after: int = 7
+    reexam_scope: str = "facility"
     # issue 17: clinician view cache (patients whose page model is kept in memory, per process; 0: off)
     ui_view_cache: int = 32
 
@@ -203,6 +208,10 @@ class Settings:
             oidc_client_secret=os.environ.get("LIENTHONG_OIDC_CLIENT_SECRET") or None,
             oidc_scopes=os.environ.get("LIENTHONG_OIDC_SCOPES") or cls.oidc_scopes,
             oidc_user_claim=os.environ.get("LIENTHONG_OIDC_USER_CLAIM") or cls.oidc_user_claim,
+            # issue 14: re-exam appointments
+            reexam_days_before=_env_int("LIENTHONG_REEXAM_DAYS_BEFORE", cls.reexam_days_before),
+            reexam_days_after=_env_int("LIENTHONG_REEXAM_DAYS_AFTER", cls.reexam_days_after),
+            reexam_scope=_env_choice("LIENTHONG_REEXAM_SCOPE", cls.reexam_scope, ("facility", "any")),
             # issue 17
             ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
         )

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server import audit
@@ -36,6 +38,7 @@ from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
+from fhir_server.operations import export as export_op
 from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
@@ -153,6 +156,19 @@ class _GroupCommitCollector:
         yield splits
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Server start: resume the Bulk Data exports a previous process left unfinished (no request needed).
+    Shutdown: stop the export worker (its job goes back to the queue), then flush the audit queue."""
+    ctx = app.state.context
+    async with audit.lifespan(app):
+        export_op.start_worker(ctx)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(export_op.stop_worker, ctx)
+
+
 def create_app(
     settings: Settings | None = None, store: Storage | None = None, extra_routers: Sequence[APIRouter] = ()
 ) -> FastAPI:
@@ -165,7 +181,7 @@ def create_app(
         version="0.1.0",
         docs_url="/docs",
         openapi_url="/openapi.json",
-        lifespan=audit.lifespan,
+        lifespan=_lifespan,
     )
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()

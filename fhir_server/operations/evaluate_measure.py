@@ -67,7 +67,7 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
     end = _day(q.get("periodEnd"), "periodEnd", end=True)
     if start and end and start > end:
         raise FhirError.bad_request(msg("periodStart is after periodEnd"))
-    stratifiers = summary.parse_stratifiers(q.get("stratifier") or ",".join(summary.DEFAULT_STRATIFIERS))
+    stratifiers = summary.parse_stratifiers(q.get("stratifier") or ",".join(summary.default_stratifiers(m)))
     fmt = (q.get("_format") or "").lower()
     top_text = q.get("top")
     if top_text is not None and not (top_text.isdigit() and int(top_text) > 0):
