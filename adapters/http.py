@@ -32,6 +32,7 @@ Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 DeadLetterStatus = Literal["open", "replayed", "failed", "all"]  # anything else (NUL…) is a 400
 
 _OPTION_PARAMS = ("vendor", "profile_set")
+HL7_MEDIA = "x-application/hl7-v2+er7"
 
 
 def _json(data, status: int = 200) -> Response:
@@ -59,6 +60,11 @@ async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
             return _json({"error": str(exc.args[0])}, 404)
     payload = await read_bounded(request)
     options = {k: request.query_params[k] for k in _OPTION_PARAMS if request.query_params.get(k)}
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.facility:
+        # A hospital client ingests only its own facility's records (checked record by record); the
+        # binding travels with the archived options, so broker workers and replays apply it too.
+        options["bound_facility"] = principal.facility
     client = request.client.host if request.client else "unknown"
     source = request.query_params.get("source") or f"http:{client}"
     if ctx.settings.broker_url:
@@ -75,7 +81,17 @@ async def _ingest(request: Request, ctx, adapter: str | None) -> Response:
             options=options,
             settings=ctx.settings,
         )
+    if result.adapter == "hl7v2" and _wants_hl7(request):
+        from adapters.hl7v2.processor import ack_for
+
+        return Response(ack_for(payload, result), _status(result), media_type=HL7_MEDIA)
     return _json(result.as_dict(), _status(result))
+
+
+def _wants_hl7(request: Request) -> bool:
+    """HL7 v2 senders may ask for the ACK itself instead of the JSON result (Accept: ER7 media type)."""
+    accept = (request.headers.get("accept") or "").lower()
+    return "hl7-v2" in accept
 
 
 async def _enqueue(ctx, payload: bytes, source: str, adapter: str | None, content_type, options) -> Response:

@@ -190,7 +190,14 @@ def _stage(
                 )
             )
     staged = []
+    bound = options.get("bound_facility")
     for rec in parsed.records:
+        refusal = facility_refusal(ad, rec, bound) if bound else None
+        if refusal is not None:
+            rr = RecordResult(rec.key, "rejected", _dicts([refusal], lang, not dead_letters))
+            rr.dead_letter_id = _dead(repo, ad, inbox_id, rec.key, [refusal], rec.payload, dead_letters)
+            result.records.append(rr)
+            continue
         try:
             mapped = ad.to_fhir(rec, options)
         except Exception as exc:  # adapters should not raise; if one does, only this record fails
@@ -213,6 +220,26 @@ def _stage(
                 stamp_source_time(mapped.bundle, mapped.source_time)
             staged.append(_Staged(rr, rec, mapped.bundle, ad, inbox_id))
     return staged
+
+
+def facility_refusal(ad: Adapter, rec: SourceRecord, bound: str) -> RecordError | None:
+    """Why a record may not be ingested by a client bound to facility `bound` (None when it may).
+
+    The adapter names the record's facility (`facility_of`: QĐ130 MA_CSKCB, HL7 v2 MSH-4); a record
+    naming another facility, or none, is refused on its own so the rest of the payload still goes in."""
+    facility_of = getattr(ad, "facility_of", None)
+    found = facility_of(rec) if facility_of is not None else None
+    if found == bound:
+        return None
+    where = getattr(ad, "facility_location", "facility")
+    # HL7 v2 tags its errors ("[AR 207] "), so an ACK built from the result says AR with an ERR segment
+    why = msg(
+        "{tag}facility {found} of this record is not the facility {code} of the access token",
+        tag=getattr(ad, "refusal_tag", ""),
+        found=found or "?",
+        code=bound,
+    )
+    return RecordError.of(why, where, rec.key, field=where.rsplit("/", 1)[-1])
 
 
 def _stage_payload(

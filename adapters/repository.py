@@ -105,6 +105,13 @@ class ClosedElsewhere(Exception):
         self.ids = ids
 
 
+def _text(value: str | None) -> str | None:
+    """Text as PostgreSQL can store it: a NUL (legal in an HL7 v2 MSH-10, a record key or a reason
+    quoting the input) becomes U+FFFD. Written raw, it failed the whole insert, so the record had no
+    dead letter and its sender got AR "retry later" forever (found by the parser fuzz run)."""
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
+
+
 def _dead_letter_row(row) -> dict:
     """A dead-letter row as a dict, its errors JSON parsed (an empty list for rows without it)."""
     out = _plain(row)
@@ -134,10 +141,10 @@ class IngestRepository:
         rows = [
             {
                 "sha256": hashlib.sha256(i["payload"]).hexdigest(),
-                "source": i["source"][:255],
-                "channel": i["channel"][:32],
+                "source": _text(i["source"][:255]),
+                "channel": _text(i["channel"][:32]),
                 "received_at": now_us(),
-                "content_type": (i.get("content_type") or None) and i["content_type"][:128],
+                "content_type": _text((i.get("content_type") or None) and i["content_type"][:128]),
                 "payload": i["payload"],
                 "status": i.get("status", "received"),
                 "summary": orjson.dumps(i["summary"]).decode() if i.get("summary") is not None else None,
@@ -260,10 +267,10 @@ class IngestRepository:
         rows = [
             {
                 "inbox_id": d.get("inbox_id"),
-                "channel": d["channel"][:32],
-                "record_key": d.get("record_key") and d["record_key"][:255],
-                "location": d.get("location") and d["location"][:255],
-                "reason": d["reason"],
+                "channel": _text(d["channel"][:32]),
+                "record_key": _text(d.get("record_key") and d["record_key"][:255]),
+                "location": _text(d.get("location") and d["location"][:255]),
+                "reason": _text(d["reason"]),
                 "payload": d.get("payload"),
                 "created_at": now,
                 "status": "open",
@@ -338,10 +345,10 @@ class IngestRepository:
         """Record a failed record (reason, location, every error, replayable payload); returns its id."""
         row = DeadLetter(
             inbox_id=inbox_id,
-            channel=channel[:32],
-            record_key=record_key and record_key[:255],
-            location=location and location[:255],
-            reason=reason,
+            channel=_text(channel[:32]),
+            record_key=_text(record_key and record_key[:255]),
+            location=_text(location and location[:255]),
+            reason=_text(reason),
             payload=payload,
             created_at=now_us(),
             errors=orjson.dumps(errors).decode() if errors else None,
@@ -396,12 +403,15 @@ class IngestRepository:
         """Responses already sent for these message keys (re-sends get the same answer)."""
         if not keys:
             return {}
+        stored_as = {_text(k): k for k in keys}
         pm = processed_message.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(pm.message_key, pm.response).where(pm.channel == channel, pm.message_key.in_(keys))
+                select(pm.message_key, pm.response).where(
+                    pm.channel == channel, pm.message_key.in_(list(stored_as))
+                )
             ).all()
-        return {r.message_key: r.response for r in rows}
+        return {stored_as[r.message_key]: r.response for r in rows}
 
     def remember(self, channel: str, responses: dict[str, bytes]) -> dict[str, bytes]:
         """Store responses for re-sends; where a concurrent re-send won the race, its response is
@@ -413,7 +423,7 @@ class IngestRepository:
                 conn.execute(
                     insert(processed_message),
                     [
-                        {"channel": channel, "message_key": k, "processed_at": now_us(), "response": a}
+                        {"channel": channel, "message_key": _text(k), "processed_at": now_us(), "response": a}
                         for k, a in responses.items()
                     ],
                 )
@@ -425,7 +435,10 @@ class IngestRepository:
                     with self.engine.begin() as conn:
                         conn.execute(
                             insert(processed_message).values(
-                                channel=channel, message_key=key, processed_at=now_us(), response=response
+                                channel=channel,
+                                message_key=_text(key),
+                                processed_at=now_us(),
+                                response=response,
                             )
                         )
                     out[key] = response

@@ -8,17 +8,24 @@ visit: vitals, labs, drugs, documents), among --background-visits visits of othe
 requests are timed in-process through the ASGI app (no network: the server's own time, page rendered
 and sent), and the view model alone (`patient_view`: $everything + summary, charts, trends). --skip-load
 reuses a loaded database. Target (issue 17): p99 < 100 ms at 2,000 resources.
+
+The page model and its HTML are cached per record version (LIENTHONG_UI_VIEW_CACHE): repeated calls time
+a view of an unchanged record (every call still reads the record's fingerprint from the database).
+`--cache 0` times the cold path, as the first view of a record or the first after a write.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+import httpx
 
 from fhir_server.operations.everything import everything
 from fhir_server.settings import Settings
@@ -54,38 +61,43 @@ def main() -> None:
     ap.add_argument("--background-visits", type=int, default=300)
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false", help="skip gc.freeze()")
+    ap.add_argument("--cache", type=int, default=None, help="patients kept in the view cache (0: off)")
     args = ap.parse_args()
     if not args.skip_load:
         recreate_database(args.db)
-    settings = Settings.from_env().with_(database_url=args.db)
+    settings = Settings.from_env().with_(database_url=args.db, ui_view_cache=args.cache)
+    cache = settings.ui_view_cache
     store = open_runtime(settings, pool_size=4).store
     if not args.skip_load:
         load(store, args.focus_visits, args.background_visits, hospitals=3, seed=17)
     pid = focus_patient(store)
     print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     full = everything(store, pid)
-    view = patient_view(store, pid)
+    view = patient_view(store, pid, cache_size=cache)
     print(
         f"cores={os.cpu_count()} db={store.engine.dialect.name} focus: {len(full.patient_ids)} linked records, "
         f"{full.total} resources in $everything, {len(view['hospitals'])} hospitals, {len(view['timeline'])} visits, "
         f"{len(view['lab_trends'])} lab trends, {len(view['vital_charts'])} vital charts"
     )
 
-    for _ in range(5):
-        patient_view(store, pid)
-    lat, cpu = [], []
-    for _ in range(args.calls):
-        t, c = time.perf_counter(), time.process_time()
-        patient_view(store, pid)
-        lat.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    report("patient_view() (model)", lat, cpu, args.calls)
-
-    import httpx
-
     from lienthong.app import create_app
 
     app = create_app(settings, store=store)
+    if args.gc_freeze:  # as `lienthong serve` workers do once their app is built (lienthong/app.py)
+        gc.collect()
+        gc.freeze()
+    print(f"gc.freeze() after setup: {args.gc_freeze}")
+    print(f"view cache: {cache} patients" + (" (off: every call is cold)" if not cache else ""))
+    for _ in range(5):
+        patient_view(store, pid, cache_size=cache)
+    lat, cpu = [], []
+    for _ in range(args.calls):
+        t, c = time.perf_counter(), time.process_time()
+        patient_view(store, pid, cache_size=cache)
+        lat.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    report("patient_view() (model)", lat, cpu, args.calls)
 
     async def http_bench(url: str) -> tuple[list[float], list[float], int]:
         transport = httpx.ASGITransport(app=app)

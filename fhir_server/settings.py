@@ -117,6 +117,24 @@ class Settings:
     facilities_csv: str | None = None
     report_min_cell: int = 5
     report_facts: bool = True  # keep the visit facts current on every write (off only for bulk loads)
+    # issue 13: SMART App Launch (authorization code + PKCE): code lifetime, offline refresh-token lifetime
+    # (online_access refresh tokens live session_max_age), all in seconds
+    authcode_lifetime: int = 60
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    # issue 13: external OpenID Connect provider for the /ui login (None: local passwords only); the
+    # claim of its id_token that names the local account (which gives the role)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_scopes: str = "openid profile"
+    oidc_user_claim: str = "preferred_username"
+    # issue 14: re-exam appointments — a visit from `days_before` before to `days_after` after the appointment
+    # day keeps it; scope "facility" (where it was given) or "any"; changing them needs `lienthong report rebuild`
+    reexam_days_before: int = 3
+    reexam_days_after: int = 7
+    reexam_scope: str = "facility"
+    # issue 17: clinician view cache (patients whose page model is kept in memory, per process; 0: off)
+    ui_view_cache: int = 32
     # issue 20: answer GET read/vread/type search without FastAPI's routing (off: every request via FastAPI)
     direct_route: bool = True
 
@@ -184,6 +202,20 @@ class Settings:
             facilities_csv=os.environ.get("LIENTHONG_FACILITIES_CSV") or None,
             report_min_cell=_env_int("LIENTHONG_REPORT_MIN_CELL", cls.report_min_cell),
             report_facts=_env_bool("LIENTHONG_REPORT_FACTS", cls.report_facts),
+            # issue 13: SMART App Launch
+            authcode_lifetime=_env_int("LIENTHONG_AUTHCODE_LIFETIME", cls.authcode_lifetime),
+            refresh_token_lifetime=_env_int("LIENTHONG_REFRESH_TOKEN_LIFETIME", cls.refresh_token_lifetime),
+            oidc_issuer=(os.environ.get("LIENTHONG_OIDC_ISSUER") or "").rstrip("/") or None,
+            oidc_client_id=os.environ.get("LIENTHONG_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=os.environ.get("LIENTHONG_OIDC_CLIENT_SECRET") or None,
+            oidc_scopes=os.environ.get("LIENTHONG_OIDC_SCOPES") or cls.oidc_scopes,
+            oidc_user_claim=os.environ.get("LIENTHONG_OIDC_USER_CLAIM") or cls.oidc_user_claim,
+            # issue 14: re-exam appointments
+            reexam_days_before=_env_int("LIENTHONG_REEXAM_DAYS_BEFORE", cls.reexam_days_before),
+            reexam_days_after=_env_int("LIENTHONG_REEXAM_DAYS_AFTER", cls.reexam_days_after),
+            reexam_scope=_env_choice("LIENTHONG_REEXAM_SCOPE", cls.reexam_scope, ("facility", "any")),
+            # issue 17
+            ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
             # issue 20
             direct_route=_env_bool("LIENTHONG_DIRECT_ROUTE", cls.direct_route),
         )

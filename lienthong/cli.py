@@ -84,6 +84,9 @@ def run_server(settings: Settings, workers: int = 1) -> None:
         workers=workers,
         log_level="warning",
         access_log=False,
+        # uvicorn kills a worker not serving 5 s after its spawn and respawns it, forever: on a busy
+        # 2-core machine the imports alone take ~12 s, so `serve --workers 2` never came up.
+        timeout_worker_healthcheck=120,
     )
     server = uvicorn.Server(config)
     if workers <= 1:

@@ -8,6 +8,7 @@ from adapters.repository import ingest_repository
 from fhir_server.hub.outbox import attach_outbox
 from fhir_server.identity.hook import Linker
 from fhir_server.reports.hook import attach_reports
+from fhir_server.reports.reexam import reexam_rule
 from fhir_server.settings import Settings
 from fhir_server.storage import SqlStore, open_store
 from mappings import facilities
@@ -48,7 +49,7 @@ def open_runtime(
     if settings.facilities_csv:
         load_department_facilities(settings.facilities_csv)
     if settings.report_facts:
-        attach_reports(store)  # visit facts for the health-department summaries
+        attach_reports(store, reexam_rule(settings))  # visit facts for the health-department summaries
     if settings.outbox:
         attach_outbox(store)  # committed changes wait for a central hub to pull them
     return Runtime(settings, store, attach_linker(store, settings, deferred_linking))

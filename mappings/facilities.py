@@ -212,16 +212,25 @@ def shipped() -> dict[str, Facility]:
 
 
 _department: dict[str, Facility] = {}
+# Bumped on every change of the department rows, so caches of names (the clinician view's) know to rebuild.
+_revision = [0]
 
 
 def merge(rows: list[Facility]) -> None:
     """Add department rows to this process's registry; they override shipped rows with the same code."""
     _department.update({f.ma_cskcb: f for f in rows})
+    _revision[0] += 1
 
 
 def clear_department() -> None:
     """Forget department rows merged into this process (shipped rows stay)."""
     _department.clear()
+    _revision[0] += 1
+
+
+def revision() -> int:
+    """A number that changes whenever this process's department rows change."""
+    return _revision[0]
 
 
 def lookup(code: str | None) -> Facility | None:

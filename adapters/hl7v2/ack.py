@@ -9,6 +9,9 @@ from datetime import datetime, timedelta, timezone
 from adapters.hl7v2.er7 import Message
 
 _LOCATION = re.compile(r"^([A-Z][A-Z0-9]{2})(?:\[(\d+)\])?(?:-(\d+))?")
+# Control bytes would break the ACK's segments or its MLLP frame (FS + CR inside an echoed MSH-18
+# ended the frame early: found by the parser fuzz run); they never belong in an ACK's text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _V25 = ("2.5", "2.5.1", "2.6", "2.7", "2.7.1", "2.8", "2.8.1", "2.8.2")
 
 
@@ -83,7 +86,7 @@ class Header:
 def escape(text: str) -> str:
     """Escape separators for the standard encoding characters |^~\\&."""
     out = text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\")
-    return out.replace("~", "\\R\\").replace("\r", " ").replace("\n", " ")
+    return _CONTROL.sub(" ", out.replace("~", "\\R\\"))
 
 
 def _ts(tz_hours: int = 7) -> str:
@@ -126,7 +129,7 @@ def build_ack(header: Header, code: str, errors: list[AckError] | None = None, t
     charset = (
         "UNICODE UTF-8"
         if header.charset.upper().replace("-", "").endswith("UTF8") or not header.charset
-        else header.charset
+        else escape(header.charset)
     )
     trigger = escape(header.trigger)
     msh = "|".join(

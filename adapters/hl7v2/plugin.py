@@ -33,6 +33,8 @@ class Hl7v2Adapter:
 
     name = "hl7v2"
     channel = "hl7v2"
+    facility_location = "MSH-4"
+    refusal_tag = "[AR 207] "
     description = (
         "HL7 v2.3-2.8.2 ER7 messages (ADT, ORU/OUL, VXU, ORM/OML/OMG, RDE/RDS, SIU, REF, MDM, PPR, BAR/DFT)"
     )
@@ -66,6 +68,13 @@ class Hl7v2Adapter:
         if not result.records and not result.errors:
             result.errors.append(RecordError("payload", "[AR 100] no HL7 message found (empty payload)"))
         return result
+
+    def facility_of(self, record: SourceRecord) -> str | None:
+        """MSH-4 (sending facility, namespace id) of the message."""
+        msg = record.data if isinstance(record.data, Message) else None
+        if msg is None:
+            return None
+        return (msg.sending_facility or "").strip() or None
 
     def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
         """Map one message; problems come back as errors tagged [AR|AE <table 0357 code>]."""

@@ -94,6 +94,12 @@ def _ack_warnings(result) -> list[AckError]:
     return out
 
 
+def ack_for(raw: bytes, result) -> bytes:
+    """The ACK (AA/AE/AR with ERR segments) an IngestResult of one message amounts to (HTTP ingest)."""
+    code, errors = _ack_errors(result)
+    return build_ack(_header(raw), code, errors)
+
+
 def _header(raw: bytes) -> Header:
     try:
         return Header.from_message(read_message(raw))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -263,13 +264,15 @@ def _legacy(data: HosoData) -> None:
 
 def single_hoso_payload(env: Envelope, hoso: etree._Element) -> bytes:
     """A standalone envelope holding just this HOSO, enough to replay the record alone."""
+    # The envelope texts were unescaped by the parser: written back raw, an "&" or "<" in MACSKCB
+    # made every dead letter of the file unreadable on replay (found by the parser fuzz run).
     parts = [
         b'<?xml version="1.0" encoding="utf-8"?>\n<',
         env.root.encode(),
         b"><THONGTINDONVI><MACSKCB>",
-        (env.facility or "").encode(),
+        escape(env.facility or "").encode(),
         b"</MACSKCB></THONGTINDONVI><THONGTINHOSO><NGAYLAP>",
-        (env.created or "").encode(),
+        escape(env.created or "").encode(),
         b"</NGAYLAP><SOLUONGHOSO>1</SOLUONGHOSO><DANHSACHHOSO>",
         etree.tostring(hoso, encoding="utf-8", xml_declaration=False, with_tail=False),
         b"</DANHSACHHOSO></THONGTINHOSO></",

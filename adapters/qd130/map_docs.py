@@ -261,6 +261,12 @@ def map_referral(ctx: Ctx, rows: list[dict]) -> None:
         ctx.add(sr)
 
 
+# HL7 v2 table 0276 "FOLLOWUP" (a follow-up visit), as the SIU mapping sets from SCH-7
+def _reexam_type() -> dict:
+    """appointmentType of a re-exam (a new dict per resource: bundles are edited in place later)."""
+    return {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0276", "code": "FOLLOWUP"}]}
+
+
 def map_reexam(ctx: Ctx, rows: list[dict]) -> None:
     """XML14 (re-exam appointment paper) → booked Appointment (end = start + configured minutes)."""
     minutes = int(ctx.fx.get("appointment_default_minutes", 30))
@@ -275,12 +281,20 @@ def map_reexam(ctx: Ctx, rows: list[dict]) -> None:
                 {"system": ctx.idsys("appointment", row.get("MA_CSKCB")), "value": row["SO_GIAYHEN_KL"]}
             ]
         appt.update(
-            {"status": "booked", "description": "Hẹn khám lại", "start": start, "end": end_dt.isoformat()}
+            {
+                "status": "booked",
+                "appointmentType": _reexam_type(),
+                "description": "Hẹn khám lại",
+                "start": start,
+                "end": end_dt.isoformat(),
+            }
         )
         if ctx.date(row.get("NGAY_CT")):
             appt["created"] = ctx.date(row["NGAY_CT"])
         if ctx.condition_refs:
             appt["reasonReference"] = ctx.condition_refs
+        if ctx.encounter_ref:  # the visit that gave it: its facility and day (re-exam kept/missed reports)
+            appt["supportingInformation"] = [{"reference": ctx.encounter_ref}]
         parts = [{"actor": {"reference": ctx.patient_ref}, "status": "accepted"}]
         doc = ctx.practitioner(row.get("MA_BAC_SI"))
         if doc:
@@ -300,7 +314,11 @@ def map_reexam_dates(ctx: Ctx, row: dict) -> None:
                 "resourceType": "Appointment",
                 "id": ctx.rid("Appointment", "XML1", d),
                 "status": "proposed",
+                "appointmentType": _reexam_type(),
                 "description": "Hẹn tái khám",
+                **(
+                    {"supportingInformation": [{"reference": ctx.encounter_ref}]} if ctx.encounter_ref else {}
+                ),
                 "requestedPeriod": [{"start": day, "end": day}],
                 "participant": [{"actor": {"reference": ctx.patient_ref}, "status": "needs-action"}],
             }

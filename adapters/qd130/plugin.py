@@ -47,11 +47,12 @@ class Qd130Adapter:
 
     name = "qd130"
     channel = "qd130"
+    facility_location = "XML1/TONG_HOP/MA_CSKCB"
     description = "QĐ 130/4750 BHYT XML (GIAMDINHHS envelope, XML1–XML15) → FHIR R4"
 
     def sniff(self, payload: bytes, content_type: str | None = None) -> bool:
-        """True for a GIAMDINHHS-style envelope (also base64 of one, or a bare TONG_HOP)."""
-        head = strip_bom(payload[:2048])
+        """True for a GIAMDINHHS-style envelope (also base64 of one, UTF-16, or a bare TONG_HOP)."""
+        head = strip_bom(_utf8_head(payload[:4096]))
         if not head.startswith(b"<"):
             head = strip_bom(maybe_unwrap_base64(payload[:1_000_000])[:2048])
         return any(r in head for r in _SNIFF_ROOTS)
@@ -121,6 +122,12 @@ class Qd130Adapter:
             )
         return result
 
+    def facility_of(self, record: SourceRecord) -> str | None:
+        """The record's facility: XML1 MA_CSKCB, else the envelope's MACSKCB (as `to_fhir` uses them)."""
+        data: HosoData = record.data
+        rows = data.tables.get("XML1") or [{}]
+        return (rows[0].get("MA_CSKCB") or data.facility or "").strip() or None
+
     def to_fhir(self, record: SourceRecord, options: dict | None = None) -> MappedRecord:
         """Map one decoded HOSO to a transaction Bundle of PUTs with deterministic ids."""
         options = options or {}
@@ -178,6 +185,20 @@ class Qd130Adapter:
                 warnings,
             )
         return MappedRecord(record.key, bundle, [], warnings, source_time=_visit_end(row1, vendor))
+
+
+def _utf8_head(head: bytes) -> bytes:
+    """The first bytes as UTF-8 when the file was saved as UTF-16 (with or without a BOM): the parser
+    reads such files, so detection must too (they were refused as "no adapter" before: parser fuzz)."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        codec = "utf-16"
+    elif len(head) > 1 and head[0] == 0 and head[1] != 0:
+        codec = "utf-16-be"
+    elif len(head) > 1 and head[0] != 0 and head[1] == 0:
+        codec = "utf-16-le"
+    else:
+        return head
+    return head[: len(head) // 2 * 2].decode(codec, "ignore").encode("utf-8")
 
 
 def _add_check_warnings(data: HosoData) -> None:

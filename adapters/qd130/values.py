@@ -113,8 +113,15 @@ def to_number(value: str, vendor: VendorProfile | None = None) -> int | float:
     if num != num or num in (float("inf"), float("-inf")):
         raise BadValue(msg("{value!r} is not a number", value=value))
     if num.is_integer() and "e" not in text.lower():
+        if abs(num) >= _INT_LIMIT:
+            # No QĐ130 amount or count comes near; past 64 bits the stored JSON cannot hold it, and the
+            # failed write took every other record of the batch with it (found by the parser fuzz run).
+            raise BadValue(msg("{value!r} is out of range", value=value))
         return int(num)
     return num
+
+
+_INT_LIMIT = 2.0**63
 
 
 FORMATTERS = {

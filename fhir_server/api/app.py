@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fhir_server import audit
@@ -26,6 +28,7 @@ from fhir_server.api.xml import XmlMiddleware
 from fhir_server.audit import guard as audit_guard
 from fhir_server.audit.middleware import AuditMiddleware
 from fhir_server.audit.trail import AuditTrail
+from fhir_server.auth import authorize
 from fhir_server.auth.clients import generate_signing_key, signing_key_from_pem
 from fhir_server.auth.gate import AuthGate
 from fhir_server.auth.smart import SigningKey, build_router, token_audience
@@ -36,10 +39,12 @@ from fhir_server.identity import api as identity_api
 from fhir_server.interactions.group import STATS as GROUP_STATS
 from fhir_server.logsafe import log_failure
 from fhir_server.operations import OPERATIONS
+from fhir_server.operations import export as export_op
 from fhir_server.ratelimit import RateLimitMiddleware
 from fhir_server.settings import Settings
 from fhir_server.storage import Storage, open_store
 from fhir_server.ui import login as ui_login
+from fhir_server.ui import oidc as ui_oidc
 from fhir_server.ui import reports as ui_reports
 from fhir_server.ui import routes as ui_routes
 
@@ -101,7 +106,7 @@ def _mark_logged(exc: BaseException) -> None:
         pass
 
 
-def _auth_configs(settings: Settings) -> list[AuthConfig] | None:
+def auth_configs(settings: Settings) -> list[AuthConfig] | None:
     """Token verification keys from the settings, or None when auth is off; refuses to start half-configured."""
     if settings.auth_mode == "off":
         return None
@@ -152,6 +157,19 @@ class _GroupCommitCollector:
         yield splits
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Server start: resume the Bulk Data exports a previous process left unfinished (no request needed).
+    Shutdown: stop the export worker (its job goes back to the queue), then flush the audit queue."""
+    ctx = app.state.context
+    async with audit.lifespan(app):
+        export_op.start_worker(ctx)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(export_op.stop_worker, ctx)
+
+
 def create_app(
     settings: Settings | None = None, store: Storage | None = None, extra_routers: Sequence[APIRouter] = ()
 ) -> FastAPI:
@@ -164,7 +182,7 @@ def create_app(
         version="0.1.0",
         docs_url="/docs",
         openapi_url="/openapi.json",
-        lifespan=audit.lifespan,
+        lifespan=_lifespan,
     )
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
@@ -176,7 +194,7 @@ def create_app(
         "lienthong_http_request_seconds", "HTTP request latency", ["method"], registry=registry
     )
 
-    configs = _auth_configs(settings)
+    configs = auth_configs(settings)
     smart_router = None
     if settings.auth_mode == "smart" and configs is not None:
         key = SigningKey(*_signing_key(settings, store))
@@ -259,6 +277,7 @@ def create_app(
     base = settings.base_path
     if smart_router is not None:  # before the FHIR routes: [base]/.well-known/… is not a resource type
         app.include_router(smart_router)
+        app.include_router(authorize.build_router())  # issue 13: SMART App Launch (auth code + PKCE)
     app.include_router(system.router, prefix=base)
     app.include_router(history.router, prefix=base)
     # Order matters: operation and search routes must win over the generic /{type}/{id} routes.
@@ -271,6 +290,7 @@ def create_app(
     )  # before the generic routes: AuditEvent is append-only
     app.include_router(rest.router, prefix=base)
     app.include_router(ui_login.router)
+    app.include_router(ui_oidc.router)  # issue 13: /ui sign-in through an external OpenID Connect provider
     app.include_router(ui_routes.router)
     app.include_router(ui_reports.router)
     for router in extra_routers:

@@ -138,14 +138,18 @@ def _security(settings, base: str | None) -> dict | None:
                 ]
             }
         ],
-        "description": "SMART Backend Services (client_credentials, private_key_jwt); see docs/security.md",
+        "description": "SMART Backend Services (client_credentials, private_key_jwt) and SMART App Launch "
+        "(authorization code + PKCE); see docs/security.md",
     }
     if settings.auth_mode == "smart" and base:
         root = base[: -len(settings.base_path)] if base.endswith(settings.base_path) else base
         out["extension"] = [
             {
                 "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                "extension": [{"url": "token", "valueUri": f"{root}/auth/token"}],
+                "extension": [
+                    {"url": "token", "valueUri": f"{root}/auth/token"},
+                    {"url": "authorize", "valueUri": f"{root}/auth/authorize"},
+                ],
             }
         ]
     return out

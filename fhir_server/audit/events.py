@@ -35,6 +35,7 @@ class Access:
     resource_type: str | None = None
     resource_id: str | None = None
     export: bool = False
+    ingest: bool = False  # an /ingest request (raw QĐ130 / HL7 v2 upload, dead letters, inbox status)
 
 
 @dataclass
@@ -101,6 +102,48 @@ def classify(method: str, path: str, base_path: str) -> Access | None:
     return Access(subtype, action, rtype, rid)
 
 
+def classify_ingest(method: str, path: str) -> Access | None:
+    """The BALP-style classification of an /ingest request (None for other paths): uploads and
+    replays are imports (DICOM 110107), listings and status reads are queries."""
+    if path != "/ingest" and not path.startswith("/ingest/"):
+        return None
+    if method in ("HEAD", "OPTIONS"):
+        return None
+    if method == "POST":
+        return Access("create", "C", ingest=True)
+    return Access("search-system", "E", ingest=True)
+
+
+INBOX_SYSTEM = "urn:lienthong:ingest-inbox"
+
+
+def _ingest_entity(record: AccessRecord) -> dict | None:
+    """The archived payload an upload went to (inbox id) and its record counts, from the JSON answer."""
+    if not (record.body_json and record.body):
+        return None
+    try:
+        doc = orjson.loads(record.body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or doc.get("inbox_id") is None:
+        return None
+    entity: dict = {
+        "what": {"identifier": {"system": INBOX_SYSTEM, "value": str(doc["inbox_id"])}},
+        "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+        "role": {"system": OBJECT_ROLE, "code": "3", "display": "Report"},
+        "description": "ingest archive",
+    }
+    # The patients an upload touched are not named in the answer; the record counts are (a bound on them).
+    detail = [
+        {"type": key, "valueString": str(doc[key])}
+        for key in ("adapter", "status", "accepted", "rejected")
+        if doc.get(key) is not None
+    ]
+    if detail:
+        entity["detail"] = detail
+    return entity
+
+
 def outcome_code(status: int) -> str:
     """AuditEvent.outcome from the HTTP status: 0 success, 4 minor failure (client), 8 serious (server)."""
     if status < 400:
@@ -136,6 +179,19 @@ def _patient_refs_of_resource(resource: dict, out: dict[str, None]) -> None:
                 ref = item.get("reference")
                 if isinstance(ref, str) and ref.startswith("Patient/"):
                     out[ref.split("/_history", 1)[0]] = None
+
+
+def stored_patients(store, res_type: str, res_id: str) -> list[str]:
+    """The Patient references of the stored current version of a resource ([] when absent or deleted)."""
+    try:
+        stored = store.read(res_type, res_id)
+    except Exception:  # an unreadable id or a store hiccup: the request itself will answer for it
+        return []
+    if stored is None or stored.deleted:
+        return []
+    found: dict[str, None] = {}
+    _patient_refs_of_resource(stored.as_dict(), found)
+    return list(found)
 
 
 def _patients_in_query(query: str, out: dict[str, None]) -> None:
@@ -183,6 +239,8 @@ def build_event(record: AccessRecord, observer: str = "Lienthong FHIR server") -
     access = record.access
     if access.export:
         event_type = {"system": DICOM, "code": "110106", "display": "Export"}
+    elif access.ingest and access.action == "C":
+        event_type = {"system": DICOM, "code": "110107", "display": "Import"}
     else:
         event_type = {"system": EVENT_TYPE, "code": "rest", "display": "Restful Operation"}
     who: dict = {"display": "anonymous"}
@@ -196,7 +254,11 @@ def build_event(record: AccessRecord, observer: str = "Lienthong FHIR server") -
     if record.address:
         agent["network"] = {"address": record.address, "type": "2"}
     entities: list[dict] = []
-    for ref in patients_touched(record):
+    if access.ingest:
+        inbox = _ingest_entity(record)
+        if inbox is not None:
+            entities.append(inbox)
+    for ref in [] if access.ingest else patients_touched(record):
         entities.append(
             {
                 "what": {"reference": ref},

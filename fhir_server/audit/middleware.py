@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 import orjson
 from starlette.concurrency import run_in_threadpool
 
-from fhir_server.audit.events import Access, AccessRecord, classify
+from fhir_server.audit.events import (
+    Access,
+    AccessRecord,
+    classify,
+    classify_ingest,
+    stored_patients,
+)
 from fhir_server.audit.trail import AuditTrail
 from fhir_server.errors import FhirError
 from fhir_server.i18n import accept_language, msg
@@ -50,7 +56,11 @@ class AuditMiddleware:
         method = scope.get("method", "GET")
         path = scope.get("path", "")
         query = scope.get("query_string", b"").decode("latin-1")
-        access = classify(method, path, self.base_path) or _ui_access(method, path, query)
+        access = (
+            classify(method, path, self.base_path)
+            or _ui_access(method, path, query)
+            or classify_ingest(method, path)
+        )
         if access is None:
             await self.app(scope, receive, send)
             return
@@ -63,6 +73,17 @@ class AuditMiddleware:
                 await _unavailable(scope, send)
                 return
         recorded = datetime.now(UTC)
+        before: list[str] = []
+        if (
+            access.action in ("U", "D")
+            and access.resource_id
+            and access.resource_type not in (None, "Patient")
+        ):
+            # After a delete (or an update moving it) the resource no longer names its patient: read the
+            # stored version first, so the event says whose record was changed.
+            before = await run_in_threadpool(
+                stored_patients, self.trail.store, access.resource_type, access.resource_id
+            )
         status = [500]
         is_json = [False]
         chunks: list[bytes] = []
@@ -117,6 +138,7 @@ class AuditMiddleware:
                     body=b"".join(chunks),
                     body_json=is_json[0],
                     request_body=b"".join(sent),
+                    extra_patients=before,
                 )
             )
 

@@ -28,7 +28,14 @@ from fhir_server.i18n import msg
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.storage.base import Storage
 
-PUBLIC_PATHS = ("/healthz", "/.well-known/smart-configuration", "/auth/token", "/auth/jwks")
+PUBLIC_PATHS = (
+    "/healthz",
+    "/.well-known/smart-configuration",
+    "/auth/token",
+    "/auth/jwks",
+    "/auth/authorize",  # the clinician signs in on this page: no token yet
+    "/.well-known/openid-configuration",
+)
 _OWNER_PATCH_PATHS = ("/meta", "/identifier", "/managingOrganization", "/serviceProvider", "/custodian")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _CACHE_SIZE = 4096
@@ -41,7 +48,7 @@ class AuthGate:
         self,
         app,
         base_path: str,
-        store: Storage,
+        store: Storage | None,
         configs: Callable[[], Sequence[AuthConfig]],
         max_body_bytes: int,
     ) -> None:
@@ -189,6 +196,9 @@ class AuthGate:
 
     async def _lookups(self, principal: Principal, access: Access, plan: Plan, resource: dict | None) -> None:
         """The checks that need stored data: patient compartment, facility of old and new content."""
+        if self.store is None and (plan.compartment_check or plan.facility_stored or plan.facility_criteria):
+            # a gate without a store (the federated hub) cannot prove these: refuse rather than guess
+            raise forbidden(msg("Token scopes do not allow this request"))
         if plan.compartment_check is not None:
             rtype, rid = plan.compartment_check
             if not await run_in_threadpool(self._in_compartment, rtype, rid, principal.patient or ""):
@@ -205,16 +215,17 @@ class AuthGate:
             keys.append(plan.facility_stored)
         if plan.facility_criteria is not None:
             rtype, criteria = plan.facility_criteria
-            ids = await run_in_threadpool(self.store.find, rtype, criteria)
+            ids = await run_in_threadpool(self.store.find, rtype, criteria)  # type: ignore[union-attr]
             keys += [(rtype, i) for i in ids]
         for rtype, rid in keys:
-            stored = await run_in_threadpool(self.store.read, rtype, rid)
+            stored = await run_in_threadpool(self.store.read, rtype, rid)  # type: ignore[union-attr]
             if stored is not None and not belongs_to(stored.as_dict(), facility):
                 raise forbidden(
                     msg("A client of facility {code} writes only resources of that facility", code=facility)
                 )
 
     def _in_compartment(self, rtype: str, rid: str, patient: str) -> bool:
+        assert self.store is not None
         if rtype == "Patient":
             return rid == patient
         params = patient_compartment().get(rtype)

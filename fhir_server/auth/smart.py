@@ -19,13 +19,34 @@ from starlette.concurrency import run_in_threadpool
 from fhir_server.api.deps import get_settings
 from fhir_server.api.responses import request_lang
 from fhir_server.auth.clients import ASSERTION_ALGORITHMS, parse_public_key, public_jwk, public_pem
+from fhir_server.auth.grants import Issuer, code_grant, refresh_grant
+from fhir_server.auth.grants import OAuthError as _OAuthError
 from fhir_server.auth.tokens import AuthConfig, issue_token
-from fhir_server.i18n import Localized, msg
+from fhir_server.i18n import msg
 from fhir_server.settings import Settings
+from fhir_server.storage.sql.auth import ClientRecord
+from fhir_server.storage.sql.authcode import authcode_repository
+from fhir_server.storage.sql.users import user_repository
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_LIFETIME = 300  # seconds: SMART Backend Services caps exp at five minutes
-SCOPES_SUPPORTED = ("system/*.rs", "system/*.cruds", "system/*.read", "system/*.write", "system/*.*")
+SCOPES_SUPPORTED = (
+    "system/*.rs",
+    "system/*.cruds",
+    "system/*.read",
+    "system/*.write",
+    "system/*.*",
+    # SMART App Launch (clinicians and their apps): read-only user/ and patient/ scopes
+    "openid",
+    "fhirUser",
+    "launch/patient",
+    "offline_access",
+    "online_access",
+    "user/*.rs",
+    "user/*.read",
+    "patient/*.rs",
+    "patient/*.read",
+)
 
 
 @dataclass(frozen=True)
@@ -55,23 +76,40 @@ def token_audience(settings: Settings) -> str | None:
     return settings.jwt_audience or settings.public_base_url
 
 
+def fhir_base(request: Request) -> str:
+    """This server's FHIR base URL (the `aud` a SMART app must send to /auth/authorize)."""
+    settings = get_settings(request)
+    return f"{server_root(request)}{settings.base_path.rstrip('/')}"
+
+
 def smart_configuration(root: str) -> dict:
     """The SMART discovery document (/.well-known/smart-configuration)."""
     return {
         "issuer": root,
         "jwks_uri": f"{root}/auth/jwks",
+        "authorization_endpoint": f"{root}/auth/authorize",
         "token_endpoint": f"{root}/auth/token",
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "scopes_supported": list(SCOPES_SUPPORTED),
-        "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"],
+        "capabilities": [
+            "launch-standalone",
+            "client-public",
+            "client-confidential-asymmetric",
+            "context-standalone-patient",
+            "permission-offline",
+            "permission-online",
+            "permission-patient",
+            "permission-user",
+            "permission-v1",
+            "permission-v2",
+            "sso-openid-connect",
+            "authorize-post",
+        ],
     }
-
-
-class _OAuthError(Exception):
-    def __init__(self, status: int, error: str, description: Localized | str):
-        self.status, self.error, self.description = status, error, description
 
 
 def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
@@ -89,13 +127,34 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
         f"{base_path}/.well-known/smart-configuration", discovery, methods=["GET"], include_in_schema=False
     )
 
+    @router.get("/.well-known/openid-configuration", include_in_schema=False)
+    async def openid_configuration(request: Request) -> JSONResponse:
+        """OpenID Connect discovery, so this server can be the sign-in provider of another one."""
+        root = server_root(request)
+        return JSONResponse(
+            {
+                "issuer": root,
+                "authorization_endpoint": f"{root}/auth/authorize",
+                "token_endpoint": f"{root}/auth/token",
+                "jwks_uri": f"{root}/auth/jwks",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": [key.alg],
+                "code_challenge_methods_supported": ["S256"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+                "scopes_supported": ["openid", "profile", "fhirUser", "offline_access"],
+                "claims_supported": ["sub", "preferred_username", "name", "fhirUser", "nonce"],
+            }
+        )
+
     @router.get("/auth/jwks", include_in_schema=False)
     async def jwks() -> JSONResponse:
         return JSONResponse({"keys": [public_jwk(key.private_pem, key.kid, key.alg)]})
 
     @router.post("/auth/token", include_in_schema=False)
     async def token(request: Request) -> JSONResponse:
-        """OAuth 2.0 client_credentials grant with a private_key_jwt client assertion."""
+        """OAuth 2.0 token endpoint: client_credentials (private_key_jwt), authorization_code, refresh_token."""
         try:
             form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
             body = await run_in_threadpool(_grant, form, f"{server_root(request)}/auth/token", request)
@@ -111,11 +170,50 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
         return JSONResponse(body, headers=_NO_STORE)
 
     def _grant(form: dict, token_url: str, request: Request) -> dict:
-        settings = get_settings(request)
-        if form.get("grant_type") != "client_credentials":
+        grant_type = form.get("grant_type")
+        if grant_type in ("authorization_code", "refresh_token"):
+            return _app_grant(form, token_url, request)
+        if grant_type != "client_credentials":
             raise _OAuthError(
-                400, "unsupported_grant_type", msg("Only grant_type=client_credentials is supported")
+                400,
+                "unsupported_grant_type",
+                msg("grant_type must be client_credentials, authorization_code or refresh_token"),
             )
+        settings = get_settings(request)
+        client = _assertion_client(form, token_url)
+        client_id = client.client_id
+        registered = client.scopes.split()
+        asked = form.get("scope", "").split() or registered
+        granted = [s for s in asked if s in registered]
+        if not granted:
+            raise _OAuthError(
+                400, "invalid_scope", msg("None of the requested scopes is registered for this client")
+            )
+        extra = {"client_id": client_id, "scope": " ".join(granted), "kind": "system"}
+        if client.facility:
+            extra["facility"] = client.facility
+        if client.province:
+            extra["province"] = client.province
+        lifetime = settings.token_lifetime
+        audience = token_audience(settings) or ""
+        access = issue_token(
+            key.private_pem,
+            key.alg,
+            key.kid,
+            server_root(request),
+            audience,
+            {"sub": client_id, **extra},
+            lifetime,
+        )
+        return {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "scope": " ".join(granted),
+        }
+
+    def _assertion_client(form: dict, token_url: str) -> ClientRecord:
+        """The registered client a private_key_jwt assertion authenticates (its jti is spent)."""
         assertion = form.get("client_assertion", "")
         if form.get("client_assertion_type") != ASSERTION_TYPE or not assertion:
             raise _OAuthError(400, "invalid_request", msg("A private_key_jwt client assertion is required"))
@@ -156,35 +254,41 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             raise _OAuthError(401, "invalid_client", msg("The assertion's exp is more than 5 minutes ahead"))
         if not repo.use_jti(client_id, str(claims["jti"]), exp, now):
             raise _OAuthError(401, "invalid_client", msg("The assertion's jti was already used"))
-        registered = client.scopes.split()
-        asked = form.get("scope", "").split() or registered
-        granted = [s for s in asked if s in registered]
-        if not granted:
-            raise _OAuthError(
-                400, "invalid_scope", msg("None of the requested scopes is registered for this client")
-            )
-        extra = {"client_id": client_id, "scope": " ".join(granted), "kind": "system"}
-        if client.facility:
-            extra["facility"] = client.facility
-        if client.province:
-            extra["province"] = client.province
-        lifetime = settings.token_lifetime
-        audience = token_audience(settings) or ""
-        access = issue_token(
-            key.private_pem,
-            key.alg,
-            key.kid,
+        return client
+
+    def _app_grant(form: dict, token_url: str, request: Request) -> dict:
+        """authorization_code / refresh_token: a public app names itself, a confidential one signs."""
+        settings = get_settings(request)
+        codes = authcode_repository(store)
+        if form.get("client_assertion"):
+            client_id = _assertion_client(form, token_url).client_id
+            app = codes.app(client_id)
+            if app is None:
+                raise _OAuthError(401, "invalid_client", msg("Unknown or disabled client"))
+        else:
+            client_id = form.get("client_id", "")
+            record = repo.client(client_id) if client_id else None
+            app = codes.app(client_id) if record is not None and record.enabled else None
+            if app is None or not app.public:
+                raise _OAuthError(401, "invalid_client", msg("Unknown or disabled client"))
+        users = user_repository(store)
+
+        def account(username: str):
+            row = users.get(username)
+            return (row.display_name, not row.disabled) if row else None
+
+        issuer = Issuer(
+            key,
             server_root(request),
-            audience,
-            {"sub": client_id, **extra},
-            lifetime,
+            token_audience(settings) or fhir_base(request),
+            fhir_base(request),
+            settings.token_lifetime,
+            settings.refresh_token_lifetime,
+            settings.session_max_age,
         )
-        return {
-            "access_token": access,
-            "token_type": "bearer",
-            "expires_in": lifetime,
-            "scope": " ".join(granted),
-        }
+        if form.get("grant_type") == "authorization_code":
+            return code_grant(form, client_id, codes, issuer, account)
+        return refresh_grant(form, client_id, codes, issuer, account)
 
     return router
 

@@ -86,13 +86,15 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
     def rebuild_cmd(db: str = typer.Option(None, "--db", help=_("database URL"))) -> None:
         """Recompute every fact row, with a progress bar."""
         from fhir_server.reports.hook import rebuild
+        from fhir_server.reports.reexam import reexam_rule
 
-        store = runtime(db).store
+        rt = runtime(db)
+        store = rt.store
         total = store.count_current("Encounter")
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(_("visit facts"), total=total)
-            count = rebuild(store, progress=lambda n: bar.advance(task, n))
+            count = rebuild(store, progress=lambda n: bar.advance(task, n), rule=reexam_rule(rt.settings))
         console.print(_("{count} visit(s) summarised", count=count))
 
     @group.command("measures", help=_("Store the Measure resources of the summaries (GET [base]/Measure)."))

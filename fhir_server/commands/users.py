@@ -9,6 +9,7 @@ import typer
 
 from fhir_server.i18n import _
 from fhir_server.settings import Settings
+from fhir_server.storage.sql.authcode import authcode_repository
 from fhir_server.storage.sql.users import user_repository
 from fhir_server.ui.accounts import add_user
 
@@ -61,3 +62,21 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
             typer.echo(_("No user {username}", username=username), err=True)
             raise typer.Exit(1)
         typer.echo(_("User {username} disabled", username=username))
+
+    @users.command("fhir-user", help=_("Link an account to its Practitioner (the fhirUser of its id_token)"))
+    def fhir_user_cmd(
+        username: str = typer.Argument(..., help=_("Login name")),
+        reference: str = typer.Argument(..., help=_("Practitioner reference, e.g. Practitioner/bs-lan")),
+        db: str = db_option,
+    ) -> None:
+        """Link an account to its Practitioner."""
+        kind, _slash, rid = reference.partition("/")
+        if kind not in ("Practitioner", "PractitionerRole", "Person") or not rid or "/" in rid:
+            typer.echo(_("Expected Practitioner/<id>, PractitionerRole/<id> or Person/<id>"), err=True)
+            raise typer.Exit(2)
+        store = open_runtime(Settings.from_env().with_(database_url=db)).store
+        if user_repository(store).get(username) is None:
+            typer.echo(_("No user {username}", username=username), err=True)
+            raise typer.Exit(1)
+        authcode_repository(store).set_fhir_user(username, reference)
+        typer.echo(_("User {username} is {reference}", username=username, reference=reference))

@@ -121,6 +121,29 @@ def federation_router(config: HubConfig, base_path: str) -> APIRouter:
     return router
 
 
+def _gate(app: FastAPI, settings: Settings) -> None:
+    """With auth on, the federated hub verifies tokens exactly as a node does (the same AuthGate and
+    settings): only /fhir/metadata is public; the federation needs a token with read scopes."""
+    from fhir_server.api.app import auth_configs
+    from fhir_server.auth.gate import AuthGate
+
+    configs = auth_configs(settings)
+    if configs is None:
+        return
+    if not configs:
+        raise ValueError(
+            "the federated hub verifies tokens it did not issue: set LIENTHONG_JWT_SECRET or "
+            "LIENTHONG_JWT_PUBLIC_KEY (the key of the token issuer)"
+        )
+    app.add_middleware(
+        AuthGate,
+        base_path=settings.base_path,
+        store=None,
+        configs=lambda: configs,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
 def create_hub_app(config: HubConfig, settings: Settings | None = None, store=None) -> FastAPI:
     """The hub app: the federation (federated mode) or a FHIR server over `store` fed by the puller
     (central mode), plus /hub/nodes."""
@@ -150,6 +173,7 @@ def create_hub_app(config: HubConfig, settings: Settings | None = None, store=No
     else:
         app = FastAPI(title="Lienthong hub", lifespan=lifespan)
         app.include_router(federation_router(config, settings.base_path))
+        _gate(app, settings)
 
         @app.exception_handler(FhirError)
         async def _fhir_error(_request: Request, exc: FhirError) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from fhir_server.hub.auth import TokenError
 from fhir_server.hub.config import NodeConfig
 
 FHIR_JSON = "application/fhir+json"
@@ -34,7 +35,10 @@ class NodeClient:
         """One FHIR request; returns the parsed JSON body or raises NodeFailure."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.node.url(path_or_url)
         headers = {"Accept": FHIR_JSON}
-        token = await self.node.auth.token()
+        try:
+            token = await self.node.auth.token()
+        except TokenError as exc:
+            raise NodeFailure(self.node.name, "refused", str(exc)) from exc
         if token:
             headers["Authorization"] = f"Bearer {token}"
         content = None
@@ -49,6 +53,8 @@ class NodeClient:
             raise NodeFailure(self.node.name, "timeout", type(exc).__name__) from exc
         except httpx.TransportError as exc:  # refused connection, reset mid-answer, DNS...
             raise NodeFailure(self.node.name, "down", type(exc).__name__) from exc
+        if resp.status_code == 401 and hasattr(self.node.auth, "invalidate"):
+            self.node.auth.invalidate()  # the next request fetches a fresh token
         if resp.status_code in (401, 403):
             raise NodeFailure(self.node.name, "refused", f"HTTP {resp.status_code}")
         if resp.status_code >= 400:

@@ -13,6 +13,8 @@ A YAML (or JSON) file, for example:
         auth: {type: bearer, token_env: CHORAY_TOKEN}
       - name: bv-bach-mai
         base_url: https://lienthong.bachmai.vn/fhir
+        auth: {type: smart-backend, token_url: https://lienthong.bachmai.vn/auth/token,
+               client_id: hub-so-y-te, key_file: /etc/lienthong/hub-key.pem}   # SMART Backend Services
 """
 
 from __future__ import annotations

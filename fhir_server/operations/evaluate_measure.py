@@ -3,7 +3,8 @@
 The measures are Lienthong's catalogue (reports/summary.py; `lienthong report measures` stores the Measure
 resources). Parameters: periodStart, periodEnd (FHIR dates), reportType=summary, and two of our own:
 `stratifier` (comma-separated; '+' joins components, e.g. `province-new+month,icd-chapter`), `top` (the N
-largest strata, e.g. top diagnoses) and `_format`
+largest strata, e.g. top diagnoses), `province` (a post-2025 province code: only visits of residents of
+that province; a health-department token is held to its own, see fhir_server/auth/province.py) and `_format`
 (`csv` or `xlsx` for a download of the first stratifier as a table). Counts below the minimum cell size
 (LIENTHONG_REPORT_MIN_CELL, default 5) are withheld everywhere.
 """
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import Config, Store
 from fhir_server.api.responses import fhir_json
+from fhir_server.auth.province import effective_province, province_filter
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
 from fhir_server.operations.registry import Operation
@@ -65,19 +67,21 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
     end = _day(q.get("periodEnd"), "periodEnd", end=True)
     if start and end and start > end:
         raise FhirError.bad_request(msg("periodStart is after periodEnd"))
-    stratifiers = summary.parse_stratifiers(q.get("stratifier") or ",".join(summary.DEFAULT_STRATIFIERS))
+    stratifiers = summary.parse_stratifiers(q.get("stratifier") or ",".join(summary.default_stratifiers(m)))
     fmt = (q.get("_format") or "").lower()
     top_text = q.get("top")
     if top_text is not None and not (top_text.isdigit() and int(top_text) > 0):
         raise FhirError.bad_request(msg("top must be a positive integer, not {value}", value=top_text))
     top = int(top_text) if top_text else None
+    province = effective_province(getattr(request.state, "principal", None), q.get("province"))
+    where = province_filter(province) or None
     repo = store.reports  # type: ignore[attr-defined]
     min_cell = settings.report_min_cell
     if fmt in ("csv", "text/csv", "xlsx", XLSX):
         dims = stratifiers[0] if stratifiers else []
-        rows = await run_in_threadpool(summary.summarize, repo, m, dims, (start, end), None, min_cell, top)
+        rows = await run_in_threadpool(summary.summarize, repo, m, dims, (start, end), where, min_cell, top)
         columns = [*dims, "value"] + (["denominator"] if m.scoring == "continuous-variable" else [])
-        name = f"{m.id}_{'-'.join(dims) or 'total'}"
+        name = f"{m.id}_{'-'.join(dims) or 'total'}" + (f"_{province}" if province else "")
         if fmt in ("csv", "text/csv"):
             body = summary.to_csv(rows, columns, min_cell)
             return Response(
@@ -91,5 +95,5 @@ async def evaluate_measure(measure_id: str, request: Request, store: Store, sett
         )
     if fmt and fmt not in ("json", "application/fhir+json", "application/json"):
         raise FhirError.bad_request(msg("_format must be json, csv or xlsx, not {value}", value=fmt))
-    report = await run_in_threadpool(measure_report, repo, m, stratifiers, (start, end), min_cell, top)
+    report = await run_in_threadpool(measure_report, repo, m, stratifiers, (start, end), min_cell, top, where)
     return fhir_json(report)

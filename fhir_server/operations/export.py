@@ -31,6 +31,7 @@ from fhir_server.api.body import json_body
 from fhir_server.api.deps import AppContext, get_context
 from fhir_server.api.responses import base_url
 from fhir_server.api.search import query_pairs
+from fhir_server.auth.province import effective_province
 from fhir_server.auth.tokens import Principal
 from fhir_server.errors import FhirError, operation_outcome
 from fhir_server.i18n import msg
@@ -40,6 +41,7 @@ from fhir_server.operations.registry import Operation
 from fhir_server.search.compartment import patient_compartment
 from fhir_server.timeutil import http_date, instant, now_us, parse_instant
 from fhir_server.validation import r4_resource_types
+from mappings.facilities import all_facilities
 
 log = logging.getLogger("lienthong.export")
 router = APIRouter()
@@ -174,6 +176,17 @@ def _check_rights(principal: Principal | None, types: list[str] | None) -> None:
             )
 
 
+def province_patients(store, province: str) -> list[str]:
+    """Patients of a province (new-era code): a home address in it (either era's code, as the address
+    index knows both), or a visit to one of its facilities or with a home in it (the visit facts)."""
+    facilities = [f.ma_cskcb for f in all_facilities() if f.province_new == province]
+    ids = set(store.find("Patient", [("address-state", province)]))
+    reports = getattr(store, "reports", None)
+    if reports is not None:
+        ids.update(reports.patients_of_province(province, facilities))
+    return sorted(ids)
+
+
 def _principal(request: Request) -> Principal | None:
     return getattr(request.state, "principal", None)
 
@@ -187,6 +200,12 @@ def _kickoff(request: Request, level: str, params: list[tuple[str, str]], group_
         req.patients = _group_members(store, group_id)
     _check_rights(_principal(request), req.types)
     principal = _principal(request)
+    if principal is not None and principal.province:
+        # A health department exports its province's patients only: system level becomes the
+        # patient-level export of those patients, a Group keeps only its members who are theirs.
+        own = set(province_patients(store, effective_province(principal, None) or ""))
+        req.patients = sorted(own if req.patients is None else own.intersection(req.patients))
+        level = "group" if level == "group" else "patient"
     job_id = str(uuid.uuid4())
     store.exports.create(
         job_id, level, req.as_params(), str(request.url), principal.subject if principal else None
@@ -319,8 +338,9 @@ _WORKERS: dict[int, ExportWorker] = {}
 _WORKERS_LOCK = threading.Lock()
 
 
-def ensure_worker(ctx: AppContext) -> None:
-    """Start this process's export worker for the store unless one is running (it stops when idle)."""
+def ensure_worker(ctx: AppContext, linger: bool = False) -> None:
+    """Start this process's export worker for the store unless one is running (it stops when idle);
+    a running one is woken so a new job does not wait for its next look."""
     with _WORKERS_LOCK:
         worker = _WORKERS.get(id(ctx.store))
         if (
@@ -329,10 +349,29 @@ def ensure_worker(ctx: AppContext) -> None:
             and worker.is_alive()
             and not worker.idle.is_set()
         ):
+            worker.wake.set()
             return
-        worker = ExportWorker(ctx)
+        worker = ExportWorker(ctx, linger=linger)
         _WORKERS[id(ctx.store)] = worker
         worker.start()
+
+
+def start_worker(ctx: AppContext) -> None:
+    """At server start: resume the jobs a previous process left queued or running, without waiting for a
+    request. The worker lingers while any job is unfinished, so one whose dead worker's heartbeat is not
+    yet stale is taken over as soon as it is."""
+    ensure_worker(ctx, linger=True)
+
+
+def stop_worker(ctx: AppContext, timeout: float = 10.0) -> None:
+    """At server shutdown: stop the worker at its next page and put its job back in the queue."""
+    with _WORKERS_LOCK:
+        worker = _WORKERS.pop(id(ctx.store), None)
+    if worker is None:
+        return
+    worker.stop.set()
+    worker.wake.set()
+    worker.join(timeout)  # a worker stuck in a long read is a daemon: its job goes stale and is taken over
 
 
 def cleanup_expired(ctx: AppContext) -> None:
@@ -345,6 +384,10 @@ def cleanup_expired(ctx: AppContext) -> None:
 
 class Cancelled(Exception):
     """The job was cancelled (or taken over) while this worker ran it."""
+
+
+class Stopping(Exception):
+    """The server is shutting down while this worker runs a job."""
 
 
 class _Files:
@@ -379,17 +422,31 @@ class _Files:
 class ExportWorker(threading.Thread):
     """Runs queued export jobs of one store until none is left, then stops."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, linger: bool = False) -> None:
         super().__init__(daemon=True, name="lienthong-export")
         self.ctx = ctx
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.idle = threading.Event()
+        self.linger = linger  # keep looking while jobs are unfinished (started at boot)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+
+    def _lingers(self) -> bool:
+        """True while a boot worker should wait for a job that is not claimable yet."""
+        if not self.linger or self.stop.is_set():
+            return False
+        try:
+            return self.ctx.store.exports.unfinished() > 0
+        except Exception as exc:
+            log_failure(log, "export worker could not count jobs", exc)
+            return False
 
     def run(self) -> None:
-        """Claim and run jobs until there are none."""
+        """Claim and run jobs until there are none (or the server stops)."""
         repo = self.ctx.store.exports
         settings = self.ctx.settings
-        while True:
+        poll = max(0.2, min(settings.export_stale_seconds / 2, 5.0))
+        while not self.stop.is_set():
             try:
                 cleanup_expired(self.ctx)
                 stale_before = now_us() - settings.export_stale_seconds * 1_000_000
@@ -398,23 +455,43 @@ class ExportWorker(threading.Thread):
                 log_failure(log, "export worker could not claim a job", exc)
                 job = None
             if job is None:
+                if self._lingers():
+                    self.wake.wait(poll)
+                    self.wake.clear()
+                    continue
                 if self.idle.is_set():
                     return
                 # A kick-off that saw this worker busy just before it went idle relies on it: look once more.
                 self.idle.set()
                 continue
             self.idle.clear()
+            if not self.run_claimed(job):
+                return
+
+    def run_claimed(self, job) -> bool:
+        """Run one job this worker claimed, recording how it ended; False when the server is stopping
+        (the job is back in the queue, for the next process to start at once)."""
+        repo = self.ctx.store.exports
+        settings = self.ctx.settings
+        try:
+            self.run_job(job)
+        except Stopping:
+            shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
             try:
-                self.run_job(job)
-            except Cancelled:  # cancelled (its folder is gone already) or taken over: remove this run's files
-                shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
+                repo.release(job.id, self.worker_id)
             except Exception as exc:
-                log_failure(log, "export job failed", exc)
-                expires = now_us() + settings.export_expire_seconds * 1_000_000
-                try:
-                    repo.fail(job.id, self.worker_id, type(exc).__name__, expires)
-                except Exception as exc2:
-                    log_failure(log, "export job could not be marked failed", exc2)
+                log_failure(log, "export job could not be put back in the queue", exc)
+            return False
+        except Cancelled:  # cancelled (its folder is gone already) or taken over: remove this run's files
+            shutil.rmtree(_job_dir(self.ctx, job.id) / str(job.attempts), ignore_errors=True)
+        except Exception as exc:
+            log_failure(log, "export job failed", exc)
+            expires = now_us() + settings.export_expire_seconds * 1_000_000
+            try:
+                repo.fail(job.id, self.worker_id, type(exc).__name__, expires)
+            except Exception as exc2:
+                log_failure(log, "export job could not be marked failed", exc2)
+        return True
 
     def run_job(self, job) -> None:
         """Write every requested type's NDJSON files, then the manifest."""
@@ -453,6 +530,8 @@ class ExportWorker(threading.Thread):
                     for line in page:
                         files.write(line)
                     total += len(page)
+                    if self.stop.is_set():
+                        raise Stopping()
                     if not repo.beat(job.id, self.worker_id, f"{n}/{len(wanted)} types, {total} resources"):
                         raise Cancelled()
             finally:

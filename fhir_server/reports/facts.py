@@ -9,7 +9,7 @@ the offset the source wrote); periods are stored precomputed so grouping by mont
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from mappings import admin_units, reporting
 
@@ -51,7 +51,11 @@ class Fact:
 
     def row(self) -> dict:
         """Column name -> value."""
-        return asdict(self)
+        # Every field is a str/int/None: asdict's recursive deep copy cost ~0.8 ms per 20-visit Bundle.
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+_FIELDS = tuple(f.name for f in fields(Fact))
 
 
 def _date(value: object) -> dt.date | None:

@@ -11,11 +11,21 @@ POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 SUPPRESSED_EXT = "http://lienthong.vn/fhir/StructureDefinition/suppressed-small-cell"
 STRATIFIER_SYSTEM = "http://lienthong.vn/fhir/CodeSystem/report-stratifier"
 _COLUMN_NAMES = {v: k for k, v in summary.STRATIFIERS.items() if k != "province"}
+# scored as a proportion: kept / (kept + missed); appointments whose window is still open are excluded
+PROPORTION = "reexam-appointments"
 
 
 def measure_resource(m: summary.MeasureDef) -> dict:
     """The Measure resource of one catalogue entry (id = catalogue id)."""
     scoring = {"cohort": "cohort", "continuous-variable": "continuous-variable"}[m.scoring]
+    populations = [("initial-population", m.sql)]
+    if m.id == PROPORTION:
+        scoring = "proportion"
+        populations += [
+            ("denominator", "reexam_kept + reexam_missed"),
+            ("denominator-exclusion", "reexam_pending"),
+            ("numerator", "reexam_kept"),
+        ]
     return {
         "resourceType": "Measure",
         "id": m.id,
@@ -33,13 +43,14 @@ def measure_resource(m: summary.MeasureDef) -> dict:
             {
                 "population": [
                     {
-                        "code": {"coding": [{"system": POPULATION, "code": "initial-population"}]},
-                        "criteria": {"language": "text/plain", "expression": m.sql},
+                        "code": {"coding": [{"system": POPULATION, "code": code}]},
+                        "criteria": {"language": "text/plain", "expression": expression},
                     }
+                    for code, expression in populations
                 ],
                 "stratifier": [
                     {"code": _code([col]), "criteria": {"language": "text/plain", "expression": col}}
-                    for col in (summary.STRATIFIERS[s] for s in summary.DEFAULT_STRATIFIERS)
+                    for col in (summary.STRATIFIERS[s] for s in summary.default_stratifiers(m))
                 ],
             }
         ],
@@ -52,15 +63,48 @@ def _code(cols: list[str]) -> dict:
     return {"coding": [{"system": STRATIFIER_SYSTEM, "code": name}], "text": name}
 
 
-def _population(value, m: summary.MeasureDef, row: dict | None = None) -> dict:
+def _population(
+    value, m: summary.MeasureDef, row: dict | None = None, code: str = "initial-population"
+) -> dict:
     """A MeasureReport population (count, or the withheld marker)."""
-    pop: dict = {"code": {"coding": [{"system": POPULATION, "code": "initial-population"}]}}
+    pop: dict = {"code": {"coding": [{"system": POPULATION, "code": code}]}}
     count = row.get("denominator") if row is not None and m.scoring == "continuous-variable" else value
     if count is summary.SUPPRESSED:
         pop["extension"] = [{"url": SUPPRESSED_EXT, "valueBoolean": True}]
     else:
         pop["count"] = count
     return pop
+
+
+def _reexam_parts(
+    repo, cols: list[str], period, min_cell: int, filters: dict | None = None
+) -> dict[tuple, dict[str, int | None]]:
+    """Kept / missed / pending (suppressed) per combination of `cols`."""
+    out: dict[tuple, dict[str, int | None]] = {}
+    for part in ("reexam-kept", "reexam-missed", "reexam-pending"):
+        for r in summary.summarize(repo, summary.CATALOG[part], cols, period, filters, min_cell):
+            out.setdefault(tuple(r[c] for c in cols), {})[part] = r["value"]
+    return out
+
+
+def _proportion(parts: dict[str, int | None]) -> tuple[list[dict], dict | None]:
+    """Denominator, exclusion and numerator populations and the score of one (stratum) cell.
+
+    The denominator is withheld when either of its parts is: publishing it would give the withheld part
+    away by subtraction."""
+    kept, missed = parts.get("reexam-kept", 0), parts.get("reexam-missed", 0)
+    pending = parts.get("reexam-pending", 0)
+    denominator = None if kept is summary.SUPPRESSED or missed is summary.SUPPRESSED else kept + missed
+    m = summary.CATALOG[PROPORTION]
+    pops = [
+        _population(denominator, m, None, "denominator"),
+        _population(pending, m, None, "denominator-exclusion"),
+        _population(kept, m, None, "numerator"),
+    ]
+    score = None
+    if denominator and kept is not summary.SUPPRESSED:
+        score = {"value": round(kept / denominator, 4)}
+    return pops, score
 
 
 def measure_report(
@@ -70,9 +114,11 @@ def measure_report(
     period: tuple[str | None, str | None],
     min_cell: int,
     top: int | None = None,
+    filters: dict | None = None,
 ) -> dict:
-    """A summary MeasureReport: the whole population, then one stratifier per requested grouping."""
-    total = summary.summarize(repo, m, [], period, None, min_cell)
+    """A summary MeasureReport: the whole population, then one stratifier per requested grouping
+    (`filters`: facts column -> value, e.g. one province)."""
+    total = summary.summarize(repo, m, [], period, filters, min_cell)
     group: dict = {}
     if total:
         t = total[0]
@@ -81,9 +127,15 @@ def measure_report(
             group["measureScore"] = {"value": t["value"], "unit": "d"}
     else:
         group["population"] = [_population(0, m)]
+    if m.id == PROPORTION:
+        pops, score = _proportion(_reexam_parts(repo, [], period, min_cell, filters).get((), {}))
+        group["population"] += pops
+        if score:
+            group["measureScore"] = score
     strats = []
     for cols in stratifiers:
-        rows = summary.summarize(repo, m, cols, period, None, min_cell, top)
+        rows = summary.summarize(repo, m, cols, period, filters, min_cell, top)
+        parts = _reexam_parts(repo, cols, period, min_cell, filters) if m.id == PROPORTION else {}
         strata = []
         for r in rows:
             values = [r[c] for c in cols]
@@ -99,6 +151,11 @@ def measure_report(
             stratum["population"] = [_population(r["value"], m, r)]
             if m.scoring == "continuous-variable" and r["value"] is not None:
                 stratum["measureScore"] = {"value": r["value"], "unit": "d"}
+            if m.id == PROPORTION:
+                pops, score = _proportion(parts.get(tuple(values), {}))
+                stratum["population"] += pops
+                if score:
+                    stratum["measureScore"] = score
             strata.append(stratum)
         strats.append({"code": [_code(cols)], "stratum": strata})
     if strats:

@@ -8,6 +8,7 @@ from such a count (average length of stay), so a small cell cannot identify a pa
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ class MeasureDef:
     sql: str  # a measure of storage's report repository
     scoring: str = "cohort"  # cohort | continuous-variable
     filters: tuple[tuple[str, str], ...] = ()
+    source: str = "visit"  # visit: one row per Encounter; reexam: one row per re-exam Appointment
 
 
 CATALOG: dict[str, MeasureDef] = {
@@ -57,8 +59,49 @@ CATALOG: dict[str, MeasureDef] = {
             "bed_days",
             scoring="continuous-variable",
         ),
+        MeasureDef(
+            "reexam-appointments", "Lượt hẹn tái khám", "Re-exam appointments", "reexams", source="reexam"
+        ),
+        MeasureDef(
+            "reexam-kept",
+            "Hẹn tái khám đã đến khám",
+            "Re-exam appointments kept",
+            "reexam_kept",
+            source="reexam",
+        ),
+        MeasureDef(
+            "reexam-missed",
+            "Hẹn tái khám bỏ lỡ",
+            "Re-exam appointments missed",
+            "reexam_missed",
+            source="reexam",
+        ),
+        MeasureDef(
+            "reexam-pending",
+            "Hẹn tái khám chưa hết hạn",
+            "Re-exam appointments pending",
+            "reexam_pending",
+            source="reexam",
+        ),
     )
 }
+# the columns a re-exam row has (no diagnosis, visit class or outcome: an appointment is not a visit)
+REEXAM_COLUMNS = (
+    "facility",
+    "province_old",
+    "province_new",
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "year",
+    "age_band",
+    "sex",
+    "bhyt",
+)
+REEXAM_STRATIFIERS = ("province-new", "month", "age-band", "sex", "bhyt")
+# Vietnam has one time zone and no DST: the local date decides whether a re-exam window has closed
+VN_TZ = dt.timezone(dt.timedelta(hours=7))
 
 # stratifier name -> facts column; "province" picks old or new boundaries per report
 STRATIFIERS = {
@@ -112,6 +155,28 @@ def parse_stratifiers(value: str | None) -> list[list[str]]:
     return out
 
 
+def default_stratifiers(m: MeasureDef) -> tuple[str, ...]:
+    """The stratifiers a report of this measure gets when none are asked for."""
+    return REEXAM_STRATIFIERS if m.source == "reexam" else DEFAULT_STRATIFIERS
+
+
+def check_dims(m: MeasureDef, dims: list[str]) -> None:
+    """400 when a stratifier does not apply to the measure (re-exam rows have no diagnosis, class…)."""
+    if m.source != "reexam":
+        return
+    for col in dims:
+        if col not in REEXAM_COLUMNS:
+            name = next((k for k, v in STRATIFIERS.items() if v == col), col)
+            raise FhirError.bad_request(
+                msg("stratifier {name} does not apply to measure {measure}", name=name, measure=m.id)
+            )
+
+
+def local_today() -> str:
+    """Today's date in Vietnam (ISO)."""
+    return dt.datetime.now(VN_TZ).date().isoformat()
+
+
 def _suppress(value: int | None, min_cell: int) -> int | None:
     """A count as published: counts 1..min_cell-1 are withheld."""
     if value is None:
@@ -131,6 +196,7 @@ def summarize(
 ) -> list[dict]:
     """Rows of `dims` + 'value' (+ 'denominator' for averages), suppressed; `top` keeps the largest."""
     where = dict(m.filters) | (filters or {})
+    check_dims(m, dims + list(where))
     if m.scoring == "continuous-variable":
         rows = repo.aggregate(dims, ["bed_days", "los_count"], where, period)
         out = []
@@ -142,7 +208,16 @@ def summarize(
             avg = None if shown is SUPPRESSED else round(float(r["bed_days"] or 0) / n, 2)
             out.append({**{d: r[d] for d in dims}, "value": avg, "denominator": shown})
         return out
-    rows = repo.aggregate(dims, [m.sql], where, period, order_by=m.sql if top else None, limit=top)
+    rows = repo.aggregate(
+        dims,
+        [m.sql],
+        where,
+        period,
+        order_by=m.sql if top else None,
+        limit=top,
+        source=m.source,
+        today=local_today(),
+    )
     return [{**{d: r[d] for d in dims}, "value": _suppress(r[m.sql], min_cell)} for r in rows if r[m.sql]]
 
 

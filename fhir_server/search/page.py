@@ -48,6 +48,8 @@ class CompartmentQuery:
     count: int | None = None  # page size; None = everything in one go (Python callers)
     after: tuple[int, int] | None = None  # (kind, rid) of the last row of the previous page
     linked: bool = True  # False: only this hospital's Patient record, not the link set
+    # issue 17: False = rows without content (kind, rid, version, lastUpdated): a cheap fingerprint of the set
+    content: bool = True
 
 
 @dataclass(slots=True)
@@ -59,6 +61,8 @@ class CompartmentRow:
     res_type: str
     res_id: str
     content: bytes
+    version: int = 0
+    last_updated: int = 0  # µs
 
     def as_dict(self) -> dict:
         """Parse the stored JSON."""

@@ -109,7 +109,7 @@ def content_hash(body: dict) -> str:
                 body["meta"] = rest
             else:
                 body.pop("meta")
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return hashlib.sha256(_dumps(body, orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def render(body: dict, res_id: str, version: int, last_updated: int) -> bytes:
@@ -121,7 +121,18 @@ def render(body: dict, res_id: str, version: int, last_updated: int) -> bytes:
     for key, value in body.items():
         if key not in out:
             out[key] = value
-    return orjson.dumps(out)
+    return _dumps(out)
+
+
+def _dumps(body: dict, option: int = 0) -> bytes:
+    """JSON bytes of a resource, or StorageRefused when a value has no JSON form.
+
+    Adapters can build values the REST API never parses (an integer past 64 bits from a vendor's
+    amount field); refusing that one resource keeps a group commit's other Bundles going through."""
+    try:
+        return orjson.dumps(body, option=option)
+    except TypeError:  # orjson.JSONEncodeError: its message can quote the value, so it is not kept
+        raise StorageRefused("unserializable value") from None
 
 
 class UnitOfWork(Protocol):

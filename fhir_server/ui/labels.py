@@ -7,7 +7,7 @@ lives in `labels.yaml` beside this module.
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -29,11 +29,20 @@ def vocabulary() -> dict:
     )
 
 
+_DATE_PARTS = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?)?")
+
+
 def fhir_date(text: str | None, with_time: bool = True) -> str:
     """ "2024-07-09T09:00:00+07:00" -> "09/07/2024 09:00" (the wall time as the hospital sent it)."""
     if not text or not isinstance(text, str):
         return ""
-    m = re.match(r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?)?", text)
+    return _display_date(text, with_time)
+
+
+# A record repeats the same few hundred instants (every result of a visit has its time): parse each once.
+@lru_cache(maxsize=16384)
+def _display_date(text: str, with_time: bool) -> str:
+    m = _DATE_PARTS.match(text)
     if not m:
         return text
     y, mo, d, hh, mm = m.groups()
@@ -45,7 +54,12 @@ def fhir_date(text: str | None, with_time: bool = True) -> str:
 
 def sort_key(text: str | None) -> int:
     """Microseconds of a FHIR date (0 when absent), for ordering across time zones and precisions."""
-    rng = date_range(text) if isinstance(text, str) else None
+    return _sort_key(text) if isinstance(text, str) else 0
+
+
+@lru_cache(maxsize=16384)
+def _sort_key(text: str) -> int:
+    rng = date_range(text)
     return rng[0] if rng else 0
 
 

@@ -44,6 +44,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _PAGE_HEADERS = {"Cache-Control": "no-store"}
+# Reachable without a session: the login form and the external provider's sign-in (ui/oidc.py).
+_OPEN_PATHS = ("/ui/login", "/ui/login/oidc", "/ui/login/oidc/callback")
 
 
 def login_required(settings: Settings) -> bool:
@@ -89,7 +91,7 @@ class UiGate:
 
     async def _gate(self, scope, receive, send) -> None:
         session = scope["session"]
-        if scope["path"] != "/ui/login":
+        if scope["path"] not in _OPEN_PATHS:
             user = session.get("user")
             # The cookie's signature carries its own age (sliding); login_at bounds the whole session.
             if not user or time.time() - float(session.get("login_at", 0)) > self.max_age:
@@ -122,6 +124,11 @@ def _lang(request: Request) -> str:
     return accept_language(request.headers.get("accept-language"), default="vi")
 
 
+def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
+    """A /ui sign-in page rendered in the reader's language (Vietnamese first)."""
+    return _page(request, name, status, **context)
+
+
 def _page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     with use_lang(_lang(request)):
         html = _templates().get_template(name).render(t=_texts(), **context)
@@ -150,6 +157,12 @@ def _texts() -> dict[str, str]:
         "ok": _("success"),
         "failed": _("refused or failed"),
         "back": _("Back to the record"),
+        "sign_in_oidc": _("Sign in with the organisation's account"),
+        "signed_in": _("You are signed in."),
+        "continue": _("Continue"),
+        "oidc_failed": _(
+            "Sign-in through the organisation's account failed or the account is not allowed here."
+        ),
     }
 
 
@@ -179,7 +192,15 @@ async def login_page(request: Request, next: str = "/ui") -> Response:
     """The Vietnamese login form (with its CSRF token)."""
     if not login_required(get_settings(request)):
         return RedirectResponse("/ui", status_code=303)
-    return _page(request, "login.html", csrf_token=_csrf(request), next=_safe_next(next), error=None)
+    settings = get_settings(request)
+    return _page(
+        request,
+        "login.html",
+        csrf_token=_csrf(request),
+        next=_safe_next(next),
+        error="oidc_failed" if request.query_params.get("error") == "oidc" else None,
+        oidc=bool(settings.oidc_issuer and settings.oidc_client_id),
+    )
 
 
 @router.post("/ui/login")

@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import get_settings, get_store
+from fhir_server.auth.province import effective_province, province_filter
 from fhir_server.reports import summary
 from fhir_server.ui.routes import render
 from mappings import admin_units
@@ -100,20 +101,36 @@ def _province_name(code: str | None, era: admin_units.Era) -> str:
     return f"{code} · {p.short_name}" if p else code
 
 
-def page_data(repo, measure_id: str, era: str, start: str | None, end: str | None, min_cell: int) -> dict:
-    """Everything the page shows (computed off the event loop)."""
+def page_data(
+    repo,
+    measure_id: str,
+    era: str,
+    start: str | None,
+    end: str | None,
+    min_cell: int,
+    province: str | None = None,
+) -> dict:
+    """Everything the page shows (computed off the event loop); `province` limits it to one province."""
     m = summary.measure(measure_id)
+    where = province_filter(province)
     era_key: admin_units.Era = "old" if era == "old" else "new"
     column = "province_old" if era_key == "old" else "province_new"
-    rows = summary.summarize(repo, m, [column], (start, end), None, min_cell)
+    rows = summary.summarize(repo, m, [column], (start, end), where or None, min_cell)
     bars = [Bar(_province_name(r[column], era_key), r["value"]) for r in rows]
-    top = summary.summarize(repo, summary.CATALOG["visits"], ["icd_code"], (start, end), None, min_cell, 5)
+    top = summary.summarize(
+        repo, summary.CATALOG["visits"], ["icd_code"], (start, end), where or None, min_cell, 5
+    )
     trends = []
     for r in top:
         if not r["icd_code"]:
             continue
         series = summary.summarize(
-            repo, summary.CATALOG["visits"], ["month"], (start, end), {"icd_code": r["icd_code"]}, min_cell
+            repo,
+            summary.CATALOG["visits"],
+            ["month"],
+            (start, end),
+            {**where, "icd_code": r["icd_code"]},
+            min_cell,
         )
         points = [Bar(s["month"] or "", s["value"]) for s in series if s["month"]]
         trends.append({"code": r["icd_code"], "total": r["value"], "chart": column_chart(points, min_cell)})
@@ -126,19 +143,26 @@ def page_data(repo, measure_id: str, era: str, start: str | None, end: str | Non
         "chart": bar_chart(bars, min_cell) if bars else None,
         "trends": trends,
         "min_cell": min_cell,
+        "province": province or "",
     }
 
 
 @router.get("/ui/reports")
 async def reports_page(
-    request: Request, measure: str = "visits", era: str = "new", start: str = "", end: str = ""
+    request: Request,
+    measure: str = "visits",
+    era: str = "new",
+    start: str = "",
+    end: str = "",
+    province: str = "",
 ) -> HTMLResponse:
-    """The summary page."""
+    """The summary page (a caller bound to a province sees only that province)."""
     if measure not in summary.CATALOG:
         measure = "visits"
     repo = get_store(request).reports  # type: ignore[attr-defined]
     min_cell = get_settings(request).report_min_cell
+    bound = effective_province(getattr(request.state, "principal", None), province[:3] or None)
     data = await run_in_threadpool(
-        page_data, repo, measure, era, start[:10] or None, end[:10] or None, min_cell
+        page_data, repo, measure, era, start[:10] or None, end[:10] or None, min_cell, bound
     )
     return render("reports.html", **data)

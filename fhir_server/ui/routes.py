@@ -7,7 +7,7 @@ nothing about the patient is logged.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -48,6 +48,27 @@ def render(name: str, status: int = 200, **context) -> HTMLResponse:
     )
 
 
+_RENDERED_MAX = 16  # HTML variants kept per cached record (filters, print view)
+
+
+def render_view(name: str, view: dict, **context) -> HTMLResponse:
+    """Render a patient page, reusing the HTML already made from the same cached record and request."""
+    rendered = view.get("rendered")
+    key: tuple | None = (name, view.get("render_key"), tuple(sorted(context.items())))
+    try:
+        hash(key)
+    except TypeError:  # a context value that cannot be a key (never cached, never wrong)
+        key = None
+    html = rendered.get(key) if rendered is not None and key is not None else None
+    if html is None:
+        html = templates().get_template(name).render(v=view, **context)
+        if rendered is not None and key is not None:
+            if len(rendered) >= _RENDERED_MAX:
+                rendered.clear()
+            rendered[key] = html
+    return HTMLResponse(html, headers=_HEADERS)
+
+
 @router.get("/ui")
 async def search_page(request: Request, q: str = "") -> HTMLResponse:
     """Search form and results."""
@@ -69,9 +90,14 @@ async def patient_page(
 ) -> HTMLResponse:
     """One patient's records from every linked hospital on one timeline (filters: hospital, type, period)."""
     filters = timeline_filters(hospital=hospital, type=type, since=since, until=until, all=all)
+    settings = get_settings(request)
     try:
         view = await run_in_threadpool(
-            patient_view, get_store(request), patient_id, get_settings(request).icd10_path, filters
+            partial(patient_view, cache_size=settings.ui_view_cache),
+            get_store(request),
+            patient_id,
+            settings.icd10_path,
+            filters,
         )
     except FhirError as exc:
         if exc.status in (404, 410):
@@ -82,4 +108,4 @@ async def patient_page(
                 message="Không tìm thấy bệnh nhân này (hồ sơ không tồn tại hoặc đã bị xoá).",
             )
         raise
-    return render("print.html" if print else "patient.html", query="", v=view)
+    return render_view("print.html" if print else "patient.html", view, query="")

@@ -12,9 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from fhir_server.operations.everything import everything
-from fhir_server.search.page import CompartmentQuery
-from fhir_server.ui import clinical
+from fhir_server.search.page import CompartmentPage, CompartmentQuery
+from fhir_server.ui import clinical, view_cache
 from fhir_server.ui import labels as lb
+from mappings import facilities
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 CCCD = "http://fhir.hl7.org.vn/core/sid/cccd"
@@ -77,9 +78,11 @@ class Hospitals:
         self.by_ref = by_ref
         self._memo: dict[str, str] = {}
         self.by_code: dict[str, str] = {}
+        # Each Organization's label once: thousands of resources point at the same three hospitals.
+        self._orgs: dict[str, str] = {}
         for key, res in by_ref.items():
             if key.startswith("Organization/"):
-                label = lb.organization_label(res)
+                label = self._orgs[key] = lb.organization_label(res)
                 for ident in res.get("identifier") or []:
                     value = ident.get("value") if isinstance(ident, dict) else None
                     if isinstance(value, str) and value.isdigit() and len(value) == 5 and label:
@@ -87,9 +90,7 @@ class Hospitals:
 
     def org(self, ref: str | None) -> str:
         """Label of a referenced Organization (empty when not an Organization or not known)."""
-        if ref and ref.startswith("Organization/") and ref in self.by_ref:
-            return lb.organization_label(self.by_ref[ref])
-        return ""
+        return self._orgs.get(ref, "") if ref else ""
 
     def of(self, res: dict, depth: int = 0) -> str:
         """Hospital label of a resource ("" when nothing says)."""
@@ -104,7 +105,8 @@ class Hospitals:
     def _find(self, res: dict, depth: int) -> str:
         rt = res.get("resourceType")
         for f in _ORG_FIELDS:
-            if label := self.org(_ref(res.get(f))):
+            value = res.get(f)
+            if value is not None and (label := self.org(_ref(value))):
                 return label
         if rt == "ServiceRequest":  # performer of a referral is the destination, not the source
             if label := self.org(_ref(res.get("requester"))):
@@ -231,6 +233,9 @@ def _record(p: dict, hospitals: Hospitals) -> dict:
     }
 
 
+DEFAULT_CACHE = 32  # patients per process; the server passes LIENTHONG_UI_VIEW_CACHE
+
+
 def patient_view(
     store,
     patient_id: str,
@@ -238,16 +243,67 @@ def patient_view(
     filters: dict[str, str] | None = None,
     now_us: int | None = None,
     page_visits: int = 20,
+    cache_size: int = DEFAULT_CACHE,
 ) -> dict:
     """Everything the patient page shows, from $everything over the patient's link set.
 
     `filters` narrows the timeline (hospital, type, since, until as YYYY-MM-DD); the summary header always
     covers everything. `now_us` (microseconds) decides upcoming appointments and card validity. The timeline
     shows the `page_visits` newest visits that pass the filters, all of them with `filters["all"]`.
+    The model of the whole record is cached (`view_cache`) under a fingerprint read from the database on
+    every call, so a write by any process is seen at once.
     """
     now_us = now_us if now_us is not None else int(time.time() * 1_000_000)
     filters = filters or {}
-    result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES))
+    cache = view_cache.cache_for(store, cache_size)
+    base = None
+    if cache is not None:
+        revision = facilities.revision()
+        keys = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES, content=False))
+        base = cache.get((patient_id, icd10_path, revision, view_cache.fingerprint(keys)))
+    if base is None:
+        result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES))
+        base = _record_view(result, patient_id, icd10_path)
+        if cache is not None:
+            # Keyed by the rows actually read: a write between the two queries only costs one more build.
+            cache.put((patient_id, icd10_path, revision, view_cache.fingerprint(result)), base)
+    return _request_view(base, filters, now_us, page_visits)
+
+
+def _request_view(base: dict, filters: dict[str, str], now_us: int, page_visits: int) -> dict:
+    """The parts of the page that depend on the request: today's date and the timeline filters."""
+    matching = _filter_timeline(base["timeline"], filters)
+    # The newest visits first; older ones on request, so a long record stays a light page on a ward tablet.
+    shown = matching if filters.get("all") else matching[:page_visits]
+    upcoming = sorted(
+        (
+            a
+            for a in base["appointments"]
+            if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
+        ),
+        key=lambda x: x["sort"],
+    )
+    coverage = clinical.coverage_status(base["coverages"], now_us)
+    return {
+        **base,
+        "upcoming": upcoming,
+        "coverage": coverage,
+        "shown": shown,
+        "more_visits": len(matching) - len(shown),
+        "filters": filters,
+        # Everything of the page that is not the cached record: equal keys render the same HTML.
+        "render_key": (
+            tuple(sorted(filters.items())),
+            tuple(v.id for v in shown),
+            len(matching) - len(shown),
+            tuple(id(a) for a in upcoming),
+            tuple(sorted(coverage.items())) if coverage else None,
+        ),
+    }
+
+
+def _record_view(result: CompartmentPage, patient_id: str, icd10_path: str | None) -> dict:
+    """The model of the whole record (no filter, no date): built once per version of the record."""
     resources = [row.as_dict() for row in result.rows]
     by_ref = {f"{r['resourceType']}/{r['id']}": r for r in resources}
     hospitals = Hospitals(by_ref)
@@ -430,10 +486,7 @@ def patient_view(
         {v.hospital for v in timeline if v.hospital} - {r["hospital"] for r in records}
     )
     hospital_class = {h: f"h{i % 4 + 1}" for i, h in enumerate(hospital_names)}
-    matching = _filter_timeline(timeline, filters)
-    # The newest visits first; older ones on request, so a long record stays a light page on a ward tablet.
-    shown = matching if filters.get("all") else matching[:page_visits]
-    for v in shown:
+    for v in timeline:
         v.vital_rows, v.vital_columns = clinical.vital_rows(v.vitals)
         v.panels = clinical.lab_panels(v.labs)
     return {
@@ -458,21 +511,11 @@ def patient_view(
         "last_vitals": clinical.latest_vitals(all_vitals),
         "vital_charts": clinical.vital_charts(all_vitals, hospital_class),
         "lab_trends": clinical.lab_trends(all_labs, hospital_class),
-        "upcoming": sorted(
-            (
-                a
-                for a in appointments
-                if a["sort"] >= now_us and a["status"] not in ("cancelled", "noshow", "fulfilled")
-            ),
-            key=lambda x: x["sort"],
-        ),
         "open_referrals": [r for r in referrals if r["status"] in ("active", "draft", "on-hold")],
-        "coverage": clinical.coverage_status(by_type["Coverage"], now_us),
+        "coverages": by_type["Coverage"],
         "documents": docs,
-        "shown": shown,
-        "more_visits": len(matching) - len(shown),
-        "filters": filters,
         "types": lb.vocabulary()["timeline_types"],
+        "rendered": {},  # HTML of this record by (template, render_key, context): see routes.render_view
     }
 
 

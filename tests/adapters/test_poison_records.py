@@ -94,3 +94,17 @@ def test_group_commit_isolates_a_bundle_the_database_refuses(store):
     committed = {p.res_id for p in store.iter_current("Patient")}
     assert {"p0", "p1", "p2"} <= committed
     assert ("p-poison" in committed) == isinstance(outcomes[1], dict)
+
+
+def test_group_commit_isolates_a_bundle_whose_value_has_no_json_form(store):
+    # An adapter can build an integer past 64 bits from a vendor's amount field; the REST API never can.
+    good = [
+        transaction([patient(name="LÊ THỊ HỒNG", cccd=f"07919100{i:04d}", res_id=f"q{i}")]) for i in range(2)
+    ]
+    poison = patient(name="PHẠM VĂN ĐỨC", res_id="q-poison")
+    poison["extension"] = [{"url": "http://example.org/amount", "valueInteger": 2**70}]
+    outcomes = commit_group(store, [good[0], transaction([poison]), good[1]], validate=False)
+    assert isinstance(outcomes[0], dict) and isinstance(outcomes[2], dict)
+    assert not isinstance(outcomes[1], dict) and outcomes[1].status == 422
+    committed = {p.res_id for p in store.iter_current("Patient")}
+    assert {"q0", "q1"} <= committed and "q-poison" not in committed

@@ -82,11 +82,14 @@ class _Shape:
     since: bool
     after: bool
     limit: bool
+    content: bool = True
 
 
 @cache
 def _statement(shape: _Shape) -> Select:
-    """The one SELECT producing (kind, rid, res_type, res_id, content, total); values are bind parameters."""
+    """The one SELECT producing (kind, rid, res_type, res_id, version, last_updated, total, content).
+
+    Values are bind parameters; without `shape.content` the content column (and its join) is left out."""
     r = resource
     ref = sp_reference.alias("ref")
     ids: BindParameter = bindparam("ids", expanding=True)
@@ -137,15 +140,26 @@ def _statement(shape: _Shape) -> Select:
     if shape.since:
         conds.append(or_(agg.c.kind == KIND_PATIENT, r.c.last_updated >= bindparam("since")))
     ranked = (
-        select(agg.c.kind, r.c.rid, r.c.res_type, r.c.res_id, func.count().over().label("total"))
+        select(
+            agg.c.kind,
+            r.c.rid,
+            r.c.res_type,
+            r.c.res_id,
+            r.c.version,
+            r.c.last_updated,
+            func.count().over().label("total"),
+        )
         .select_from(agg.join(r, r.c.rid == agg.c.rid))
         .where(*conds)
         .subquery("ranked")
     )
-    body = resource.alias("body")
-    stmt = select(
-        ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, body.c.content, ranked.c.total
-    ).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
+    cols = [ranked.c.kind, ranked.c.rid, ranked.c.res_type, ranked.c.res_id, ranked.c.version]
+    cols += [ranked.c.last_updated, ranked.c.total]
+    if shape.content:
+        body = resource.alias("body")
+        stmt = select(*cols, body.c.content).select_from(ranked.join(body, body.c.rid == ranked.c.rid))
+    else:
+        stmt = select(*cols)
     if shape.after:
         kind: BindParameter = bindparam("after_kind")
         rid: BindParameter = bindparam("after_rid")
@@ -165,6 +179,7 @@ def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[Select, d
         q.since is not None,
         q.after is not None,
         q.count is not None,
+        q.content,
     )
     params: dict = {"ids": ids}
     if shape.start:
@@ -207,7 +222,17 @@ def compartment(engine: Engine, ids: list[str], q: CompartmentQuery) -> Compartm
     if q.count is not None and len(rows) > q.count:
         rows = rows[: q.count]
         result.next_after = (rows[-1].kind, rows[-1].rid)
-    result.rows = [CompartmentRow(x.kind, x.rid, x.res_type, x.res_id, x.content) for x in rows]
+    # Positional unpacking: named access on 2,000 rows is a measurable part of a clinician page.
+    if q.content:
+        result.rows = [
+            CompartmentRow(kind, rid, res_type, res_id, content, version, last_updated)
+            for kind, rid, res_type, res_id, version, last_updated, _total, content in rows
+        ]
+    else:
+        result.rows = [
+            CompartmentRow(kind, rid, res_type, res_id, b"", version, last_updated)
+            for kind, rid, res_type, res_id, version, last_updated, _total in rows
+        ]
     if rows:
         result.total = rows[0].total
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import and_, false, not_, or_, select, true
+from sqlalchemy import Select, Table, and_, false, not_, or_, select, true
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
@@ -98,6 +98,23 @@ class Conditions:
         if mod == "not":
             return r.c.rid.not_in(sub)
         return r.c.rid.in_(sub)
+
+    def index_lookup(self, res_type: str, flt: Filter) -> tuple[Table, Select] | None:
+        """`SELECT rid FROM <index table>` of a criterion that is one plain value match (no chain,
+        `_has`, `:missing`, `:not`, common parameter), else None. Call after `build` accepted `flt`.
+
+        Index rows exist only for current, non-deleted resources and carry their type, so the rids
+        of this subquery ARE the result: a caller may order and limit it before joining `resource`."""
+        if flt.code.startswith("_") or flt.chain or flt.modifier in ("missing", "not"):
+            return None
+        param = self.registry.get(res_type, flt.code)
+        if param is None or param.type not in TABLES:
+            return None
+        table, preds, suffix = self._value_preds(param, flt.modifier, flt.values, flt.name)
+        sub = select(table.c.rid).where(
+            self._param(table, res_type, param.code, suffix), or_(*preds), table.c.res_type == res_type
+        )
+        return table, sub
 
     def _param(self, table, res_type: str | None, code: str, suffix: str = "") -> ColumnElement:
         """Rows of parameter `code` (its sources' rows when it is derived)."""

@@ -28,6 +28,7 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     insert,
     or_,
     select,
@@ -200,6 +201,24 @@ class ExportRepository:
                 return None
             conn.execute(update(export_job).where(c.id == job_id).values(status="cancelled", expires_at=0))
         return _job(row)
+
+    def release(self, job_id: str, worker: str) -> bool:
+        """Put a job this worker runs back in the queue (a clean shutdown: the next process starts it
+        at once instead of waiting for the heartbeat to go stale)."""
+        c = export_job.c
+        stmt = (
+            update(export_job)
+            .where(c.id == job_id, c.worker == worker, c.status == "running")
+            .values(status="queued", worker=None, heartbeat=None, progress=None)
+        )
+        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            return bool(conn.execute(stmt).rowcount)
+
+    def unfinished(self) -> int:
+        """Jobs queued or running (in any process)."""
+        stmt = select(func.count()).select_from(export_job).where(export_job.c.status.in_(ACTIVE))
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def expired(self, now: int) -> list[str]:
         """Ids of finished jobs whose files have expired (or were cancelled)."""

@@ -17,7 +17,7 @@ Param = String(100)
 RType = String(64)
 
 
-def _table(name: str, *columns: Column) -> Table:
+def _table(name: str, *columns: Column, rid_index: bool = True) -> Table:
     table = Table(
         name,
         metadata,
@@ -26,12 +26,29 @@ def _table(name: str, *columns: Column) -> Table:
         Column("param", Param, nullable=False),
         *columns,
     )
-    Index(f"ix_{name}_rid", table.c.rid, table.c.param)
+    if rid_index:
+        Index(f"ix_{name}_rid", table.c.rid, table.c.param)
     return table
 
 
-sp_string = _table("sp_string", Column("value", CText, nullable=False), Column("exact", Text, nullable=False))
-Index("ix_sp_string_value", sp_string.c.res_type, sp_string.c.param, sp_string.c.value)
+sp_string = _table(
+    "sp_string",
+    Column("value", CText, nullable=False),
+    Column("exact", Text, nullable=False),
+    rid_index=False,
+)
+# Both string indexes cover a name search (issue 20): a prefix that few people share is gathered from
+# the value index with its rids (index-only), one that many share ("nguyen") is found by walking rids
+# in order until a page is full, checking type and value in the index (PostgreSQL INCLUDE).
+Index("ix_sp_string_value_rid", sp_string.c.res_type, sp_string.c.param, sp_string.c.value, sp_string.c.rid)
+Index(
+    "ix_sp_string_rid_cover",
+    sp_string.c.rid,
+    sp_string.c.param,
+    postgresql_include=["res_type", "value"],
+)
+# Indexes replaced by the ones above, dropped when the schema is created (migrate.py).
+OBSOLETE_INDEXES = ("ix_sp_string_value", "ix_sp_string_rid")
 
 sp_token = _table(
     "sp_token",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, MetaData, insert, select
 
-from fhir_server.storage.sql import auth, export, identity, index_tables, outbox, reports, users
+from fhir_server.storage.sql import auth, authcode, export, identity, index_tables, outbox, reports, users
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
 
 SCHEMA_VERSION = 1
@@ -16,6 +16,7 @@ def store_metadata() -> MetaData:
     assert outbox.outbox.metadata is metadata
     assert auth.auth_client.metadata is metadata
     assert users.app_user.metadata is metadata  # issue 13: /ui accounts
+    assert authcode.auth_code.metadata is metadata  # issue 13: SMART App Launch
     assert export.export_job.metadata is metadata
     assert reports.report_visit.metadata is metadata
     return metadata
@@ -34,6 +35,9 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
 def create_schema(engine: Engine) -> None:
     """Create the store's missing tables and record the schema version (idempotent)."""
     create_tables(engine, store_metadata())
+    with engine.begin() as conn:
+        for name in index_tables.OBSOLETE_INDEXES:  # constant names (index_tables.py)
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
     with engine.connect().execution_options(write=True) as conn, conn.begin():
         versions = dict(conn.execute(select(schema_version.c.component, schema_version.c.version)).all())
         have = versions.get("core")

@@ -442,3 +442,33 @@ async def test_delete_while_running_stops_the_worker_and_removes_its_files(clien
             break
         await asyncio.sleep(0.01)
     assert not any(job_dir.rglob("*.ndjson"))
+
+
+async def test_a_job_stopped_by_a_shutdown_goes_back_to_the_queue_and_the_next_start_finishes_it(
+    client, app, store, settings
+):
+    from fhir_server.operations.export import ExportWorker, start_worker, stop_worker
+
+    await _load(client)
+    params = {"types": ["Patient"], "since": None, "filters": {}, "patients": None}
+    store.exports.create("xuat-khi-tat", "system", params, "http://test/fhir/$export?_type=Patient", None)
+    ctx = app.state.context
+    stopping = ExportWorker(ctx)
+    job = store.exports.claim(stopping.worker_id, 0)
+    assert job is not None and job.status == "running"
+    stopping.stop.set()  # the server is shutting down while the job runs: it stops after its first page
+    assert stopping.run_claimed(job) is False
+    queued = store.exports.get("xuat-khi-tat")
+    assert queued.status == "queued" and queued.worker is None
+    assert not (Path(settings.export_dir) / "xuat-khi-tat" / "1").exists()  # its partial files are gone
+    start_worker(ctx)  # the next server start
+    try:
+        for _ in range(300):
+            done = store.exports.get("xuat-khi-tat")
+            if done.status == "done":
+                break
+            time.sleep(0.05)
+    finally:
+        stop_worker(ctx)
+    assert done.status == "done" and done.attempts == 2
+    assert [(e["type"], e["count"]) for e in done.manifest["output"]] == [("Patient", 3)]

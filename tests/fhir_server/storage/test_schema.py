@@ -22,6 +22,18 @@ def test_index_added_after_the_database_was_created_appears_on_next_start(db_url
     again.engine.dispose()
 
 
+def test_string_indexes_of_an_older_database_are_replaced_on_next_start(db_url):
+    store = open_store(db_url)
+    with store.engine.begin() as conn:  # the two string indexes a database created before issue 20 has
+        conn.execute(text("CREATE INDEX ix_sp_string_value ON sp_string (res_type, param, value)"))
+        conn.execute(text("CREATE INDEX ix_sp_string_rid ON sp_string (rid, param)"))
+    store.engine.dispose()
+    again = open_store(db_url)
+    names = {i["name"] for i in inspect(again.engine).get_indexes("sp_string")}
+    assert names == {"ix_sp_string_value_rid", "ix_sp_string_rid_cover"}
+    again.engine.dispose()
+
+
 def test_a_newer_schema_version_is_refused(db_url):
     store = open_store(db_url)
     with store.engine.begin() as conn:
