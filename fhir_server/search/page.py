@@ -50,6 +50,8 @@ class CompartmentQuery:
     linked: bool = True  # False: only this hospital's Patient record, not the link set
     # issue 17: False = rows without content (kind, rid, version, lastUpdated): a cheap fingerprint of the set
     content: bool = True
+    # issue 17: True = no rows, only `CompartmentPage.summary` (one aggregate row: the view's freshness key)
+    summary: bool = False
 
 
 @dataclass(slots=True)
@@ -77,3 +79,5 @@ class CompartmentPage:
     rows: list[CompartmentRow] = field(default_factory=list)
     total: int = 0
     next_after: tuple[int, int] | None = None
+    # (count, sum of rids, sum of versions, max lastUpdated) of the rows, when the query asked for a summary
+    summary: tuple[int, int, int, int] | None = None

@@ -120,3 +120,55 @@ def test_filters_and_today_apply_to_a_cached_record(store):
     far_future = patient_view(store, hoa.MAIN, None, {}, NOW_US + 10 * 365 * 86_400_000_000)
     assert every["upcoming"] and not far_future["upcoming"]
     assert every["coverage"]["valid"] and not far_future["coverage"]["valid"]
+
+
+def test_a_referenced_organization_renamed_by_another_process_is_renamed_on_the_page(store, db_url):
+    hoa.load_and_link(store, NOW)
+    assert "Bệnh viện Chợ Rẫy" in _view(store)["hospitals"]
+    org = _resource("org-cho-ray")
+    org["name"] = "Bệnh viện Chợ Rẫy (Trung tâm Ung bướu)"
+    subprocess.run(
+        [sys.executable, "-c", WRITER, db_url], input=orjson.dumps(_put(org)), check=True, timeout=300
+    )
+    hospitals = _view(store)["hospitals"]
+    assert "Bệnh viện Chợ Rẫy (Trung tâm Ung bướu)" in hospitals and "Bệnh viện Chợ Rẫy" not in hospitals
+
+
+def test_a_renamed_practitioner_is_the_new_author_of_the_notes(store):
+    hoa.load_and_link(store, NOW)
+    doctor = _resource("bs-pham-minh-duc")
+    doctor["name"] = [{"text": "PHẠM MINH ĐỨC (TS.BS)"}]
+    _view(store)
+    bundles.transaction(store, _put(doctor))
+    page = str(_view(store)["timeline"])
+    assert "PHẠM MINH ĐỨC (TS.BS)" in page
+
+
+def test_the_freshness_summary_counts_exactly_the_rows_the_page_reads(store):
+    from fhir_server.operations.everything import everything
+    from fhir_server.search.page import CompartmentQuery
+    from fhir_server.ui import view_cache
+    from fhir_server.ui.view import VIEW_TYPES
+
+    hoa.load_and_link(store, NOW)
+    rows = everything(store, hoa.MAIN, CompartmentQuery(types=VIEW_TYPES))
+    summary = everything(store, hoa.MAIN, CompartmentQuery(types=VIEW_TYPES, summary=True))
+    assert summary.rows == [] and summary.summary is not None and summary.summary[0] == len(rows.rows) > 20
+    assert view_cache.fingerprint(summary) == view_cache.fingerprint(rows)
+
+
+def test_a_changed_record_reparses_only_the_changed_rows(store):
+    from fhir_server.ui import view_cache
+    from fhir_server.ui.view import PARSED_RESOURCES
+
+    hoa.load_and_link(store, NOW)
+    before = _view(store)
+    parsed = view_cache.parsed_for(store, PARSED_RESOURCES)
+    assert parsed is not None
+    loads = parsed.loads
+    lab = _resource("lab-cr-cre")
+    lab["valueQuantity"]["value"] = 97
+    bundles.transaction(store, _put(lab))
+    after = _view(store)
+    assert after["timeline"][0] is not before["timeline"][0] and 97 in _creatinine_values(after)
+    assert parsed.loads == loads + 1
