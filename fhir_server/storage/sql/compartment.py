@@ -213,23 +213,33 @@ def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[Select, d
     return _statement(shape), params
 
 
+def _check_patient(patient_id: str, deleted: bool | None) -> None:
+    """404 for an unknown Patient, 410 for a deleted one (`deleted` None: no such row)."""
+    if deleted is None:
+        raise FhirError.not_found(msg("{ref} not found", ref=f"Patient/{patient_id}"))
+    if deleted:
+        raise FhirError.gone(msg("{ref} was deleted", ref=f"Patient/{patient_id}"))
+
+
 def compartment(engine: Engine, ids: list[str], q: CompartmentQuery) -> CompartmentPage:
     """Run the compartment query for these Patient ids (the first one must exist and not be deleted)."""
     patient_id = ids[0]
     result = CompartmentPage(patient_ids=ids)
     r = resource.c
     with engine.connect() as conn:
-        found = conn.execute(select(r.deleted).where(r.res_type == "Patient", r.res_id == patient_id)).first()
-        if found is None:
-            raise FhirError.not_found(msg("{ref} not found", ref=f"Patient/{patient_id}"))
-        if found.deleted:
-            raise FhirError.gone(msg("{ref} was deleted", ref=f"Patient/{patient_id}"))
+        deleted = select(r.deleted).where(r.res_type == "Patient", r.res_id == patient_id)
         if q.summary:
+            # The existence check rides along: the freshness key of a cached page is one round trip.
             stmt, params = statement_and_params(ids, q)
-            count, rids, versions, updated = conn.execute(stmt, params).one()
+            count, rids, versions, updated, gone = conn.execute(
+                stmt.add_columns(deleted.scalar_subquery()), params
+            ).one()
+            _check_patient(patient_id, gone)
             result.total = int(count)
             result.summary = (int(count), int(rids), int(versions), int(updated))
             return result
+        found = conn.execute(deleted).first()
+        _check_patient(patient_id, None if found is None else found.deleted)
         if q.count == 0:
             stmt, params = statement_and_params(
                 ids, CompartmentQuery(q.start, q.end, q.types, q.since, None, None)

@@ -200,12 +200,15 @@ class IdentityRepository:
     def linked_ids(self, patient_id: str) -> list[str]:
         """All Patient ids of the person `patient_id` belongs to (itself included), sorted."""
         lk = identity_link.c
+        mine = identity_link.alias("mine")
+        # One round trip (the clinician page asks on every view): the person, then its members.
+        person = (
+            select(mine.c.person_id)
+            .where(and_(mine.c.patient_id == patient_id, mine.c.status == "active"))
+            .limit(1)
+            .scalar_subquery()
+        )
         with self.engine.connect() as conn:
-            person = conn.execute(
-                select(lk.person_id).where(and_(lk.patient_id == patient_id, lk.status == "active"))
-            ).scalar()
-            if person is None:
-                return [patient_id]
             ids = {
                 pid
                 for (pid,) in conn.execute(

@@ -172,3 +172,26 @@ def test_a_changed_record_reparses_only_the_changed_rows(store):
     after = _view(store)
     assert after["timeline"][0] is not before["timeline"][0] and 97 in _creatinine_values(after)
     assert parsed.loads == loads + 1
+
+
+def test_a_deleted_patient_record_is_gone_even_after_a_cached_view(store):
+    import pytest
+
+    from fhir_server.errors import FhirError
+
+    hoa.load_and_link(store, NOW)
+    _view(store)
+    bundles.transaction(
+        store,
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": f"Patient/{hoa.MAIN}"}}],
+        },
+    )
+    with pytest.raises(FhirError) as gone:
+        _view(store)
+    assert gone.value.status == 410
+    with pytest.raises(FhirError) as missing:
+        patient_view(store, "khong-co-benh-nhan-nay", None, {}, NOW_US)
+    assert missing.value.status == 404
