@@ -52,6 +52,9 @@ class CompartmentQuery:
     content: bool = True
     # issue 17: True = no rows, only `CompartmentPage.summary` (one aggregate row: the view's freshness key)
     summary: bool = False
+    # issue 17: True = `types` also limits the members whose references bring in supporting resources
+    # (an Organization named only by a Claim is left out): a smaller, cheaper query for the clinician view
+    members_of_types: bool = False
 
 
 @dataclass(slots=True)

@@ -262,10 +262,12 @@ def patient_view(
     base = None
     if cache is not None:
         revision = facilities.revision()
-        keys = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES, summary=True))
+        keys = everything(
+            store, patient_id, CompartmentQuery(types=VIEW_TYPES, summary=True, members_of_types=True)
+        )
         base = cache.get((patient_id, icd10_path, revision, view_cache.fingerprint(keys)))
     if base is None:
-        result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES))
+        result = everything(store, patient_id, CompartmentQuery(types=VIEW_TYPES, members_of_types=True))
         resources = parsed.parse(result) if parsed is not None else [row.as_dict() for row in result.rows]
         base = _record_view(result, resources, patient_id, icd10_path)
         if cache is not None:

@@ -84,6 +84,7 @@ class _Shape:
     limit: bool
     content: bool = True
     summary: bool = False
+    members_of_types: bool = False
 
 
 @cache
@@ -97,11 +98,13 @@ def _statement(shape: _Shape) -> Select:
     patients = select(r.c.rid.label("rid"), literal(KIND_PATIENT).label("kind")).where(
         r.c.res_type == "Patient", r.c.res_id.in_(ids), r.c.deleted == false()
     )
-    comp_where = (
+    comp_where: list[ColumnElement | TextClause] = [
         ref.c.target_type == "Patient",
         ref.c.target_id.in_(ids),
         _pairs_condition(ref, compartment_pairs()),
-    )
+    ]
+    if shape.members_of_types and shape.types:
+        comp_where.append(ref.c.res_type.in_(bindparam("types", expanding=True)))
     if not (shape.start or shape.end):
         compartment = select(ref.c.rid.label("rid"), literal(KIND_COMPARTMENT).label("kind")).where(
             *comp_where
@@ -195,6 +198,7 @@ def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[Select, d
         q.count is not None,
         q.content,
         q.summary,
+        q.members_of_types,
     )
     params: dict = {"ids": ids}
     if shape.start:
