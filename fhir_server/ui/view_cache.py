@@ -116,6 +116,15 @@ def parsed_for(store: object, size: int) -> ParsedResources | None:
         return cache
 
 
+def drop_models(store: object) -> None:
+    """Forget this store's page models but keep its parsed resources: the next view rebuilds as after a write."""
+    with _caches_lock:
+        cache = _caches.get(store)
+    if cache is not None:
+        with cache._lock:
+            cache._items.clear()
+
+
 def cache_for(store: object, size: int) -> ViewCache | None:
     """The view cache of this store (None when caching is off)."""
     if size <= 0:
