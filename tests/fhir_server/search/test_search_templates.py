@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from fhir_server.errors import FhirError
 from fhir_server.search.run import run_search
-from tests.fhir_server.search.vn_data import CCCD, LOINC, _weight, resources, transaction
+from tests.fhir_server.search.vn_data import CCCD, LOINC, _weight, ethnicity_param, resources, transaction
 
 BASE = "http://bv.example.vn/fhir"
 
@@ -149,3 +149,14 @@ async def test_tampered_page_token_is_refused_on_both_paths(loaded):
         with pytest.raises(FhirError) as info:
             _search(loaded, "Observation", "patient=Patient/p1&_page_token=Zm9v", templates)
         assert info.value.status == 400
+
+
+@pytest.mark.asyncio
+async def test_writing_a_search_parameter_forgets_the_compiled_shapes(loaded, client):
+    """Shapes were compiled against the old parameter definitions; a SearchParameter write drops them."""
+    _search(loaded, "Patient", f"identifier={CCCD}|001085012345", templates=True)
+    assert loaded.searcher.templates.compiled_shapes() == 1
+    resp = await client.put("/SearchParameter/vn-ethnicity", json=ethnicity_param())
+    assert resp.status_code in (200, 201), resp.text
+    assert loaded.searcher.templates.compiled_shapes() == 0
+    assert _ids(_same(loaded, "Patient", f"identifier={CCCD}|001085012345")) == ["p1"]
