@@ -76,6 +76,12 @@ def main() -> None:
     ap.add_argument(
         "--no-direct-route", action="store_true", help="every request through FastAPI's router (A/B)"
     )
+    ap.add_argument(
+        "--no-search-templates",
+        action="store_true",
+        help="every search statement built by SQLAlchemy, not compiled once per shape (A/B)",
+    )
+    ap.add_argument("--only", default="", help="comma-separated labels to run: read, identifier, patient")
     ap.add_argument("--client", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client is not None:  # the client process: base URL then paths on stdin
@@ -88,7 +94,12 @@ def main() -> None:
     from lienthong.app import create_app
     from lienthong.runtime import open_runtime
 
-    settings = Settings(database_url=args.db, link_on_ingest=False, direct_route=not args.no_direct_route)
+    settings = Settings(
+        database_url=args.db,
+        link_on_ingest=False,
+        direct_route=not args.no_direct_route,
+        search_templates=not args.no_search_templates,
+    )
     store = open_runtime(settings).store
     app = create_app(settings, store=store)
     port = _free_port()
@@ -102,20 +113,49 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}/fhir"
     ids = []
     with httpx.Client(base_url=base, timeout=60) as c:
-        for i in range(args.patients):
+        # Reuse what an earlier run loaded (same identifiers): A/B runs then search the same data.
+        found = c.get("/Patient", params={"identifier": "urn:profile|p0"}).json().get("entry", [])
+        if found:
+            for i in range(args.patients):
+                hit = c.get("/Patient", params={"identifier": f"urn:profile|p{i}"}).json()["entry"]
+                ids.append(hit[0]["resource"]["id"])
+        for i in range(len(ids), args.patients):
             patient = {
                 "resourceType": "Patient",
                 "identifier": [{"system": "urn:profile", "value": f"p{i}"}],
                 "name": [{"family": "NGUYỄN", "given": ["VĂN", "AN"]}],
             }
             ids.append(c.post("/Patient", json=patient).json()["id"])
-    for label, paths in (
+            # Five weights each, so a patient-scoped search has a page to return.
+            entries = [
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                        "subject": {"reference": f"Patient/{ids[-1]}"},
+                        "valueQuantity": {"value": 60 + k, "unit": "kg"},
+                    },
+                    "request": {"method": "POST", "url": "Observation"},
+                }
+                for k in range(5)
+            ]
+            c.post("/", json={"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    runs = [
         ("read by id", [f"/Patient/{ids[i % len(ids)]}" for i in range(args.reads)]),
         (
             "identifier search",
             [f"/Patient?identifier=urn:profile|p{i % len(ids)}" for i in range(args.reads)],
         ),
-    ):
+        (
+            "patient-scoped search",
+            [f"/Observation?patient=Patient/{ids[i % len(ids)]}&_count=20" for i in range(args.reads)],
+        ),
+    ]
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    for label, paths in runs:
+        if only and label.split()[0].split("-")[0] not in only:
+            continue
         # yappi measures CPU time in every thread (the event loop and the thread pool that runs
         # synchronous handlers), not wall time spent waiting on sockets.
         yappi.clear_stats()

@@ -137,6 +137,8 @@ class Settings:
     ui_view_cache: int = 32
     # issue 20: answer GET read/vread/type search without FastAPI's routing (off: every request via FastAPI)
     direct_route: bool = True
+    # issue 20: search statements compiled once per shape (off: every search built by SQLAlchemy)
+    search_templates: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -218,6 +220,8 @@ class Settings:
             ui_view_cache=max(_env_int("LIENTHONG_UI_VIEW_CACHE", cls.ui_view_cache), 0),
             # issue 20
             direct_route=_env_bool("LIENTHONG_DIRECT_ROUTE", cls.direct_route),
+            # issue 20: search statements per shape
+            search_templates=_env_bool("LIENTHONG_SEARCH_TEMPLATES", cls.search_templates),
         )
 
     def with_(self, **changes) -> Settings:

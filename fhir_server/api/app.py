@@ -184,6 +184,9 @@ def create_app(
         openapi_url="/openapi.json",
         lifespan=_lifespan,
     )
+    searcher = getattr(store, "searcher", None)
+    if searcher is not None:  # the SQL store's search engine (issue 20: A/B of compiled shapes)
+        searcher.use_templates = settings.search_templates
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
     app.state.metrics_registry = registry

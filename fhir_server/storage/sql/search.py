@@ -6,7 +6,9 @@ Returns `search.page.Page` objects of stored JSON bytes; the searchset Bundle is
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, literal, or_, select
+from collections.abc import Callable
+
+from sqlalchemy import Select, and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
@@ -25,6 +27,7 @@ from fhir_server.search.values import MAX_US, MIN_US
 from fhir_server.storage.sql.conditions import TOP, Conditions, Unknown, param_clause
 from fhir_server.storage.sql.index_tables import TABLES, sp_reference
 from fhir_server.storage.sql.schema import resource
+from fhir_server.storage.sql.templates import Shape, Template, TemplateCache, compile_template, shape_of
 
 MAX_INCLUDED = 1000
 MAX_ITERATE = 4
@@ -41,8 +44,11 @@ _AGG = {
 class SqlSearch:
     """Finds current, non-deleted resources matching FHIR search parameters, in SQL."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, use_templates: bool = True) -> None:
         self.registry = registry
+        # issue 20: compiled statements per search shape; off = every search through SQLAlchemy (A/B).
+        self.use_templates = use_templates
+        self.templates = TemplateCache()
 
     def find(self, conn: Connection, res_type: str, params: list[tuple[str, str]]) -> list[str]:
         """Ids of matches, for conditional create/update/delete/patch (unknown parameters refused)."""
@@ -124,36 +130,21 @@ class SqlSearch:
         types: list[str] | None = None,
     ) -> Page:
         """One page of a type search (or a system search over `types`, or every type when None)."""
-        r = resource.alias("r")
-        conds = self._where(r, res_type, req, strict, base_url, types)
         count = default_count if req.count is None else req.count
-        total: int | None = None
         summary_count = req.summary == "count" or count == 0
-        if req.total in ("accurate", "estimate") or summary_count:
-            total = conn.execute(select(func.count()).select_from(r).where(*conds)).scalar_one()
+        want_total = req.total in ("accurate", "estimate") or summary_count
+        token = _try_decode(req.page_token) if req.page_token and not summary_count else None
+        run = None
+        if token is not None or not req.page_token or summary_count:
+            run = self._templated(conn, res_type, req, base_url, strict, count, token)
+        if run is None:
+            run = self._general(conn, res_type, req, base_url, strict, count, types)
+        count_rows, page_rows = run
+        total: int | None = count_rows() if want_total else None
         if summary_count:
             return Page([], [], None, None, total, req.issues)
-
-        keys = self._sort_keys(r, res_type, req, strict)
-        direction = "n"
-        after: int | None = None
-        if req.page_token:
-            values, last_rid, direction = decode_token(req.page_token)
-            after = last_rid
-            if len(values) != len(keys):
-                raise FhirError.bad_request(
-                    "_page_token does not match this search's _sort", expression="_page_token"
-                )
-            conds.append(_after(keys, values, r.c.rid, last_rid, backwards=direction == "p"))
-        backwards = direction == "p"
-        if not keys and res_type is not None:
-            conds = self._narrowed(r, res_type, req, conds, count + 1, after, backwards, base_url)
-        order = []
-        for expr, desc, _ in keys:
-            order.append(expr.desc() if desc != backwards else expr.asc())
-        order.append(r.c.rid.desc() if backwards else r.c.rid.asc())
-        cols = [r.c.rid, r.c.res_type, r.c.res_id, r.c.content] + [k[0] for k in keys]
-        found = conn.execute(select(*cols).where(*conds).order_by(*order).limit(count + 1)).all()
+        found, nkeys = page_rows()
+        backwards = req.page_token is not None and decode_token(req.page_token)[2] == "p"
         more = len(found) > count
         rows = [Hit(r[0], r[1], r[2], r[3], tuple(r[4:])) for r in found[:count]]
         if backwards:
@@ -162,13 +153,123 @@ class SqlSearch:
         if rows:
             first, last = rows[0], rows[-1]
             if (more and not backwards) or (backwards and req.page_token):
-                next_token = encode_token(_key_values(last, len(keys)), last.rid, "n")
+                next_token = encode_token(_key_values(last, nkeys), last.rid, "n")
             if (more and backwards) or (not backwards and req.page_token):
-                prev_token = encode_token(_key_values(first, len(keys)), first.rid, "p")
+                prev_token = encode_token(_key_values(first, nkeys), first.rid, "p")
         if total is None and not req.page_token and not more and req.total != "none":
             total = len(rows)  # cheap: the whole result fits on the first page
         included = self._includes(conn, rows, req) if req.includes and rows else []
         return Page(rows, included, next_token, prev_token, total, req.issues)
+
+    def _general(
+        self,
+        conn: Connection,
+        res_type: str | None,
+        req: SearchRequest,
+        base_url: str,
+        strict: bool,
+        count: int,
+        types: list[str] | None,
+    ) -> tuple[Callable[[], int], Callable[[], tuple[list, int]]]:
+        """Statements built and run through SQLAlchemy (every shape)."""
+        r = resource.alias("r")
+        conds = self._where(r, res_type, req, strict, base_url, types)
+
+        def page_rows() -> tuple[list, int]:
+            token = decode_token(req.page_token) if req.page_token else None
+            # Built only when a page is wanted: _summary=count never judges _sort (as before).
+            stmt, nkeys = self._page_statement(r, res_type, req, conds, base_url, strict, count, token)
+            return list(conn.execute(stmt).all()), nkeys
+
+        return lambda: conn.execute(_count_statement(r, conds)).scalar_one(), page_rows
+
+    def _templated(
+        self,
+        conn: Connection,
+        res_type: str | None,
+        req: SearchRequest,
+        base_url: str,
+        strict: bool,
+        count: int,
+        token: tuple[list, int, str] | None,
+    ) -> tuple[Callable[[], int], Callable[[], tuple[list, int]]] | None:
+        """The same statements compiled once per shape and run as driver SQL (None: not templatable)."""
+        if not self.use_templates:
+            return None
+        shape = shape_of(self.registry, res_type, req, base_url, token)
+        if shape is None:
+            return None
+        key = (*shape.key, count, strict, conn.dialect.name, self.templates.generation)
+        entry = self.templates.get(key)
+        if entry is None:
+            entry = self._compile_shape(conn, res_type, shape, base_url, strict, count)
+            self.templates.put(key, entry)
+        if entry is False:
+            return None
+        count_t, main_t, nkeys = entry
+        values = shape.values
+        return (
+            lambda: conn.exec_driver_sql(count_t.sql, count_t.params(values)).scalar_one(),
+            lambda: (list(conn.exec_driver_sql(main_t.sql, main_t.params(values)).all()), nkeys),
+        )
+
+    def _compile_shape(
+        self, conn: Connection, res_type: str | None, shape: Shape, base_url: str, strict: bool, count: int
+    ) -> tuple[Template, Template, int] | bool:
+        """Build a shape's statements from its sentinel request and compile them (False: cannot)."""
+        sample = shape.sample
+        r = resource.alias("r")
+        try:
+            conds = self._where(r, res_type, sample, strict, base_url)
+            count_stmt = _count_statement(r, conds)
+            main_stmt, nkeys = self._page_statement(
+                r, res_type, sample, conds, base_url, strict, count, shape.token
+            )
+        except FhirError:
+            return False  # the general path raises it with the real values
+        if sample.issues or sample.ignored:
+            return False
+        n = len(shape.values)
+        n_filter = n - (len(shape.token[0]) + 1 if shape.token is not None else 0)
+        count_t = compile_template(count_stmt, conn.dialect, n_filter)
+        main_t = compile_template(main_stmt, conn.dialect, n)
+        if count_t is None or main_t is None:
+            return False
+        return count_t, main_t, nkeys
+
+    def _page_statement(
+        self,
+        r,
+        res_type: str | None,
+        req: SearchRequest,
+        conds: list,
+        base_url: str,
+        strict: bool,
+        count: int,
+        token: tuple[list, int, str] | None,
+    ) -> tuple[Select, int]:
+        """The page's statement (count + 1 rows in sort order after the token) and its key count."""
+        conds = list(conds)
+        keys = self._sort_keys(r, res_type, req, strict)
+        after: int | None = None
+        backwards = False
+        if token is not None:
+            values, last_rid, direction = token
+            after = last_rid
+            backwards = direction == "p"
+            if len(values) != len(keys):
+                raise FhirError.bad_request(
+                    "_page_token does not match this search's _sort", expression="_page_token"
+                )
+            conds.append(_after(keys, values, r.c.rid, last_rid, backwards=backwards))
+        if not keys and res_type is not None:
+            conds = self._narrowed(r, res_type, req, conds, count + 1, after, backwards, base_url)
+        order = []
+        for expr, desc, _ in keys:
+            order.append(expr.desc() if desc != backwards else expr.asc())
+        order.append(r.c.rid.desc() if backwards else r.c.rid.asc())
+        cols = [r.c.rid, r.c.res_type, r.c.res_id, r.c.content] + [k[0] for k in keys]
+        return select(*cols).where(*conds).order_by(*order).limit(count + 1), len(keys)
 
     def _narrowed(
         self,
@@ -275,6 +376,17 @@ class SqlSearch:
             )
             found += [tuple(row) for row in conn.execute(stmt)]
         return found
+
+
+def _try_decode(page_token: str) -> tuple[list, int, str] | None:
+    try:
+        return decode_token(page_token)
+    except FhirError:
+        return None
+
+
+def _count_statement(r, conds: list) -> Select:
+    return select(func.count()).select_from(r).where(*conds)
 
 
 def _key_values(row: Hit, n: int) -> list:

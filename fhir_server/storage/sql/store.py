@@ -180,6 +180,7 @@ class SqlStore:
                 return
             self._params_version = version
             self.registry.reload_custom(r.as_dict() for r in self.iter_current("SearchParameter"))
+            self.searcher.templates.clear()  # shapes compiled against the old parameters
 
     # -- reads ----------------------------------------------------------------------------------------
     def read(self, res_type: str, res_id: str) -> StoredResource | None:
