@@ -11,7 +11,7 @@ it is a linear combination of the published line totals (a "bridge" between two 
 cells); such a cell gets another partner, until no withheld value follows from the totals.
 
 Absent rows are published zeros (a stratum with no visit is known to be 0), so they never serve as
-partners. Tables are small (provinces × chapters); the audit runs exact rational elimination.
+partners. The audit is a bridge search for two-way tables and exact rational elimination beyond.
 """
 
 from __future__ import annotations
@@ -51,11 +51,57 @@ def _partner(rows: list[dict], line: list[int], field: str) -> int | None:
     return min(published, key=lambda i: rows[i][field]) if published else None
 
 
+def _bridges(rows: list[dict], dims: list[str], hidden: list[int]) -> list[int]:
+    """Two-way tables: a withheld cell is determined exactly when it lies on no cycle of withheld cells
+    (row – column – row …) — a bridge of that bipartite graph (the null space of the margin equations
+    is its cycle space). Tarjan's bridge search, iterative."""
+    adj: dict[tuple, list[tuple[tuple, int]]] = defaultdict(list)
+    for i in hidden:
+        a, b = ("r", rows[i][dims[0]]), ("c", rows[i][dims[1]])
+        adj[a].append((b, i))
+        adj[b].append((a, i))
+    order: dict[tuple, int] = {}
+    low: dict[tuple, int] = {}
+    out = []
+    for root in adj:
+        if root in order:
+            continue
+        order[root] = low[root] = len(order)
+        stack = [(root, -1, iter(adj[root]))]
+        while stack:
+            node, via, edges = stack[-1]
+            step = next(edges, None)
+            if step is None:
+                stack.pop()
+                if stack:
+                    parent = stack[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                    if low[node] > order[parent]:
+                        out.append(via)
+                continue
+            nxt, edge = step
+            if edge == via:
+                continue
+            if nxt in order:
+                low[node] = min(low[node], order[nxt])
+            else:
+                order[nxt] = low[nxt] = len(order)
+                stack.append((nxt, edge, iter(adj[nxt])))
+    return out
+
+
 def disclosed(rows: list[dict], dims: list[str], field: str = "value") -> list[int]:
     """Withheld cells whose value follows from the published line totals (exact linear algebra)."""
     hidden = [i for i, r in enumerate(rows) if r[field] is None]
     if not hidden:
         return []
+    if len(dims) == 2:
+        return _bridges(rows, dims, hidden)
+    return _linear(rows, dims, hidden)
+
+
+def _linear(rows: list[dict], dims: list[str], hidden: list[int]) -> list[int]:
+    """Withheld cells in the row space of the line equations (any number of groupings)."""
     col = {i: k for k, i in enumerate(hidden)}
     matrix: list[list[Fraction]] = []
     for line in _lines(rows, dims):

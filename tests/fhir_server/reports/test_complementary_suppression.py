@@ -4,6 +4,8 @@ the same published cells and totals in which that cell differs."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from fhir_server.reports.hook import attach_reports
@@ -129,3 +131,23 @@ async def test_the_measure_report_strata_withhold_the_partner_cell(client):
     # The total 7 is published: with 79's 6 shown, Hà Nội's single visit would be 7 − 6.
     assert group["population"][0]["count"] == 7
     assert strata == {"01": None, "79": None}
+
+
+def test_the_bridge_search_agrees_with_exact_elimination():
+    from fhir_server.reports.suppression import _bridges, _linear
+
+    dims = ["province_new", "visit_class"]
+    for seed in range(20):
+        rnd = random.Random(seed)
+        rows = [
+            {
+                "province_new": f"{p:02d}",
+                "visit_class": c,
+                "value": _suppress(rnd.choice([1, 2, 3, 8, 40]), MIN),
+            }
+            for p in range(8)
+            for c in ("outpatient", "inpatient", "emergency", "newborn", "day-case")
+            if rnd.random() < 0.8
+        ]
+        hidden = [i for i, r in enumerate(rows) if r["value"] is None]
+        assert sorted(_bridges(rows, dims, hidden)) == sorted(_linear(rows, dims, hidden)), seed
