@@ -7,6 +7,7 @@ so neither usernames nor addresses are stored in clear.
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Engine, Integer, String, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from fhir_server.storage.sql.schema import metadata
 
@@ -37,6 +38,12 @@ class ThrottleRepository:
     def record_failure(self, key: str, now: int, forget_after: int, lock_for) -> int:
         """Count one failure (a counter idle `forget_after` seconds starts over); `lock_for(failures)` gives
         the lock length in seconds. Returns the failure count."""
+        try:
+            return self._record(key, now, forget_after, lock_for)
+        except IntegrityError:  # two first failures raced on the insert: the row exists now
+            return self._record(key, now, forget_after, lock_for)
+
+    def _record(self, key: str, now: int, forget_after: int, lock_for) -> int:
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(login_throttle).where(login_throttle.c.key == key).with_for_update()
