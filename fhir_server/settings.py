@@ -139,6 +139,12 @@ class Settings:
     direct_route: bool = True
     # issue 20: search statements compiled once per shape (off: every search built by SQLAlchemy)
     search_templates: bool = True
+    # issue 13: password guessing on /ui/login and /auth/authorize — after `login_max_failures` wrong
+    # passwords for one account or from one address, sign-in is refused for `login_lockout_seconds`,
+    # doubling per further failure up to `login_lockout_max` (0 failures: no lockout)
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 60
+    login_lockout_max: int = 3600
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -222,6 +228,12 @@ class Settings:
             direct_route=_env_bool("LIENTHONG_DIRECT_ROUTE", cls.direct_route),
             # issue 20: search statements per shape
             search_templates=_env_bool("LIENTHONG_SEARCH_TEMPLATES", cls.search_templates),
+            # issue 13: sign-in lockout
+            login_max_failures=max(_env_int("LIENTHONG_LOGIN_MAX_FAILURES", cls.login_max_failures), 0),
+            login_lockout_seconds=max(
+                _env_int("LIENTHONG_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds), 1
+            ),
+            login_lockout_max=max(_env_int("LIENTHONG_LOGIN_LOCKOUT_MAX", cls.login_lockout_max), 1),
         )
 
     def with_(self, **changes) -> Settings:

@@ -20,6 +20,12 @@ from fhir_server.audit.events import (
     classify_ingest,
     stored_patients,
 )
+from fhir_server.audit.prior import (
+    attach_prior,
+    close_collector,
+    open_collector,
+    refused_bundle_patients,
+)
 from fhir_server.audit.trail import AuditTrail
 from fhir_server.errors import FhirError
 from fhir_server.i18n import accept_language, msg
@@ -48,6 +54,7 @@ class AuditMiddleware:
         self.app = app
         self.trail = trail
         self.base_path = base_path
+        attach_prior(trail.store)  # Bundle entries and conditional writes name the patients they change
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -120,9 +127,19 @@ class AuditMiddleware:
                     sent.clear()
             return message
 
+        replaced: dict[str, None] = {}
+        token = None
+        if method in _WRITES or method == "DELETE":
+            replaced, token = open_collector()
         try:
             await self.app(scope, keep_request if method in _WRITES else receive, capture)
         finally:
+            if token is not None:
+                close_collector(token)
+            before = [*before, *replaced]
+            if access.subtype == "transaction" and status[0] >= 400 and sent:
+                # refused or rolled back: nothing was written, so read what the entries aimed at
+                before += await run_in_threadpool(refused_bundle_patients, self.trail.store, b"".join(sent))
             principal = (scope.get("state") or {}).get("principal")
             client = scope.get("client")
             self.trail.submit(

@@ -81,6 +81,15 @@ class AuditTrail:
         """Queue the record of an access whose slot was reserved."""
         self._queue.put(record)
 
+    def record_event(self, event: dict) -> bool:
+        """Queue a ready-made AuditEvent (sign-ins, consent-page lookups); blocking: call from a worker
+        thread. False when the queue stayed full (the caller refuses what it was about to do)."""
+        if not (self.try_reserve() or (self.overflow == "block" and self.reserve())):
+            self.note_refused()
+            return False
+        self._queue.put(event)
+        return True
+
     def cancel(self) -> None:
         """Give back a reserved slot that will carry no record."""
         self._done(1)
@@ -127,7 +136,7 @@ class AuditTrail:
         while not stop:
             first = self._queue.get()
             self._paused.wait()
-            batch: list[AccessRecord] = []
+            batch: list[AccessRecord | dict] = []
             if first is _STOP:
                 stop = True
             else:
@@ -144,9 +153,12 @@ class AuditTrail:
             if batch:
                 self._write(batch)
 
-    def _write(self, batch: list[AccessRecord]) -> None:
+    def _write(self, batch: list[AccessRecord | dict]) -> None:
         events = []
         for record in batch:
+            if isinstance(record, dict):
+                events.append(record)
+                continue
             try:
                 events.append(build_event(record))
             except Exception as exc:  # a record we cannot describe still leaves a trace

@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import get_settings, get_store
+from fhir_server.audit.signin import lookup_event
 from fhir_server.auth.grants import CHALLENGE, narrow_scopes, needs_patient, secret_hash
 from fhir_server.auth.smart import fhir_base
 from fhir_server.errors import FhirError
@@ -33,8 +34,8 @@ from fhir_server.i18n import Localized, _, accept_language, msg, use_lang
 from fhir_server.search.run import run_search
 from fhir_server.storage.sql.auth import ClientRecord
 from fhir_server.storage.sql.authcode import CodeGrant, authcode_repository
-from fhir_server.storage.sql.users import user_repository
-from fhir_server.ui.accounts import ADMIN_SCOPES, CLINICIAN_SCOPES, authenticate
+from fhir_server.ui.accounts import ADMIN_SCOPES, CLINICIAN_SCOPES
+from fhir_server.ui.guarded import sign_in
 
 CSRF_COOKIE = "lienthong_authorize"
 PARAMS = (
@@ -156,6 +157,7 @@ def _texts() -> dict[str, str]:
         "allow": _("Sign in and allow"),
         "deny": _("Deny"),
         "bad_login": _("Wrong username or password, or the account is disabled."),
+        "locked": _("Too many failed sign-ins for this account or from this address. Try again later."),
         "no_patient": _("No patient has this identifier."),
         "many_patients": _("Several records carry this identifier; choose the patient."),
         "need_patient": _("Enter the patient's CCCD or BHYT card number."),
@@ -281,9 +283,22 @@ def build_router() -> APIRouter:
     def _allow(request: Request, req: AuthRequest, form: dict) -> Response:
         store = get_store(request)
         settings = get_settings(request)
-        user = authenticate(
-            user_repository(store), form.get("username", "")[:64], form.get("password", "")[:1024]
+        trail = getattr(request.app.state, "audit_trail", None)
+        address = request.client.host if request.client else None
+        attempt = sign_in(
+            store,
+            settings,
+            trail,
+            form.get("username", "")[:64],
+            form.get("password", "")[:1024],
+            address,
+            "/auth/authorize",
         )
+        user = attempt.user
+        if attempt.wait:
+            locked = _page(request, req, "locked", 429)
+            locked.headers["Retry-After"] = str(attempt.wait)
+            return locked
         if user is None:
             return _page(request, req, "bad_login", 401)
         patient = None
@@ -295,6 +310,14 @@ def build_router() -> APIRouter:
                 found = _find_patients(store, fhir_base(request), identifier)
             except FhirError:
                 found = []
+            # Who looked up which identifier, and whom it found: the consent page reads patient data.
+            event = lookup_event(
+                f"user/{user.username}", address, identifier, [pid for pid, _l in found], bool(found)
+            )
+            if trail is not None and not trail.record_event(event):
+                return _error_page(
+                    request, msg("Audit trail is busy; the request was not served, retry shortly"), 503
+                )
             if not found:
                 return _page(request, req, "no_patient", 400)
             chosen = form.get("patient_id", "")

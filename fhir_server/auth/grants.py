@@ -105,9 +105,17 @@ class Issuer:
 
 
 def _grant_answer(
-    issuer: Issuer, repo: AuthCodeRepository, grant: CodeGrant, display_name: str, with_id_token: bool
+    issuer: Issuer,
+    repo: AuthCodeRepository,
+    grant: CodeGrant,
+    user: tuple,
+    with_id_token: bool,
 ) -> dict:
-    """Access token (+ id_token, + a fresh refresh token living until `grant.expires`) for a grant."""
+    """Access token (+ id_token, + a fresh refresh token living until `grant.expires`) for a grant;
+    `user` is (display name, enabled[, province]) of the account as it is now."""
+    display_name = user[0]
+    # The account's province as stored now (not at consent): narrowing an account takes effect on refresh.
+    province = user[2] if len(user) > 2 else None
     scopes = grant.scope.split()
     claims: dict = {
         "sub": f"user/{grant.username}",
@@ -117,6 +125,8 @@ def _grant_answer(
     }
     if grant.patient:
         claims["patient"] = grant.patient
+    if province:
+        claims["province"] = province
     key = issuer.key
     out: dict = {
         "access_token": issue_token(
@@ -149,7 +159,7 @@ def _grant_answer(
 def code_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: Issuer, account) -> dict:
     """grant_type=authorization_code: spend the code, check client, redirect_uri and PKCE; answer tokens.
 
-    `account(username)` gives (display name, enabled) of the local user, or None."""
+    `account(username)` gives (display name, enabled[, province]) of the local user, or None."""
     code = form.get("code", "")
     if not code or len(code) > 256:
         raise OAuthError(400, "invalid_request", msg("The code parameter is required"))
@@ -189,7 +199,7 @@ def code_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: Iss
         int(time.time()) + lifetime,  # the end of the refresh family: rotation never extends it
         grant.family,
     )
-    return _grant_answer(issuer, repo, fresh, user[0], with_id_token=True)
+    return _grant_answer(issuer, repo, fresh, user, with_id_token=True)
 
 
 def refresh_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: Issuer, account) -> dict:
@@ -221,4 +231,4 @@ def refresh_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: 
     rotated = CodeGrant(
         grant.client_id, "", grant.username, scope, grant.patient, None, "", grant.expires, grant.family
     )
-    return _grant_answer(issuer, repo, rotated, user[0], with_id_token=False)
+    return _grant_answer(issuer, repo, rotated, user, with_id_token=False)

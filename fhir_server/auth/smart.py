@@ -275,7 +275,7 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
 
         def account(username: str):
             row = users.get(username)
-            return (row.display_name, not row.disabled) if row else None
+            return (row.display_name, not row.disabled, row.province) if row else None
 
         issuer = Issuer(
             key,

@@ -80,7 +80,9 @@ def register(app: typer.Typer, open_runtime: Callable) -> None:
                 ]
             )
         console.print(table)
-        console.print(_("counts below {n} are withheld", n=cell))
+        console.print(
+            _("counts below {n} are withheld, and a few larger ones so totals do not reveal them", n=cell)
+        )
 
     @group.command("rebuild", help=_("Recompute the visit facts of every Encounter (after a bulk load)."))
     def rebuild_cmd(db: str = typer.Option(None, "--db", help=_("database URL"))) -> None:

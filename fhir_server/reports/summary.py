@@ -2,7 +2,8 @@
 
 Everything published (MeasureReport, CSV, XLSX, CLI, web page) goes through `summarize`, which suppresses
 every count below the configured minimum (default 5, LIENTHONG_REPORT_MIN_CELL) and every figure derived
-from such a count (average length of stay), so a small cell cannot identify a patient.
+from such a count (average length of stay), so a small cell cannot identify a patient; then complementary
+suppression (reports/suppression.py) so no withheld cell is recovered from the published totals.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from fhir_server.errors import FhirError
 from fhir_server.i18n import msg
+from fhir_server.reports.suppression import complement
 
 SUPPRESSED = None  # a suppressed cell: no number published
 
@@ -207,7 +209,7 @@ def summarize(
             shown = _suppress(n, min_cell)
             avg = None if shown is SUPPRESSED else round(float(r["bed_days"] or 0) / n, 2)
             out.append({**{d: r[d] for d in dims}, "value": avg, "denominator": shown})
-        return out
+        return complement(out, dims)
     rows = repo.aggregate(
         dims,
         [m.sql],
@@ -218,7 +220,9 @@ def summarize(
         source=m.source,
         today=local_today(),
     )
-    return [{**{d: r[d] for d in dims}, "value": _suppress(r[m.sql], min_cell)} for r in rows if r[m.sql]]
+    out = [{**{d: r[d] for d in dims}, "value": _suppress(r[m.sql], min_cell)} for r in rows if r[m.sql]]
+    # Totals are published alongside (population, margins): one withheld cell per line is not enough.
+    return complement(out, dims)
 
 
 def to_csv(rows: list[dict], columns: list[str], min_cell: int) -> str:

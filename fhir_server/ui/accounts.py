@@ -29,6 +29,7 @@ class SessionUser:
     username: str
     display_name: str
     roles: tuple[str, ...]
+    province: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -36,8 +37,10 @@ class SessionUser:
         return "admin" in self.roles
 
     def principal(self) -> Principal:
-        """The caller as the API's rules see it: the user and `user/*.rs` (admins: audit reads too)."""
-        return Principal(f"user/{self.username}", ADMIN_SCOPES if self.is_admin else CLINICIAN_SCOPES)
+        """The caller as the API's rules see it: the user and `user/*.rs` (admins: audit reads too), bound
+        to the account's province when it has one."""
+        scopes = ADMIN_SCOPES if self.is_admin else CLINICIAN_SCOPES
+        return Principal(f"user/{self.username}", scopes, province=self.province)
 
 
 def hash_password(password: str) -> str:
@@ -45,10 +48,17 @@ def hash_password(password: str) -> str:
     return _HASHER.hash(password)
 
 
-def add_user(repo: UserRepository, username: str, display_name: str, password: str, admin: bool) -> bool:
-    """Create an account; False when the username is taken."""
+def add_user(
+    repo: UserRepository,
+    username: str,
+    display_name: str,
+    password: str,
+    admin: bool,
+    province: str | None = None,
+) -> bool:
+    """Create an account (bound to `province` when given); False when the username is taken."""
     roles = ("clinician", "admin") if admin else ("clinician",)
-    return repo.add(username, display_name, hash_password(password), roles)
+    return repo.add(username, display_name, hash_password(password), roles, province)
 
 
 def authenticate(repo: UserRepository, username: str, password: str) -> SessionUser | None:
@@ -62,4 +72,4 @@ def authenticate(repo: UserRepository, username: str, password: str) -> SessionU
         return None
     if _HASHER.check_needs_rehash(row.password_hash):
         repo.set_hash(row.username, hash_password(password))
-    return SessionUser(row.username, row.display_name, row.roles)
+    return SessionUser(row.username, row.display_name, row.roles, row.province)

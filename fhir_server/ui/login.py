@@ -27,8 +27,8 @@ from fhir_server.errors import FhirError
 from fhir_server.i18n import _, accept_language, use_lang
 from fhir_server.search.run import run_search
 from fhir_server.settings import Settings
-from fhir_server.storage.sql.users import user_repository
-from fhir_server.ui.accounts import SessionUser, authenticate
+from fhir_server.ui.accounts import SessionUser
+from fhir_server.ui.guarded import sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -102,7 +102,9 @@ class UiGate:
                 response = RedirectResponse(f"/ui/login?next={quote(target, safe='')}", status_code=303)
                 await response(scope, receive, send)
                 return
-            account = SessionUser(user, session.get("name", ""), tuple(session.get("roles", ())))
+            account = SessionUser(
+                user, session.get("name", ""), tuple(session.get("roles", ())), session.get("province")
+            )
             state = scope.setdefault("state", {})
             state["ui_user"] = account
             state["principal"] = account.principal()
@@ -145,6 +147,7 @@ def _texts() -> dict[str, str]:
         "sign_out": _("Sign out"),
         "sign_out_question": _("Sign out of the clinician view?"),
         "bad_login": _("Wrong username or password, or the account is disabled."),
+        "locked": _("Too many failed sign-ins for this account or from this address. Try again later."),
         "csrf": _("The form has expired or did not come from this site. Reload the page and try again."),
         "admins_only": _("Only administrators can see who viewed a record."),
         "who_viewed": _("Who viewed this record"),
@@ -211,11 +214,22 @@ async def login_submit(request: Request) -> Response:
     form = await request.form()
     if not _csrf_ok(request, form):
         return _page(request, "message.html", 403, message_key="csrf")
-    repo = user_repository(get_store(request))
-    user = await run_in_threadpool(
-        authenticate, repo, str(form.get("username") or "")[:64], str(form.get("password") or "")[:1024]
+    attempt = await run_in_threadpool(
+        sign_in,
+        get_store(request),
+        get_settings(request),
+        getattr(request.app.state, "audit_trail", None),
+        str(form.get("username") or "")[:64],
+        str(form.get("password") or "")[:1024],
+        request.client.host if request.client else None,
+        "/ui/login",
     )
     next_path = _safe_next(str(form.get("next") or ""))
+    user = attempt.user
+    if attempt.wait:
+        locked = _page(request, "login.html", 429, csrf_token=_csrf(request), next=next_path, error="locked")
+        locked.headers["Retry-After"] = str(attempt.wait)
+        return locked
     if user is None:
         return _page(request, "login.html", 401, csrf_token=_csrf(request), next=next_path, error="bad_login")
     session = request.session
@@ -224,6 +238,7 @@ async def login_submit(request: Request) -> Response:
         user=user.username,
         name=user.display_name,
         roles=list(user.roles),
+        province=user.province,
         login_at=time.time(),
         csrf=secrets.token_urlsafe(32),
     )

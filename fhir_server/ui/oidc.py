@@ -198,13 +198,14 @@ async def callback(request: Request) -> Response:
     row = await run_in_threadpool(user_repository(get_store(request)).get, username) if username else None
     if row is None or row.disabled:
         return failed
-    user = SessionUser(row.username, row.display_name, row.roles)
+    user = SessionUser(row.username, row.display_name, row.roles, row.province)
     session = request.session
     session.clear()
     session.update(
         user=user.username,
         name=user.display_name,
         roles=list(user.roles),
+        province=user.province,
         login_at=time.time(),
         csrf=secrets.token_urlsafe(32),
         via="oidc",

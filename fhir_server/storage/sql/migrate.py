@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, MetaData, insert, select
+from sqlalchemy import Engine, MetaData, insert, inspect, select
 
-from fhir_server.storage.sql import auth, authcode, export, identity, index_tables, outbox, reports, users
+from fhir_server.storage.sql import (
+    auth,
+    authcode,
+    export,
+    identity,
+    index_tables,
+    outbox,
+    reports,
+    throttle,
+    users,
+)
 from fhir_server.storage.sql.schema import PARAMS_COMPONENT, metadata, schema_version
 
 SCHEMA_VERSION = 1
@@ -19,6 +29,7 @@ def store_metadata() -> MetaData:
     assert authcode.auth_code.metadata is metadata  # issue 13: SMART App Launch
     assert export.export_job.metadata is metadata
     assert reports.report_visit.metadata is metadata
+    assert throttle.login_throttle.metadata is metadata  # issue 13: sign-in lockout
     return metadata
 
 
@@ -32,9 +43,31 @@ def create_tables(engine: Engine, metadata: MetaData) -> None:
             index.create(engine, checkfirst=True)
 
 
+def add_missing_columns(engine: Engine, metadata: MetaData) -> list[str]:
+    """Add nullable columns declared since a table was created (add-only); the `table.column`s added."""
+    inspector = inspect(engine)
+    quote = engine.dialect.identifier_preparer.quote
+    added = []
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable:
+                continue  # a NOT NULL column needs a backfill: a versioned migration, not this
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}"
+                )
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
 def create_schema(engine: Engine) -> None:
     """Create the store's missing tables and record the schema version (idempotent)."""
     create_tables(engine, store_metadata())
+    add_missing_columns(engine, store_metadata())
     with engine.begin() as conn:
         for name in index_tables.OBSOLETE_INDEXES:  # constant names (index_tables.py)
             conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")

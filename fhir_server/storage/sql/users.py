@@ -22,6 +22,8 @@ app_user = Table(
     Column("roles", String(200), nullable=False, default=""),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    # issue 13/14: a department user sees the reports of one (post-2025) province only; NULL = all.
+    Column("province", String(2), nullable=True),
 )
 
 
@@ -34,10 +36,13 @@ class UserRow:
     password_hash: str
     roles: tuple[str, ...]
     disabled: bool
+    province: str | None = None
 
 
 def _row(r) -> UserRow:
-    return UserRow(r.username, r.display_name, r.password_hash, tuple(r.roles.split()), bool(r.disabled))
+    return UserRow(
+        r.username, r.display_name, r.password_hash, tuple(r.roles.split()), bool(r.disabled), r.province
+    )
 
 
 class UserRepository:
@@ -46,7 +51,14 @@ class UserRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def add(self, username: str, display_name: str, password_hash: str, roles: tuple[str, ...]) -> bool:
+    def add(
+        self,
+        username: str,
+        display_name: str,
+        password_hash: str,
+        roles: tuple[str, ...],
+        province: str | None = None,
+    ) -> bool:
         """Insert an account; False when the username is taken."""
         with self.engine.begin() as conn:
             if conn.execute(select(app_user.c.username).where(app_user.c.username == username)).first():
@@ -59,6 +71,7 @@ class UserRepository:
                     roles=" ".join(roles),
                     disabled=False,
                     created_at=now_us(),
+                    province=province,
                 )
             )
         return True
@@ -79,6 +92,14 @@ class UserRepository:
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(app_user).where(app_user.c.username == username).values(disabled=disabled)
+            )
+        return done.rowcount == 1
+
+    def set_province(self, username: str, province: str | None) -> bool:
+        """Bind an account to a province (None: unbound); False when there is no such user."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(app_user).where(app_user.c.username == username).values(province=province)
             )
         return done.rowcount == 1
 

@@ -11,9 +11,11 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import orjson
 import pytest
 from jose import jwt
 
+from fhir_server.search.run import run_search
 from fhir_server.storage.sql.auth import ClientRecord
 from fhir_server.storage.sql.authcode import authcode_repository
 from fhir_server.storage.sql.users import user_repository
@@ -483,3 +485,52 @@ async def test_clinician_picks_among_the_hospital_records_of_one_cccd(http):
     )
     body = (await exchange(http, callback_args(chosen)["code"], verifier)).json()
     assert body["patient"] == "an-hue"
+
+
+async def test_the_consent_page_locks_an_account_after_repeated_wrong_passwords(settings, store):
+    add_user(user_repository(store), "bs.lan", "BS. Nguyễn Thị Lan", PASSWORD, admin=False)
+    store.auth.add_client(ClientRecord(APP, "Hồ sơ bệnh án điện tử", "", APP_SCOPES, None, None, True))
+    authcode_repository(store).set_app(APP, (CALLBACK,), public=True)
+    app = create_app(
+        settings.with_(auth_mode="smart", jwt_secret=SECRET, jwt_audience=AUDIENCE, login_max_failures=2),
+        store=store,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test", headers={"Accept-Language": "vi"}
+    ) as c:
+        params = request_params(pkce()[1])
+        assert (await sign_in(c, params, password="sai-mat-khau-roi")).status_code == 401
+        assert (await sign_in(c, params, password="sai-mat-khau-roi")).status_code == 401
+        locked = await sign_in(c, params)
+        assert locked.status_code == 429 and "Đăng nhập sai quá nhiều lần" in locked.text
+    app.state.audit_trail.close()
+
+
+def _lookups(smart_app, store) -> list[dict]:
+    assert smart_app.state.audit_trail.flush(10)
+    bundle = orjson.loads(run_search(store, "AuditEvent", [("_count", "500")], FHIR, max_count=500))
+    events = [e["resource"] for e in bundle.get("entry", [])]
+    return [
+        e
+        for e in events
+        if any(x.get("description") == "Patient" and x.get("query") for x in e.get("entity", []))
+        and e["agent"][0]["who"].get("identifier", {}).get("value") == "user/bs.lan"
+    ]
+
+
+async def test_the_patient_lookup_on_the_consent_page_is_audited(http, smart_app, store):
+    params = request_params(pkce()[1], scope="launch/patient patient/*.rs")
+    callback_args(await sign_in(http, params, patient_identifier="079185004321"))
+    [event] = _lookups(smart_app, store)
+    assert event["outcome"] == "0"
+    refs = [x["what"]["reference"] for x in event["entity"] if "what" in x]
+    assert refs == ["Patient/binh"]
+    query = [x["query"] for x in event["entity"] if "query" in x][0]
+    assert base64.b64decode(query).decode() == "identifier=079185004321"
+
+
+async def test_a_lookup_that_finds_nobody_is_audited_as_failed(http, smart_app, store):
+    params = request_params(pkce()[1], scope="launch/patient patient/*.rs")
+    await sign_in(http, params, patient_identifier="000000000000")
+    [event] = _lookups(smart_app, store)
+    assert event["outcome"] == "4" and not [x for x in event["entity"] if "what" in x]

@@ -34,8 +34,8 @@ def run(*args: str):
 async def test_a_table_by_old_province_with_withheld_cells(visits, db_url):
     r = run("--lang", "en", "report", "show", "visits", "--by", "province-old", "--db", db_url)
     assert r.exit_code == 0, r.output
-    assert "│ 74" in r.output and "│ 5" in r.output
-    assert "│ 01" in r.output and "<5" in r.output
+    # Hà Nội's small count and its partner, Bình Dương's 5 (the total is published elsewhere)
+    assert "│ 74           │ <5" in r.output and "│ 01           │ <5" in r.output
     assert "counts below 5 are withheld" in r.output
 
 
