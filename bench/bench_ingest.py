@@ -164,11 +164,14 @@ def child(db: str, patients: int) -> None:
 def asgi_round(args, src: str | None) -> dict:
     """CPU of the server-side Python per 1,000 resources, measured in a child process."""
     env = dict(os.environ)
+    script = __file__
     if src:
         env["PYTHONPATH"] = src
+        # The script puts its own tree first on sys.path: run B's copy, or B would import A's code.
+        script = str(Path(src) / "bench" / "bench_ingest.py")
     out = (
         subprocess.run(
-            [sys.executable, __file__, "--child", "--db", args.db, "--patients", str(args.patients)],
+            [sys.executable, script, "--child", "--db", args.db, "--patients", str(args.patients)],
             env=env,
             capture_output=True,
             text=True,

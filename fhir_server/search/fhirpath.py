@@ -26,6 +26,10 @@ _RESOLVE_IS = re.compile(r"^where\(\s*resolve\(\)\s+is\s+(?P<type>\w+)\s*\)$")
 _WHERE_EQ = re.compile(r"^where\(\s*(?P<field>\w+)\s*=\s*'(?P<value>[^']*)'\s*\)$")
 _AS_FN = re.compile(r"^(?:as|ofType)\(\s*(?P<type>\w+)\s*\)$")
 _EXT_FN = re.compile(r"^extension\(\s*'(?P<url>[^']*)'\s*\)$")
+# `Patient.deceased.exists() and Patient.deceased != false`: a yes/no flag over a boolean-or-date choice.
+_EXISTS_NOT_FALSE = re.compile(
+    r"^(?P<type>\w+)\.(?P<name>\w+)\.exists\(\)\s+and\s+(?P=type)\.(?P=name)\s*!=\s*false$"
+)
 # Names of choice elements (value[x] -> "value") in R4 resources and data types: only these need the
 # slower scan for valueQuantity, valueString, ... when the plain key is absent.
 CHOICE_NAMES: frozenset[str] = frozenset(
@@ -204,6 +208,9 @@ def _fallback(expression: str) -> Extractor:
 @lru_cache(maxsize=8192)
 def compile_for_type(expression: str, res_type: str) -> Extractor | None:
     """Extractor of the union members of `expression` that apply to `res_type` (None if none do)."""
+    flag = _EXISTS_NOT_FALSE.match(expression.strip())
+    if flag and flag["type"] in (res_type, "Resource", "DomainResource"):
+        return _exists_not_false(flag["name"])
     fragments = split_top(expression, "|")
     compiled: list[list[tuple]] = []
     fallback: list[str] = []
@@ -222,6 +229,19 @@ def compile_for_type(expression: str, res_type: str) -> Extractor | None:
     if not compiled and not fallback:
         return None
     return _union(compiled, fallback)
+
+
+def _exists_not_false(name: str) -> Extractor:
+    """`X.e.exists() and X.e != false` without the general engine: it ran once per Patient written."""
+    steps = [("child", name)]
+
+    def extract(node: dict) -> list:
+        # Always one boolean, as FHIRPath's `and` gives: false when absent, else whether it is not `false`.
+        found = [v for v in run_steps(steps, [node]) if v is not None]
+        return [bool(found) and found != [False]]
+
+    extract.roots = None  # type: ignore[attr-defined]  # absent still indexes `false`
+    return extract
 
 
 def _union(compiled: list[list[tuple]], fallback: list[str]) -> Extractor:

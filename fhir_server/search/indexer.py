@@ -44,12 +44,17 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# A type's plan, the positions that always run, and the positions per top-level element name.
+_Dispatch = tuple[list[tuple[SearchParam, Extractor]], tuple[int, ...], dict[str, tuple[int, ...]]]
+
+
 class Indexer:
     """Turns a resource into index rows per kind; storage inserts them with the resource's rid."""
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or get_registry()
         self._plans: dict[str, tuple[int, list[tuple[SearchParam, Extractor]]]] = {}
+        self._dispatch: dict[str, tuple[int, _Dispatch]] = {}
 
     def _plan(self, res_type: str) -> list[tuple[SearchParam, Extractor]]:
         """(param, extractor) pairs for a type, rebuilt when custom parameters were registered."""
@@ -82,15 +87,40 @@ class Indexer:
         """Index rows per kind as tuples in the index table's column order, `rid` first (the write
         path: COPY takes them as they are)."""
         out: dict[str, list[tuple]] = {}
-        present = element_names(resource)
-        for param, extract in self._plan(res_type):
-            roots = getattr(extract, "roots", None)
-            if roots is not None and roots.isdisjoint(present):
-                continue  # most parameters of a type find nothing: skip them without walking
+        plan, always, by_root = self._by_root(res_type)
+        # Most parameters of a type find nothing: only those rooted in an element present run, in plan
+        # order (rows come out exactly as when every parameter was tried).
+        picked = set(always)
+        for name in element_names(resource):
+            found = by_root.get(name)
+            if found is not None:
+                picked.update(found)
+        registry = self.registry
+        for i in sorted(picked):
+            param, extract = plan[i]
             values = extract(resource)
             if values:
-                _emit(out, rid, res_type, param, values, self.registry)
+                _emit(out, rid, res_type, param, values, registry)
         return out
+
+    def _by_root(self, res_type: str) -> _Dispatch:
+        """The type's plan with, per top-level element, the positions of the parameters rooted there."""
+        cached = self._dispatch.get(res_type)
+        if cached is not None and cached[0] == self.registry.generation:
+            return cached[1]
+        plan = self._plan(res_type)
+        always: list[int] = []
+        by_root: dict[str, list[int]] = {}
+        for i, (_, extract) in enumerate(plan):
+            roots = getattr(extract, "roots", None)
+            if roots is None:
+                always.append(i)
+            else:
+                for name in roots:
+                    by_root.setdefault(name, []).append(i)
+        dispatch = (plan, tuple(always), {k: tuple(v) for k, v in by_root.items()})
+        self._dispatch[res_type] = (self.registry.generation, dispatch)
+        return dispatch
 
 
 # A token's system and code are one btree key (PostgreSQL refuses keys over 2,704 bytes). Tokens are
