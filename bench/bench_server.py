@@ -439,6 +439,10 @@ def main() -> None:
         "load_average_at_start": os.getloadavg()[0],
     }
     try:
+        if server_pid:
+            time.sleep(3)  # every worker up (the first one answering /metadata is not all of them)
+            result["server_pss_idle_mb"] = _pss_mb(_children(server_pid))
+            result["server_pss_idle_per_process_mb"] = [_pss_mb([p]) for p in _children(server_pid)]
         if args.preloaded:
             found = preloaded_targets(base, args.reads)
             targets = found["reads"]
@@ -505,6 +509,7 @@ def main() -> None:
             result[f"reads_{n}c"] = {**got, **cpu}
         if server:
             result["server_pss_mb"] = _pss_mb(_children(server_pid))
+            result["server_pss_per_process_mb"] = [_pss_mb([p]) for p in _children(server_pid)]
         result["load_average_at_end"] = os.getloadavg()[0]
     finally:
         if proc:

@@ -28,6 +28,7 @@ from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
 from lienthong.exposure import InsecureBinding, exposure_warning
 from lienthong.i18n import _
+from lienthong.prefork import Supervisor
 from lienthong.runtime import open_runtime
 
 app = typer.Typer(
@@ -54,7 +55,6 @@ def _root(
 def run_server(settings: Settings, workers: int = 1) -> None:
     """Create/migrate the schema, print the FHIR base, and serve until stopped (uvicorn)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
 
     try:
         warning = exposure_warning(settings)
@@ -75,24 +75,26 @@ def run_server(settings: Settings, workers: int = 1) -> None:
         soft_wrap=True,
     )
     logging.basicConfig(level=logging.INFO)
-    # Workers build their app from these settings (handed over pickled, not through the environment).
-    config = uvicorn.Config(
-        functools.partial(app_from_settings, settings),
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        # uvicorn kills a worker not serving 5 s after its spawn and respawns it, forever: on a busy
-        # 2-core machine the imports alone take ~12 s, so `serve --workers 2` never came up.
-        timeout_worker_healthcheck=120,
-    )
-    server = uvicorn.Server(config)
     if workers <= 1:
-        server.run()
+        config = uvicorn.Config(
+            functools.partial(app_from_settings, settings),
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
+        uvicorn.Server(config).run()
         return
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    # issue 20: build the app once here and fork the workers from it, sharing its pages (see prefork.py).
+    fhir_app = app_from_settings(settings)
+    store = fhir_app.state.context.store
+    store.engine.dispose()  # the master serves nothing: no connection of its own to hand down
+    config = uvicorn.Config(
+        fhir_app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+    )
+    config.load()  # once, before the fork: what it builds is shared too
+    Supervisor(config, workers, after_fork=lambda: store.engine.dispose(close=False)).run()
 
 
 @app.command(help=_("Run the FHIR server (API at /fhir, clinician view at /ui, ingest at /ingest)."))

@@ -10,9 +10,11 @@ origin `audit`; a failed batch is kept and retried, never discarded. `close()` f
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
+import weakref
 
 from fhir_server.audit.events import AccessRecord, build_event
 from fhir_server.ids import new_id
@@ -43,17 +45,21 @@ class AuditTrail:
         self.batch_size = max(1, batch_size)
         self.overflow = overflow
         self.block_timeout = block_timeout
-        self._slots = threading.Semaphore(capacity)
+        self.written = 0
+        self.refused = 0
+        self.failed_batches = 0
+        self._closed = False
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        self._slots = threading.Semaphore(self.capacity)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0  # reserved and not yet written
         self._cond = threading.Condition()
         self._paused = threading.Event()  # tests: hold the writer to fill the queue
         self._paused.set()
-        self.written = 0
-        self.refused = 0
-        self.failed_batches = 0
         self._thread = threading.Thread(target=self._run, name="lienthong-audit", daemon=True)
-        self._closed = False
         self._thread.start()
 
     # -- request side --------------------------------------------------------------------------------
@@ -184,3 +190,17 @@ class AuditTrail:
                 delay = min(delay * 2, 5.0)
         self.written += len(batch)
         self._done(len(batch))
+
+
+_LIVE: weakref.WeakSet[AuditTrail] = weakref.WeakSet()
+
+
+def _restart_after_fork() -> None:
+    # A forked server worker (issue 20: `serve --workers N` forks from a built app) inherits the trail
+    # but not its writer thread; its queue starts empty, since the master serves no requests.
+    for trail in list(_LIVE):
+        if not trail._closed:
+            trail._start()
+
+
+os.register_at_fork(after_in_child=_restart_after_fork)
