@@ -463,17 +463,25 @@ class ReportRepository:
 
     def count(self) -> int:
         """Fact rows."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(report_visit)).scalar_one())
+        return self._rows(report_visit)
 
     def encounter_ids(self, batch: int = 2000) -> Iterator[list[str]]:
         """Ids of every current Encounter, in batches (for a rebuild)."""
+        return self._current_ids("Encounter", batch)
+
+    def _rows(self, table) -> int:
+        """Rows of one reports table."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def _current_ids(self, res_type: str, batch: int) -> Iterator[list[str]]:
+        """Ids of every current resource of one type, in batches keyed by id (no long-held cursor)."""
         r = resource.c
         last = ""
         while True:
             stmt = (
                 select(r.res_id)
-                .where(r.res_type == "Encounter", r.deleted.is_(False), r.res_id > last)
+                .where(r.res_type == res_type, r.deleted.is_(False), r.res_id > last)
                 .order_by(r.res_id)
                 .limit(batch)
             )
@@ -600,23 +608,8 @@ class ReportRepository:
 
     def reexam_count(self) -> int:
         """Re-exam rows."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(report_reexam)).scalar_one())
+        return self._rows(report_reexam)
 
     def appointment_ids(self, batch: int = 2000) -> Iterator[list[str]]:
         """Ids of every current Appointment, in batches (for a rebuild)."""
-        r = resource.c
-        last = ""
-        while True:
-            stmt = (
-                select(r.res_id)
-                .where(r.res_type == "Appointment", r.deleted.is_(False), r.res_id > last)
-                .order_by(r.res_id)
-                .limit(batch)
-            )
-            with self.engine.connect() as conn:
-                ids = [row[0] for row in conn.execute(stmt)]
-            if not ids:
-                return
-            yield ids
-            last = ids[-1]
+        return self._current_ids("Appointment", batch)
