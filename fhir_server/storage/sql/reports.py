@@ -135,40 +135,6 @@ report_reexam = Table(
 )
 Index("ix_report_reexam_patient", report_reexam.c.patient_id)
 Index("ix_report_reexam_month", report_reexam.c.month, report_reexam.c.province_new)
-REEXAM_DIMENSIONS = (
-    "facility",
-    "province_old",
-    "province_new",
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "year",
-    "age_band",
-    "sex",
-    "bhyt",
-)
-
-DIMENSIONS = (
-    "facility",
-    "province_old",
-    "province_new",
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "year",
-    "visit_class",
-    "outcome",
-    "destination",
-    "icd_code",
-    "icd_block",
-    "icd_chapter",
-    "age_band",
-    "sex",
-    "bhyt",
-    "notifiable",
-)
 
 
 def _measures() -> dict:
