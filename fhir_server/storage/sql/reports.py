@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from fhir_server.storage.sql.db import SqlUnit, among
 from fhir_server.storage.sql.identity import identity_link
 from fhir_server.storage.sql.schema import metadata, resource
+from fhir_server.storage.sql.tx import Tx
 
 T = String(64)
 report_visit = Table(
@@ -184,6 +185,34 @@ def _whole_months(start: str | None, end: str | None) -> bool:
     return bool(start or end)
 
 
+_UPSERTS: dict[tuple[str, str], object] = {}
+
+
+def _upsert_statement(dialect: str, which: str):
+    """The facts upsert or the rollup delta upsert for a dialect, built once per process.
+
+    Building them per flush cost more Python than running them: `excluded` is a fresh alias with a
+    proxy for every column of the table each time."""
+    stmt = _UPSERTS.get((dialect, which))
+    if stmt is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        if which == "visit":
+            ins = insert(report_visit)
+            updates = [col.name for col in report_visit.c if col.name != "encounter_id"]
+            stmt = ins.on_conflict_do_update(
+                index_elements=[report_visit.c.encounter_id], set_={n: ins.excluded[n] for n in updates}
+            )
+        else:
+            ins = insert(report_visit_month)
+            t = report_visit_month.c
+            stmt = ins.on_conflict_do_update(
+                index_elements=[t[k] for k in ROLLUP_KEYS],
+                set_={m: t[m] + ins.excluded[m] for m in ROLLUP_SUMS},
+            )
+        _UPSERTS[(dialect, which)] = stmt
+    return stmt
+
+
 # A function scan over the array yields its elements in order, so the locks follow the sorted keys.
 _LOCK_ALL = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
@@ -214,6 +243,12 @@ class ReportRepository:
         """Current JSON bytes of the given (type, id) keys (deleted or missing ones left out)."""
         wanted = sorted(set(keys))
         out: dict[tuple[str, str], bytes] = {}
+        # What this transaction itself wrote is what a read would return (its rows are locked until
+        # commit): the hook's reads of a Bundle's own Encounters, Conditions and Patients need no query.
+        own = unit.flushed_content(wanted) if isinstance(unit, Tx) else {}
+        if own:
+            out.update((k, v) for k, v in own.items() if v is not None)
+            wanted = [k for k in wanted if k not in own]
         r = resource.c
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
@@ -263,20 +298,7 @@ class ReportRepository:
         if not rows:
             return
         ordered = sorted(rows, key=lambda r: r["encounter_id"])
-        updates = [col.name for col in report_visit.c if col.name != "encounter_id"]
-        key = [report_visit.c.encounter_id]
-        if unit.conn.dialect.name == "postgresql":
-            pg = pg_insert(report_visit)
-            unit.conn.execute(
-                pg.on_conflict_do_update(index_elements=key, set_={n: pg.excluded[n] for n in updates}),
-                ordered,
-            )
-            return
-        lite = sqlite_insert(report_visit)
-        unit.conn.execute(
-            lite.on_conflict_do_update(index_elements=key, set_={n: lite.excluded[n] for n in updates}),
-            ordered,
-        )
+        unit.conn.execute(_upsert_statement(unit.conn.dialect.name, "visit"), ordered)
 
     def _apply_rollup(self, unit: SqlUnit, deltas: dict[tuple[str, ...], list[int]]) -> None:
         """Add the deltas to their rollup cells (in key order: concurrent writers cannot deadlock)."""
@@ -287,15 +309,7 @@ class ReportRepository:
         ]
         if not changed:
             return
-        ins = (pg_insert if unit.conn.dialect.name == "postgresql" else sqlite_insert)(report_visit_month)
-        t = report_visit_month.c
-        unit.conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=[t[k] for k in ROLLUP_KEYS],
-                set_={m: t[m] + ins.excluded[m] for m in ROLLUP_SUMS},
-            ),
-            changed,
-        )
+        unit.conn.execute(_upsert_statement(unit.conn.dialect.name, "rollup"), changed)
 
     def rebuild_rollup(self, conn=None) -> None:
         """Recompute the province-month rollup from the facts (after a rebuild, a bulk load, an upgrade)."""

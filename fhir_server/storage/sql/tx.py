@@ -84,6 +84,9 @@ class Tx:
         self._pending: dict[Key, Pending] = {}
         self._seen: dict[Key, StoredResource | None] = {}
         self.written: list[Key] = []  # (type, id) of every resource a flush wrote
+        # The version each written key holds in the database now: rows this transaction inserted or
+        # updated stay locked until commit, so no other writer can change them under us.
+        self._flushed: dict[Key, StoredResource] = {}
 
     # -- reads (see this Tx's own writes) -------------------------------------------------------
     def prefetch(self, keys: Iterable[Key]) -> None:
@@ -107,6 +110,11 @@ class Tx:
         if key not in self._seen:
             self.prefetch([key])
         return self._seen[key]
+
+    def flushed_content(self, keys: Iterable[Key]) -> dict[Key, bytes | None]:
+        """Current content of the keys this transaction has flushed (None: deleted), without a query."""
+        flushed = self._flushed
+        return {k: (None if s.deleted else s.content) for k in keys if (s := flushed.get(k)) is not None}
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
         """One specific version (committed or flushed in this transaction)."""
@@ -163,6 +171,7 @@ class Tx:
             unit.flush()
         self.written.extend(unit.written)
         self._seen.update(unit._seen)
+        self._flushed.update(unit._flushed)
         self.params_changed = self.params_changed or unit.params_changed
 
     # -- writes ---------------------------------------------------------------------------------
@@ -274,7 +283,7 @@ class Tx:
         self._write_index(pendings, [p.final.rid for p in old if p.final.rid is not None])
         keys = [(p.final.res_type, p.final.res_id) for p in pendings]
         for p, key in zip(pendings, keys):
-            self._seen[key] = p.final
+            self._seen[key] = self._flushed[key] = p.final
         self.written.extend(keys)
         self.store.flushed(self, keys)
 
