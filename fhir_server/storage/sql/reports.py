@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 
 from sqlalchemy import (
+    ARRAY,
     Column,
     ColumnElement,
     Engine,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     case,
     delete,
     func,
@@ -217,6 +220,63 @@ def _upsert_statement(dialect: str, which: str):
 _LOCK_ALL = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
 )
+
+
+_MATCH: dict[tuple[str, bool], tuple] = {}
+
+
+def _ids_param(dialect: str, column) -> ColumnElement:
+    """`column` among the list bound as `ids` (an array on PostgreSQL, an expanding IN on SQLite)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String())))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+def _match_statements(dialect: str, any_facility: bool) -> tuple:
+    """The two UPDATEs of match_reexams, built once per process (two aliases and subqueries per flush
+    cost more Python than PostgreSQL took to run them)."""
+    stmts = _MATCH.get((dialect, any_facility))
+    if stmts is not None:
+        return stmts
+    x, v = report_reexam.c, report_visit.alias("v").c
+    origin = report_visit.alias("o").c
+    origin_stmt = (
+        report_reexam.update()
+        .where(_ids_param(dialect, x.patient_id))
+        .values(
+            facility=select(origin.facility)
+            .where(origin.encounter_id == x.origin_encounter)
+            .scalar_subquery(),
+            origin_day=select(origin.day).where(origin.encounter_id == x.origin_encounter).scalar_subquery(),
+        )
+    )
+    same = v.patient_id == x.patient_id
+    if any_facility:
+        a, b = identity_link.alias("la").c, identity_link.alias("lb").c
+        linked = select(b.patient_id).where(
+            a.patient_id == x.patient_id,
+            a.status == "active",
+            b.person_id == a.person_id,
+            b.status == "active",
+        )
+        same = same | v.patient_id.in_(linked)
+    conds = [
+        same,
+        v.day >= x.window_start,
+        v.day <= x.window_end,
+        # the visit that gave the appointment (and any before it) never keeps it
+        v.day > func.coalesce(x.origin_day, ""),
+        v.encounter_id != func.coalesce(x.origin_encounter, ""),
+    ]
+    if not any_facility:
+        conds.append((x.facility.is_(None)) | (v.facility == x.facility))
+    kept_stmt = (
+        report_reexam.update()
+        .where(_ids_param(dialect, x.patient_id))
+        .values(kept_by=select(func.min(v.encounter_id)).where(and_(*conds)).scalar_subquery())
+    )
+    _MATCH[(dialect, any_facility)] = stmts = (origin_stmt, kept_stmt)
+    return stmts
 
 
 class ReportRepository:
@@ -546,45 +606,9 @@ class ReportRepository:
             # One round trip for all the patients' locks (was one per patient, ten per 100-entry Bundle);
             # unnest yields the keys in the sorted order given, so every writer locks in the same order.
             unit.conn.execute(_LOCK_ALL, {"keys": [f"report_reexam/{pid}" for pid in ids]})
-        x, v = report_reexam.c, report_visit.alias("v").c
-        origin = report_visit.alias("o").c
-        unit.conn.execute(
-            report_reexam.update()
-            .where(among(unit.conn, x.patient_id, ids))
-            .values(
-                facility=select(origin.facility)
-                .where(origin.encounter_id == x.origin_encounter)
-                .scalar_subquery(),
-                origin_day=select(origin.day)
-                .where(origin.encounter_id == x.origin_encounter)
-                .scalar_subquery(),
-            )
-        )
-        same = v.patient_id == x.patient_id
-        if any_facility:
-            a, b = identity_link.alias("la").c, identity_link.alias("lb").c
-            linked = select(b.patient_id).where(
-                a.patient_id == x.patient_id,
-                a.status == "active",
-                b.person_id == a.person_id,
-                b.status == "active",
-            )
-            same = same | v.patient_id.in_(linked)
-        conds = [
-            same,
-            v.day >= x.window_start,
-            v.day <= x.window_end,
-            # the visit that gave the appointment (and any before it) never keeps it
-            v.day > func.coalesce(x.origin_day, ""),
-            v.encounter_id != func.coalesce(x.origin_encounter, ""),
-        ]
-        if not any_facility:
-            conds.append((x.facility.is_(None)) | (v.facility == x.facility))
-        unit.conn.execute(
-            report_reexam.update()
-            .where(among(unit.conn, x.patient_id, ids))
-            .values(kept_by=select(func.min(v.encounter_id)).where(and_(*conds)).scalar_subquery())
-        )
+        origin_stmt, kept_stmt = _match_statements(unit.conn.dialect.name, any_facility)
+        unit.conn.execute(origin_stmt, {"ids": ids})
+        unit.conn.execute(kept_stmt, {"ids": ids})
 
     def reexam_count(self) -> int:
         """Re-exam rows."""
