@@ -11,6 +11,11 @@ Reads by id at 1, 4 and 8 wrk connections (req/s, p50, p99) with the CPU split w
 processes with their workers, the PostgreSQL backends of the bench database, the load generator
 (CPU-seconds per second; 2.0 = both cores). Set LIENTHONG_DIRECT_ROUTE=false for the A/B without
 the direct route.
+
+Identifier and patient-scoped searches are timed twice: one httpx client (sequential p50/p99, which
+include ~0.5 ms of the Python client) and wrk at 1 connection cycling over the same paths for
+--search-seconds (`*_wrk_1c`: req/s, p50/p99 and server/PostgreSQL CPU per search — the server's
+figure). LIENTHONG_READ_AUTOCOMMIT=false / LIENTHONG_SEARCH_TEMPLATES=false give the A/B sides.
 """
 
 from __future__ import annotations
@@ -209,8 +214,9 @@ def concurrent_reads(base: str, paths: list[str], clients: int, seconds: float) 
 
 
 def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict | None:
-    """Concurrent reads with wrk (C load generator) when installed: the Python client is itself the
-    bottleneck past a few hundred requests/s on 2 cores. Returns rps and latency percentiles."""
+    """Concurrent GETs (reads, or searches cycled the same way) with wrk (C load generator) when
+    installed: the Python client is itself the bottleneck past a few hundred requests/s on 2 cores.
+    Returns rps and latency percentiles."""
     wrk = shutil.which("wrk")
     if not wrk:
         return None
@@ -421,6 +427,12 @@ def main() -> None:
     ap.add_argument("--searches", type=int, default=500, help="sequential searches of each kind")
     ap.add_argument("--read-clients", default="1,4,8", help="wrk connection counts for concurrent reads")
     ap.add_argument("--read-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--search-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of wrk at 1 connection per search kind (the server's figure, not httpx's; 0: skip)",
+    )
     ap.add_argument("--everything", help="a Patient id whose $everything is timed (e.g. bench_everything's)")
     ap.add_argument("--server-pid", type=int, help="with --base: the server's pid, for its CPU and memory")
     ap.add_argument("--seed", type=int, default=20261123)
@@ -488,6 +500,17 @@ def main() -> None:
                 times = timed_gets(base, [p.replace("|", "%7C") for p in paths[: args.searches]])
                 result[f"{key}_p50_ms"] = round(pct(times, 50), 2)
                 result[f"{key}_p99_ms"] = round(pct(times, 99), 2)
+                if args.search_seconds > 0:  # wrk cycling over the same paths, one connection
+                    got, cpu = _split(
+                        server,
+                        db,
+                        args.search_seconds,
+                        lambda paths=paths: wrk_reads(
+                            base, [p.replace("|", "%7C") for p in paths], 1, args.search_seconds
+                        ),
+                    )
+                    if got is not None:
+                        result[f"{key}_wrk_1c"] = {**got, **cpu}
         if args.everything:
             times = timed_gets(base, [f"Patient/{args.everything}/$everything"] * 100)
             result["everything_p50_ms"] = round(pct(times, 50), 2)
