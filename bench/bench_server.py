@@ -12,10 +12,11 @@ processes with their workers, the PostgreSQL backends of the bench database, the
 (CPU-seconds per second; 2.0 = both cores). Set LIENTHONG_DIRECT_ROUTE=false for the A/B without
 the direct route.
 
-Identifier and patient-scoped searches are timed twice: one httpx client (sequential p50/p99, which
-include ~0.5 ms of the Python client) and wrk at 1 connection cycling over the same paths for
---search-seconds (`*_wrk_1c`: req/s, p50/p99 and server/PostgreSQL CPU per search — the server's
-figure). LIENTHONG_READ_AUTOCOMMIT=false / LIENTHONG_SEARCH_TEMPLATES=false give the A/B sides.
+Identifier, patient-scoped and name (`name=<family> <given>&_count=20`) searches are timed twice:
+one httpx client (sequential p50/p99, which include ~0.5 ms of the Python client) and wrk at 1
+connection cycling over the same paths for --search-seconds (`*_wrk_1c`: req/s, p50/p99 and
+server/PostgreSQL CPU per search — the server's figure). LIENTHONG_READ_AUTOCOMMIT=false and
+LIENTHONG_SEARCH_TEMPLATES=false give the A/B sides.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -328,7 +329,7 @@ def _pg_backends(db: str | None) -> list[int]:
 
 def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
     """Read, identifier-search and patient-scoped search paths from data already on the server."""
-    out: dict[str, list[str]] = {"reads": [], "identifiers": [], "patient_obs": []}
+    out: dict[str, list[str]] = {"reads": [], "identifiers": [], "patient_obs": [], "names": []}
     with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as c:
         for rtype in ("Patient", "Observation", "Encounter", "Condition"):
             r = c.get(rtype, params={"_count": str(max(50, n // 4))})
@@ -339,6 +340,9 @@ def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
                     for ident in res.get("identifier", [])[:1]:
                         out["identifiers"].append(f"Patient?identifier={ident['system']}|{ident['value']}")
                     out["patient_obs"].append(f"Observation?subject=Patient/{res['id']}&code=2345-7")
+                    for name in res.get("name", [])[:1]:  # "nguyen van"-like: family + first given name
+                        words = [name.get("family", ""), *name.get("given", [])[:1]]
+                        out["names"].append(f"Patient?name={quote(' '.join(w for w in words if w))}&_count=20")
     return out
 
 
@@ -475,7 +479,7 @@ def main() -> None:
             targets = [
                 loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))
             ]
-            found = {"identifiers": [], "patient_obs": []}
+            found = {"identifiers": [], "patient_obs": [], "names": []}
             found.update({k: v for k, v in preloaded_targets(base, args.searches).items() if k != "reads"})
         if not args.base and db.startswith("postgresql"):
             _vacuum_analyze(db)
@@ -495,6 +499,7 @@ def main() -> None:
         for key, paths in (
             ("identifier_search", found["identifiers"]),
             ("patient_obs_search", found["patient_obs"]),
+            ("name_search", found.get("names", [])),
         ):
             if paths:
                 times = timed_gets(base, [p.replace("|", "%7C") for p in paths[: args.searches]])
