@@ -342,7 +342,9 @@ def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
                     out["patient_obs"].append(f"Observation?subject=Patient/{res['id']}&code=2345-7")
                     for name in res.get("name", [])[:1]:  # "nguyen van"-like: family + first given name
                         words = [name.get("family", ""), *name.get("given", [])[:1]]
-                        out["names"].append(f"Patient?name={quote(' '.join(w for w in words if w))}&_count=20")
+                        out["names"].append(
+                            f"Patient?name={quote(' '.join(w for w in words if w))}&_count=20"
+                        )
     return out
 
 
