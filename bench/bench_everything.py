@@ -64,7 +64,10 @@ def main() -> None:
     args = ap.parse_args()
     if not args.skip_load:
         recreate_database(args.db)
-    store = open_runtime(Settings.from_env().with_(database_url=args.db), pool_size=4).store
+    settings = Settings.from_env().with_(database_url=args.db)
+    store = open_runtime(settings, pool_size=4).store
+    if not settings.read_autocommit:  # issue 20 A/B: LIENTHONG_READ_AUTOCOMMIT=false
+        store.reader = store.engine
     if not args.skip_load:
         load(store, args.focus_visits, args.background_visits, hospitals=2, seed=7)
     if store.engine.dialect.name == "postgresql":
@@ -102,7 +105,7 @@ def main() -> None:
 
     from lienthong.app import create_app
 
-    app = create_app(Settings(database_url=args.db, max_count=1000), store=store)
+    app = create_app(settings.with_(max_count=1000), store=store)
 
     async def http_bench() -> list[float]:
         transport = httpx.ASGITransport(app=app)

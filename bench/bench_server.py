@@ -11,6 +11,12 @@ Reads by id at 1, 4 and 8 wrk connections (req/s, p50, p99) with the CPU split w
 processes with their workers, the PostgreSQL backends of the bench database, the load generator
 (CPU-seconds per second; 2.0 = both cores). Set LIENTHONG_DIRECT_ROUTE=false for the A/B without
 the direct route.
+
+Identifier, patient-scoped and name (`name=<family> <given>&_count=20`) searches are timed twice:
+one httpx client (sequential p50/p99, which include ~0.5 ms of the Python client) and wrk at 1
+connection cycling over the same paths for --search-seconds (`*_wrk_1c`: req/s, p50/p99 and
+server/PostgreSQL CPU per search — the server's figure). LIENTHONG_READ_AUTOCOMMIT=false and
+LIENTHONG_SEARCH_TEMPLATES=false give the A/B sides.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -209,8 +215,9 @@ def concurrent_reads(base: str, paths: list[str], clients: int, seconds: float) 
 
 
 def wrk_reads(base: str, paths: list[str], clients: int, seconds: float) -> dict | None:
-    """Concurrent reads with wrk (C load generator) when installed: the Python client is itself the
-    bottleneck past a few hundred requests/s on 2 cores. Returns rps and latency percentiles."""
+    """Concurrent GETs (reads, or searches cycled the same way) with wrk (C load generator) when
+    installed: the Python client is itself the bottleneck past a few hundred requests/s on 2 cores.
+    Returns rps and latency percentiles."""
     wrk = shutil.which("wrk")
     if not wrk:
         return None
@@ -322,7 +329,7 @@ def _pg_backends(db: str | None) -> list[int]:
 
 def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
     """Read, identifier-search and patient-scoped search paths from data already on the server."""
-    out: dict[str, list[str]] = {"reads": [], "identifiers": [], "patient_obs": []}
+    out: dict[str, list[str]] = {"reads": [], "identifiers": [], "patient_obs": [], "names": []}
     with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as c:
         for rtype in ("Patient", "Observation", "Encounter", "Condition"):
             r = c.get(rtype, params={"_count": str(max(50, n // 4))})
@@ -333,6 +340,11 @@ def preloaded_targets(base: str, n: int) -> dict[str, list[str]]:
                     for ident in res.get("identifier", [])[:1]:
                         out["identifiers"].append(f"Patient?identifier={ident['system']}|{ident['value']}")
                     out["patient_obs"].append(f"Observation?subject=Patient/{res['id']}&code=2345-7")
+                    for name in res.get("name", [])[:1]:  # "nguyen van"-like: family + first given name
+                        words = [name.get("family", ""), *name.get("given", [])[:1]]
+                        out["names"].append(
+                            f"Patient?name={quote(' '.join(w for w in words if w))}&_count=20"
+                        )
     return out
 
 
@@ -421,6 +433,12 @@ def main() -> None:
     ap.add_argument("--searches", type=int, default=500, help="sequential searches of each kind")
     ap.add_argument("--read-clients", default="1,4,8", help="wrk connection counts for concurrent reads")
     ap.add_argument("--read-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--search-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of wrk at 1 connection per search kind (the server's figure, not httpx's; 0: skip)",
+    )
     ap.add_argument("--everything", help="a Patient id whose $everything is timed (e.g. bench_everything's)")
     ap.add_argument("--server-pid", type=int, help="with --base: the server's pid, for its CPU and memory")
     ap.add_argument("--seed", type=int, default=20261123)
@@ -463,7 +481,7 @@ def main() -> None:
             targets = [
                 loc.split("/_history")[0] for loc in rng.sample(locations, min(args.reads, len(locations)))
             ]
-            found = {"identifiers": [], "patient_obs": []}
+            found = {"identifiers": [], "patient_obs": [], "names": []}
             found.update({k: v for k, v in preloaded_targets(base, args.searches).items() if k != "reads"})
         if not args.base and db.startswith("postgresql"):
             _vacuum_analyze(db)
@@ -483,11 +501,23 @@ def main() -> None:
         for key, paths in (
             ("identifier_search", found["identifiers"]),
             ("patient_obs_search", found["patient_obs"]),
+            ("name_search", found.get("names", [])),
         ):
             if paths:
                 times = timed_gets(base, [p.replace("|", "%7C") for p in paths[: args.searches]])
                 result[f"{key}_p50_ms"] = round(pct(times, 50), 2)
                 result[f"{key}_p99_ms"] = round(pct(times, 99), 2)
+                if args.search_seconds > 0:  # wrk cycling over the same paths, one connection
+                    got, cpu = _split(
+                        server,
+                        db,
+                        args.search_seconds,
+                        lambda paths=paths: wrk_reads(
+                            base, [p.replace("|", "%7C") for p in paths], 1, args.search_seconds
+                        ),
+                    )
+                    if got is not None:
+                        result[f"{key}_wrk_1c"] = {**got, **cpu}
         if args.everything:
             times = timed_gets(base, [f"Patient/{args.everything}/$everything"] * 100)
             result["everything_p50_ms"] = round(pct(times, 50), 2)

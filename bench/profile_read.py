@@ -81,7 +81,12 @@ def main() -> None:
         action="store_true",
         help="every search statement built by SQLAlchemy, not compiled once per shape (A/B)",
     )
-    ap.add_argument("--only", default="", help="comma-separated labels to run: read, identifier, patient")
+    ap.add_argument(
+        "--no-read-autocommit", action="store_true", help="reads and searches inside BEGIN/ROLLBACK (A/B)"
+    )
+    ap.add_argument(
+        "--only", default="", help="comma-separated labels to run: read, identifier, patient, name"
+    )
     ap.add_argument("--client", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client is not None:  # the client process: base URL then paths on stdin
@@ -99,6 +104,7 @@ def main() -> None:
         link_on_ingest=False,
         direct_route=not args.no_direct_route,
         search_templates=not args.no_search_templates,
+        read_autocommit=not args.no_read_autocommit,
     )
     store = open_runtime(settings).store
     app = create_app(settings, store=store)
@@ -150,6 +156,12 @@ def main() -> None:
         (
             "patient-scoped search",
             [f"/Observation?patient=Patient/{ids[i % len(ids)]}&_count=20" for i in range(args.reads)],
+        ),
+        # Every profile patient is NGUYỄN VĂN AN: a full page of 20 (names differ only in case, so the
+        # statement's shape is the same and the value cycles).
+        (
+            "name search",
+            [f"/Patient?name={('nguyen%20van', 'NGUYEN%20VAN')[i % 2]}&_count=20" for i in range(args.reads)],
         ),
     ]
     only = {w.strip() for w in args.only.split(",") if w.strip()}

@@ -145,6 +145,8 @@ class Settings:
     login_max_failures: int = 5
     login_lockout_seconds: int = 60
     login_lockout_max: int = 3600
+    # issue 20: reads and searches on PostgreSQL without BEGIN/ROLLBACK (off: every read in a transaction)
+    read_autocommit: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -234,6 +236,8 @@ class Settings:
                 _env_int("LIENTHONG_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds), 1
             ),
             login_lockout_max=max(_env_int("LIENTHONG_LOGIN_LOCKOUT_MAX", cls.login_lockout_max), 1),
+            # issue 20: read autocommit
+            read_autocommit=_env_bool("LIENTHONG_READ_AUTOCOMMIT", cls.read_autocommit),
         )
 
     def with_(self, **changes) -> Settings:

@@ -26,6 +26,8 @@ from sqlalchemy.sql import ClauseElement
 from fhir_server.search.query import Filter, SearchRequest
 from fhir_server.search.registry import Registry
 from fhir_server.search.values import parse_reference
+from fhir_server.storage.sql.conditions import TOP
+from fhir_server.text import fold
 
 MAX_SHAPES = 512
 _SORTABLE = ("_id", "_lastUpdated")
@@ -37,6 +39,17 @@ def _sentinel_str(i: int) -> str:
     return f"\x1f{i}\x1f"
 
 
+# String values are folded by the building code, which would strip the control characters above: their
+# sentinel is plain lower-case ASCII that folding leaves as it is.
+_FOLDED_HEAD, _FOLDED_TAIL = "zqlt", "slotqz"
+# The building code binds a string prefix twice: the folded value and the value + this (its upper bound).
+_TOP = TOP
+
+
+def _sentinel_folded(i: int) -> str:
+    return f"{_FOLDED_HEAD}{i}{_FOLDED_TAIL}"
+
+
 @dataclass(frozen=True)
 class Template:
     """One compiled statement: driver SQL, constant parameters and the slots the values fill."""
@@ -44,15 +57,16 @@ class Template:
     sql: str
     order: tuple[str, ...] | None  # positional drivers (sqlite3): names in placeholder order
     consts: dict[str, Any]
-    slots: tuple[tuple[str, int], ...]  # (bind name, index into the request's values)
+    slots: tuple[tuple[str, int, str], ...]  # (bind name, index into the request's values, suffix)
     processors: dict[str, Callable[[Any], Any]]
 
     def params(self, values: list) -> tuple | dict[str, Any]:
         """Driver parameters of this statement for one request's values."""
         named = dict(self.consts)
-        for name, i in self.slots:
+        for name, i, suffix in self.slots:
+            value = values[i] + suffix if suffix else values[i]
             proc = self.processors.get(name)
-            named[name] = proc(values[i]) if proc else values[i]
+            named[name] = proc(value) if proc else value
         if self.order is not None:
             return tuple(named[k] for k in self.order)
         return named
@@ -75,7 +89,7 @@ def shape_of(
     base_url: str,
     token: tuple[list, int, str] | None,
 ) -> Shape | None:
-    """The shape of a search whose criteria are plain token/reference matches, else None."""
+    """The shape of a search whose criteria are plain token/reference/string-prefix matches, else None."""
     if res_type is None or req.ignored or req.issues:
         return None
     if any(code not in _SORTABLE for code, _ in req.sort):
@@ -99,6 +113,15 @@ def shape_of(
                 form, shown = _token_form(v, values)
                 forms.append(form)
                 sample_values.append(shown)
+        elif param.type == "string" and mod is None:
+            for v in flt.values:
+                folded = fold(v)
+                if not folded:  # an empty prefix matches any value: no bound value to fill
+                    return None
+                forms.append("p")
+                i = len(values)
+                values.append(folded)
+                sample_values.append(_sentinel_folded(i))
         elif param.type == "reference" and (mod is None or mod[:1].isupper()):
             for v in flt.values:
                 got = _reference_form(v, base, values)
@@ -175,15 +198,19 @@ def compile_template(stmt: ClauseElement, dialect: Dialect, n_values: int) -> Te
     """Compile `stmt` (built from a sample request); None unless every sentinel is a bound value."""
     compiled: Any = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     params = compiled.params
-    slots: list[tuple[str, int]] = []
+    slots: list[tuple[str, int, str]] = []
     consts: dict[str, Any] = {}
     found: set[int] = set()
     for name, value in params.items():
+        suffix = ""
         i = _sentinel_index(value, n_values)
+        if i is None and isinstance(value, str) and value.endswith(_TOP):
+            suffix = _TOP
+            i = _sentinel_index(value[: -len(_TOP)], n_values)
         if i is None:
             consts[name] = value
         else:
-            slots.append((name, i))
+            slots.append((name, i, suffix))
             found.add(i)
     if len(found) != n_values:
         return None
@@ -202,6 +229,10 @@ def _sentinel_index(value: Any, n: int) -> int | None:
         return value - _INT_BASE
     if isinstance(value, str) and len(value) >= 3 and value[0] == value[-1] == "\x1f":
         inner = value[1:-1]
+        if inner.isdigit() and int(inner) < n:
+            return int(inner)
+    if isinstance(value, str) and value.startswith(_FOLDED_HEAD) and value.endswith(_FOLDED_TAIL):
+        inner = value[len(_FOLDED_HEAD) : -len(_FOLDED_TAIL)]
         if inner.isdigit() and int(inner) < n:
             return int(inner)
     return None

@@ -81,6 +81,11 @@ SHAPES = [
     ("Observation", "patient=Patient/p2&_summary=count", []),
     ("Observation", "patient=Patient/p1&_total=accurate&_count=2", ["o1", "o2"]),
     ("Condition", "subject=Patient/p1&_sort=-_lastUpdated", ["c1"]),
+    ("Patient", "name=nguyễn văn", ["p1"]),
+    ("Patient", "name=NGUYEN&_count=1", ["p1"]),
+    ("Patient", "family=trần,lê&gender=female", ["p4"]),
+    ("Patient", "name=dung&_sort=-_lastUpdated", ["p4"]),
+    ("Patient", "given=th%_", []),
 ]
 
 
@@ -132,6 +137,9 @@ async def test_same_shape_different_values_do_not_share_results(loaded):
     assert (_ids(first), _ids(second), _ids(third)) == (["p1"], ["p2"], ["p3"])
     assert _ids(_same(loaded, "Observation", "subject=Patient/p2")) == ["o3"]
     assert _ids(_same(loaded, "Observation", "subject=Patient/p3")) == ["o4"]
+    assert _ids(_same(loaded, "Patient", "name=trần đức")) == ["p3"]
+    assert _ids(_same(loaded, "Patient", "name=nguyễn thị")) == ["p2"]
+    assert _ids(_same(loaded, "Patient", "name=le thi")) == ["p4"]
 
 
 @pytest.mark.asyncio
