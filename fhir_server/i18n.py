@@ -59,6 +59,19 @@ def lang_from_locale(env: Mapping[str, str]) -> str:
     return SOURCE
 
 
+def stated_lang(env: Mapping[str, str]) -> str | None:
+    """The language the environment names: LIENTHONG_LANG, else a vi/en locale; None when unset, C or POSIX."""
+    explicit = normalize(env.get("LIENTHONG_LANG"))
+    if explicit:
+        return explicit
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        raw = env.get(name)
+        if raw:
+            tag = raw.strip().split(".")[0].split("@")[0].lower()
+            return None if tag in ("c", "posix") else normalize(raw)
+    return None
+
+
 def accept_language(header: str | None, default: str = SOURCE) -> str:
     """The best supported language of an HTTP Accept-Language header (q-values honoured)."""
     if not header:
