@@ -54,6 +54,38 @@ def signin_event(username: str, address: str | None, outcome: str, where: str) -
     return event
 
 
+def revoke_event(client_id: str, username: str | None, address: str | None, outcome: str) -> dict:
+    """A token revocation at /auth/revoke (RFC 7009): outcome 'revoked', 'unknown' or 'other_client'."""
+    event: dict = {
+        "resourceType": "AuditEvent",
+        "type": {"system": DICOM, "code": "110114", "display": "User Authentication"},
+        "subtype": [{"system": DICOM, "code": "110123", "display": "Logout"}],
+        "action": "E",
+        "recorded": _now(),
+        "outcome": "4" if outcome == "other_client" else "0",
+        "outcomeDesc": outcome,
+        "agent": [_agent(f"client/{client_id[:128]}", address)],
+        "source": _SOURCE,
+        "entity": [
+            {
+                "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                "description": "/auth/revoke",
+            }
+        ],
+    }
+    if username:
+        event["agent"].append(
+            {
+                "type": {"coding": [{"system": DICOM, "code": "110152", "display": "Destination Role ID"}]},
+                "who": {
+                    "identifier": {"system": "urn:lienthong:principal", "value": f"user/{username[:64]}"}
+                },
+                "requestor": False,
+            }
+        )
+    return event
+
+
 def lookup_event(subject: str, address: str | None, identifier: str, patients: list[str], ok: bool) -> dict:
     """The consent page's patient lookup: a Patient search by identifier and the patients it found."""
     entities: list[dict] = [

@@ -195,6 +195,25 @@ class AuthCodeRepository(EngineRepository):
             )
         return int(done.rowcount or 0)
 
+    def revoke_refresh(self, token_hash: str, client_id: str) -> tuple[str, str | None]:
+        """RFC 7009: revoke a refresh token's family if it was issued to `client_id`.
+
+        ("revoked", username), ("unknown", None), or ("other_client", username) when another client holds it
+        (nothing revoked)."""
+        c = auth_refresh.c
+        with self._write() as conn, conn.begin():
+            row = conn.execute(
+                select(c.family, c.client_id, c.username).where(c.token_hash == token_hash)
+            ).first()
+            if row is None:
+                return "unknown", None
+            if row.client_id != client_id:
+                return "other_client", row.username
+            conn.execute(
+                update(auth_refresh).where(c.family == row.family, c.revoked.is_(False)).values(revoked=True)
+            )
+        return "revoked", row.username
+
     # -- FHIR user of an account -------------------------------------------------------------------
     def set_fhir_user(self, username: str, fhir_user: str) -> None:
         """Link an account to its FHIR resource (`Practitioner/<id>`)."""
