@@ -49,14 +49,7 @@ def lang_from_locale(env: Mapping[str, str]) -> str:
     """The language of a process environment: LIENTHONG_LANG, else LC_ALL, LC_MESSAGES, LANG (POSIX order).
 
     Vietnamese when the locale is Vietnamese, English otherwise."""
-    explicit = normalize(env.get("LIENTHONG_LANG"))
-    if explicit:
-        return explicit
-    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
-        raw = env.get(name)
-        if raw:
-            return normalize(raw) or SOURCE
-    return SOURCE
+    return stated_lang(env) or SOURCE
 
 
 def stated_lang(env: Mapping[str, str]) -> str | None:

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.lienthong.serving import wait_for
+
 EXE = str(Path(sys.executable).with_name("lienthong"))
 
 
@@ -38,17 +40,9 @@ def _workers(pid: int) -> set[int]:
     return alive
 
 
-def _wait_for(check, what: str, seconds: float = 90):
-    deadline = time.time() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError):
-            pass
-        assert time.time() < deadline, what
-        time.sleep(0.2)
+def _wait_90(check, what: str):
+    """Poll like wait_for, with the patience a loaded machine needs to fork and start workers."""
+    return wait_for(check, what, 90)
 
 
 @pytest.fixture
@@ -64,8 +58,8 @@ def server(tmp_path):
     )
     base = f"http://127.0.0.1:{port}/fhir"
     try:
-        _wait_for(lambda: httpx.get(f"{base}/metadata", timeout=5).status_code == 200, "server did not start")
-        _wait_for(lambda: len(_workers(proc.pid)) == 2, "not 2 workers")
+        _wait_90(lambda: httpx.get(f"{base}/metadata", timeout=5).status_code == 200, "server did not start")
+        _wait_90(lambda: len(_workers(proc.pid)) == 2, "not 2 workers")
         yield proc, base
     finally:
         if proc.poll() is None:
@@ -77,10 +71,10 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(server):
     proc, base = server
     before = _workers(proc.pid)
     proc.send_signal(signal.SIGTTIN)
-    three = _wait_for(lambda: (w := _workers(proc.pid)) and len(w) == 3 and w, "SIGTTIN: not 3 workers")
+    three = _wait_90(lambda: (w := _workers(proc.pid)) and len(w) == 3 and w, "SIGTTIN: not 3 workers")
     assert before < three
     proc.send_signal(signal.SIGTTOU)
-    two = _wait_for(lambda: (w := _workers(proc.pid)) and len(w) == 2 and w, "SIGTTOU: not 2 workers")
+    two = _wait_90(lambda: (w := _workers(proc.pid)) and len(w) == 2 and w, "SIGTTOU: not 2 workers")
     assert two < three
     assert httpx.get(f"{base}/metadata", timeout=10).status_code == 200
 
@@ -88,7 +82,7 @@ def test_sigttin_adds_a_worker_and_sigttou_removes_one(server):
 def test_sigttou_never_goes_below_one_worker(server):
     proc, base = server
     proc.send_signal(signal.SIGTTOU)
-    _wait_for(lambda: len(_workers(proc.pid)) == 1, "SIGTTOU: not 1 worker")
+    _wait_90(lambda: len(_workers(proc.pid)) == 1, "SIGTTOU: not 1 worker")
     proc.send_signal(signal.SIGTTOU)
     time.sleep(3)  # give a wrong master time to stop its last worker
     assert len(_workers(proc.pid)) == 1
@@ -119,14 +113,14 @@ def test_sighup_replaces_every_worker_while_requests_keep_succeeding(server):
     thread = threading.Thread(target=client)
     thread.start()
     try:
-        _wait_for(lambda: len(results) >= 5, "no request answered before the reload")
+        _wait_90(lambda: len(results) >= 5, "no request answered before the reload")
         proc.send_signal(signal.SIGHUP)
-        new = _wait_for(
+        new = _wait_90(
             lambda: (w := _workers(proc.pid)) and len(w) == 2 and not (w & old) and w,
             "SIGHUP: the workers were not all replaced",
         )
         during = len(results)
-        _wait_for(lambda: len(results) >= during + 5, "no request answered after the reload")
+        _wait_90(lambda: len(results) >= during + 5, "no request answered after the reload")
     finally:
         stop.set()
         thread.join(timeout=60)
