@@ -1,20 +1,24 @@
-"""Racing writers of one patient's visits around a re-exam appointment (PostgreSQL): the file that gives
-the appointment, eight visits in its window written over the FHIR API and a deletion, all at once; whatever
-order the transactions commit in, kept / missed ends exactly as a full recompute says.
+"""Racing writers of one patient's visits and re-exam appointment (PostgreSQL) end as a full recompute says.
 
-Note: with `match_reexams`' advisory lock removed this test still passed (3 runs): the row locks on
-report_reexam and on the rollup cells serialize these writers too. It checks the outcome, not the lock."""
+Two tests: a free-for-all (the file that gives the appointment, eight visits in its window over the FHIR
+API and a deletion, all at once), and the one interleaving `match_reexams`' per-patient advisory lock
+exists for, forced step by step. With the lock removed the second fails (checked) and the first still
+passes: row locks on report_reexam and on the rollup cells serialize most writers on their own."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import select
 
-from fhir_server.reports.hook import attach_reports, rebuild
+from adapters.pipeline import ingest
+from fhir_server.reports.hook import _Unit, attach_reports, listener, rebuild
+from fhir_server.search.run import run_search
 from fhir_server.storage.sql.reports import report_reexam
 
 from .qd130_visits import qd130_visit
@@ -31,10 +35,9 @@ STAGGER = 0.02  # seconds between the writers' starts: spread over the ingest's 
 
 
 @pytest.fixture(autouse=True)
-def _facts(store, db_url):
+def _postgresql_only(db_url):
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite runs one writer at a time: nothing races")
-    attach_reports(store)
 
 
 def _reexam_rows(store) -> dict[str, tuple]:
@@ -45,6 +48,7 @@ def _reexam_rows(store) -> dict[str, tuple]:
 
 
 async def test_racing_visit_ingests_and_a_delete_leave_the_reexams_as_a_full_recompute(live_server, store):
+    attach_reports(store)
     root = live_server.removesuffix("/fhir")
     async with httpx.AsyncClient(timeout=120) as client:
 
@@ -98,4 +102,55 @@ async def test_racing_visit_ingests_and_a_delete_leave_the_reexams_as_a_full_rec
     assert len(raced) == ROUNDS
     assert all(kept is not None for _facility, _origin, kept in raced.values())
     rebuild(store)  # what `lienthong report rebuild` computes from the committed visits alone
+    assert raced == _reexam_rows(store)
+
+
+def _ids(store, res_type: str) -> list[str]:
+    bundle = orjson.loads(run_search(store, res_type, [("_count", "100")], "http://test/fhir", max_count=100))
+    return sorted(e["resource"]["id"] for e in bundle.get("entry", []))
+
+
+def test_a_visit_committed_while_its_appointment_is_being_written_still_keeps_it(store, db_url):
+    """The interleaving the lock exists for, made to happen: the appointment's transaction has inserted its
+    row and matched (no visit yet) but not committed; the keeping visit's transaction then writes its fact
+    and matches. It must wait for the appointment's commit: without the lock it sees no row to update,
+    commits, and the appointment ends 'missed' although its visit is stored."""
+    ingest(store, qd130_visit(1, VISIT, reexam=HEN), source="test", adapter="qd130")
+    (giving,) = _ids(store, "Encounter")
+    ingest(store, qd130_visit(1, HEN, "KB10"), source="test", adapter="qd130")
+    (keeper,) = [e for e in _ids(store, "Encounter") if e != giving]
+    (appointment,) = _ids(store, "Appointment")
+    refresh = listener(store)
+    with store.engine.begin() as conn:  # the giving visit's fact, committed before the race
+        refresh(_Unit(conn), [("Encounter", giving)])
+
+    visit_done = threading.Event()
+
+    def write_visit(pid_box: list[int]) -> None:
+        with store.engine.begin() as conn:
+            pid_box.append(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            refresh(_Unit(conn), [("Encounter", keeper)])
+        visit_done.set()
+
+    def visit_waits_on_a_lock(pid: int) -> bool:
+        with store.engine.connect() as conn:
+            state = conn.exec_driver_sql(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).scalar_one_or_none()
+        return state == "Lock"
+
+    with store.engine.begin() as conn:  # the appointment's transaction
+        refresh(_Unit(conn), [("Appointment", appointment)])
+        box: list[int] = []
+        visit = threading.Thread(target=write_visit, args=(box,))
+        visit.start()
+        # commit only once the visit's transaction has either finished or is waiting for this one
+        while not visit_done.is_set() and not (box and visit_waits_on_a_lock(box[0])):
+            visit_done.wait(0.05)
+    visit.join(timeout=60)
+    assert visit_done.is_set()
+
+    raced = _reexam_rows(store)
+    assert raced[appointment][2] == keeper
+    rebuild(store)
     assert raced == _reexam_rows(store)
