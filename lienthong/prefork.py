@@ -163,6 +163,10 @@ class Supervisor:
             return
         old, new, deadline = self.reload
         new &= set(self.children)
+        if not new:  # every new worker died before serving: keep the old ones, the reload is abandoned
+            log.warning("SIGHUP: no new worker started; the old workers keep serving")
+            self.reload = None
+            return
         if new <= self.ready or time.monotonic() > deadline:
             self._terminate(old & set(self.children))
             self.reload = None
