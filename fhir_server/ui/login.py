@@ -163,6 +163,21 @@ def _csrf_ok(request: Request, form) -> bool:
     return csrf_matches(str(form.get("csrf_token") or ""), request.session.get("csrf", ""))
 
 
+def start_session(request: Request, user, **extra) -> None:
+    """Sign `user` in: a fresh session (nothing from before the login survives) with a new CSRF token."""
+    session = request.session
+    session.clear()
+    session.update(
+        user=user.username,
+        name=user.display_name,
+        roles=list(user.roles),
+        province=user.province,
+        login_at=time.time(),
+        csrf=new_csrf_token(),
+        **extra,
+    )
+
+
 def _safe_next(value: str | None) -> str:
     """Only paths of the view itself (no open redirect)."""
     if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
@@ -212,16 +227,7 @@ async def login_submit(request: Request) -> Response:
         return locked
     if user is None:
         return _page(request, "login.html", 401, csrf_token=_csrf(request), next=next_path, error="bad_login")
-    session = request.session
-    session.clear()  # a new session id on login: nothing from before the login survives
-    session.update(
-        user=user.username,
-        name=user.display_name,
-        roles=list(user.roles),
-        province=user.province,
-        login_at=time.time(),
-        csrf=new_csrf_token(),
-    )
+    start_session(request, user)
     return RedirectResponse(next_path, status_code=303)
 
 
