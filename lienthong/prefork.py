@@ -23,6 +23,7 @@ Signals to the master (gunicorn's meaning):
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import logging
@@ -39,6 +40,7 @@ log = logging.getLogger("lienthong.prefork")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 _CONTROL_SIGNALS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
 _RESPAWN_PAUSE = 1.0  # a worker that dies at start-up must not turn the master into a fork loop
+_DRAIN_PAUSE = 0.5  # seconds a stopping worker waits between closing its listener and its idle connections
 _RELOAD_READY_TIMEOUT = 60.0  # new workers not serving by then: the old ones are stopped all the same
 
 
@@ -68,6 +70,14 @@ def _child(config: Any, sock: socket.socket, after_fork: Callable[[], None], rea
             await super().startup(sockets=sockets)
             if self.started:  # lifespan done, accepting: a reload may now stop the old workers
                 os.write(ready_fd, os.getpid().to_bytes(4, "little"))
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Stop accepting, then give a connection accepted just before a moment to send its request:
+            # uvicorn closes a connection with no request yet at once, and the client sees it dropped.
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(_DRAIN_PAUSE)
+            await super().shutdown(sockets=sockets)
 
     _Server(config).run(sockets=[sock])
 
