@@ -49,14 +49,20 @@ def lang_from_locale(env: Mapping[str, str]) -> str:
     """The language of a process environment: LIENTHONG_LANG, else LC_ALL, LC_MESSAGES, LANG (POSIX order).
 
     Vietnamese when the locale is Vietnamese, English otherwise."""
+    return stated_lang(env) or SOURCE
+
+
+def stated_lang(env: Mapping[str, str]) -> str | None:
+    """The language the environment names: LIENTHONG_LANG, else a vi/en locale; None when unset, C or POSIX."""
     explicit = normalize(env.get("LIENTHONG_LANG"))
     if explicit:
         return explicit
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         raw = env.get(name)
         if raw:
-            return normalize(raw) or SOURCE
-    return SOURCE
+            tag = raw.strip().split(".")[0].split("@")[0].lower()
+            return None if tag in ("c", "posix") else normalize(raw)
+    return None
 
 
 def accept_language(header: str | None, default: str = SOURCE) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import typer
 from rich.console import Console
@@ -23,10 +24,10 @@ import adapters.worker
 import fhir_server.commands
 import fhir_server.hub.cli
 import lienthong.demo
-from fhir_server.i18n import process_lang, set_lang
+from fhir_server.i18n import normalize, process_lang, set_lang, stated_lang, use_lang
 from fhir_server.settings import Settings
 from lienthong.app import app_from_settings
-from lienthong.exposure import InsecureBinding, exposure_warning
+from lienthong.exposure import InsecureBinding, exposure_warning, state_reader_lang, warning_lang
 from lienthong.i18n import _
 from lienthong.prefork import Supervisor
 from lienthong.runtime import open_runtime
@@ -48,8 +49,10 @@ def _root(
 ) -> None:
     """Set the output language for this run (and restore it afterwards: the CLI may run in-process)."""
     previous = process_lang()
-    set_lang(lang or Settings.from_env().lang)
-    ctx.call_on_close(lambda: set_lang(previous))
+    stated = normalize(lang) or stated_lang(os.environ)
+    set_lang(stated or Settings.from_env().lang)
+    previous_stated = state_reader_lang(stated)
+    ctx.call_on_close(lambda: (set_lang(previous), state_reader_lang(previous_stated)))
 
 
 def run_server(settings: Settings, workers: int = 1) -> None:
@@ -57,7 +60,8 @@ def run_server(settings: Settings, workers: int = 1) -> None:
     import uvicorn
 
     try:
-        warning = exposure_warning(settings)
+        with use_lang(warning_lang()):
+            warning = exposure_warning(settings)
     except InsecureBinding as exc:
         console.print(f"[bold red]{exc}[/]", soft_wrap=True)
         raise typer.Exit(2)

@@ -2,14 +2,33 @@
 
 On a loopback address without auth the server runs and says loudly that anyone on this machine can
 read every record; on any other address it refuses to start unless `--insecure-dev` is given.
+
+These warnings are for the hospital's operator, so they are Vietnamese unless the reader named a
+language (`--lang`, LIENTHONG_LANG, or a vi/en locale): an unset, C or POSIX locale (a container, a
+systemd unit) still gets Vietnamese, where the rest of the CLI falls back to English.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
+from fhir_server.i18n import normalize
 from fhir_server.settings import Settings
 from lienthong.i18n import _
+
+_stated_lang: str | None = None  # set by the CLI from --lang / the environment
+
+
+def state_reader_lang(lang: str | None) -> str | None:
+    """Record the language the reader named (None: none named); returns the previous value."""
+    global _stated_lang
+    previous, _stated_lang = _stated_lang, normalize(lang)
+    return previous
+
+
+def warning_lang() -> str:
+    """The language of the start-up warnings: the one the reader named, else Vietnamese."""
+    return _stated_lang or "vi"
 
 
 class InsecureBinding(Exception):

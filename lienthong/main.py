@@ -6,9 +6,10 @@ The language is known before the commands are built, so `--help` is translated a
 
 from __future__ import annotations
 
+import os
 import sys
 
-from fhir_server.i18n import normalize, set_lang
+from fhir_server.i18n import normalize, set_lang, stated_lang
 from fhir_server.settings import Settings
 
 
@@ -38,13 +39,13 @@ def pop_lang(argv: list[str]) -> tuple[str | None, list[str]]:
 def main() -> None:
     """Run `lienthong` with the chosen language."""
     lang, args = pop_lang(sys.argv[1:])
-    chosen = normalize(lang) or Settings.from_env().lang
-    set_lang(chosen)
+    stated = normalize(lang) or stated_lang(os.environ)
+    set_lang(stated or Settings.from_env().lang)
     from lienthong.cli import app
 
-    # The root callback would reset the language from the environment: hand it the choice (not when
-    # there is no command at all, which shows the help).
-    app(args=["--lang", chosen, *args] if args else [], prog_name="lienthong")
+    # The root callback would reset the language from the environment: hand it the reader's choice
+    # (not when there is no command at all, which shows the help; nor when none was named).
+    app(args=(["--lang", stated] if stated else []) + args if args else [], prog_name="lienthong")
 
 
 if __name__ == "__main__":

@@ -149,6 +149,7 @@ def _security(settings, base: str | None) -> dict | None:
                 "extension": [
                     {"url": "token", "valueUri": f"{root}/auth/token"},
                     {"url": "authorize", "valueUri": f"{root}/auth/authorize"},
+                    {"url": "revoke", "valueUri": f"{root}/auth/revoke"},
                 ],
             }
         ]

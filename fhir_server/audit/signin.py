@@ -15,6 +15,10 @@ _SOURCE = {
 }
 
 
+_LOGIN = {"system": DICOM, "code": "110122", "display": "Login"}
+_LOGOUT = {"system": DICOM, "code": "110123", "display": "Logout"}
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -31,16 +35,16 @@ def _agent(subject: str | None, address: str | None) -> dict:
     return agent
 
 
-def signin_event(username: str, address: str | None, outcome: str, where: str) -> dict:
-    """A sign-in attempt: outcome 'success', 'failed' (wrong password or unknown user) or 'locked'."""
-    event: dict = {
+def _auth_event(subtype: dict, ok: bool, agents: list[dict], where: str) -> dict:
+    """A DICOM 110114 User Authentication event about one endpoint."""
+    return {
         "resourceType": "AuditEvent",
         "type": {"system": DICOM, "code": "110114", "display": "User Authentication"},
-        "subtype": [{"system": DICOM, "code": "110122", "display": "Login"}],
+        "subtype": [subtype],
         "action": "E",
         "recorded": _now(),
-        "outcome": "0" if outcome == "success" else "4",
-        "agent": [_agent(f"user/{username[:64]}" if username else None, address)],
+        "outcome": "0" if ok else "4",
+        "agent": agents,
         "source": _SOURCE,
         "entity": [
             {
@@ -49,8 +53,32 @@ def signin_event(username: str, address: str | None, outcome: str, where: str) -
             }
         ],
     }
+
+
+def signin_event(username: str, address: str | None, outcome: str, where: str) -> dict:
+    """A sign-in attempt: outcome 'success', 'failed' (wrong password or unknown user) or 'locked'."""
+    agent = _agent(f"user/{username[:64]}" if username else None, address)
+    event = _auth_event(_LOGIN, outcome == "success", [agent], where)
     if outcome != "success":
         event["outcomeDesc"] = outcome
+    return event
+
+
+def revoke_event(client_id: str, username: str | None, address: str | None, outcome: str) -> dict:
+    """A token revocation at /auth/revoke (RFC 7009): outcome 'revoked', 'unknown' or 'other_client'."""
+    agents = [_agent(f"client/{client_id[:128]}", address)]
+    if username:  # whose sign-in the token carried
+        agents.append(
+            {
+                "type": {"coding": [{"system": DICOM, "code": "110152", "display": "Destination Role ID"}]},
+                "who": {
+                    "identifier": {"system": "urn:lienthong:principal", "value": f"user/{username[:64]}"}
+                },
+                "requestor": False,
+            }
+        )
+    event = _auth_event(_LOGOUT, outcome != "other_client", agents, "/auth/revoke")
+    event["outcomeDesc"] = outcome
     return event
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from functools import cache
 from urllib.parse import urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import get_settings, get_store
@@ -30,12 +28,13 @@ from fhir_server.audit.signin import lookup_event
 from fhir_server.auth.grants import CHALLENGE, narrow_scopes, needs_patient, secret_hash
 from fhir_server.auth.smart import fhir_base
 from fhir_server.errors import FhirError
-from fhir_server.i18n import Localized, _, accept_language, msg, use_lang
+from fhir_server.i18n import Localized, _, msg
 from fhir_server.search.run import run_search
 from fhir_server.storage.sql.auth import ClientRecord
 from fhir_server.storage.sql.authcode import CodeGrant, authcode_repository
 from fhir_server.ui.accounts import ADMIN_SCOPES, CLINICIAN_SCOPES
 from fhir_server.ui.guarded import sign_in
+from fhir_server.ui.pages import csrf_matches, new_csrf_token, reader_lang, render_page
 
 CSRF_COOKIE = "lienthong_authorize"
 PARAMS = (
@@ -133,20 +132,6 @@ def _to_redirect(redirect_uri: str, values: dict) -> RedirectResponse:
     return RedirectResponse(f"{redirect_uri}{sep}{urlencode(values)}", status_code=303, headers=_NO_STORE)
 
 
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("fhir_server.ui", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _lang(request: Request) -> str:
-    return accept_language(request.headers.get("accept-language"), default="vi")
-
-
 def _texts() -> dict[str, str]:
     return {
         "title": _("Sign in and authorize the app"),
@@ -191,24 +176,22 @@ def _page(
     identifier: str = "",
 ) -> HTMLResponse:
     """The sign-in + consent form, with a fresh CSRF token in the form and the cookie."""
-    token = secrets.token_urlsafe(32)
-    with use_lang(_lang(request)):
-        html = (
-            _templates()
-            .get_template("authorize.html")
-            .render(
-                t=_texts(),
-                app_name=req.client.name,
-                scopes=req.scopes,
-                params=req.params,
-                ask_patient=needs_patient(req.scopes),
-                csrf_token=token,
-                error=error,
-                candidates=candidates or [],
-                identifier=identifier,
-            )
-        )
-    response = HTMLResponse(html, status_code=status, headers=_headers(req.redirect_uri))
+    token = new_csrf_token()
+    response = render_page(
+        request,
+        "authorize.html",
+        _texts,
+        _headers(req.redirect_uri),
+        status,
+        app_name=req.client.name,
+        scopes=req.scopes,
+        params=req.params,
+        ask_patient=needs_patient(req.scopes),
+        csrf_token=token,
+        error=error,
+        candidates=candidates or [],
+        identifier=identifier,
+    )
     response.set_cookie(
         CSRF_COOKIE,
         token,
@@ -222,10 +205,8 @@ def _page(
 
 
 def _error_page(request: Request, text: Localized, status: int) -> HTMLResponse:
-    lang = _lang(request)
-    with use_lang(lang):
-        html = _templates().get_template("authorize_error.html").render(t=_texts(), message=text.render(lang))
-    return HTMLResponse(html, status_code=status, headers=_headers(None))
+    message = text.render(reader_lang(request))
+    return render_page(request, "authorize_error.html", _texts, _headers(None), status, message=message)
 
 
 def _find_patients(store, base: str, identifier: str) -> list[tuple[str, str]]:
@@ -270,7 +251,7 @@ def build_router() -> APIRouter:
         if "csrf_token" not in form:
             return _page(request, checked, None)  # authorize-post: the app sent the request as a form
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        if not cookie or not secrets.compare_digest(cookie, form["csrf_token"]):
+        if not csrf_matches(form["csrf_token"], cookie):
             return _error_page(
                 request, msg("The consent form has expired or did not come from this site"), 403
             )
@@ -357,7 +338,7 @@ def build_router() -> APIRouter:
 
 
 def _deny(request: Request, redirect_uri: str, state: str, error: str, description: Localized) -> Response:
-    values = {"error": error, "error_description": description.render(_lang(request))}
+    values = {"error": error, "error_description": description.render(reader_lang(request))}
     if state:
         values["state"] = state
     return _to_redirect(redirect_uri, values)

@@ -32,6 +32,7 @@ PUBLIC_PATHS = (
     "/healthz",
     "/.well-known/smart-configuration",
     "/auth/token",
+    "/auth/revoke",  # authenticated as a client (RFC 7009), not with a bearer token
     "/auth/jwks",
     "/auth/authorize",  # the clinician signs in on this page: no token yet
     "/.well-known/openid-configuration",

@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -156,6 +157,39 @@ def _grant_answer(
     return out
 
 
+def _spend(
+    repo: AuthCodeRepository,
+    spend: Callable[[str], tuple[str, CodeGrant | None]],
+    secret: str,
+    client_id: str,
+    *,
+    unknown: Localized,
+    replayed: Localized,
+    expired: Localized,
+    other_client: Localized,
+) -> CodeGrant:
+    """Spend a one-time code or refresh token: a replay revokes its family; expiry and client checked."""
+    state, grant = spend(secret_hash(secret))
+    if grant is None:
+        raise OAuthError(400, "invalid_grant", unknown)
+    if state == Consumed.REPLAYED:
+        repo.revoke_family(grant.family)
+        raise OAuthError(400, "invalid_grant", replayed)
+    if grant.expires < int(time.time()):
+        raise OAuthError(400, "invalid_grant", expired)
+    if grant.client_id != client_id:
+        raise OAuthError(400, "invalid_grant", other_client)
+    return grant
+
+
+def _enabled_account(account, username: str):
+    """The local user's (display name, enabled[, province]); a missing or disabled one is invalid_grant."""
+    user = account(username)
+    if user is None or not user[1]:
+        raise OAuthError(400, "invalid_grant", msg("The user account is disabled"))
+    return user
+
+
 def code_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: Issuer, account) -> dict:
     """grant_type=authorization_code: spend the code, check client, redirect_uri and PKCE; answer tokens.
 
@@ -163,29 +197,23 @@ def code_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: Iss
     code = form.get("code", "")
     if not code or len(code) > 256:
         raise OAuthError(400, "invalid_request", msg("The code parameter is required"))
-    state, grant = repo.spend_code(secret_hash(code))
-    if grant is None:
-        raise OAuthError(400, "invalid_grant", msg("Unknown authorization code"))
-    if state == Consumed.REPLAYED:
-        repo.revoke_family(grant.family)
-        raise OAuthError(
-            400,
-            "invalid_grant",
-            msg("The authorization code was already used; tokens issued from it are revoked"),
-        )
-    if grant.expires < int(time.time()):
-        raise OAuthError(400, "invalid_grant", msg("The authorization code has expired"))
-    if grant.client_id != client_id:
-        raise OAuthError(400, "invalid_grant", msg("The authorization code was issued to another client"))
+    grant = _spend(
+        repo,
+        repo.spend_code,
+        code,
+        client_id,
+        unknown=msg("Unknown authorization code"),
+        replayed=msg("The authorization code was already used; tokens issued from it are revoked"),
+        expired=msg("The authorization code has expired"),
+        other_client=msg("The authorization code was issued to another client"),
+    )
     if form.get("redirect_uri", "") != grant.redirect_uri:
         raise OAuthError(400, "invalid_grant", msg("redirect_uri does not match the authorization request"))
     if not pkce_ok(form.get("code_verifier", ""), grant.code_challenge):
         raise OAuthError(
             400, "invalid_grant", msg("The PKCE code_verifier does not match the code_challenge")
         )
-    user = account(grant.username)
-    if user is None or not user[1]:
-        raise OAuthError(400, "invalid_grant", msg("The user account is disabled"))
+    user = _enabled_account(account, grant.username)
     scopes = grant.scope.split()
     lifetime = issuer.refresh_lifetime if "offline_access" in scopes else issuer.online_lifetime
     fresh = CodeGrant(
@@ -207,21 +235,17 @@ def refresh_grant(form: dict, client_id: str, repo: AuthCodeRepository, issuer: 
     token = form.get("refresh_token", "")
     if not token or len(token) > 256:
         raise OAuthError(400, "invalid_request", msg("The refresh_token parameter is required"))
-    state, grant = repo.spend_refresh(secret_hash(token))
-    if grant is None:
-        raise OAuthError(400, "invalid_grant", msg("Unknown refresh token"))
-    if state == Consumed.REPLAYED:
-        repo.revoke_family(grant.family)
-        raise OAuthError(
-            400, "invalid_grant", msg("The refresh token was already used or revoked; its family is revoked")
-        )
-    if grant.expires < int(time.time()):
-        raise OAuthError(400, "invalid_grant", msg("The refresh token has expired"))
-    if grant.client_id != client_id:
-        raise OAuthError(400, "invalid_grant", msg("The refresh token was issued to another client"))
-    user = account(grant.username)
-    if user is None or not user[1]:
-        raise OAuthError(400, "invalid_grant", msg("The user account is disabled"))
+    grant = _spend(
+        repo,
+        repo.spend_refresh,
+        token,
+        client_id,
+        unknown=msg("Unknown refresh token"),
+        replayed=msg("The refresh token was already used or revoked; its family is revoked"),
+        expired=msg("The refresh token has expired"),
+        other_client=msg("The refresh token was issued to another client"),
+    )
+    user = _enabled_account(account, grant.username)
     scope = grant.scope
     if form.get("scope"):
         asked = form["scope"].split()

@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import get_settings
 from fhir_server.api.responses import request_lang
+from fhir_server.audit.signin import revoke_event
 from fhir_server.auth.clients import ASSERTION_ALGORITHMS, parse_public_key, public_jwk, public_pem
-from fhir_server.auth.grants import Issuer, code_grant, refresh_grant
+from fhir_server.auth.grants import Issuer, code_grant, refresh_grant, secret_hash
 from fhir_server.auth.grants import OAuthError as _OAuthError
 from fhir_server.auth.tokens import AuthConfig, issue_token
 from fhir_server.i18n import msg
@@ -91,6 +92,8 @@ def smart_configuration(root: str) -> dict:
         "token_endpoint": f"{root}/auth/token",
         "token_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "revocation_endpoint": f"{root}/auth/revoke",
+        "revocation_endpoint_auth_methods_supported": ["private_key_jwt", "none"],
         "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
@@ -143,6 +146,8 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
                 "code_challenge_methods_supported": ["S256"],
                 "grant_types_supported": ["authorization_code", "refresh_token"],
                 "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+                "revocation_endpoint": f"{root}/auth/revoke",
+                "revocation_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
                 "scopes_supported": ["openid", "profile", "fhirUser", "offline_access"],
                 "claims_supported": ["sub", "preferred_username", "name", "fhirUser", "nonce"],
             }
@@ -159,15 +164,43 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
             body = await run_in_threadpool(_grant, form, f"{server_root(request)}/auth/token", request)
         except _OAuthError as exc:
-            text = (
-                exc.description
-                if isinstance(exc.description, str)
-                else exc.description.render(request_lang(request))
-            )
-            return JSONResponse(
-                {"error": exc.error, "error_description": text}, exc.status, headers=_NO_STORE
-            )
+            return _error_response(request, exc)
         return JSONResponse(body, headers=_NO_STORE)
+
+    @router.post("/auth/revoke", include_in_schema=False)
+    async def revoke(request: Request) -> JSONResponse:
+        """RFC 7009 token revocation: a refresh token and its whole family; 200 for an unknown token too."""
+        try:
+            form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+            # the assertion's audience is the token endpoint, as for the token request (RFC 7523 §3)
+            await run_in_threadpool(_revoke, form, f"{server_root(request)}/auth/token", request)
+        except _OAuthError as exc:
+            return _error_response(request, exc)
+        return JSONResponse({}, headers=_NO_STORE)
+
+    def _revoke(form: dict, token_url: str, request: Request) -> None:
+        client_id = _app_client(form, token_url)
+        token = form.get("token", "")
+        if not token or len(token) > 4096:
+            raise _OAuthError(400, "invalid_request", msg("The token parameter is required"))
+        outcome, username = authcode_repository(store).revoke_refresh(secret_hash(token), client_id)
+        trail = getattr(request.app.state, "audit_trail", None)
+        address = request.client.host if request.client else None
+        if trail is not None and not trail.record_event(revoke_event(client_id, username, address, outcome)):
+            raise _OAuthError(
+                503,
+                "temporarily_unavailable",
+                msg("Audit trail is busy; the request was not served, retry shortly"),
+            )
+        if outcome == "other_client":
+            raise _OAuthError(400, "unauthorized_client", msg("The token was issued to another client"))
+        if outcome == "unknown" and form.get("token_type_hint") == "access_token" and token.count(".") == 2:
+            # access tokens are self-contained JWTs that expire within minutes: nothing to revoke
+            raise _OAuthError(
+                400,
+                "unsupported_token_type",
+                msg("Access tokens cannot be revoked; they expire on their own"),
+            )
 
     def _grant(form: dict, token_url: str, request: Request) -> dict:
         grant_type = form.get("grant_type")
@@ -256,9 +289,8 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             raise _OAuthError(401, "invalid_client", msg("The assertion's jti was already used"))
         return client
 
-    def _app_grant(form: dict, token_url: str, request: Request) -> dict:
-        """authorization_code / refresh_token: a public app names itself, a confidential one signs."""
-        settings = get_settings(request)
+    def _app_client(form: dict, token_url: str) -> str:
+        """The app client of a token or revocation request: a public app names itself, a confidential one signs."""
         codes = authcode_repository(store)
         if form.get("client_assertion"):
             client_id = _assertion_client(form, token_url).client_id
@@ -271,6 +303,13 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
             app = codes.app(client_id) if record is not None and record.enabled else None
             if app is None or not app.public:
                 raise _OAuthError(401, "invalid_client", msg("Unknown or disabled client"))
+        return client_id
+
+    def _app_grant(form: dict, token_url: str, request: Request) -> dict:
+        """authorization_code / refresh_token for an authenticated app client."""
+        settings = get_settings(request)
+        codes = authcode_repository(store)
+        client_id = _app_client(form, token_url)
         users = user_repository(store)
 
         def account(username: str):
@@ -294,3 +333,11 @@ def build_router(key: SigningKey, store, base_path: str) -> APIRouter:
 
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _error_response(request: Request, exc: _OAuthError) -> JSONResponse:
+    """An RFC 6749 §5.2 error body, its description in the caller's language."""
+    text = (
+        exc.description if isinstance(exc.description, str) else exc.description.render(request_lang(request))
+    )
+    return JSONResponse({"error": exc.error, "error_description": text}, exc.status, headers=_NO_STORE)

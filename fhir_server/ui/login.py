@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import secrets
 import time
-from functools import cache
 from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
 from fhir_server.api.deps import get_settings, get_store
 from fhir_server.errors import FhirError
-from fhir_server.i18n import _, accept_language, use_lang
+from fhir_server.i18n import _
 from fhir_server.search.run import run_search
 from fhir_server.settings import Settings
 from fhir_server.ui.accounts import SessionUser
 from fhir_server.ui.guarded import sign_in
+from fhir_server.ui.pages import csrf_matches, new_csrf_token, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -111,30 +110,13 @@ class UiGate:
         await self.app(scope, receive, send)
 
 
-@cache
-def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("fhir_server.ui", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _lang(request: Request) -> str:
-    """Vietnamese first: English only when the browser asks for it."""
-    return accept_language(request.headers.get("accept-language"), default="vi")
-
-
 def page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
     """A /ui sign-in page rendered in the reader's language (Vietnamese first)."""
     return _page(request, name, status, **context)
 
 
 def _page(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
-    with use_lang(_lang(request)):
-        html = _templates().get_template(name).render(t=_texts(), **context)
-    return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
+    return render_page(request, name, _texts, _PAGE_HEADERS, status, **context)
 
 
 def _texts() -> dict[str, str]:
@@ -173,14 +155,27 @@ def _csrf(request: Request) -> str:
     """This session's CSRF token (created on first use)."""
     session = request.session
     if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
+        session["csrf"] = new_csrf_token()
     return session["csrf"]
 
 
 def _csrf_ok(request: Request, form) -> bool:
-    sent = str(form.get("csrf_token") or "")
-    expected = request.session.get("csrf", "")
-    return bool(sent) and bool(expected) and secrets.compare_digest(sent, expected)
+    return csrf_matches(str(form.get("csrf_token") or ""), request.session.get("csrf", ""))
+
+
+def start_session(request: Request, user, **extra) -> None:
+    """Sign `user` in: a fresh session (nothing from before the login survives) with a new CSRF token."""
+    session = request.session
+    session.clear()
+    session.update(
+        user=user.username,
+        name=user.display_name,
+        roles=list(user.roles),
+        province=user.province,
+        login_at=time.time(),
+        csrf=new_csrf_token(),
+        **extra,
+    )
 
 
 def _safe_next(value: str | None) -> str:
@@ -232,16 +227,7 @@ async def login_submit(request: Request) -> Response:
         return locked
     if user is None:
         return _page(request, "login.html", 401, csrf_token=_csrf(request), next=next_path, error="bad_login")
-    session = request.session
-    session.clear()  # a new session id on login: nothing from before the login survives
-    session.update(
-        user=user.username,
-        name=user.display_name,
-        roles=list(user.roles),
-        province=user.province,
-        login_at=time.time(),
-        csrf=secrets.token_urlsafe(32),
-    )
+    start_session(request, user)
     return RedirectResponse(next_path, status_code=303)
 
 

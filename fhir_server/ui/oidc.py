@@ -31,7 +31,7 @@ from fhir_server.api.deps import get_settings, get_store
 from fhir_server.settings import Settings
 from fhir_server.storage.sql.users import user_repository
 from fhir_server.ui.accounts import SessionUser
-from fhir_server.ui.login import page
+from fhir_server.ui.login import page, start_session
 
 router = APIRouter(include_in_schema=False)
 
@@ -199,17 +199,7 @@ async def callback(request: Request) -> Response:
     if row is None or row.disabled:
         return failed
     user = SessionUser(row.username, row.display_name, row.roles, row.province)
-    session = request.session
-    session.clear()
-    session.update(
-        user=user.username,
-        name=user.display_name,
-        roles=list(user.roles),
-        province=user.province,
-        login_at=time.time(),
-        csrf=secrets.token_urlsafe(32),
-        via="oidc",
-    )
+    start_session(request, user, via="oidc")
     next_path = str(flow.get("next") or "/ui")
     safe = next_path.startswith("/ui") and not next_path.startswith("//") and "\\" not in next_path
     # A page, not a 303: this request came from the provider's site, and browsers keep a redirect

@@ -7,15 +7,15 @@ nothing about the patient is logged.
 
 from __future__ import annotations
 
-from functools import cache, partial
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
 from fhir_server.api.deps import get_settings, get_store
 from fhir_server.errors import FhirError
+from fhir_server.ui.pages import templates
 from fhir_server.ui.search import find_patients
 from fhir_server.ui.view import patient_view, timeline_filters
 
@@ -28,17 +28,6 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'",
 }
-
-
-@cache
-def templates() -> Environment:
-    """The Jinja2 environment (templates shipped in fhir_server/ui/templates)."""
-    return Environment(
-        loader=PackageLoader("fhir_server.ui", "templates"),
-        autoescape=select_autoescape(default=True),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
 
 
 def render(name: str, status: int = 200, **context) -> HTMLResponse:

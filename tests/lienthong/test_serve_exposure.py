@@ -56,6 +56,41 @@ def test_loopback_without_auth_serves_and_warns_in_vietnamese(tmp_path):
     assert "LIENTHONG_AUTH=jwt" in out
 
 
+def _unstated_env(**extra: str) -> dict:
+    """An environment naming no language: no LIENTHONG_*, and a C locale (a container, a systemd unit)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIENTHONG_", "LC_", "LANG"))}
+    return {**env, "LANG": "C.UTF-8", **extra}
+
+
+def test_warning_is_vietnamese_when_no_language_is_named(tmp_path):
+    port = _free_port()
+    args = ["--db", f"sqlite:///{tmp_path / 'lt.db'}", "--port", str(port)]
+    out = _serve_until_up(args, port, _unstated_env())
+    assert "CẢNH BÁO: xác thực đang TẮT" in out
+    assert "WARNING: authentication is OFF" not in out
+
+
+def test_warning_is_english_when_asked(tmp_path):
+    port = _free_port()
+    args = ["--db", f"sqlite:///{tmp_path / 'lt.db'}", "--port", str(port)]
+    out = _serve_until_up(args, port, _unstated_env(LIENTHONG_LANG="en"))
+    assert "WARNING: authentication is OFF" in out
+    assert "CẢNH BÁO" not in out
+
+
+def test_refusal_is_english_with_the_lang_flag(tmp_path):
+    port = _free_port()
+    done = subprocess.run(
+        [EXE, "--lang", "en", "serve", "--db", f"sqlite:///{tmp_path / 'lt.db'}", "--host", "0.0.0.0"]
+        + ["--port", str(port)],
+        capture_output=True,
+        env=_unstated_env(),
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Refusing to serve 0.0.0.0 without authentication" in done.stdout.decode()
+
+
 def test_network_address_without_auth_refuses_to_start(tmp_path):
     port = _free_port()
     done = subprocess.run(

@@ -8,12 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from fhir_server.storage import open_store
+from tests.lienthong.serving import wait_for as _wait_for
 
 PATIENT = {
     "resourceType": "Patient",
@@ -58,19 +58,6 @@ def _holds_connection(pid: int, inodes: set[str]) -> bool:
     return False
 
 
-def _wait_for(check, what: str, seconds: float = 60):
-    deadline = time.time() + seconds
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError):
-            pass
-        assert time.time() < deadline, what
-        time.sleep(0.2)
-
-
 def test_two_forked_workers_both_serve_a_dead_one_is_replaced_and_stop_flushes_the_audit(db_url):
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
@@ -86,7 +73,9 @@ def test_two_forked_workers_both_serve_a_dead_one_is_replaced_and_stop_flushes_t
     try:
         _wait_for(lambda: httpx.get(f"{base}/metadata", timeout=2).status_code == 200, "server did not start")
         workers = _wait_for(lambda: len(_children(proc.pid)) == 2 and _children(proc.pid), "not 2 workers")
-        created = httpx.post(f"{base}/Patient", json=PATIENT, headers={"Content-Type": "application/fhir+json"})
+        created = httpx.post(
+            f"{base}/Patient", json=PATIENT, headers={"Content-Type": "application/fhir+json"}
+        )
         assert created.status_code == 201
         pid = created.json()["id"]
 

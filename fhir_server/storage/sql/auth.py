@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Engine,
     String,
     Table,
@@ -73,16 +74,24 @@ class ClientRecord:
     enabled: bool
 
 
-class AuthRepository:
-    """The auth tables of one database."""
+class EngineRepository:
+    """Tables of one database reached through its engine (the auth and SMART App Launch repositories)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _write(self) -> Connection:
+        # Marks the connection as a writer: SQLite serialises writers on it.
+        return self.engine.connect().execution_options(write=True)
+
+
+class AuthRepository(EngineRepository):
+    """The auth tables of one database."""
+
     def add_client(self, record: ClientRecord) -> bool:
         """Register a client; False when the id is taken."""
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self._write() as conn, conn.begin():
                 conn.execute(insert(auth_client).values(**record.__dict__, created_at=now_us()))
         except IntegrityError:
             return False
@@ -102,7 +111,7 @@ class AuthRepository:
 
     def set_enabled(self, client_id: str, enabled: bool) -> bool:
         """Enable or disable a client; False when unknown."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+        with self._write() as conn, conn.begin():
             res = conn.execute(
                 update(auth_client).where(auth_client.c.client_id == client_id).values(enabled=enabled)
             )
@@ -111,7 +120,7 @@ class AuthRepository:
     def use_jti(self, client_id: str, jti: str, expires: int, now: int) -> bool:
         """Record an assertion id; False when it was already used (a replay)."""
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self._write() as conn, conn.begin():
                 conn.execute(delete(auth_jti).where(auth_jti.c.expires < now))
                 conn.execute(insert(auth_jti).values(client_id=client_id, jti=jti, expires=expires))
         except IntegrityError:
@@ -127,7 +136,7 @@ class AuthRepository:
             return row
         kid, alg, pem = generate()
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with self._write() as conn, conn.begin():
                 conn.execute(
                     insert(auth_key).values(
                         slot="server", kid=kid, alg=alg, private_pem=pem, created_at=now_us()

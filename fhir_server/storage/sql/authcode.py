@@ -15,7 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Engine,
+    Row,
     String,
     Table,
     Text,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+from fhir_server.storage.sql.auth import EngineRepository
 from fhir_server.storage.sql.schema import metadata
 
 auth_app = Table(
@@ -104,14 +105,8 @@ class Consumed:
     FRESH, REPLAYED, UNKNOWN = "fresh", "replayed", "unknown"
 
 
-class AuthCodeRepository:
+class AuthCodeRepository(EngineRepository):
     """The SMART App Launch tables of one database."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def _write(self):
-        return self.engine.connect().execution_options(write=True)
 
     # -- app clients -------------------------------------------------------------------------------
     def set_app(self, client_id: str, redirect_uris: tuple[str, ...], public: bool) -> None:
@@ -152,26 +147,19 @@ class AuthCodeRepository:
 
     def spend_code(self, code_hash: str) -> tuple[str, CodeGrant | None]:
         """Mark a code used; (FRESH, grant) the first time, (REPLAYED, grant) after, (UNKNOWN, None)."""
-        c = auth_code.c
+        state, row = self._spend_once(auth_code, auth_code.c.code_hash, code_hash)
+        return state, (_grant(row, code_hash) if row is not None else None)
+
+    def _spend_once(self, table: Table, key: Column, value: str, *unspent) -> tuple[str, Row | None]:
+        """One conditional UPDATE `used = false → true`: of racing callers exactly one wins (FRESH)."""
         with self._write() as conn, conn.begin():
             won = conn.execute(
-                update(auth_code).where(c.code_hash == code_hash, c.used.is_(False)).values(used=True)
+                update(table).where(key == value, table.c.used.is_(False), *unspent).values(used=True)
             ).rowcount
-            row = conn.execute(select(auth_code).where(c.code_hash == code_hash)).first()
+            row = conn.execute(select(table).where(key == value)).first()
         if row is None:
             return Consumed.UNKNOWN, None
-        grant = CodeGrant(
-            row.client_id,
-            row.redirect_uri,
-            row.username,
-            row.scope,
-            row.patient,
-            row.nonce,
-            row.code_challenge,
-            int(row.expires),
-            code_hash,
-        )
-        return (Consumed.FRESH if won == 1 else Consumed.REPLAYED), grant
+        return (Consumed.FRESH if won == 1 else Consumed.REPLAYED), row
 
     # -- refresh tokens ----------------------------------------------------------------------------
     def add_refresh(self, token_hash: str, grant: CodeGrant) -> None:
@@ -194,19 +182,8 @@ class AuthCodeRepository:
     def spend_refresh(self, token_hash: str) -> tuple[str, CodeGrant | None]:
         """Mark a refresh token used; REPLAYED when it was used before or its family is revoked."""
         c = auth_refresh.c
-        with self._write() as conn, conn.begin():
-            won = conn.execute(
-                update(auth_refresh)
-                .where(c.token_hash == token_hash, c.used.is_(False), c.revoked.is_(False))
-                .values(used=True)
-            ).rowcount
-            row = conn.execute(select(auth_refresh).where(c.token_hash == token_hash)).first()
-        if row is None:
-            return Consumed.UNKNOWN, None
-        grant = CodeGrant(
-            row.client_id, "", row.username, row.scope, row.patient, None, "", int(row.expires), row.family
-        )
-        return (Consumed.FRESH if won == 1 else Consumed.REPLAYED), grant
+        state, row = self._spend_once(auth_refresh, c.token_hash, token_hash, c.revoked.is_(False))
+        return state, (_grant(row, row.family) if row is not None else None)
 
     def revoke_family(self, family: str) -> int:
         """Revoke every refresh token issued from one code; the number revoked."""
@@ -217,6 +194,25 @@ class AuthCodeRepository:
                 .values(revoked=True)
             )
         return int(done.rowcount or 0)
+
+    def revoke_refresh(self, token_hash: str, client_id: str) -> tuple[str, str | None]:
+        """RFC 7009: revoke a refresh token's family if it was issued to `client_id`.
+
+        ("revoked", username), ("unknown", None), or ("other_client", username) when another client holds it
+        (nothing revoked)."""
+        c = auth_refresh.c
+        with self._write() as conn, conn.begin():
+            row = conn.execute(
+                select(c.family, c.client_id, c.username).where(c.token_hash == token_hash)
+            ).first()
+            if row is None:
+                return "unknown", None
+            if row.client_id != client_id:
+                return "other_client", row.username
+            conn.execute(
+                update(auth_refresh).where(c.family == row.family, c.revoked.is_(False)).values(revoked=True)
+            )
+        return "revoked", row.username
 
     # -- FHIR user of an account -------------------------------------------------------------------
     def set_fhir_user(self, username: str, fhir_user: str) -> None:
@@ -230,6 +226,22 @@ class AuthCodeRepository:
         with self.engine.connect() as conn:
             row = conn.execute(select(user_fhir.c.fhir_user).where(user_fhir.c.username == username)).first()
         return str(row[0]) if row else None
+
+
+def _grant(row: Row, family: str) -> CodeGrant:
+    """A code or refresh-token row as the grant it stands for (a refresh row has no redirect, nonce, PKCE)."""
+    values = row._mapping
+    return CodeGrant(
+        row.client_id,
+        values.get("redirect_uri", ""),
+        row.username,
+        row.scope,
+        row.patient,
+        values.get("nonce"),
+        values.get("code_challenge", ""),
+        int(row.expires),
+        family,
+    )
 
 
 def authcode_repository(store) -> AuthCodeRepository:
