@@ -40,7 +40,7 @@ from fhir_server.storage.base import (
 from fhir_server.storage.sql import compartment as compartment_sql
 from fhir_server.storage.sql import reindex as reindex_sql
 from fhir_server.storage.sql.auth import AuthRepository
-from fhir_server.storage.sql.db import among, make_engine
+from fhir_server.storage.sql.db import among, is_sqlite, make_engine
 from fhir_server.storage.sql.export import ExportRepository
 from fhir_server.storage.sql.identity import IdentityRepository
 from fhir_server.storage.sql.index_tables import ALL_TABLES
@@ -188,9 +188,22 @@ class SqlStore:
         sql, order = self._read_sql
         named = {"t": res_type, "i": res_id}
         params = tuple(named[k] for k in order) if order else named
-        with self.engine.connect() as conn:
+        with self._single_statement_engine.connect() as conn:
             row = conn.exec_driver_sql(sql, params).first()
         return to_stored(row) if row else None
+
+    @functools.cached_property
+    def _single_statement_engine(self) -> Engine:
+        """The engine for reads of one statement: on PostgreSQL in autocommit (the pool is shared).
+
+        In a transaction a read costs three round trips (BEGIN, SELECT, and the ROLLBACK that resets
+        the connection on its return to the pool), and psycopg forgets its prepared statements on every
+        ROLLBACK, so the hot read was parsed and planned every time. One statement is atomic by itself:
+        autocommit sends only the SELECT, and psycopg prepares it after a few executions per connection.
+        SQLite keeps its explicit BEGIN (its 'begin' listener) and gains nothing from this."""
+        if is_sqlite(self.engine):
+            return self.engine
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @functools.cached_property
     def _read_sql(self) -> tuple[str, tuple[str, ...]]:
