@@ -57,10 +57,12 @@ async def _timed_threadpool(func, *args, **kwargs):
 
     def body():
         marks["start"] = time.perf_counter()
+        _local.marks = marks
         try:
             return func(*args, **kwargs)
         finally:
             marks["end"] = time.perf_counter()
+            _local.marks = None
 
     try:
         return await _original(body)
@@ -70,6 +72,9 @@ async def _timed_threadpool(func, *args, **kwargs):
             rec["hop_in"] = marks["start"] - t_call
             rec["db"] = marks["end"] - marks["start"]
             rec["hop_out"] = t_back - marks["end"]
+            if "checkout" in marks and "exec_end" in marks:
+                rec["acquire"] = marks["checkout"] - marks["start"]
+                rec["execute"] = marks["exec_end"] - marks["exec_start"]
 
 
 _original = concurrency.run_in_threadpool
@@ -117,11 +122,25 @@ class Probe:
 
 def install() -> None:
     """Patch the thread-pool hop and wrap the app the CLI builds."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import Pool
+
     import fhir_server.api.rest as rest
     import fhir_server.api.search as search
     import lienthong.app as lapp
     import lienthong.cli as cli
 
+    def _mark(name: str) -> None:
+        marks = getattr(_local, "marks", None)
+        if marks is not None:
+            marks[name] = time.perf_counter()
+
+    event.listen(Pool, "checkout", lambda *_a: _mark("checkout"))
+    event.listen(Engine, "before_cursor_execute", lambda *_a: _mark("exec_start"))
+    event.listen(Engine, "after_cursor_execute", lambda *_a: _mark("exec_end"))
+    if os.environ.get("TAIL_SWITCH"):
+        sys.setswitchinterval(float(os.environ["TAIL_SWITCH"]))
     rest.run_in_threadpool = _timed_threadpool
     if hasattr(search, "run_in_threadpool"):
         search.run_in_threadpool = _timed_threadpool

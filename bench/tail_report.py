@@ -36,7 +36,7 @@ def main() -> None:
         print("no records")
         return
     print(f"{len(recs)} reads")
-    keys = ("total", "hop_in", "db", "hop_out", "send", "cpu_loop")
+    keys = ("total", "hop_in", "db", "acquire", "execute", "hop_out", "send", "cpu_loop")
     for key in keys:
         vals = [r.get(key, 0.0) for r in recs]
         marks = "  ".join(
@@ -65,7 +65,7 @@ def main() -> None:
     gc_ms = [d for r in recs for _g, d in r["gc"]]
     if gc_ms:
         print(f"gc passes: {len(gc_ms)}, p50 {pct(gc_ms, 50):.3f} max {pct(gc_ms, 100):.3f} ms")
-    mean = {k: sum(r[k] for r in slow) / len(slow) * 1000 for k in keys}
+    mean = {k: sum(r.get(k, 0.0) for r in slow) / len(slow) * 1000 for k in keys}
     print("slowest 1 % mean ms: " + ", ".join(f"{k} {v:.2f}" for k, v in mean.items()))
 
 

@@ -241,7 +241,7 @@ class SqlStore:
 
     def vread(self, res_type: str, res_id: str, version: int) -> StoredResource | None:
         """One specific version."""
-        with self.engine.connect() as conn:
+        with self._single_statement_engine.connect() as conn:  # one SELECT: autocommit, as read
             return self.vread_on(conn, res_type, res_id, version)
 
     def vread_on(self, conn, res_type: str, res_id: str, version: int) -> StoredResource | None:
