@@ -23,7 +23,15 @@ from starlette import concurrency
 
 OUT_DIR = os.environ.get("TAIL_PROBE_DIR", "/tmp")
 _local = threading.local()
-_state: dict = {"gc": [], "gc_start": 0.0, "file": None, "pid": None, "buf": []}
+_state: dict = {
+    "gc": [],
+    "gc_start": 0.0,
+    "file": None,
+    "pid": None,
+    "buf": [],
+    "audit": [],
+    "audit_open": None,
+}
 
 
 def _gc_callback(phase: str, info: dict) -> None:
@@ -117,6 +125,9 @@ class Probe:
             rec["cpu_loop"] = time.thread_time() - c0
             rec["ivcsw"] = ru1.ru_nivcsw - ru0.ru_nivcsw
             rec["gc"] = [(g, d) for g, d, _s in _state["gc"][n_gc:]]
+            # audit batches written (by the writer thread) while this request ran: ms overlapping it
+            writes = [*_state["audit"][-8:], (_state["audit_open"] or t1, t1)]
+            rec["audit"] = sum(max(0.0, min(t1, e) - max(t0, b)) for b, e in writes)
             _state["buf"].append(json.dumps(rec) + "\n")
 
 
@@ -139,6 +150,20 @@ def install() -> None:
     event.listen(Pool, "checkout", lambda *_a: _mark("checkout"))
     event.listen(Engine, "before_cursor_execute", lambda *_a: _mark("exec_start"))
     event.listen(Engine, "after_cursor_execute", lambda *_a: _mark("exec_end"))
+    from fhir_server.audit.trail import AuditTrail
+
+    write = AuditTrail._write
+
+    def timed_write(self, batch):
+        start = _state["audit_open"] = time.perf_counter()
+        try:
+            return write(self, batch)
+        finally:
+            _state["audit_open"] = None
+            _state["audit"].append((start, time.perf_counter()))
+            del _state["audit"][:-64]
+
+    AuditTrail._write = timed_write
     if os.environ.get("TAIL_SWITCH"):
         sys.setswitchinterval(float(os.environ["TAIL_SWITCH"]))
     rest.run_in_threadpool = _timed_threadpool

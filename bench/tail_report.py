@@ -57,6 +57,7 @@ def main() -> None:
         "hop into thread > 0.5 ms": lambda r: r["hop_in"] > 0.0005,
         "hop back > 0.5 ms": lambda r: r["hop_out"] > 0.0005,
         "db call > 1 ms": lambda r: r["db"] > 0.001,
+        "an audit batch was being written": lambda r: r.get("audit", 0.0) > 0,
         "loop cpu > 1 ms": lambda r: r["cpu_loop"] > 0.001,
     }
     print(f"slowest 1 % (>= {cut * 1000:.2f} ms, {len(slow)} requests) vs the rest:")

@@ -145,6 +145,9 @@ class Settings:
     login_max_failures: int = 5
     login_lockout_seconds: int = 60
     login_lockout_max: int = 3600
+    # issue 20: audit writer — after the first queued access, wait up to this many milliseconds for more
+    # before writing the batch (0: write at once; one transaction per read at low concurrency)
+    audit_linger_ms: int = 50
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -234,6 +237,8 @@ class Settings:
                 _env_int("LIENTHONG_LOGIN_LOCKOUT_SECONDS", cls.login_lockout_seconds), 1
             ),
             login_lockout_max=max(_env_int("LIENTHONG_LOGIN_LOCKOUT_MAX", cls.login_lockout_max), 1),
+            # issue 20: audit batch linger
+            audit_linger_ms=max(_env_int("LIENTHONG_AUDIT_LINGER_MS", cls.audit_linger_ms), 0),
         )
 
     def with_(self, **changes) -> Settings:
