@@ -192,6 +192,11 @@ class SqlStore:
             row = conn.exec_driver_sql(sql, params).first()
         return to_stored(row) if row else None
 
+    def read_is_ready(self) -> bool:
+        """True when a pooled connection is idle: a read now neither waits for one nor opens one."""
+        checkedin = getattr(self.engine.pool, "checkedin", None)
+        return checkedin is not None and checkedin() > 0
+
     @functools.cached_property
     def _single_statement_engine(self) -> Engine:
         """The engine for reads of one statement: on PostgreSQL in autocommit (the pool is shared).
