@@ -147,6 +147,12 @@ class Settings:
     login_lockout_max: int = 3600
     # issue 20: reads and searches on PostgreSQL without BEGIN/ROLLBACK (off: every read in a transaction)
     read_autocommit: bool = True
+    # issue 20: audit writer — after the first queued access, wait up to this many milliseconds for more
+    # before writing the batch (0: write at once; one transaction per read at low concurrency)
+    audit_linger_ms: int = 50
+    # issue 20: read by id on the event loop's thread (no thread-pool hop) on the direct route, when a
+    # pooled connection is idle
+    read_on_loop: bool = True
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -238,6 +244,10 @@ class Settings:
             login_lockout_max=max(_env_int("LIENTHONG_LOGIN_LOCKOUT_MAX", cls.login_lockout_max), 1),
             # issue 20: read autocommit
             read_autocommit=_env_bool("LIENTHONG_READ_AUTOCOMMIT", cls.read_autocommit),
+            # issue 20: audit batch linger
+            audit_linger_ms=max(_env_int("LIENTHONG_AUDIT_LINGER_MS", cls.audit_linger_ms), 0),
+            # issue 20: read on the loop
+            read_on_loop=_env_bool("LIENTHONG_READ_ON_LOOP", cls.read_on_loop),
         )
 
     def with_(self, **changes) -> Settings:

@@ -238,6 +238,7 @@ def create_app(
             settings.audit_batch_size,
             settings.audit_overflow,
             settings.audit_block_timeout,
+            linger=settings.audit_linger_ms / 1000,
         )
         app.state.audit_trail = trail
         app.add_middleware(AuditMiddleware, trail=trail, base_path=settings.base_path)

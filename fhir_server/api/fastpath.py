@@ -86,6 +86,9 @@ class FastPath:
     def __init__(self, app, router, context: AppContext, base_path: str) -> None:
         self.app = app
         self.store = context.store
+        # A read by id is one indexed, prepared SELECT: done on the loop's thread it needs no thread hop,
+        # and no pool thread can be left waiting for the GIL behind the busy loop (issue 20, read tail).
+        self.read_on_loop = context.settings.read_on_loop
         self.prefix = base_path.rstrip("/") + "/"
         # The middleware stack is built on the first request, after every router was included.
         self.reads, self.vreads, self.searches = routed_types(router, base_path.rstrip("/"))
@@ -102,7 +105,7 @@ class FastPath:
         parts = scope["path"][len(self.prefix) :].split("/")
         n = len(parts)
         if n == 2 and parts[0] in self.reads and _ID.fullmatch(parts[1]):
-            answer = answer_read(Request(scope, receive), self.store, parts[0], parts[1])
+            answer = answer_read(Request(scope, receive), self.store, parts[0], parts[1], self.read_on_loop)
         elif (
             n == 4
             and parts[2] == "_history"

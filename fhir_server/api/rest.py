@@ -53,10 +53,18 @@ async def vread(request: Request, store: Store, res_type: str, res_id: str, vers
     return await answer_vread(request, store, res_type, res_id, version)
 
 
-async def answer_read(request: Request, store: Storage, res_type: str, res_id: str) -> Response:
-    """The read interaction's answer, shared by the route above and the direct route (api.fastpath)."""
+async def answer_read(
+    request: Request, store: Storage, res_type: str, res_id: str, on_loop: bool = False
+) -> Response:
+    """The read interaction's answer, shared by the route above and the direct route (api.fastpath).
+
+    `on_loop`: read on the event loop's own thread instead of a pool thread when a pooled connection
+    is idle (see api.fastpath); a read that would wait for a connection still goes to a thread."""
     check_accept(request)
-    stored = await run_in_threadpool(ix.read, store, res_type, res_id)
+    if on_loop and store.read_is_ready():
+        stored = ix.read(store, res_type, res_id)
+    else:
+        stored = await run_in_threadpool(ix.read, store, res_type, res_id)
     headers = version_headers(stored)
     if _not_modified(request, stored):
         return Response(status_code=304, headers=headers)

@@ -5,6 +5,11 @@ data was served: when every slot is taken the request waits (`overflow=block`, u
 is refused with 503 (`overflow=fail`). The writer builds the AuditEvents (parsing response bodies off
 the request path) and writes up to `batch_size` of them per transaction in the same database, with
 origin `audit`; a failed batch is kept and retried, never discarded. `close()` flushes what is queued.
+
+After the first access of a batch the writer waits up to `linger` seconds for more (issue 20): written
+one by one, every read of a lone client cost a write transaction of its own, running beside the next
+read (the next read's CPU, the GIL, a commit) — the largest cost of a read with audit on. `flush()`
+and `close()` cut the wait short.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ log = logging.getLogger("lienthong.audit")
 
 ORIGIN = "audit"
 _STOP = object()
+_HURRY = object()  # flush(): write what is queued now
 
 
 class AuditTrail:
@@ -37,6 +43,7 @@ class AuditTrail:
         batch_size: int = 500,
         overflow: str = "block",
         block_timeout: float = 5.0,
+        linger: float = 0.0,
     ) -> None:
         if overflow not in ("block", "fail"):
             raise ValueError(f"audit overflow must be 'block' or 'fail', not {overflow!r}")
@@ -45,9 +52,11 @@ class AuditTrail:
         self.batch_size = max(1, batch_size)
         self.overflow = overflow
         self.block_timeout = block_timeout
+        self.linger = max(0.0, linger)
         self.written = 0
         self.refused = 0
         self.failed_batches = 0
+        self.batches = 0  # transactions written (exposed for tests and benches)
         self._closed = False
         self._start()
         _LIVE.add(self)
@@ -73,11 +82,13 @@ class AuditTrail:
 
     def reserve(self, timeout: float | None = None) -> bool:
         """Take one slot, waiting up to `timeout` seconds (blocking: call from a worker thread)."""
-        if self._slots.acquire(timeout=self.block_timeout if timeout is None else timeout):
-            with self._cond:
-                self._pending += 1
-            return True
-        return False
+        if not self._slots.acquire(blocking=False):
+            self._queue.put(_HURRY)  # a request waits for a slot: the writer must not linger
+            if not self._slots.acquire(timeout=self.block_timeout if timeout is None else timeout):
+                return False
+        with self._cond:
+            self._pending += 1
+        return True
 
     def note_refused(self) -> None:
         """Count a request refused because the queue was full (exposed for metrics and tests)."""
@@ -104,6 +115,7 @@ class AuditTrail:
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every reserved access is written; False on timeout."""
         deadline = time.monotonic() + timeout
+        self._queue.put(_HURRY)  # no lingering for more: the caller waits
         with self._cond:
             while self._pending:
                 left = deadline - time.monotonic()
@@ -143,19 +155,23 @@ class AuditTrail:
             first = self._queue.get()
             self._paused.wait()
             batch: list[AccessRecord | dict] = []
-            if first is _STOP:
-                stop = True
-            else:
+            stop = first is _STOP
+            hurry = stop or first is _HURRY
+            if not hurry:
                 batch.append(first)
+            deadline = time.monotonic() + self.linger
             while len(batch) < self.batch_size:
+                left = 0.0 if hurry else deadline - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
-                    stop = True
-                    continue
-                batch.append(item)
+                    stop = hurry = True
+                elif item is _HURRY:
+                    hurry = True
+                else:
+                    batch.append(item)
             if batch:
                 self._write(batch)
 
@@ -189,6 +205,7 @@ class AuditTrail:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         self.written += len(batch)
+        self.batches += 1
         self._done(len(batch))
 
 

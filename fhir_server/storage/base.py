@@ -221,6 +221,11 @@ class Storage(Protocol):
         """Current version (or delete marker) of one resource."""
         ...
 
+    def read_is_ready(self) -> bool:
+        """True when a read can start at once (an idle pooled connection): callers may then run it
+        inline on an event loop instead of a worker thread."""
+        ...
+
     def read_many(self, keys: Iterable[Key]) -> dict[Key, StoredResource]:
         """Current versions of many resources (missing ones are absent)."""
         ...

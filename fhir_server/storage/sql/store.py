@@ -83,7 +83,8 @@ class SqlStore:
         self.engine = engine
         # Reads and searches are single statements (or several, each with its own snapshot under READ
         # COMMITTED anyway): on PostgreSQL they run in autocommit, which saves the BEGIN and ROLLBACK
-        # round trips psycopg and the pool add around every checkout (3 round trips -> 1; issue 20).
+        # round trips psycopg and the pool add around every checkout (3 round trips -> 1; issue 20), and
+        # psycopg keeps its prepared statements (it forgets them on every ROLLBACK a pool return sends).
         self.reader = (
             engine.execution_options(isolation_level="AUTOCOMMIT")
             if engine.dialect.name == "postgresql"
@@ -199,6 +200,11 @@ class SqlStore:
         with self.reader.connect() as conn:
             row = conn.exec_driver_sql(sql, params).first()
         return to_stored(row) if row else None
+
+    def read_is_ready(self) -> bool:
+        """True when a pooled connection is idle: a read now neither waits for one nor opens one."""
+        checkedin = getattr(self.engine.pool, "checkedin", None)
+        return checkedin is not None and checkedin() > 0
 
     @functools.cached_property
     def _read_sql(self) -> tuple[str, tuple[str, ...]]:
