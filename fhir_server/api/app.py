@@ -188,7 +188,7 @@ def create_app(
     if searcher is not None:  # the SQL store's search engine (issue 20: A/B of compiled shapes)
         searcher.use_templates = settings.search_templates
     if not settings.read_autocommit and hasattr(store, "reader"):  # issue 20: A/B of autocommit reads
-        store.reader = store.engine
+        store.reader = store.identity.reader = store.engine
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
     app.state.metrics_registry = registry

@@ -100,8 +100,11 @@ class IdentityRepository:
     Methods taking a `tx` run inside the caller's unit of work, so link rows and the Person resources
     they describe commit together; the others read committed state on their own connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reader: Engine | None = None) -> None:
         self.engine = engine
+        # Single-statement lookups asked on every $everything and clinician view: autocommit on
+        # PostgreSQL (one round trip, no BEGIN/ROLLBACK; issue 20), the engine itself elsewhere.
+        self.reader = reader or engine
 
     # -- Patients ---------------------------------------------------------------------------------
     def load_patients(self, tx: SqlUnit, ids: Iterable[str]) -> dict[str, dict]:
@@ -192,7 +195,7 @@ class IdentityRepository:
     def person_of(self, patient_id: str) -> str | None:
         """Id of the Person (link set) holding this Patient, if it is linked."""
         lk = identity_link.c
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.execute(
                 select(lk.person_id).where(and_(lk.patient_id == patient_id, lk.status == "active"))
             ).scalar()
@@ -208,7 +211,7 @@ class IdentityRepository:
             .limit(1)
             .scalar_subquery()
         )
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             ids = {
                 pid
                 for (pid,) in conn.execute(

@@ -93,7 +93,7 @@ class SqlStore:
         self.registry = registry or get_registry()
         self.indexer = Indexer(self.registry)
         self.searcher = SqlSearch(self.registry)
-        self.identity = IdentityRepository(engine)
+        self.identity = IdentityRepository(engine, self.reader)
         self.auth = AuthRepository(engine)  # registered clients, used jti, signing key (issue 13)
         self.outbox = OutboxRepository(engine)  # filled only when a hub pulls (LIENTHONG_OUTBOX)
         self.exports = ExportRepository(engine, self.searcher)  # Bulk Data $export jobs
