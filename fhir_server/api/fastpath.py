@@ -115,7 +115,7 @@ class FastPath:
         ):
             answer = answer_vread(Request(scope, receive), self.store, parts[0], parts[1], parts[3])
         elif n == 1 and parts[0] in self.searches:
-            answer = answer_search(Request(scope, receive), parts[0])
+            answer = answer_search(Request(scope, receive), parts[0], self.read_on_loop)
         else:
             await self.app(scope, receive, send)
             return

@@ -69,10 +69,49 @@ async def search_type(request: Request, res_type: str) -> Response:
     return await answer_search(request, res_type)
 
 
-async def answer_search(request: Request, res_type: str) -> Response:
-    """A type-level GET search's answer, shared by the route above and the direct route (api.fastpath)."""
+# Result parameters that can make a search read far more than one page of an index: these keep the search
+# in a pool thread, off the event loop.
+_HEAVY = frozenset(
+    {"_total", "_include", "_revinclude", "_has", "_text", "_content", "_filter", "_query", "_list"}
+)
+_ON_LOOP_MAX_COUNT = 100
+
+
+def selective(res_type: str, pairs: list[tuple[str, str]]) -> bool:
+    """True for a search anchored on an id, an identifier or one referenced resource (a patient's
+    Observations): one page from a selective index, cheap enough to run on the event loop's thread."""
+    anchored = False
+    registry = get_registry()
+    for name, value in pairs:
+        if ":" in name or "." in name or name in _HEAVY or not value:
+            return False
+        if name == "_count":
+            if not value.isdigit() or int(value) > _ON_LOOP_MAX_COUNT:
+                return False
+        elif name == "_sort":
+            if value.lstrip("-") not in ("_id", "_lastUpdated"):
+                return False
+        elif name in ("_id", "identifier"):
+            anchored = anchored or "," not in value
+        elif not name.startswith("_"):
+            param = registry.get(res_type, name)
+            if param is None:
+                return False
+            if param.type == "reference" and "," not in value:
+                anchored = True
+    return anchored
+
+
+async def answer_search(request: Request, res_type: str, on_loop: bool = False) -> Response:
+    """A type-level GET search's answer, shared by the route above and the direct route (api.fastpath).
+
+    `on_loop`: a selective search (see `selective`) runs on the event loop's thread when a pooled
+    connection is idle, as a read by id does; anything else goes to a pool thread."""
     check_accept(request)
-    return fhir_json(await run_in_threadpool(_run, request, res_type, query_pairs(request)))
+    pairs = query_pairs(request)
+    if on_loop and selective(res_type, pairs) and get_context(request).store.read_is_ready():
+        return fhir_json(_run(request, res_type, pairs))
+    return fhir_json(await run_in_threadpool(_run, request, res_type, pairs))
 
 
 @router.post("/{res_type:restype}/_search")
