@@ -48,6 +48,7 @@ from fhir_server.search.page import (
 from fhir_server.search.registry import get_registry
 from fhir_server.storage.sql.index_tables import sp_date, sp_reference
 from fhir_server.storage.sql.schema import resource
+from fhir_server.storage.sql.templates import Template, sentinel_index, slot
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 
@@ -224,61 +225,49 @@ def statement_and_params(ids: list[str], q: CompartmentQuery) -> tuple[Select, d
     return _statement(shape), params
 
 
-# Sentinels stand for the values while a shape is compiled to driver SQL: far outside any rid, timestamp or id.
-_INT_SENTINEL = -(2**62)
+# Scalar parameters of the page statement, in the order their values follow the ids and _type values.
+_SCALARS = ("start", "end", "since", "after_kind", "after_rid", "limit")
 
 
-def _sentinel_str(key: str, i: int) -> str:
-    return f"\x1f{key}{i}\x1f"
-
-
-@dataclass(frozen=True)
-class _DriverStatement:
-    """One shape compiled to psycopg SQL: constant parameters and where each value goes."""
-
-    sql: str
-    consts: dict[str, Any]
-    slots: tuple[tuple[str, str, int | None], ...]  # (bind name, parameter, index into a list parameter)
-
-    def params(self, values: dict) -> dict[str, Any]:
-        """Driver parameters for one call's values."""
-        named = dict(self.consts)
-        for name, key, i in self.slots:
-            named[name] = values[key] if i is None else values[key][i]
-        return named
+def _flat(params: dict) -> list:
+    """A call's values in slot order: the ids, the _type values, then the scalars it has."""
+    return [*params["ids"], *params.get("types", ()), *(params[k] for k in _SCALARS if k in params)]
 
 
 @lru_cache(maxsize=256)
-def _driver_statement(shape: _Shape, n_ids: int, n_types: int, dialect: Any) -> _DriverStatement:
+def _driver_statement(shape: _Shape, n_ids: int, n_types: int, dialect: Any) -> Template:
     """The page statement of one shape and list lengths as driver SQL, compiled once.
 
     Building and compiling this statement (and its cache key) costs about a millisecond per call; the
-    driver SQL is the same text every time, so psycopg also prepares it on the server."""
-    sample: dict[str, Any] = {"ids": [_sentinel_str("ids", i) for i in range(n_ids)]}
+    driver SQL is the same text every time, so psycopg also prepares it on the server. Values are found
+    in the compiled parameters by the search templates' sentinels."""
+    present = {
+        "start": shape.start,
+        "end": shape.end,
+        "since": shape.since,
+        "after_kind": shape.after,
+        "after_rid": shape.after,
+        "limit": shape.limit,
+    }
+    values: list = []
+    sample: dict[str, Any] = {"ids": [slot(values, "") for _ in range(n_ids)]}
     if shape.types:
-        sample["types"] = [_sentinel_str("types", i) for i in range(n_types)]
-    scalars = [("start", shape.start), ("end", shape.end), ("since", shape.since)]
-    scalars += [("after_kind", shape.after), ("after_rid", shape.after), ("limit", shape.limit)]
-    for n, (key, present) in enumerate(scalars):
-        if present:
-            sample[key] = _INT_SENTINEL + n
-    where: dict[object, tuple[str, int | None]] = {}
-    for key, value in sample.items():
-        if isinstance(value, list):
-            where.update({v: (key, i) for i, v in enumerate(value)})
-        else:
-            where[value] = (key, None)
+        sample["types"] = [slot(values, "") for _ in range(n_types)]
+    for key in _SCALARS:
+        if present[key]:
+            sample[key] = slot(values, 0)
     expanded = _statement(shape).compile(dialect=dialect).construct_expanded_state(sample)
     consts: dict[str, Any] = {}
     slots = []
     for name, value in expanded.parameters.items():
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and value in where:
-            slots.append((name, *where.pop(value)))
-        else:
+        i = sentinel_index(value, len(values))
+        if i is None:
             consts[name] = value
-    if where:  # a value the statement did not bind as given: it cannot run from a template
-        raise ValueError(f"compartment statement does not bind {sorted(map(str, where.values()))}")
-    return _DriverStatement(expanded.statement, consts, tuple(slots))
+        else:
+            slots.append((name, i, ""))
+    if sorted(i for _, i, _ in slots) != list(range(len(values))):  # a value the statement did not bind
+        raise ValueError("compartment statement does not bind every value as given")
+    return Template(expanded.statement, None, consts, tuple(slots), {})
 
 
 def _page_rows(conn: Connection, ids: list[str], q: CompartmentQuery) -> list[tuple]:
@@ -289,7 +278,7 @@ def _page_rows(conn: Connection, ids: list[str], q: CompartmentQuery) -> list[tu
         return [tuple(row) for row in conn.execute(stmt, params)]
     driver = _driver_statement(_shape(q), len(ids), len(q.types or ()), conn.dialect)
     with conn.connection.dbapi_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        cur.execute(driver.sql, driver.params(params))
+        cur.execute(driver.sql, driver.params(_flat(params)))
         return cur.fetchall()
 
 

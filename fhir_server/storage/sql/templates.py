@@ -143,8 +143,8 @@ def shape_of(
         for k in keys:
             if isinstance(k, bool) or not isinstance(k, (int, str)):
                 return None
-            sample_keys.append(_slot(values, k))
-        sample_token = (sample_keys, _slot(values, last_rid), direction)
+            sample_keys.append(slot(values, k))
+        sample_token = (sample_keys, slot(values, last_rid), direction)
         token_key = (tuple(type(k).__name__ for k in keys), direction)
     key = (
         res_type,
@@ -161,7 +161,7 @@ def shape_of(
     return Shape(key, sample, sample_token, values)
 
 
-def _slot(values: list, real: Any) -> Any:
+def slot(values: list, real: Any) -> Any:
     """Append a real value; return the sentinel standing for it in the sample request."""
     i = len(values)
     values.append(real)
@@ -171,13 +171,13 @@ def _slot(values: list, real: Any) -> Any:
 def _token_form(v: str, values: list) -> tuple[str, str]:
     """Mirror of Conditions._token_pred: which parts of a token value are bound."""
     if "|" not in v:
-        return "c", _slot(values, v)
+        return "c", slot(values, v)
     system, _, code = v.partition("|")
     if not system:
-        return "|c", "|" + _slot(values, code)
+        return "|c", "|" + slot(values, code)
     if not code:
-        return "s|", _slot(values, system) + "|"
-    return "s|c", _slot(values, system) + "|" + _slot(values, code)
+        return "s|", slot(values, system) + "|"
+    return "s|c", slot(values, system) + "|" + slot(values, code)
 
 
 def _reference_form(v: str, base: str, values: list) -> tuple[str, str] | None:
@@ -190,8 +190,8 @@ def _reference_form(v: str, base: str, values: list) -> tuple[str, str] | None:
         rtype, rid, _ = parse_reference(v)
         if rtype is None or rid is None:
             return None
-        return "T/" + rtype, f"{rtype}/{_slot(values, rid)}"
-    return "id", _slot(values, v)
+        return "T/" + rtype, f"{rtype}/{slot(values, rid)}"
+    return "id", slot(values, v)
 
 
 def compile_template(stmt: ClauseElement, dialect: Dialect, n_values: int) -> Template | None:
@@ -203,10 +203,10 @@ def compile_template(stmt: ClauseElement, dialect: Dialect, n_values: int) -> Te
     found: set[int] = set()
     for name, value in params.items():
         suffix = ""
-        i = _sentinel_index(value, n_values)
+        i = sentinel_index(value, n_values)
         if i is None and isinstance(value, str) and value.endswith(_TOP):
             suffix = _TOP
-            i = _sentinel_index(value[: -len(_TOP)], n_values)
+            i = sentinel_index(value[: -len(_TOP)], n_values)
         if i is None:
             consts[name] = value
         else:
@@ -222,7 +222,8 @@ def compile_template(stmt: ClauseElement, dialect: Dialect, n_values: int) -> Te
     return Template(compiled.string, order, consts, tuple(slots), processors)
 
 
-def _sentinel_index(value: Any, n: int) -> int | None:
+def sentinel_index(value: Any, n: int) -> int | None:
+    """The index of the value a sentinel stands for (None: not a sentinel of these n values)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and _INT_BASE <= value < _INT_BASE + n:
