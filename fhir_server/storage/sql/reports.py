@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from functools import cache
 
 from sqlalchemy import (
     ARRAY,
@@ -188,41 +189,31 @@ def _whole_months(start: str | None, end: str | None) -> bool:
     return bool(start or end)
 
 
-_UPSERTS: dict[tuple[str, str], object] = {}
-
-
-def _upsert_statement(dialect: str, which: str):
-    """The facts upsert or the rollup delta upsert for a dialect, built once per process.
+@cache
+def _upsert_statement(dialect: str, which: str, updates: tuple[str, ...] = ()):
+    """The facts ("visit"), re-exam ("reexam") or rollup delta ("rollup") upsert, built once per process.
 
     Building them per flush cost more Python than running them: `excluded` is a fresh alias with a
-    proxy for every column of the table each time."""
-    stmt = _UPSERTS.get((dialect, which))
-    if stmt is None:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        if which == "visit":
-            ins = insert(report_visit)
-            updates = [col.name for col in report_visit.c if col.name != "encounter_id"]
-            stmt = ins.on_conflict_do_update(
-                index_elements=[report_visit.c.encounter_id], set_={n: ins.excluded[n] for n in updates}
-            )
-        else:
-            ins = insert(report_visit_month)
-            t = report_visit_month.c
-            stmt = ins.on_conflict_do_update(
-                index_elements=[t[k] for k in ROLLUP_KEYS],
-                set_={m: t[m] + ins.excluded[m] for m in ROLLUP_SUMS},
-            )
-        _UPSERTS[(dialect, which)] = stmt
-    return stmt
+    proxy for every column of the table each time. `updates`: the columns a conflict overwrites (default:
+    every column but the key); re-exam rows leave the columns match_reexams computes to it."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    if which == "rollup":
+        ins = insert(report_visit_month)
+        t = report_visit_month.c
+        return ins.on_conflict_do_update(
+            index_elements=[t[k] for k in ROLLUP_KEYS],
+            set_={m: t[m] + ins.excluded[m] for m in ROLLUP_SUMS},
+        )
+    table, key = (report_visit, "encounter_id") if which == "visit" else (report_reexam, "appointment_id")
+    ins = insert(table)
+    names = updates or tuple(col.name for col in table.c if col.name != key)
+    return ins.on_conflict_do_update(index_elements=[table.c[key]], set_={n: ins.excluded[n] for n in names})
 
 
 # A function scan over the array yields its elements in order, so the locks follow the sorted keys.
 _LOCK_ALL = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) AS k"
 )
-
-
-_MATCH: dict[tuple[str, bool], tuple] = {}
 
 
 def _ids_param(dialect: str, column) -> ColumnElement:
@@ -232,12 +223,10 @@ def _ids_param(dialect: str, column) -> ColumnElement:
     return column.in_(bindparam("ids", expanding=True))
 
 
+@cache
 def _match_statements(dialect: str, any_facility: bool) -> tuple:
     """The two UPDATEs of match_reexams, built once per process (two aliases and subqueries per flush
     cost more Python than PostgreSQL took to run them)."""
-    stmts = _MATCH.get((dialect, any_facility))
-    if stmts is not None:
-        return stmts
     x, v = report_reexam.c, report_visit.alias("v").c
     origin = report_visit.alias("o").c
     origin_stmt = (
@@ -275,8 +264,14 @@ def _match_statements(dialect: str, any_facility: bool) -> tuple:
         .where(_ids_param(dialect, x.patient_id))
         .values(kept_by=select(func.min(v.encounter_id)).where(and_(*conds)).scalar_subquery())
     )
-    _MATCH[(dialect, any_facility)] = stmts = (origin_stmt, kept_stmt)
-    return stmts
+    return origin_stmt, kept_stmt
+
+
+def _column_among(unit: SqlUnit, out: ColumnElement, key: ColumnElement, values: list[str]) -> list:
+    """`out` of every row whose `key` is one of `values` (no query when there are none)."""
+    if not values:
+        return []
+    return [row[0] for row in unit.conn.execute(select(out).where(among(unit.conn, key, values)))]
 
 
 class ReportRepository:
@@ -322,11 +317,7 @@ class ReportRepository:
 
     def encounters_of_patients(self, unit: SqlUnit, patient_ids: list[str]) -> list[str]:
         """Encounters whose facts name one of these patients (their age band, sex, province may change)."""
-        if not patient_ids:
-            return []
-        c = report_visit.c
-        stmt = select(c.encounter_id).where(among(unit.conn, c.patient_id, patient_ids))
-        return [row[0] for row in unit.conn.execute(stmt)]
+        return _column_among(unit, report_visit.c.encounter_id, report_visit.c.patient_id, patient_ids)
 
     def replace(self, unit: SqlUnit, rows: list[dict], gone: list[str]) -> None:
         """Write the facts of the given encounters (upsert) and drop those of deleted ones.
@@ -535,27 +526,18 @@ class ReportRepository:
     # -- re-exam appointments (inside a writing transaction) --------------------------------------
     def patients_of_encounters(self, unit: SqlUnit, encounter_ids: list[str]) -> set[str]:
         """Patients named by the current facts of these visits."""
-        if not encounter_ids:
-            return set()
         c = report_visit.c
-        stmt = select(c.patient_id).where(among(unit.conn, c.encounter_id, encounter_ids))
-        return {row[0] for row in unit.conn.execute(stmt) if row[0]}
+        return {p for p in _column_among(unit, c.patient_id, c.encounter_id, encounter_ids) if p}
 
     def appointments_of_patients(self, unit: SqlUnit, patient_ids: list[str]) -> list[str]:
         """Re-exam rows of these patients (their province, age band or sex may change)."""
-        if not patient_ids:
-            return []
-        c = report_reexam.c
-        stmt = select(c.appointment_id).where(among(unit.conn, c.patient_id, patient_ids))
-        return [row[0] for row in unit.conn.execute(stmt)]
+        return _column_among(unit, report_reexam.c.appointment_id, report_reexam.c.patient_id, patient_ids)
 
     def reexam_patients(self, unit: SqlUnit, appointment_ids: list[str]) -> set[str]:
         """Patients of these re-exam rows as stored now."""
-        if not appointment_ids:
-            return set()
-        c = report_reexam.c
-        stmt = select(c.patient_id).where(among(unit.conn, c.appointment_id, appointment_ids))
-        return {row[0] for row in unit.conn.execute(stmt)}
+        return set(
+            _column_among(unit, report_reexam.c.patient_id, report_reexam.c.appointment_id, appointment_ids)
+        )
 
     def replace_reexams(self, unit: SqlUnit, rows: list[dict], gone: list[str]) -> None:
         """Upsert the re-exam rows computed from their Appointments; drop the others (match_reexams next)."""
@@ -566,20 +548,12 @@ class ReportRepository:
         if not rows:
             return
         ordered = sorted(rows, key=lambda r: r["appointment_id"])
-        updates = [n for n in ordered[0] if n != "appointment_id"]
-        key = [report_reexam.c.appointment_id]
-        ins = (pg_insert if unit.conn.dialect.name == "postgresql" else sqlite_insert)(report_reexam)
-        unit.conn.execute(
-            ins.on_conflict_do_update(index_elements=key, set_={n: ins.excluded[n] for n in updates}), ordered
-        )
+        updates = tuple(n for n in ordered[0] if n != "appointment_id")
+        unit.conn.execute(_upsert_statement(unit.conn.dialect.name, "reexam", updates), ordered)
 
     def patients_of_persons(self, unit: SqlUnit, person_ids: list[str]) -> set[str]:
         """Patients ever linked by these link sets (identity), current members or not."""
-        if not person_ids:
-            return set()
-        c = identity_link.c
-        stmt = select(c.patient_id).where(among(unit.conn, c.person_id, person_ids))
-        return {row[0] for row in unit.conn.execute(stmt)}
+        return set(_column_among(unit, identity_link.c.patient_id, identity_link.c.person_id, person_ids))
 
     def _linked(self, unit: SqlUnit, patient_ids: list[str]) -> set[str]:
         """These patients and every patient actively linked to one of them (same Person)."""
