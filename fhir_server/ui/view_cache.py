@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -102,18 +103,26 @@ class ParsedResources:
 
 
 _parsed: weakref.WeakKeyDictionary[object, ParsedResources] = weakref.WeakKeyDictionary()
+C = TypeVar("C", ViewCache, ParsedResources)
+
+
+def _of_store(
+    caches: weakref.WeakKeyDictionary, make: Callable[[int], C], store: object, size: int
+) -> C | None:
+    """The cache of this store in `caches`, made on first use and resized to `size` (None: caching off)."""
+    if size <= 0:
+        return None
+    with _caches_lock:
+        cache = caches.get(store)
+        if cache is None:
+            cache = caches[store] = make(size)
+        cache.size = size
+        return cache
 
 
 def parsed_for(store: object, size: int) -> ParsedResources | None:
     """The parsed-resource cache of this store (None when caching is off)."""
-    if size <= 0:
-        return None
-    with _caches_lock:
-        cache = _parsed.get(store)
-        if cache is None:
-            cache = _parsed[store] = ParsedResources(size)
-        cache.size = size
-        return cache
+    return _of_store(_parsed, ParsedResources, store, size)
 
 
 def drop_models(store: object) -> None:
@@ -127,11 +136,4 @@ def drop_models(store: object) -> None:
 
 def cache_for(store: object, size: int) -> ViewCache | None:
     """The view cache of this store (None when caching is off)."""
-    if size <= 0:
-        return None
-    with _caches_lock:
-        cache = _caches.get(store)
-        if cache is None:
-            cache = _caches[store] = ViewCache(size)
-        cache.size = size
-        return cache
+    return _of_store(_caches, ViewCache, store, size)
