@@ -67,7 +67,7 @@ def main() -> None:
     settings = Settings.from_env().with_(database_url=args.db)
     store = open_runtime(settings, pool_size=4).store
     if not settings.read_autocommit:  # issue 20 A/B: LIENTHONG_READ_AUTOCOMMIT=false
-        store.reader = store.engine
+        store.read_in_transactions()
     if not args.skip_load:
         load(store, args.focus_visits, args.background_visits, hospitals=2, seed=7)
     if store.engine.dialect.name == "postgresql":

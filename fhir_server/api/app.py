@@ -187,8 +187,8 @@ def create_app(
     searcher = getattr(store, "searcher", None)
     if searcher is not None:  # the SQL store's search engine (issue 20: A/B of compiled shapes)
         searcher.use_templates = settings.search_templates
-    if not settings.read_autocommit and hasattr(store, "reader"):  # issue 20: A/B of autocommit reads
-        store.reader = store.identity.reader = store.engine
+    if not settings.read_autocommit and hasattr(store, "read_in_transactions"):  # issue 20: A/B
+        store.read_in_transactions()
     app.state.context = AppContext(settings, store, [op.capability() for op in OPERATIONS])
     registry = CollectorRegistry()
     app.state.metrics_registry = registry

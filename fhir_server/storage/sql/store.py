@@ -191,6 +191,10 @@ class SqlStore:
             self.registry.reload_custom(r.as_dict() for r in self.iter_current("SearchParameter"))
             self.searcher.templates.clear()  # shapes compiled against the old parameters
 
+    def read_in_transactions(self) -> None:
+        """Run reads, searches and link-set lookups in transactions, as before autocommit reads (A/B)."""
+        self.reader = self.identity.reader = self.engine
+
     # -- reads ----------------------------------------------------------------------------------------
     def read(self, res_type: str, res_id: str) -> StoredResource | None:
         """Current version (or delete marker) of one resource."""

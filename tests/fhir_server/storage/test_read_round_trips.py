@@ -108,3 +108,19 @@ def test_a_write_after_reads_on_the_same_connections_is_still_one_transaction(pg
             raise StorageRefused("abandoned half way")
     assert pg_store.read("Patient", "bn-5") is None
     assert any(m.startswith('Query "BEGIN') for m in trace.messages())
+
+
+def test_reads_in_transactions_put_reads_searches_and_link_lookups_back_in_a_transaction(pg_store, trace):
+    _write(pg_store, patient(res_id="bn-6", cccd="079090008888"))
+    pg_store.refresh_registry()
+    pg_store.read_in_transactions()  # LIENTHONG_READ_AUTOCOMMIT=false
+    for ask in (
+        lambda: pg_store.read("Patient", "bn-6"),
+        lambda: pg_store.search(
+            "Patient", parse_request([("identifier", f"{CCCD}|079090008888")]), base_url="http://test/fhir"
+        ),
+        lambda: pg_store.identity.linked_ids("bn-6"),
+    ):
+        before = len(trace.messages())
+        ask()
+        assert any(m.startswith('Query "BEGIN') for m in trace.messages()[before:])
